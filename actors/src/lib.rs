@@ -1,0 +1,12 @@
+//! The catalogue node: its actors and the plain state machines they drive.
+//!
+//! Actors (actix) are thin shells around plain code: the tables, merge
+//! rules and protocol state machines live in ordinary structs that are
+//! tested without sockets. This crate also holds the typed [`settings`] a
+//! node runs with (the binary loads and layers them) and [`node::run`],
+//! which binds the listeners and serves until told to stop.
+
+pub mod listen;
+pub mod node;
+pub mod settings;
+pub mod stub_session;

@@ -1,0 +1,222 @@
+//! Typed settings of a catalogue node.
+//!
+//! The daemon's configuration is layered (built-in `config/default.toml`,
+//! `/etc/catalogue/catalogue.toml`, `--config` files, `CATALOGUE__SECTION__KEY`
+//! environment variables, command-line flags); the binary merges the layers
+//! and deserializes the result into [`Settings`]. Every key lives in
+//! `config/default.toml`, so the structs carry no serde defaults of their
+//! own and unknown keys are refused. [`Settings::validate`] checks values and
+//! the relations between them once, at start, and names the offending key.
+
+mod validate;
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+pub use validate::Problem;
+
+/// Everything a node is configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Identity of this node.
+    pub node: NodeSettings,
+    /// Where the node listens.
+    pub listen: ListenSettings,
+    /// Certificates for peer links.
+    pub tls: TlsSettings,
+    /// Statically configured neighbours.
+    pub peers: Vec<PeerSettings>,
+    /// Who may register services.
+    pub register: RegisterSettings,
+    /// Bounds on what clients and peers may ask for.
+    pub limits: LimitsSettings,
+    /// Replication tuning.
+    pub sync: SyncSettings,
+    /// The metrics and health endpoint.
+    pub metrics: MetricsSettings,
+    /// The xlReg cluster registry, served here or joined.
+    pub xlreg: XlregSettings,
+}
+
+/// `[node]`: who this node is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Node name, unique in the cluster and named by its TLS certificate.
+    /// Empty in the files means the host name; the loader fills it in.
+    pub name: String,
+    /// Cluster this node belongs to.
+    pub cluster: String,
+    /// Deployment environment; clients and peers expecting another one leave.
+    pub environment: String,
+    /// Plaintext peer links and registration over TCP without uid checks.
+    pub debug: bool,
+    /// Directory for state that must survive restarts.
+    pub data_dir: PathBuf,
+}
+
+/// `[listen]`: addresses; an empty string disables that listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSettings {
+    /// TCP address for client connections (`ip:port`).
+    pub client: String,
+    /// Path of the UNIX socket for local clients and registration.
+    pub socket: String,
+    /// TCP address for peer links (`ip:port`).
+    pub peer: String,
+}
+
+/// `[tls]`: PEM files for peer links; all three set, or all three empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// CA certificate(s) that sign every node of the cluster.
+    pub ca: String,
+    /// This node's certificate (chain).
+    pub cert: String,
+    /// This node's private key.
+    pub key: String,
+}
+
+impl TlsSettings {
+    /// True when no TLS file is configured at all.
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_empty() && self.cert.is_empty() && self.key.is_empty()
+    }
+}
+
+/// One `[[peers]]` entry: a neighbour this node dials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The peer's node name (and the name its certificate must carry).
+    pub name: String,
+    /// `host:port` of the peer's peer listener.
+    pub address: String,
+}
+
+/// `[register]`: who may register services over the UNIX socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterSettings {
+    /// Uids allowed to register; with `allowed_gids` also empty, root and the
+    /// daemon's own uid.
+    pub allowed_uids: Vec<u32>,
+    /// Gids allowed to register.
+    pub allowed_gids: Vec<u32>,
+}
+
+/// What happens to a subscription whose queue overflows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverflowPolicy {
+    /// Notify, discard the queue, send a fresh snapshot.
+    Resnapshot,
+    /// Notify and cancel the subscription.
+    Drop,
+}
+
+/// `[limits]`: bounds that keep one client or peer from hurting the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Largest frame body accepted or sent, bytes.
+    pub max_frame_bytes: usize,
+    /// Largest service URI, bytes.
+    pub max_uri_bytes: usize,
+    /// Largest compiled subscription regex, bytes.
+    pub max_regex_bytes: usize,
+    /// Subscriptions per connection.
+    pub subscriptions_per_connection: usize,
+    /// Registered services per connection.
+    pub registrations_per_connection: usize,
+    /// Events queued per subscription before it overflows.
+    pub subscription_queue: usize,
+    /// Policy for an overflowing subscription.
+    pub overflow_policy: OverflowPolicy,
+    /// Client connections open at once.
+    pub max_connections: usize,
+}
+
+/// `[sync]`: replication tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSettings {
+    /// How long tombstones of deletes are kept.
+    #[serde(with = "humantime_serde")]
+    pub tombstone_ttl: Duration,
+    /// How long services of an unreachable origin stay visible.
+    #[serde(with = "humantime_serde")]
+    pub unreachable_grace: Duration,
+    /// Largest accepted lead of a peer's clock over ours.
+    #[serde(with = "humantime_serde")]
+    pub max_clock_drift: Duration,
+    /// Most entries per lock/unlockall batch.
+    pub batch_max_entries: usize,
+    /// Longest wait to batch a change with others.
+    #[serde(with = "humantime_serde")]
+    pub batch_delay: Duration,
+    /// Most unacknowledged frames in flight per link.
+    pub window: usize,
+    /// Time without an ack before a frame is resent.
+    #[serde(with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// First reconnect delay of an outbound link.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Upper bound of the reconnect delay.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+/// `[metrics]`: the HTTP endpoint for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `ip:port` of /metrics, /health and /ready; empty disables it.
+    pub listen: String,
+}
+
+/// `[xlreg]`: the cluster registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XlregSettings {
+    /// Host the registry in this node.
+    pub serve: bool,
+    /// `ip:port` the hosted registry listens on.
+    pub listen: String,
+    /// `host:port` of the registry to join; empty: none.
+    pub server: String,
+    /// PEM public key of that registry.
+    pub server_key: String,
+    /// Time allowed to complete the xlReg handshake.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// Concurrent handshakes served.
+    pub max_handshakes: usize,
+    /// Cluster to create or join.
+    pub cluster: XlregClusterSettings,
+}
+
+/// `[xlreg.cluster]`: the cluster a node forms through the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XlregClusterSettings {
+    /// Cluster name; empty: none.
+    pub name: String,
+    /// Most members (2..=64), used when the cluster is created.
+    pub size: u32,
+    /// Endpoints per member (1 or 2).
+    pub endpoints: u32,
+}
+
+impl Settings {
+    /// Checks every value and the relations between values. Returns all the
+    /// problems found, each naming its key, or nothing.
+    pub fn validate(&self) -> Vec<Problem> {
+        validate::validate(self)
+    }
+}

@@ -1,0 +1,329 @@
+//! Validation of [`Settings`]: ranges of single values and the relations
+//! between them. Each problem names the key (in the dotted form used by the
+//! config files, e.g. `peers[1].address`) so the loader can say which layer
+//! set it.
+
+use std::{collections::HashSet, net::SocketAddr, path::Path, time::Duration};
+
+use super::Settings;
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct Problem {
+    /// Dotted key of the offending setting.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// Longest path a UNIX socket address can hold on Linux (sun_path less NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Collects problems as the checks run.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            problem: problem.into(),
+        });
+    }
+
+    fn check(&mut self, ok: bool, key: &str, problem: impl FnOnce() -> String) {
+        if !ok {
+            self.add(key, problem());
+        }
+    }
+}
+
+/// A node, cluster or environment name: letters, digits, `.` and `-`, not
+/// starting with `.` or `-`, at most 253 bytes (it appears in certificates
+/// as a DNS name).
+pub(crate) fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if name.len() > 253 {
+        return Some(format!("is {} bytes long; at most 253", name.len()));
+    }
+    if name.starts_with(['.', '-']) {
+        return Some(format!("{name:?} must start with a letter or digit"));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))
+    {
+        return Some(format!(
+            "{name:?} contains {bad:?}; use letters, digits, '.' and '-'"
+        ));
+    }
+    None
+}
+
+fn socket_addr_problem(value: &str) -> Option<String> {
+    match value.parse::<SocketAddr>() {
+        Ok(_) => None,
+        Err(_) => Some(format!(
+            "{value:?} is not an ip:port address (e.g. 127.0.0.1:7480 or [::1]:7480)"
+        )),
+    }
+}
+
+/// `host:port` where host is a name or an IP address and port a number.
+fn host_port_problem(value: &str) -> Option<String> {
+    if value.parse::<SocketAddr>().is_ok() {
+        return None;
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Some(format!("{value:?} is not host:port"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Some(format!(
+            "{value:?}: port {port:?} is not a number from 0 to 65535"
+        ));
+    }
+    name_problem(host).map(|p| format!("{value:?}: host {p}"))
+}
+
+fn range<T: PartialOrd + std::fmt::Display + Copy>(
+    p: &mut Problems,
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) {
+    p.check(value >= min && value <= max, key, || {
+        format!("{value} is out of range {min}..={max}")
+    });
+}
+
+fn positive(p: &mut Problems, key: &str, value: Duration) {
+    p.check(!value.is_zero(), key, || "must be longer than zero".into());
+}
+
+pub(super) fn validate(s: &Settings) -> Vec<Problem> {
+    let mut p = Problems::default();
+
+    // [node]
+    if !s.node.name.is_empty() {
+        if let Some(problem) = name_problem(&s.node.name) {
+            p.add("node.name", problem);
+        }
+    }
+    for (key, value) in [
+        ("node.cluster", &s.node.cluster),
+        ("node.environment", &s.node.environment),
+    ] {
+        if let Some(problem) = name_problem(value) {
+            p.add(key, problem);
+        }
+    }
+    p.check(
+        !s.node.data_dir.as_os_str().is_empty(),
+        "node.data_dir",
+        || "must not be empty".into(),
+    );
+
+    // [listen]
+    for (key, value) in [
+        ("listen.client", &s.listen.client),
+        ("listen.peer", &s.listen.peer),
+    ] {
+        if !value.is_empty() {
+            if let Some(problem) = socket_addr_problem(value) {
+                p.add(key, problem);
+            }
+        }
+    }
+    if !s.listen.socket.is_empty() {
+        p.check(
+            Path::new(&s.listen.socket).is_absolute(),
+            "listen.socket",
+            || format!("{:?} must be an absolute path", s.listen.socket),
+        );
+        p.check(
+            s.listen.socket.len() <= MAX_SOCKET_PATH,
+            "listen.socket",
+            || {
+                format!(
+                    "is {} bytes long; a UNIX socket path holds at most {MAX_SOCKET_PATH}",
+                    s.listen.socket.len()
+                )
+            },
+        );
+    }
+    p.check(
+        !(s.listen.client.is_empty() && s.listen.socket.is_empty()),
+        "listen.socket",
+        || "listen.client and listen.socket are both empty: clients could not connect".into(),
+    );
+
+    // [tls]
+    let tls = [
+        ("tls.ca", &s.tls.ca),
+        ("tls.cert", &s.tls.cert),
+        ("tls.key", &s.tls.key),
+    ];
+    let set = tls.iter().filter(|(_, v)| !v.is_empty()).count();
+    if set != 0 && set != tls.len() {
+        for (key, _) in tls.iter().filter(|(_, v)| v.is_empty()) {
+            p.add(
+                *key,
+                "must be set when any of tls.ca, tls.cert, tls.key is set",
+            );
+        }
+    }
+    let wants_links = !s.peers.is_empty() || !s.xlreg.server.is_empty();
+    if wants_links && !s.node.debug && s.tls.is_empty() {
+        p.add(
+            "tls.ca",
+            "peer links need tls.ca, tls.cert and tls.key (or node.debug = true for plaintext)",
+        );
+    }
+
+    // [[peers]]
+    let mut seen = HashSet::new();
+    for (i, peer) in s.peers.iter().enumerate() {
+        let name_key = format!("peers[{i}].name");
+        if let Some(problem) = name_problem(&peer.name) {
+            p.add(&name_key, problem);
+        } else if !seen.insert(peer.name.as_str()) {
+            p.add(&name_key, format!("{:?} is listed twice", peer.name));
+        } else if peer.name == s.node.name {
+            p.add(
+                &name_key,
+                format!("{:?} is this node's own name", peer.name),
+            );
+        }
+        if let Some(problem) = host_port_problem(&peer.address) {
+            p.add(format!("peers[{i}].address"), problem);
+        }
+    }
+
+    // [limits]
+    let l = &s.limits;
+    range(
+        &mut p,
+        "limits.max_frame_bytes",
+        l.max_frame_bytes,
+        1024,
+        1 << 30,
+    );
+    range(&mut p, "limits.max_uri_bytes", l.max_uri_bytes, 16, 65536);
+    // Only meaningful once max_frame_bytes itself is sane.
+    let frame_ok = l.max_frame_bytes >= 1024;
+    p.check(
+        !frame_ok || l.max_uri_bytes < l.max_frame_bytes,
+        "limits.max_uri_bytes",
+        || {
+            format!(
+                "must be smaller than limits.max_frame_bytes ({})",
+                l.max_frame_bytes
+            )
+        },
+    );
+    range(
+        &mut p,
+        "limits.max_regex_bytes",
+        l.max_regex_bytes,
+        1024,
+        64 << 20,
+    );
+    range(
+        &mut p,
+        "limits.subscriptions_per_connection",
+        l.subscriptions_per_connection,
+        1,
+        1 << 20,
+    );
+    range(
+        &mut p,
+        "limits.registrations_per_connection",
+        l.registrations_per_connection,
+        1,
+        1 << 24,
+    );
+    range(
+        &mut p,
+        "limits.subscription_queue",
+        l.subscription_queue,
+        16,
+        1 << 24,
+    );
+    range(
+        &mut p,
+        "limits.max_connections",
+        l.max_connections,
+        1,
+        1 << 24,
+    );
+
+    // [sync]
+    let y = &s.sync;
+    p.check(
+        y.tombstone_ttl >= Duration::from_secs(1),
+        "sync.tombstone_ttl",
+        || "must be at least 1s".into(),
+    );
+    positive(&mut p, "sync.max_clock_drift", y.max_clock_drift);
+    range(
+        &mut p,
+        "sync.batch_max_entries",
+        y.batch_max_entries,
+        1,
+        1 << 20,
+    );
+    range(&mut p, "sync.window", y.window, 1, 1 << 16);
+    positive(&mut p, "sync.ack_timeout", y.ack_timeout);
+    positive(&mut p, "sync.retry_initial", y.retry_initial);
+    p.check(y.retry_initial <= y.retry_max, "sync.retry_max", || {
+        format!(
+            "{} is shorter than sync.retry_initial ({})",
+            humantime::format_duration(y.retry_max),
+            humantime::format_duration(y.retry_initial)
+        )
+    });
+
+    // [metrics]
+    if !s.metrics.listen.is_empty() {
+        if let Some(problem) = socket_addr_problem(&s.metrics.listen) {
+            p.add("metrics.listen", problem);
+        }
+    }
+
+    // [xlreg]
+    let x = &s.xlreg;
+    if x.serve {
+        if let Some(problem) = socket_addr_problem(&x.listen) {
+            p.add("xlreg.listen", problem);
+        }
+    }
+    if !x.server.is_empty() {
+        if let Some(problem) = host_port_problem(&x.server) {
+            p.add("xlreg.server", problem);
+        }
+        p.check(!x.server_key.is_empty(), "xlreg.server_key", || {
+            "must be set when xlreg.server is set".into()
+        });
+        p.check(!x.cluster.name.is_empty(), "xlreg.cluster.name", || {
+            "must be set when xlreg.server is set".into()
+        });
+    }
+    if !x.cluster.name.is_empty() {
+        if let Some(problem) = name_problem(&x.cluster.name) {
+            p.add("xlreg.cluster.name", problem);
+        }
+    }
+    positive(&mut p, "xlreg.handshake_timeout", x.handshake_timeout);
+    range(&mut p, "xlreg.max_handshakes", x.max_handshakes, 1, 1 << 16);
+    range(&mut p, "xlreg.cluster.size", x.cluster.size, 2, 64);
+    range(&mut p, "xlreg.cluster.endpoints", x.cluster.endpoints, 1, 2);
+
+    p.0
+}
+
+#[cfg(test)]
+mod tests;

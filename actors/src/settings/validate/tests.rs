@@ -1,0 +1,121 @@
+//! Tests of settings validation against the built-in defaults.
+
+use super::*;
+use crate::settings::{PeerSettings, Settings};
+
+fn defaults() -> Settings {
+    toml::from_str(include_str!("../../../../config/default.toml")).expect("defaults parse")
+}
+
+fn keys(s: &Settings) -> Vec<String> {
+    s.validate().into_iter().map(|p| p.key).collect()
+}
+
+#[test]
+fn built_in_defaults_are_valid() {
+    assert_eq!(defaults().validate(), vec![]);
+}
+
+#[test]
+fn names_are_dns_like() {
+    assert_eq!(name_problem("node-a.example"), None);
+    assert!(name_problem("").is_some());
+    assert!(name_problem("-a").is_some());
+    assert!(name_problem("a b").is_some());
+    assert!(name_problem("a_b").is_some());
+    assert!(name_problem(&"a".repeat(254)).is_some());
+}
+
+#[test]
+fn bad_addresses_name_their_key() {
+    let mut s = defaults();
+    s.listen.client = "localhost".into();
+    s.metrics.listen = "127.0.0.1:99999".into();
+    assert_eq!(keys(&s), ["listen.client", "metrics.listen"]);
+}
+
+#[test]
+fn tls_files_go_together() {
+    let mut s = defaults();
+    s.tls.ca = "/etc/catalogue/ca.pem".into();
+    assert_eq!(keys(&s), ["tls.cert", "tls.key"]);
+}
+
+#[test]
+fn peers_need_tls_unless_debug() {
+    let mut s = defaults();
+    s.node.name = "a".into();
+    s.peers.push(PeerSettings {
+        name: "b".into(),
+        address: "b.example:7481".into(),
+    });
+    assert_eq!(keys(&s), ["tls.ca"]);
+    s.node.debug = true;
+    assert_eq!(keys(&s), Vec::<String>::new());
+}
+
+#[test]
+fn peers_are_unique_and_not_ourselves() {
+    let mut s = defaults();
+    s.node.debug = true;
+    s.node.name = "a".into();
+    for (name, address) in [
+        ("b", "10.0.0.2:7481"),
+        ("b", "10.0.0.3:7481"),
+        ("a", "x:1"),
+        ("c", "nope"),
+    ] {
+        s.peers.push(PeerSettings {
+            name: name.into(),
+            address: address.into(),
+        });
+    }
+    assert_eq!(
+        keys(&s),
+        ["peers[1].name", "peers[2].name", "peers[3].address"]
+    );
+}
+
+#[test]
+fn ranges_and_relations() {
+    let mut s = defaults();
+    s.limits.max_frame_bytes = 100;
+    s.sync.retry_initial = Duration::from_secs(60);
+    s.xlreg.cluster.size = 65;
+    s.xlreg.cluster.endpoints = 0;
+    assert_eq!(
+        keys(&s),
+        [
+            "limits.max_frame_bytes",
+            "sync.retry_max",
+            "xlreg.cluster.size",
+            "xlreg.cluster.endpoints"
+        ]
+    );
+    s.limits.max_frame_bytes = 2048;
+    s.limits.max_uri_bytes = 4096;
+    assert!(keys(&s).contains(&"limits.max_uri_bytes".to_string()));
+    s.limits.max_frame_bytes = 100;
+    let problem = s.validate().remove(0);
+    assert_eq!(
+        problem.to_string(),
+        "limits.max_frame_bytes: 100 is out of range 1024..=1073741824"
+    );
+}
+
+#[test]
+fn socket_path_must_fit_sun_path() {
+    let mut s = defaults();
+    s.listen.socket = format!("/{}", "s".repeat(200));
+    assert_eq!(keys(&s), ["listen.socket"]);
+    s.listen.socket = "relative.sock".into();
+    assert_eq!(keys(&s), ["listen.socket"]);
+}
+
+#[test]
+fn xlreg_client_needs_key_and_cluster() {
+    let mut s = defaults();
+    s.node.debug = true;
+    s.xlreg.server = "registry.example:7482".into();
+    assert_eq!(keys(&s), ["xlreg.server_key", "xlreg.cluster.name"]);
+}

@@ -1,0 +1,231 @@
+//! A real `catalogue serve` process under test.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::DEADLINE;
+
+/// One line of the daemon's JSON log.
+pub type LogLine = Value;
+
+/// Path of the `catalogue` binary built for this test run: `CATALOGUE_BIN`
+/// when set, else `target/<profile>/catalogue` next to the test executable.
+pub fn catalogue_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("CATALOGUE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/catalogue
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("catalogue"))
+        .expect("target directory")
+}
+
+/// Builds a daemon: extra arguments and environment variables.
+#[derive(Debug, Default)]
+pub struct DaemonBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl DaemonBuilder {
+    /// Adds `--set key=value`.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.args.push("--set".into());
+        self.args.push(format!("{key}={value}"));
+        self
+    }
+
+    /// Adds a raw argument after `serve`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Sets an environment variable for the daemon.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts the daemon and waits until it logs `listening`.
+    pub fn start(self) -> Result<Daemon> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        let socket = dir.path().join("catalogue.sock");
+        let mut cmd = Command::new(catalogue_bin());
+        cmd.arg("--log-format")
+            .arg("json")
+            .arg("--log-level")
+            .arg("debug")
+            .arg("serve")
+            .arg("--set")
+            .arg("listen.client=127.0.0.1:0")
+            .arg("--set")
+            .arg("listen.peer=127.0.0.1:0")
+            .arg("--set")
+            .arg(format!("listen.socket={}", socket.display()))
+            .arg("--set")
+            .arg(format!("node.data_dir={}", dir.path().display()))
+            .arg("--set")
+            .arg("metrics.listen=")
+            .arg("--name")
+            .arg("node-under-test")
+            .args(&self.args)
+            .env_remove("CATALOGUE_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", catalogue_bin().display()))?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let parsed = serde_json::from_str::<Value>(&line)
+                    .unwrap_or_else(|_| Value::String(line.clone()));
+                if tx.send(parsed).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            log: rx,
+            seen: Vec::new(),
+            dir,
+            socket,
+            client: String::new(),
+            peer: String::new(),
+        };
+        let listening = daemon.wait_log(DEADLINE, |l| l["message"] == "listening")?;
+        daemon.client = field(&listening, "client")?;
+        daemon.peer = field(&listening, "peer")?;
+        Ok(daemon)
+    }
+}
+
+fn field(line: &Value, name: &str) -> Result<String> {
+    line[name]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("log line without {name}: {line}"))
+}
+
+/// A running `catalogue serve`.
+pub struct Daemon {
+    child: Child,
+    log: Receiver<Value>,
+    seen: Vec<Value>,
+    dir: TempDir,
+    /// Path of its UNIX socket.
+    pub socket: PathBuf,
+    /// Address of its client listener.
+    pub client: String,
+    /// Address of its peer listener.
+    pub peer: String,
+}
+
+impl Daemon {
+    /// A builder with no extra settings.
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
+    }
+
+    /// Starts a daemon with default test settings.
+    pub fn start() -> Result<Daemon> {
+        Self::builder().start()
+    }
+
+    /// The daemon's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Waits until a log line satisfies `pred`, at most `deadline`. Lines
+    /// seen while waiting are kept for [`Daemon::logged`].
+    pub fn wait_log(&mut self, deadline: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        if let Some(line) = self.seen.iter().find(|l| pred(l)) {
+            return Ok(line.clone());
+        }
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "no matching log line within {deadline:?}; log so far:\n{}",
+                        self.log_text()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("daemon log ended; log so far:\n{}", self.log_text())
+                }
+            }
+        }
+    }
+
+    /// Every log line received so far.
+    pub fn logged(&self) -> &[Value] {
+        &self.seen
+    }
+
+    fn log_text(&self) -> String {
+        self.seen.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the daemon.
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        let pid = i32::try_from(self.child.id()).context("pid")?;
+        // SAFETY: kill(2) on our own child's pid has no memory-safety effect.
+        let rc = unsafe { libc::kill(pid, signal) };
+        if rc != 0 {
+            bail!("kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits for the daemon to exit, at most `deadline`. The event waited
+    /// on is the end of its standard error (the pipe closes when it exits).
+    pub fn wait_exit(&mut self, deadline: Duration) -> Result<ExitStatus> {
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => bail!(
+                    "daemon still running after {deadline:?}; log so far:\n{}",
+                    self.log_text()
+                ),
+            }
+        }
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,18 @@
+//! Harness for tests that start real `catalogue` processes.
+//!
+//! [`Daemon`] starts `catalogue serve` in a temporary directory with its
+//! listeners on port 0, reads its JSON log from standard error on a thread,
+//! and lets a test wait for a log event with a deadline (never a sleep).
+//! [`Conn`] is a blocking client connection speaking the frame protocol.
+//! Every process started here is killed when its handle is dropped.
+
+mod conn;
+mod daemon;
+
+pub use conn::Conn;
+pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
+
+use std::time::Duration;
+
+/// Default deadline for anything a test waits on.
+pub const DEADLINE: Duration = Duration::from_secs(10);

@@ -1,0 +1,118 @@
+//! The layered configuration through the real binary: precedence of the
+//! defaults, two --config files, an environment variable and a flag, and
+//! `config check` reporting the key and the layer that set it.
+
+use std::{io::Write, process::Command};
+
+use catalogue_integration_tests::catalogue_bin;
+use tempfile::NamedTempFile;
+
+fn file(text: &str) -> NamedTempFile {
+    let mut f = NamedTempFile::new().expect("temp file");
+    f.write_all(text.as_bytes()).expect("write");
+    f
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn catalogue(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = Command::new(catalogue_bin())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run catalogue");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn shown_queue(args: &[&str], env: &[(&str, &str)]) -> i64 {
+    let mut all = vec!["config", "show"];
+    all.extend_from_slice(args);
+    let run = catalogue(&all, env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let table: toml::Table = toml::from_str(&run.stdout).expect("config show prints TOML");
+    table["limits"]["subscription_queue"]
+        .as_integer()
+        .expect("an integer")
+}
+
+#[test]
+fn later_layers_win_and_removing_one_reveals_the_one_below() {
+    let first = file("[limits]\nsubscription_queue = 111\n");
+    let second = file("[limits]\nsubscription_queue = 222\n");
+    let f1 = first.path().to_str().expect("utf-8 path");
+    let f2 = second.path().to_str().expect("utf-8 path");
+    let env = [("CATALOGUE__LIMITS__SUBSCRIPTION_QUEUE", "333")];
+    let flag = ["--set", "limits.subscription_queue=444"];
+
+    let all: Vec<&str> = ["--config", f1, "--config", f2]
+        .into_iter()
+        .chain(flag)
+        .collect();
+    assert_eq!(shown_queue(&all, &env), 444);
+    assert_eq!(shown_queue(&["--config", f1, "--config", f2], &env), 333);
+    assert_eq!(shown_queue(&["--config", f1, "--config", f2], &[]), 222);
+    assert_eq!(shown_queue(&["--config", f1], &[]), 111);
+    assert_eq!(shown_queue(&[], &[]), 4096, "built-in default");
+}
+
+#[test]
+fn check_names_key_problem_and_source_and_exits_2() {
+    let bad = file("[limits]\nsubscription_queue = 1\n");
+    let path = bad.path().to_str().expect("utf-8 path");
+    let run = catalogue(
+        &["config", "check", "--config", path],
+        &[("CATALOGUE__SYNC__RETRY_MAX", "1ms")],
+    );
+    assert_eq!(run.code, 2);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("error: limits.subscription_queue: 1 is out of range 16..=16777216 (set in {path})"),
+            "error: sync.retry_max: 1ms is shorter than sync.retry_initial (200ms) (set in environment variable CATALOGUE__SYNC__RETRY_MAX)".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn check_passes_on_the_defaults() {
+    let run = catalogue(&["config", "check"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("configuration is valid"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_missing_config_file_exits_2_naming_it() {
+    let run = catalogue(&["config", "check", "--config", "/nonexistent/x.toml"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("error: /nonexistent/x.toml: cannot read"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn serve_with_invalid_settings_exits_2_before_listening() {
+    let run = catalogue(&["serve", "--set", "listen.client=nowhere"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("error: listen.client:"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,37 @@
+//! Wire formats of catalogue.
+//!
+//! Two protobuf schemas live in `proto/`: `catalogue.proto` (the client and
+//! peer protocol, one `Frame` envelope per message) and `xlreg.proto` (the
+//! xlReg cluster registry, kept field for field as in the seed). Both are
+//! compiled at build time with prost and protox. This crate also holds the
+//! length-prefixed frame codec used on every client and peer connection and a
+//! few helpers around the envelope; it performs no I/O of its own.
+//!
+//! The bytes on the wire are described in `docs/PROTOCOL.md`.
+
+pub mod codec;
+pub mod envelope;
+pub mod version;
+
+/// Types generated from `proto/catalogue.proto` (package `catalogue.v1`).
+#[allow(clippy::all, missing_docs)]
+pub mod catalogue {
+    include!(concat!(env!("OUT_DIR"), "/catalogue.v1.rs"));
+}
+
+/// Types generated from `proto/xlreg.proto` (package `reg`).
+#[allow(clippy::all, missing_docs)]
+pub mod reg {
+    include!(concat!(env!("OUT_DIR"), "/reg.rs"));
+}
+
+pub use catalogue::{Frame, frame::Body};
+pub use codec::{CodecError, DEFAULT_MAX_FRAME_LEN, FrameCodec, LENGTH_PREFIX_LEN, ProstCodec};
+pub use envelope::{NOID, NodeId};
+pub use version::{PROTOCOL_MAJOR, PROTOCOL_MINOR};
+
+/// The encoded `google.protobuf.FileDescriptorSet` of both schemas, as
+/// compiled into this crate.
+pub fn file_descriptor_set_bytes() -> &'static [u8] {
+    include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"))
+}

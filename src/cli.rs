@@ -1,0 +1,182 @@
+//! Command-line interface of the `catalogue` binary (clap). Each subcommand
+//! is one variant of [`Command`]; the code that runs it lives in
+//! `commands/`. Flags that set configuration are gathered in
+//! [`SettingsArgs`] and become the last configuration layer.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Clustered service catalogue: register services, subscribe to changes,
+/// replicate across nodes.
+#[derive(Debug, Parser)]
+#[command(name = "catalogue", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing
+    /// directives such as `info,catalogue_actors=debug`.
+    #[arg(long, env = "CATALOGUE_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a catalogue node (the daemon) until SIGINT or SIGTERM.
+    Serve {
+        /// Configuration layers.
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Inspect the layered configuration.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `catalogue config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the merged settings as TOML (exit 2 when they are invalid).
+    Show {
+        /// Configuration layers.
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Validate the merged settings: exit 0, or print each problem with the
+    /// key and the layer that set it and exit 2.
+    Check {
+        /// Configuration layers.
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+}
+
+/// Configuration files and command-line overrides, applied after the
+/// defaults, /etc/catalogue/catalogue.toml and CATALOGUE__SECTION__KEY
+/// environment variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// Configuration file layered over the defaults; repeat for more, later
+    /// files win.
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+
+    /// Override one setting, e.g. `--set limits.max_frame_bytes=8192` or
+    /// `--set 'register.allowed_uids=[0, 1000]'`. The value is read as TOML,
+    /// or as a string when it is not valid TOML. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+
+    /// Node name (node.name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Cluster name (node.cluster).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Environment name (node.environment).
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+
+    /// Debug mode (node.debug = true): plaintext peer links, registration
+    /// over TCP without uid checks.
+    #[arg(long)]
+    pub debug: bool,
+}
+
+impl SettingsArgs {
+    /// The overrides these flags make, in order: `--set` first, then the
+    /// named flags.
+    pub fn overrides(&self) -> Vec<(String, String)> {
+        let mut out = self.set.clone();
+        let quoted = |v: &str| toml_string(v);
+        if let Some(v) = &self.name {
+            out.push(("node.name".into(), quoted(v)));
+        }
+        if let Some(v) = &self.cluster {
+            out.push(("node.cluster".into(), quoted(v)));
+        }
+        if let Some(v) = &self.environment {
+            out.push(("node.environment".into(), quoted(v)));
+        }
+        if self.debug {
+            out.push(("node.debug".into(), "true".into()));
+        }
+        out
+    }
+}
+
+/// A TOML string literal for `value`, so a named flag is always a string.
+fn toml_string(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
+fn parse_key_value(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {arg:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn named_flags_come_after_set_and_stay_strings() {
+        let cli = Cli::try_parse_from([
+            "catalogue",
+            "serve",
+            "--set",
+            "node.name=a",
+            "--name",
+            "123",
+            "--debug",
+        ])
+        .expect("parses");
+        let Command::Serve { settings } = cli.command else {
+            panic!("serve expected");
+        };
+        assert_eq!(
+            settings.overrides(),
+            vec![
+                ("node.name".to_string(), "a".to_string()),
+                ("node.name".to_string(), "\"123\"".to_string()),
+                ("node.debug".to_string(), "true".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn set_needs_an_equals_sign() {
+        assert!(Cli::try_parse_from(["catalogue", "serve", "--set", "node.name"]).is_err());
+    }
+}

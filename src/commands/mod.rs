@@ -1,0 +1,60 @@
+//! Running the subcommands. Each returns an [`Exit`] status; `main` turns
+//! it into the process exit code.
+
+mod config;
+mod serve;
+
+use std::process::ExitCode;
+
+use crate::{
+    cli::{Command, ConfigAction, SettingsArgs},
+    config_layers::{Layers, LoadError, Loaded},
+};
+
+/// Exit statuses of the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// A runtime failure (listener, I/O).
+    Failure = 1,
+    /// Invalid configuration or arguments.
+    Config = 2,
+    /// The server belongs to another environment than expected.
+    EnvironmentMismatch = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// Runs `command`.
+pub fn run(command: Command) -> Exit {
+    match command {
+        Command::Serve { settings } => serve::run(&settings),
+        Command::Config { action } => match action {
+            ConfigAction::Show { settings } => config::show(&settings),
+            ConfigAction::Check { settings } => config::check(&settings),
+        },
+    }
+}
+
+/// Loads the layered settings for `args`, printing every problem as
+/// `error: <key>: <problem> (set in <source>)` when they are invalid.
+fn load_settings(args: &SettingsArgs) -> Result<Loaded, Exit> {
+    Layers::from_process(args.config.clone(), args.overrides())
+        .load()
+        .map_err(|e| {
+            match e {
+                LoadError::Invalid(problems) => {
+                    for p in problems {
+                        eprintln!("error: {p}");
+                    }
+                }
+                other => eprintln!("error: {other}"),
+            }
+            Exit::Config
+        })
+}
