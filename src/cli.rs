@@ -44,6 +44,43 @@ pub enum Command {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// Register a service and keep it registered while this command runs;
+    /// Ctrl-C (or SIGTERM) unregisters it. Registration needs the node's
+    /// UNIX socket.
+    Register {
+        /// Service URI (RFC 3986), e.g. tcp://10.0.0.1:5432.
+        uri: String,
+        /// Attribute `key=value`; repeatable.
+        #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        attrs: Vec<(String, String)>,
+        /// Where the node is.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the services matching REGEX, then every add and delete as it
+    /// happens; reconnects (with jittered backoff) and resubscribes after a
+    /// lost connection.
+    Subscribe {
+        /// Regular expression over service URIs (unanchored; use ^ and $).
+        regex: String,
+        /// One JSON object per line: event, uri, attrs, origin, snapshot.
+        #[arg(long)]
+        json: bool,
+        /// Where the node is.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the services matching REGEX (all without one), sorted by URI.
+    List {
+        /// Regular expression over service URIs.
+        regex: Option<String>,
+        /// One JSON object per line: uri, attrs, origin.
+        #[arg(long)]
+        json: bool,
+        /// Where the node is.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Inspect the layered configuration.
     Config {
         /// What to do with it.
@@ -68,6 +105,28 @@ pub enum ConfigAction {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+}
+
+/// How client commands find the node. Without `--connect` they use the
+/// UNIX socket: `--socket`, else `listen.socket` of the configuration.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientArgs {
+    /// The node's UNIX socket.
+    #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+    pub socket: Option<PathBuf>,
+
+    /// The node's client TCP address instead of the UNIX socket.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+
+    /// Disconnect at once, exit with status 3 and never reconnect if the
+    /// node's Welcome names another environment.
+    #[arg(long, value_name = "ENV")]
+    pub expect_environment: Option<String>,
+
+    /// Configuration file to read `listen.socket` from; repeatable.
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    pub config: Vec<PathBuf>,
 }
 
 /// Configuration files and command-line overrides, applied after the

@@ -4,6 +4,8 @@
 //! services and subscribe to events.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config_layers;
 pub mod logging;
+pub mod signals;

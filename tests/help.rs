@@ -26,6 +26,9 @@ fn every_subcommand_has_help() {
         &["config"],
         &["config", "show"],
         &["config", "check"],
+        &["register"],
+        &["subscribe"],
+        &["list"],
     ] {
         let text = help(args);
         assert!(text.contains("Usage: catalogue"), "{args:?}: {text}");

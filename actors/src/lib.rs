@@ -6,7 +6,16 @@
 //! node runs with (the binary loads and layers them) and [`node::run`],
 //! which binds the listeners and serves until told to stop.
 
+pub mod backoff;
+pub mod client;
+pub mod hlc;
 pub mod listen;
+pub mod matcher;
 pub mod node;
+pub mod services;
 pub mod settings;
+pub mod stats;
 pub mod stub_session;
+pub mod subscription;
+pub mod supervisor;
+pub mod uri;

@@ -1,31 +1,52 @@
-//! Running a node: binds the configured listeners, serves connections until
-//! the shutdown future resolves, then stops in order.
+//! Running a node: starts the supervisor, binds the configured listeners,
+//! serves connections until the shutdown future resolves, then stops in
+//! order.
 //!
-//! Stop order (see docs/OPERATIONS.md as it grows): stop accepting, tell
-//! every open connection `Bye`, give connections a bounded time to finish,
-//! remove the UNIX socket file, return.
+//! Stop order: stop accepting; tell every connection to stop (each ends its
+//! subscriptions and says `Bye`); wait, at most [`DRAIN_TIMEOUT`], for the
+//! connections' writers to flush and close; remove the UNIX socket file;
+//! return.
 //!
-//! Until the client and peer protocols land, every accepted connection is a
-//! [`crate::stub_session`]: it gets `Welcome` and an `Error` for each request.
+//! Until peer links land, connections on the peer port are served by
+//! [`crate::stub_session`]: `Welcome`, then an `Error` for each frame.
 
-use std::{future::Future, path::PathBuf, time::Duration};
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
 
-use catalogue_proto::catalogue::Welcome;
+use actix::prelude::*;
+use catalogue_proto::{
+    Body, FrameCodec,
+    catalogue::{Error, ErrorCode, Welcome},
+};
 use tokio::{
+    io::{AsyncRead, AsyncWrite},
     net::{TcpListener, UnixListener},
-    sync::watch,
+    sync::{mpsc, watch},
     task::JoinSet,
 };
+use tokio_util::codec::FramedRead;
 use tracing::{info, warn};
 
 use crate::{
+    client::{
+        ClientConnection, ClientShared,
+        auth::{RegisterPolicy, Transport},
+        writer,
+    },
+    hlc::{Hlc, SystemClock},
     listen::{self, ListenError},
     settings::Settings,
+    stats::Stats,
     stub_session,
+    supervisor::CatalogueSupervisor,
 };
 
 /// Time open connections get to finish after `Bye` before the node exits.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +54,85 @@ pub enum NodeError {
     /// A listener could not be opened.
     #[error(transparent)]
     Listen(#[from] ListenError),
+}
+
+/// The listeners of a node.
+struct Listeners {
+    client: Option<TcpListener>,
+    unix: Option<UnixListener>,
+    socket_path: Option<PathBuf>,
+    peer: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(settings: &Settings) -> Result<Self, NodeError> {
+        let client = match settings.listen.client.as_str() {
+            "" => None,
+            addr => Some(listen::bind_tcp("clients", addr).await?),
+        };
+        let socket_path =
+            (!settings.listen.socket.is_empty()).then(|| PathBuf::from(&settings.listen.socket));
+        let unix = socket_path.as_deref().map(listen::bind_unix).transpose()?;
+        let peer = match settings.listen.peer.as_str() {
+            "" => None,
+            addr => Some(listen::bind_tcp("peers", addr).await?),
+        };
+        Ok(Listeners {
+            client,
+            unix,
+            socket_path,
+            peer,
+        })
+    }
+
+    fn describe(l: &Option<TcpListener>) -> String {
+        l.as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or_else(|| "-".to_string(), |a| a.to_string())
+    }
+}
+
+/// Accepts client connections and starts their actors.
+struct Acceptor {
+    welcome: Welcome,
+    shared: Arc<ClientShared>,
+    stop: watch::Receiver<bool>,
+    next_conn: u64,
+    max_frame: usize,
+    max_connections: usize,
+    writers: JoinSet<()>,
+}
+
+impl Acceptor {
+    fn accept<S>(&mut self, stream: S, transport: Transport)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
+        let (read, write) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::channel(writer::OUTBOUND_FRAMES);
+        self.writers
+            .spawn_local(writer::run(write, rx, self.max_frame));
+        let open = usize::try_from(self.shared.stats.connections.get()).unwrap_or(0);
+        if open >= self.max_connections {
+            self.shared.stats.connections_refused.inc();
+            warn!(%transport, open, "connection refused: limits.max_connections reached");
+            let _ = tx.try_send(Body::Error(Error::new(
+                ErrorCode::LimitExceeded,
+                "too many connections (limits.max_connections)",
+            )));
+            return;
+        }
+        let _ = tx.try_send(Body::Welcome(self.welcome.clone()));
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let shared = self.shared.clone();
+        let stop = self.stop.clone();
+        let codec = FrameCodec::new(self.max_frame);
+        ClientConnection::create(move |ctx| {
+            ctx.add_stream(FramedRead::new(read, codec));
+            ClientConnection::new(id, transport, tx, shared, stop)
+        });
+    }
 }
 
 /// Runs a node with `settings` until `shutdown` resolves.
@@ -43,32 +143,40 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             "debug mode: peer links stay plaintext and registration is accepted over TCP without uid checks"
         );
     }
-    let client = match settings.listen.client.as_str() {
-        "" => None,
-        addr => Some(listen::bind_tcp("clients", addr).await?),
-    };
-    let socket_path =
-        (!settings.listen.socket.is_empty()).then(|| PathBuf::from(&settings.listen.socket));
-    let unix = socket_path.as_deref().map(listen::bind_unix).transpose()?;
-    let peer = match settings.listen.peer.as_str() {
-        "" => None,
-        addr => Some(listen::bind_tcp("peers", addr).await?),
-    };
-    let local = |l: &Option<TcpListener>| {
-        l.as_ref()
-            .and_then(|l| l.local_addr().ok())
-            .map_or_else(|| "-".to_string(), |a| a.to_string())
-    };
+    let listeners = Listeners::bind(&settings).await?;
     info!(
         node = %node.name,
         cluster = %node.cluster,
         environment = %node.environment,
-        client = %local(&client),
-        socket = %socket_path.as_ref().map_or_else(|| "-".to_string(), |p| p.display().to_string()),
-        peer = %local(&peer),
+        client = %Listeners::describe(&listeners.client),
+        socket = %listeners.socket_path.as_ref().map_or_else(|| "-".to_string(), |p| p.display().to_string()),
+        peer = %Listeners::describe(&listeners.peer),
         "listening"
     );
 
+    let stats = Arc::new(Stats::default());
+    let hlc = Hlc::new(SystemClock, settings.sync.max_clock_drift);
+    let supervisor = CatalogueSupervisor::new(
+        node.name.clone(),
+        hlc,
+        settings.sync.tombstone_ttl,
+        stats.clone(),
+    )
+    .start();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let own_uid = unsafe { libc::geteuid() };
+    let shared = Arc::new(ClientShared {
+        limits: settings.limits.clone(),
+        policy: RegisterPolicy {
+            debug: node.debug,
+            allowed_uids: settings.register.allowed_uids.clone(),
+            allowed_gids: settings.register.allowed_gids.clone(),
+            own_uid,
+        },
+        supervisor,
+        stats: stats.clone(),
+        next_key: AtomicU64::new(1),
+    });
     let welcome = Welcome {
         server_name: node.name.clone(),
         cluster: node.cluster.clone(),
@@ -77,66 +185,92 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         protocol_minor: catalogue_proto::PROTOCOL_MINOR,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut sessions = JoinSet::new();
-    let max_frame = settings.limits.max_frame_bytes;
+    let mut acceptor = Acceptor {
+        welcome: welcome.clone(),
+        shared,
+        stop: stop_rx.clone(),
+        next_conn: 1,
+        max_frame: settings.limits.max_frame_bytes,
+        max_connections: settings.limits.max_connections,
+        writers: JoinSet::new(),
+    };
+    let mut peer_sessions = JoinSet::new();
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(accepted) = accept_tcp(&client) => match accepted {
-                Ok(stream) => {
-                    sessions.spawn_local(stub_session::serve(stream, welcome.clone(), max_frame, stop_rx.clone()));
+            Some(accepted) = accept_tcp(&listeners.client) => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    acceptor.accept(stream, Transport::Tcp { peer });
                 }
                 Err(e) => warn!(error = %e, "accepting a client connection failed"),
             },
-            Some(accepted) = accept_unix(&unix) => match accepted {
-                Ok(stream) => {
-                    sessions.spawn_local(stub_session::serve(stream, welcome.clone(), max_frame, stop_rx.clone()));
-                }
+            Some(accepted) = accept_unix(&listeners.unix) => match accepted {
+                Ok(stream) => match stream.peer_cred() {
+                    Ok(cred) => {
+                        let transport = Transport::Unix { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() };
+                        acceptor.accept(stream, transport);
+                    }
+                    Err(e) => warn!(error = %e, "cannot read the credentials of a UNIX connection; closing it"),
+                },
                 Err(e) => warn!(error = %e, "accepting a UNIX connection failed"),
             },
-            Some(accepted) = accept_tcp(&peer) => match accepted {
-                Ok(stream) => {
-                    sessions.spawn_local(stub_session::serve(stream, welcome.clone(), max_frame, stop_rx.clone()));
+            Some(accepted) = accept_tcp(&listeners.peer) => match accepted {
+                Ok((stream, _)) => {
+                    peer_sessions.spawn_local(stub_session::serve(
+                        stream,
+                        welcome.clone(),
+                        settings.limits.max_frame_bytes,
+                        stop_rx.clone(),
+                    ));
                 }
                 Err(e) => warn!(error = %e, "accepting a peer connection failed"),
             },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            Some(_) = acceptor.writers.join_next(), if !acceptor.writers.is_empty() => {}
+            Some(_) = peer_sessions.join_next(), if !peer_sessions.is_empty() => {}
         }
     }
 
-    info!(
-        open = sessions.len(),
-        "shutting down: no longer accepting connections"
-    );
-    drop((client, unix, peer));
+    let open = acceptor.writers.len() + peer_sessions.len();
+    info!(open, "shutting down: no longer accepting connections");
+    let Listeners { socket_path, .. } = listeners;
     let _ = stop_tx.send(true);
+    // Drop our handles so writers end once their connections have stopped.
+    drop(acceptor.shared);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while sessions.join_next().await.is_some() {}
+        while acceptor.writers.join_next().await.is_some() {}
+        while peer_sessions.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         warn!(
-            left = sessions.len(),
+            left = acceptor.writers.len() + peer_sessions.len(),
             "connections still open after the drain timeout; closing them"
         );
-        sessions.abort_all();
+        acceptor.writers.abort_all();
+        peer_sessions.abort_all();
     }
     if let Some(path) = socket_path {
         if let Err(e) = std::fs::remove_file(&path) {
             warn!(path = %path.display(), error = %e, "cannot remove the UNIX socket file");
         }
     }
-    info!("stopped");
+    info!(
+        overflows = stats.overflows.get(),
+        events_delivered = stats.events_delivered.get(),
+        register_refused = stats.register_refused.get(),
+        "stopped"
+    );
     Ok(())
 }
 
 async fn accept_tcp(
     listener: &Option<TcpListener>,
-) -> Option<std::io::Result<tokio::net::TcpStream>> {
+) -> Option<std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>> {
     match listener {
-        Some(l) => Some(l.accept().await.map(|(s, _)| s)),
+        Some(l) => Some(l.accept().await),
         None => None,
     }
 }

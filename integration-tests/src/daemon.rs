@@ -37,6 +37,7 @@ pub fn catalogue_bin() -> PathBuf {
 pub struct DaemonBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
+    socket: Option<PathBuf>,
 }
 
 impl DaemonBuilder {
@@ -53,6 +54,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Listens on this UNIX socket path instead of one in its own directory
+    /// (to restart a node where clients expect it).
+    pub fn socket(mut self, path: &Path) -> Self {
+        self.socket = Some(path.to_path_buf());
+        self
+    }
+
     /// Sets an environment variable for the daemon.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
@@ -62,7 +70,16 @@ impl DaemonBuilder {
     /// Starts the daemon and waits until it logs `listening`.
     pub fn start(self) -> Result<Daemon> {
         let dir = tempfile::tempdir().context("temp dir")?;
-        let socket = dir.path().join("catalogue.sock");
+        // Other users (tests that drop privileges) must reach the socket.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .context("temp dir permissions")?;
+        let socket = self
+            .socket
+            .clone()
+            .unwrap_or_else(|| dir.path().join("catalogue.sock"));
         let mut cmd = Command::new(catalogue_bin());
         cmd.arg("--log-format")
             .arg("json")
@@ -202,6 +219,21 @@ impl Daemon {
             bail!("kill({pid}, {signal}): {}", std::io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    /// The daemon's resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| anyhow!("no VmRSS in /proc status"))
+    }
+
+    /// The socket path as a string, for command lines.
+    pub fn socket_arg(&self) -> String {
+        self.socket.display().to_string()
     }
 
     /// Waits for the daemon to exit, at most `deadline`. The event waited

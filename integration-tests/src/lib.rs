@@ -6,9 +6,11 @@
 //! [`Conn`] is a blocking client connection speaking the frame protocol.
 //! Every process started here is killed when its handle is dropped.
 
+mod cli;
 mod conn;
 mod daemon;
 
+pub use cli::{Cli, CliOutput, RunningCli};
 pub use conn::Conn;
 pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
 

@@ -5,7 +5,7 @@
 use catalogue_integration_tests::{Conn, DEADLINE, Daemon};
 use catalogue_proto::{
     Body, PROTOCOL_MAJOR,
-    catalogue::{ErrorCode, List},
+    catalogue::{Ack, ErrorCode, List},
 };
 
 fn expect_welcome(conn: &mut Conn) -> catalogue_proto::catalogue::Welcome {
@@ -61,16 +61,23 @@ fn requests_are_answered_with_the_serial_they_answer() {
     let daemon = Daemon::start().expect("daemon starts");
     let mut conn = Conn::unix(&daemon.socket).expect("unix");
     expect_welcome(&mut conn);
-    let serial = conn
+    let list = conn
         .send(Body::List(List {
             regex: String::new(),
         }))
         .expect("send");
-    let reply = conn.recv().expect("read").expect("a reply");
-    let Some(Body::Error(e)) = reply.body else {
-        panic!("expected an error reply, got {reply:?}");
-    };
-    assert_eq!(e.in_reply_to, Some(serial));
+    let ack = conn.send(Body::Ack(Ack { ack_serial: 0 })).expect("send");
+    match conn.recv().expect("read").expect("a reply").body {
+        Some(Body::ListReply(r)) => assert_eq!(r.in_reply_to, list),
+        other => panic!("expected ListReply, got {other:?}"),
+    }
+    match conn.recv().expect("read").expect("a reply").body {
+        Some(Body::Error(e)) => {
+            assert_eq!(e.in_reply_to, Some(ack));
+            assert_eq!(e.code(), ErrorCode::UnexpectedMessage);
+        }
+        other => panic!("expected Error, got {other:?}"),
+    }
 }
 
 fn stops_cleanly_on(signal: i32) {

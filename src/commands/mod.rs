@@ -1,8 +1,13 @@
 //! Running the subcommands. Each returns an [`Exit`] status; `main` turns
 //! it into the process exit code.
 
+mod client;
 mod config;
+mod list;
+mod output;
+mod register;
 mod serve;
+mod subscribe;
 
 use std::process::ExitCode;
 
@@ -22,6 +27,8 @@ pub enum Exit {
     Config = 2,
     /// The server belongs to another environment than expected.
     EnvironmentMismatch = 3,
+    /// The node refused the request (error reply).
+    Refused = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -34,6 +41,17 @@ impl From<Exit> for ExitCode {
 pub fn run(command: Command) -> Exit {
     match command {
         Command::Serve { settings } => serve::run(&settings),
+        Command::Register { uri, attrs, client } => register::run(&uri, &attrs, &client),
+        Command::Subscribe {
+            regex,
+            json,
+            client,
+        } => subscribe::run(&regex, json, &client),
+        Command::List {
+            regex,
+            json,
+            client,
+        } => list::run(regex.as_deref(), json, &client),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),

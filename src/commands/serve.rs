@@ -1,7 +1,6 @@
 //! `catalogue serve`: runs a node on the actix runtime until SIGINT or
 //! SIGTERM.
 
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
 use super::{Exit, load_settings};
@@ -15,8 +14,13 @@ pub fn run(args: &SettingsArgs) -> Exit {
     };
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let stop = match stop_signal() {
-            Ok(stop) => stop,
+        let stop = match crate::signals::stop_signal() {
+            Ok(stop) => {
+                async move {
+                    let name = stop.await;
+                    info!(signal = name, "stop requested");
+                }
+            }
             Err(e) => {
                 error!(error = %e, "cannot install signal handlers");
                 return Exit::Failure;
@@ -29,18 +33,5 @@ pub fn run(args: &SettingsArgs) -> Exit {
                 Exit::Failure
             }
         }
-    })
-}
-
-/// A future that resolves on the first SIGINT or SIGTERM.
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        let name = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        };
-        info!(signal = name, "stop requested");
     })
 }

@@ -1,0 +1,207 @@
+//! The `Subscription` actor: one per client subscription. It owns the
+//! subscription's bounded queue ([`queue::SubscriptionQueue`]) and drains
+//! it into its connection's outbound channel as fast as the client reads.
+//! When the channel is full it waits for room without blocking anyone else;
+//! the supervisor keeps sending events, and the queue's overflow rule keeps
+//! memory bounded.
+
+pub mod queue;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use catalogue_proto::Body;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tracing::{debug, info};
+
+use crate::{
+    services::Service,
+    settings::OverflowPolicy,
+    stats::Stats,
+    supervisor::{RemoveSubscription, Resnapshot},
+};
+use queue::{Event, Outcome, SubscriptionQueue};
+
+/// Node-wide key of a subscription (the client's id is per connection).
+pub type SubKey = crate::matcher::SubKey;
+
+/// An event matching this subscription.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Event);
+
+/// A snapshot asked for by this subscription (or its first one).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Snapshot(pub Vec<Arc<Service>>);
+
+/// Ends the subscription; no frame of it is sent after this is handled.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Cancel;
+
+/// Told to the connection when a subscription ends by itself (drop policy).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SubscriptionEnded {
+    /// The client's id of the subscription.
+    pub id: u64,
+}
+
+/// One subscription.
+pub struct Subscription {
+    key: SubKey,
+    queue: SubscriptionQueue,
+    outbound: mpsc::Sender<Body>,
+    supervisor: Recipient<Resnapshot>,
+    remove: Recipient<RemoveSubscription>,
+    ended: Recipient<SubscriptionEnded>,
+    stats: Arc<Stats>,
+    /// A wait for room in the outbound channel is under way.
+    waiting: bool,
+}
+
+/// What a subscription needs to start.
+pub struct SubscriptionParts {
+    /// Node-wide key.
+    pub key: SubKey,
+    /// Client's id.
+    pub id: u64,
+    /// Most pending events.
+    pub limit: usize,
+    /// Overflow policy.
+    pub policy: OverflowPolicy,
+    /// The connection's outbound frames.
+    pub outbound: mpsc::Sender<Body>,
+    /// Where to ask for fresh snapshots.
+    pub supervisor: Recipient<Resnapshot>,
+    /// Where to say the subscription is gone.
+    pub remove: Recipient<RemoveSubscription>,
+    /// The connection, told when the subscription ends by itself.
+    pub ended: Recipient<SubscriptionEnded>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+impl Subscription {
+    /// A subscription waiting for its first snapshot.
+    pub fn new(p: SubscriptionParts) -> Self {
+        Subscription {
+            key: p.key,
+            queue: SubscriptionQueue::new(p.id, p.limit, p.policy),
+            outbound: p.outbound,
+            supervisor: p.supervisor,
+            remove: p.remove,
+            ended: p.ended,
+            stats: p.stats,
+            waiting: false,
+        }
+    }
+
+    /// Moves frames from the queue to the outbound channel while there is
+    /// room; otherwise waits for room in the background.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.waiting {
+            return;
+        }
+        while !self.queue.is_empty() {
+            match self.outbound.try_reserve() {
+                Ok(permit) => {
+                    if let Some(body) = self.queue.next_body() {
+                        permit.send(body);
+                        self.stats.events_delivered.inc();
+                    }
+                }
+                Err(TrySendError::Full(())) => {
+                    self.waiting = true;
+                    let tx = self.outbound.clone();
+                    ctx.spawn(
+                        async move { tx.reserve_owned().await }
+                            .into_actor(self)
+                            .map(|permit, act, ctx| {
+                                act.waiting = false;
+                                match permit {
+                                    Ok(permit) => {
+                                        if let Some(body) = act.queue.next_body() {
+                                            permit.send(body);
+                                            act.stats.events_delivered.inc();
+                                        }
+                                        act.pump(ctx);
+                                    }
+                                    Err(_) => ctx.stop(),
+                                }
+                            }),
+                    );
+                    return;
+                }
+                Err(TrySendError::Closed(())) => {
+                    ctx.stop();
+                    return;
+                }
+            }
+        }
+        if self.queue.wants_snapshot() {
+            self.supervisor.do_send(Resnapshot { key: self.key });
+            self.queue.snapshot_requested();
+        }
+        if self.queue.finished() {
+            self.ended.do_send(SubscriptionEnded {
+                id: self.queue.id(),
+            });
+            ctx.stop();
+        }
+    }
+}
+
+impl Actor for Subscription {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        self.stats.subscriptions.inc();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.stats.subscriptions.dec();
+        self.remove.do_send(RemoveSubscription { key: self.key });
+    }
+}
+
+impl Handler<Deliver> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        match self.queue.on_event(msg.0) {
+            Outcome::Queued => self.pump(ctx),
+            Outcome::Dropped => self.stats.events_dropped.inc(),
+            Outcome::Overflowed { dropped } => {
+                self.stats.overflows.inc();
+                self.stats.events_dropped.add(dropped);
+                info!(
+                    subscription = self.queue.id(),
+                    key = self.key,
+                    dropped,
+                    "subscription queue overflowed; the client is not reading fast enough"
+                );
+                self.pump(ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Snapshot> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, msg: Snapshot, ctx: &mut Context<Self>) {
+        debug!(key = self.key, services = msg.0.len(), "snapshot");
+        self.queue.on_snapshot(msg.0);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Cancel> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Cancel, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

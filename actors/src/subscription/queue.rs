@@ -1,0 +1,238 @@
+//! The bounded queue of one subscription, as a plain state machine.
+//!
+//! A subscription receives the node's events (already matched against its
+//! regex) and snapshots, and hands frames, one at a time, to whoever drains
+//! it toward the client. It holds at most `limit` pending events; when one
+//! more arrives it *overflows*: the pending events are dropped and an
+//! `Overflow` notice takes their place. Then, with the `resnapshot` policy, it
+//! asks for a fresh snapshot only once that notice has been drained, that is
+//! once the client reads again, so a client that never reads costs a few
+//! bytes and no work; with the `drop` policy it is cancelled.
+//!
+//! States: `AwaitingSnapshot` (events are dropped: the snapshot that is on
+//! its way already contains them) -> `Live` (events queue) -> on overflow
+//! `NeedSnapshot` (notice pending; events dropped) -> once drained
+//! `AwaitingSnapshot` again; or `Cancelled` for the drop policy.
+
+use std::{collections::VecDeque, sync::Arc};
+
+use catalogue_proto::{
+    Body,
+    catalogue::{EventKind, Overflow, ServiceEvent, SnapshotEnd},
+};
+
+use crate::{services::Service, settings::OverflowPolicy};
+
+/// A change as routed to subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Added (or updated) versus deleted.
+    pub kind: EventKind,
+    /// The service as it is (added) or was (deleted).
+    pub service: Arc<Service>,
+}
+
+/// Where the subscription stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// A snapshot has been asked for and not yet received.
+    AwaitingSnapshot,
+    /// Snapshot received; events queue.
+    Live,
+    /// Overflowed; a snapshot will be asked for once the queue drains.
+    NeedSnapshot,
+    /// Overflowed under the drop policy; ends once the queue drains.
+    Cancelled,
+}
+
+/// What [`SubscriptionQueue::on_event`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Queued for the client.
+    Queued,
+    /// Dropped because a snapshot is pending or due (it will be covered).
+    Dropped,
+    /// This event overflowed the queue; `dropped` events were discarded.
+    Overflowed {
+        /// Events discarded, this one included.
+        dropped: u64,
+    },
+}
+
+/// What is queued: snapshot entries are kept as services and turned into
+/// frames only when sent.
+#[derive(Debug)]
+enum Item {
+    Event(Event),
+    Snapshot(Arc<Service>),
+    SnapshotEnd(u64),
+    Overflow { dropped: u64, resnapshot: bool },
+}
+
+/// The queue and overflow state of one subscription.
+#[derive(Debug)]
+pub struct SubscriptionQueue {
+    id: u64,
+    limit: usize,
+    policy: OverflowPolicy,
+    state: State,
+    items: VecDeque<Item>,
+    /// Events (not snapshot entries) in `items`: what the limit counts.
+    events: usize,
+    /// Events dropped since the last snapshot was asked for.
+    dropped: u64,
+}
+
+impl SubscriptionQueue {
+    /// A new subscription with client id `id`, waiting for its first
+    /// snapshot.
+    pub fn new(id: u64, limit: usize, policy: OverflowPolicy) -> Self {
+        SubscriptionQueue {
+            id,
+            limit: limit.max(1),
+            policy,
+            state: State::AwaitingSnapshot,
+            items: VecDeque::new(),
+            events: 0,
+            dropped: 0,
+        }
+    }
+
+    /// The client's id of this subscription.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Frames waiting to be sent (snapshot entries included).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing waits to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Events (not snapshot entries) waiting to be sent.
+    pub fn pending_events(&self) -> usize {
+        self.events
+    }
+
+    /// A matching change happened.
+    pub fn on_event(&mut self, event: Event) -> Outcome {
+        match self.state {
+            State::AwaitingSnapshot | State::NeedSnapshot | State::Cancelled => {
+                self.dropped += 1;
+                Outcome::Dropped
+            }
+            State::Live if self.events < self.limit => {
+                self.items.push_back(Item::Event(event));
+                self.events += 1;
+                Outcome::Queued
+            }
+            State::Live => {
+                let dropped = self.events as u64 + 1;
+                self.items.retain(|i| !matches!(i, Item::Event(_)));
+                // Snapshot entries still queued are stale as well.
+                self.items
+                    .retain(|i| !matches!(i, Item::Snapshot(_) | Item::SnapshotEnd(_)));
+                self.events = 0;
+                let resnapshot = self.policy == OverflowPolicy::Resnapshot;
+                self.items.push_back(Item::Overflow {
+                    dropped,
+                    resnapshot,
+                });
+                self.dropped = 0;
+                self.state = if resnapshot {
+                    State::NeedSnapshot
+                } else {
+                    State::Cancelled
+                };
+                Outcome::Overflowed { dropped }
+            }
+        }
+    }
+
+    /// The snapshot asked for arrived: every service matching at the moment
+    /// the node took it. Ignored unless one was awaited.
+    pub fn on_snapshot(&mut self, services: Vec<Arc<Service>>) {
+        if self.state != State::AwaitingSnapshot {
+            return;
+        }
+        let count = services.len() as u64;
+        self.items.extend(services.into_iter().map(Item::Snapshot));
+        self.items.push_back(Item::SnapshotEnd(count));
+        self.dropped = 0;
+        self.state = State::Live;
+    }
+
+    /// True when the queue has drained after an overflow and a fresh
+    /// snapshot should be asked for now. The caller asks, then calls
+    /// [`SubscriptionQueue::snapshot_requested`].
+    pub fn wants_snapshot(&self) -> bool {
+        self.state == State::NeedSnapshot && self.items.is_empty()
+    }
+
+    /// The caller has asked for a snapshot.
+    pub fn snapshot_requested(&mut self) {
+        if self.state == State::NeedSnapshot {
+            self.state = State::AwaitingSnapshot;
+        }
+    }
+
+    /// True when the subscription has ended (drop policy) and everything,
+    /// the overflow notice included, has been sent.
+    pub fn finished(&self) -> bool {
+        self.state == State::Cancelled && self.items.is_empty()
+    }
+
+    /// The next frame body to send toward the client.
+    pub fn next_body(&mut self) -> Option<Body> {
+        let item = self.items.pop_front()?;
+        Some(match item {
+            Item::Event(e) => {
+                self.events -= 1;
+                Body::ServiceEvent(service_event(self.id, e.kind, &e.service, false))
+            }
+            Item::Snapshot(service) => {
+                Body::ServiceEvent(service_event(self.id, EventKind::Added, &service, true))
+            }
+            Item::SnapshotEnd(count) => Body::SnapshotEnd(SnapshotEnd {
+                subscription_id: self.id,
+                count,
+            }),
+            Item::Overflow {
+                dropped,
+                resnapshot,
+            } => Body::Overflow(Overflow {
+                subscription_id: self.id,
+                dropped,
+                resnapshot,
+            }),
+        })
+    }
+}
+
+fn service_event(id: u64, kind: EventKind, s: &Service, snapshot: bool) -> ServiceEvent {
+    ServiceEvent {
+        subscription_id: id,
+        kind: kind as i32,
+        uri: s.uri.clone(),
+        attrs: if kind == EventKind::Deleted {
+            Default::default()
+        } else {
+            s.attrs.clone()
+        },
+        origin: s.origin.clone(),
+        ts: Some(s.ts.into()),
+        snapshot,
+    }
+}
+
+#[cfg(test)]
+mod tests;

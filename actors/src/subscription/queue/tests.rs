@@ -1,0 +1,134 @@
+//! Tests of the subscription queue state machine.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::hlc::Timestamp;
+
+fn service(uri: &str) -> Arc<Service> {
+    Arc::new(Service {
+        uri: uri.to_string(),
+        attrs: BTreeMap::from([("k".to_string(), "v".to_string())]),
+        origin: "n".to_string(),
+        ts: Timestamp {
+            physical_ms: 1,
+            logical: 0,
+        },
+    })
+}
+
+fn added(uri: &str) -> Event {
+    Event {
+        kind: EventKind::Added,
+        service: service(uri),
+    }
+}
+
+fn drain(q: &mut SubscriptionQueue) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(body) = q.next_body() {
+        out.push(match body {
+            Body::ServiceEvent(e) => format!(
+                "{}{}{}",
+                if e.snapshot { "snap " } else { "" },
+                if e.kind() == EventKind::Added {
+                    "+"
+                } else {
+                    "-"
+                },
+                e.uri
+            ),
+            Body::SnapshotEnd(e) => format!("end {}", e.count),
+            Body::Overflow(o) => format!("overflow {} {}", o.dropped, o.resnapshot),
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    out
+}
+
+#[test]
+fn events_before_the_snapshot_are_dropped_then_snapshot_then_live_events() {
+    let mut q = SubscriptionQueue::new(7, 4, OverflowPolicy::Resnapshot);
+    assert_eq!(q.on_event(added("a:1")), Outcome::Dropped);
+    q.on_snapshot(vec![service("a:1"), service("a:2")]);
+    assert_eq!(q.on_event(added("a:3")), Outcome::Queued);
+    assert_eq!(drain(&mut q), ["snap +a:1", "snap +a:2", "end 2", "+a:3"]);
+}
+
+#[test]
+fn snapshot_entries_do_not_count_against_the_limit() {
+    let mut q = SubscriptionQueue::new(1, 2, OverflowPolicy::Resnapshot);
+    q.on_snapshot((0..100).map(|i| service(&format!("s:{i}"))).collect());
+    assert_eq!(q.on_event(added("x:1")), Outcome::Queued);
+    assert_eq!(q.on_event(added("x:2")), Outcome::Queued);
+    assert_eq!(q.pending_events(), 2);
+    assert_eq!(q.len(), 103);
+}
+
+#[test]
+fn overflow_replaces_the_queue_with_a_notice_and_resnapshots_after_it_drains() {
+    let mut q = SubscriptionQueue::new(1, 2, OverflowPolicy::Resnapshot);
+    q.on_snapshot(vec![service("s:0")]);
+    q.on_event(added("x:1"));
+    q.on_event(added("x:2"));
+    assert_eq!(q.on_event(added("x:3")), Outcome::Overflowed { dropped: 3 });
+    assert_eq!(q.state(), State::NeedSnapshot);
+    // Not drained yet: no snapshot is asked for.
+    assert!(!q.wants_snapshot());
+    assert_eq!(q.on_event(added("x:4")), Outcome::Dropped);
+    assert_eq!(q.len(), 1, "only the notice is held");
+    assert_eq!(drain(&mut q), ["overflow 3 true"]);
+    assert!(q.wants_snapshot());
+    q.snapshot_requested();
+    assert_eq!(
+        q.on_event(added("x:5")),
+        Outcome::Dropped,
+        "covered by the snapshot"
+    );
+    q.on_snapshot(vec![service("x:5")]);
+    q.on_event(added("x:6"));
+    assert_eq!(drain(&mut q), ["snap +x:5", "end 1", "+x:6"]);
+}
+
+#[test]
+fn a_never_drained_queue_stays_small() {
+    let mut q = SubscriptionQueue::new(1, 8, OverflowPolicy::Resnapshot);
+    q.on_snapshot(vec![]);
+    for i in 0..100_000 {
+        q.on_event(added(&format!("x:{i}")));
+        assert!(q.len() <= 9, "len {} at {i}", q.len());
+    }
+}
+
+#[test]
+fn drop_policy_cancels_after_the_notice() {
+    let mut q = SubscriptionQueue::new(3, 1, OverflowPolicy::Drop);
+    q.on_snapshot(vec![]);
+    q.on_event(added("x:1"));
+    assert_eq!(q.on_event(added("x:2")), Outcome::Overflowed { dropped: 2 });
+    assert!(!q.finished());
+    // The unsent snapshot end went with the overflow.
+    assert_eq!(drain(&mut q), ["overflow 2 false"]);
+    assert!(q.finished());
+    assert!(!q.wants_snapshot());
+}
+
+#[test]
+fn deleted_events_carry_no_attributes() {
+    let mut q = SubscriptionQueue::new(1, 4, OverflowPolicy::Resnapshot);
+    q.on_snapshot(vec![]);
+    q.next_body();
+    q.on_event(Event {
+        kind: EventKind::Deleted,
+        service: service("x:1"),
+    });
+    match q.next_body() {
+        Some(Body::ServiceEvent(e)) => {
+            assert_eq!(e.kind(), EventKind::Deleted);
+            assert!(e.attrs.is_empty());
+            assert!(!e.snapshot);
+            assert_eq!(e.subscription_id, 1);
+        }
+        other => panic!("expected an event, got {other:?}"),
+    }
+}

@@ -1,0 +1,194 @@
+//! The task that owns a client's socket: handshake, serials, replies and
+//! subscription events.
+
+use std::collections::HashMap;
+
+use catalogue_proto::{Body, Frame, FrameCodec, PROTOCOL_MAJOR, catalogue::Welcome, version};
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpStream, UnixStream},
+    sync::{mpsc, oneshot, watch},
+};
+use tokio_util::codec::Framed;
+
+use super::{ClientError, ConnectOptions, Endpoint, SubscriptionEvent};
+
+/// Requests from the [`super::Client`] handle to the task.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// Send `body`; answer `reply` with the node's reply. With `events`, the
+    /// request is a subscription whose frames go to that channel.
+    Request {
+        body: Body,
+        reply: oneshot::Sender<Result<Body, ClientError>>,
+        events: Option<(u64, mpsc::Sender<SubscriptionEvent>)>,
+    },
+}
+
+type Opened = (
+    mpsc::Sender<Command>,
+    Welcome,
+    watch::Receiver<Option<ClientError>>,
+);
+
+/// Connects and starts the task.
+pub(super) async fn open(options: &ConnectOptions) -> Result<Opened, ClientError> {
+    let connect_error = |e: std::io::Error| ClientError::Connect {
+        endpoint: options.endpoint.to_string(),
+        reason: e.to_string(),
+    };
+    match &options.endpoint {
+        Endpoint::Unix(path) => {
+            let stream = UnixStream::connect(path).await.map_err(connect_error)?;
+            start(stream, options).await
+        }
+        Endpoint::Tcp(addr) => {
+            let stream = TcpStream::connect(addr).await.map_err(connect_error)?;
+            let _ = stream.set_nodelay(true);
+            start(stream, options).await
+        }
+    }
+}
+
+async fn start<S>(stream: S, options: &ConnectOptions) -> Result<Opened, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut framed = Framed::new(stream, FrameCodec::new(options.max_frame));
+    let welcome = match framed.next().await {
+        Some(Ok(Frame {
+            body: Some(Body::Welcome(w)),
+            ..
+        })) => w,
+        Some(Ok(Frame {
+            body: Some(Body::Error(e)),
+            ..
+        })) => {
+            return Err(ClientError::Server {
+                code: e.code(),
+                message: e.message,
+            });
+        }
+        Some(Ok(other)) => {
+            return Err(ClientError::Protocol(format!(
+                "expected Welcome, got {}",
+                other.kind()
+            )));
+        }
+        Some(Err(e)) => return Err(e.into()),
+        None => return Err(ClientError::Disconnected),
+    };
+    if let Some(expected) = &options.expect_environment {
+        if *expected != welcome.environment {
+            return Err(ClientError::EnvironmentMismatch {
+                expected: expected.clone(),
+                server: welcome.environment,
+            });
+        }
+    }
+    if !version::compatible(welcome.protocol_major) {
+        return Err(ClientError::VersionMismatch {
+            client: PROTOCOL_MAJOR,
+            server: welcome.protocol_major,
+        });
+    }
+    let (commands, rx) = mpsc::channel(64);
+    let (ended_tx, ended) = watch::channel(None);
+    tokio::spawn(async move {
+        let reason = run(framed, rx).await;
+        let _ = ended_tx.send(Some(reason));
+    });
+    Ok((commands, welcome, ended))
+}
+
+/// Serves the connection until it ends; returns why.
+async fn run<S>(
+    mut framed: Framed<S, FrameCodec>,
+    mut commands: mpsc::Receiver<Command>,
+) -> ClientError
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut serial = 0u64;
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let mut subscriptions: HashMap<u64, mpsc::Sender<SubscriptionEvent>> = HashMap::new();
+    let reason = loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(Command::Request { body, reply, events }) = command else {
+                    // The handle is gone: say goodbye and close.
+                    let _ = framed.send(Frame::new(serial, Body::Bye(catalogue_proto::catalogue::Bye {
+                        reason: "client closing".into(),
+                    }))).await;
+                    break ClientError::Disconnected;
+                };
+                let subscription = events.map(|(id, tx)| {
+                    subscriptions.insert(id, tx);
+                    id
+                });
+                pending.insert(serial, Pending { reply, subscription });
+                if let Err(e) = framed.send(Frame::new(serial, body)).await {
+                    break e.into();
+                }
+                serial += 1;
+            }
+            frame = framed.next() => {
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => break e.into(),
+                    None => break ClientError::Disconnected,
+                };
+                match frame.body {
+                    Some(Body::Success(s)) => answer(&mut pending, s.in_reply_to, Ok(Body::Success(s))),
+                    Some(Body::ListReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::ListReply(r))),
+                    Some(Body::Error(e)) => {
+                        let error = ClientError::Server { code: e.code(), message: e.message.clone() };
+                        match e.in_reply_to {
+                            Some(serial) => {
+                                // A refused subscription delivers nothing.
+                                if let Some(id) = pending.get(&serial).and_then(|p| p.subscription) {
+                                    subscriptions.remove(&id);
+                                }
+                                answer(&mut pending, serial, Err(error));
+                            }
+                            None => break error,
+                        }
+                    }
+                    Some(Body::Bye(bye)) => break ClientError::Bye(bye.reason),
+                    Some(body) => {
+                        if let Some((id, event)) = SubscriptionEvent::from_body(body) {
+                            let ended = matches!(event, SubscriptionEvent::Overflow { resnapshot: false, .. });
+                            if let Some(tx) = subscriptions.get(&id) {
+                                if tx.send(event).await.is_err() {
+                                    subscriptions.remove(&id);
+                                }
+                            }
+                            if ended {
+                                subscriptions.remove(&id);
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+    };
+    for (_, p) in pending.drain() {
+        let _ = p.reply.send(Err(reason.clone()));
+    }
+    reason
+}
+
+/// A request waiting for its reply.
+struct Pending {
+    reply: oneshot::Sender<Result<Body, ClientError>>,
+    /// The subscription the request opens, if it is a Subscribe.
+    subscription: Option<u64>,
+}
+
+fn answer(pending: &mut HashMap<u64, Pending>, serial: u64, result: Result<Body, ClientError>) {
+    if let Some(p) = pending.remove(&serial) {
+        let _ = p.reply.send(result);
+    }
+}

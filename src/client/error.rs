@@ -1,0 +1,71 @@
+//! Errors of the client library.
+
+use catalogue_proto::{CodecError, catalogue::ErrorCode};
+
+/// What can go wrong talking to a node.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// Could not connect.
+    #[error("cannot connect to {endpoint}: {reason}")]
+    Connect {
+        /// Where.
+        endpoint: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The node belongs to another environment than expected.
+    #[error("environment mismatch: expected {expected}, server {server}")]
+    EnvironmentMismatch {
+        /// What the client expected.
+        expected: String,
+        /// What the node's Welcome said.
+        server: String,
+    },
+    /// The node speaks another major protocol version.
+    #[error("protocol version mismatch: client {client}, server {server}")]
+    VersionMismatch {
+        /// Our major version.
+        client: u32,
+        /// The node's.
+        server: u32,
+    },
+    /// The node answered a request with an error.
+    #[error("server error {}: {message}", code.hex())]
+    Server {
+        /// The code.
+        code: ErrorCode,
+        /// The node's description.
+        message: String,
+    },
+    /// The node said goodbye.
+    #[error("server closed the connection: {0}")]
+    Bye(String),
+    /// The connection ended.
+    #[error("connection lost")]
+    Disconnected,
+    /// Framing or decoding failed.
+    #[error("{0}")]
+    Codec(String),
+    /// The node sent something out of order.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl From<CodecError> for ClientError {
+    fn from(e: CodecError) -> Self {
+        ClientError::Codec(e.to_string())
+    }
+}
+
+impl ClientError {
+    /// True when retrying cannot help (wrong environment or version, or a
+    /// request the node refused).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ClientError::EnvironmentMismatch { .. }
+                | ClientError::VersionMismatch { .. }
+                | ClientError::Server { .. }
+        )
+    }
+}

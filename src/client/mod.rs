@@ -1,0 +1,314 @@
+//! Client library: connect to a catalogue node, register services, list
+//! them, and subscribe to their changes.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), catalogue::client::ClientError> {
+//! use catalogue::client::{Client, ConnectOptions, Endpoint};
+//! let client = Client::connect(&ConnectOptions::new(Endpoint::Unix("/run/catalogue/catalogue.sock".into()))).await?;
+//! client.register("tcp://10.0.0.1:5432", Default::default()).await?;
+//! let mut sub = client.subscribe("^tcp://").await?;
+//! while let Some(event) = sub.next().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! One task per connection owns the socket: it stamps serials, matches
+//! replies to requests by `in_reply_to`, and forwards subscription frames to
+//! each subscription's bounded channel. A subscriber that does not read
+//! eventually stops the task from reading the socket, which lets the node's
+//! overflow rule take over instead of this process's memory growing.
+
+mod connection;
+mod error;
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use catalogue_proto::{
+    Body, DEFAULT_MAX_FRAME_LEN,
+    catalogue::{
+        self, EventKind, List, RegisterService, Subscribe, UnregisterService, Unsubscribe, Welcome,
+    },
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use error::ClientError;
+
+use connection::Command;
+
+/// Events a subscription may hold before the connection stops reading.
+const SUBSCRIPTION_BUFFER: usize = 1024;
+
+/// Where a node listens for clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The node's UNIX socket (needed to register).
+    Unix(PathBuf),
+    /// The node's client TCP address, `host:port`.
+    Tcp(String),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(path) => write!(f, "{}", path.display()),
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Where.
+    pub endpoint: Endpoint,
+    /// Refuse a node whose `Welcome` names another environment.
+    pub expect_environment: Option<String>,
+    /// Largest frame accepted from the node.
+    pub max_frame: usize,
+}
+
+impl ConnectOptions {
+    /// Defaults for `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Self {
+        ConnectOptions {
+            endpoint,
+            expect_environment: None,
+            max_frame: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// A service as the node reports it.
+pub type Service = catalogue::Service;
+
+/// What a subscription delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscriptionEvent {
+    /// A service appeared or changed. `snapshot` marks the initial (or a
+    /// fresh) snapshot.
+    Added {
+        /// The service.
+        service: Service,
+        /// Part of a snapshot.
+        snapshot: bool,
+    },
+    /// A service is gone.
+    Deleted {
+        /// The service (URI, origin, timestamp of the delete).
+        service: Service,
+    },
+    /// The snapshot is complete.
+    SnapshotEnd {
+        /// Services in it.
+        count: u64,
+    },
+    /// Events were lost because this subscriber read too slowly. With
+    /// `resnapshot` a fresh snapshot follows (forget what you knew);
+    /// otherwise the subscription has ended.
+    Overflow {
+        /// Events dropped.
+        dropped: u64,
+        /// A fresh snapshot follows.
+        resnapshot: bool,
+    },
+}
+
+impl SubscriptionEvent {
+    pub(crate) fn from_body(body: Body) -> Option<(u64, SubscriptionEvent)> {
+        Some(match body {
+            Body::ServiceEvent(e) => {
+                let id = e.subscription_id;
+                let kind = e.kind();
+                let service = Service {
+                    uri: e.uri,
+                    attrs: e.attrs,
+                    origin: e.origin,
+                    ts: e.ts,
+                };
+                let event = if kind == EventKind::Deleted {
+                    SubscriptionEvent::Deleted { service }
+                } else {
+                    SubscriptionEvent::Added {
+                        service,
+                        snapshot: e.snapshot,
+                    }
+                };
+                (id, event)
+            }
+            Body::SnapshotEnd(e) => (
+                e.subscription_id,
+                SubscriptionEvent::SnapshotEnd { count: e.count },
+            ),
+            Body::Overflow(o) => (
+                o.subscription_id,
+                SubscriptionEvent::Overflow {
+                    dropped: o.dropped,
+                    resnapshot: o.resnapshot,
+                },
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// A live subscription: its events, in the order the node applied them.
+#[derive(Debug)]
+pub struct Subscription {
+    id: u64,
+    events: mpsc::Receiver<SubscriptionEvent>,
+}
+
+impl Subscription {
+    /// The subscription's id on its connection.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The next event; `None` once the connection has ended (or the
+    /// subscription was cancelled).
+    pub async fn next(&mut self) -> Option<SubscriptionEvent> {
+        self.events.recv().await
+    }
+}
+
+/// A connection to a node.
+#[derive(Debug)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    welcome: Welcome,
+    next_subscription: AtomicU64,
+    ended: watch::Receiver<Option<ClientError>>,
+}
+
+impl Client {
+    /// Connects, reads the node's `Welcome` and checks its environment and
+    /// protocol version.
+    pub async fn connect(options: &ConnectOptions) -> Result<Client, ClientError> {
+        let (commands, welcome, ended) = connection::open(options).await?;
+        Ok(Client {
+            commands,
+            welcome,
+            next_subscription: AtomicU64::new(1),
+            ended,
+        })
+    }
+
+    /// The node's `Welcome`.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    async fn request(&self, body: Body) -> Result<Body, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                body,
+                reply,
+                events: None,
+            })
+            .await
+            .map_err(|_| self.end_reason())?;
+        answer.await.map_err(|_| self.end_reason())?
+    }
+
+    fn end_reason(&self) -> ClientError {
+        self.ended
+            .borrow()
+            .clone()
+            .unwrap_or(ClientError::Disconnected)
+    }
+
+    /// Registers `uri` with `attrs` for as long as this connection lives.
+    pub async fn register(
+        &self,
+        uri: &str,
+        attrs: BTreeMap<String, String>,
+    ) -> Result<(), ClientError> {
+        let body = Body::RegisterService(RegisterService {
+            uri: uri.to_string(),
+            attrs,
+        });
+        expect_success(self.request(body).await?)
+    }
+
+    /// Unregisters `uri`.
+    pub async fn unregister(&self, uri: &str) -> Result<(), ClientError> {
+        let body = Body::UnregisterService(UnregisterService {
+            uri: uri.to_string(),
+        });
+        expect_success(self.request(body).await?)
+    }
+
+    /// Lists the services whose URI matches `regex` (empty: all).
+    pub async fn list(&self, regex: &str) -> Result<Vec<Service>, ClientError> {
+        match self
+            .request(Body::List(List {
+                regex: regex.to_string(),
+            }))
+            .await?
+        {
+            Body::ListReply(reply) => Ok(reply.services),
+            other => Err(ClientError::Protocol(format!(
+                "expected ListReply, got {}",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// Subscribes to the services whose URI matches `regex`.
+    pub async fn subscribe(&self, regex: &str) -> Result<Subscription, ClientError> {
+        let id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let (reply, answer) = oneshot::channel();
+        let body = Body::Subscribe(Subscribe {
+            subscription_id: id,
+            regex: regex.to_string(),
+        });
+        self.commands
+            .send(Command::Request {
+                body,
+                reply,
+                events: Some((id, tx)),
+            })
+            .await
+            .map_err(|_| self.end_reason())?;
+        expect_success(answer.await.map_err(|_| self.end_reason())??)?;
+        Ok(Subscription { id, events: rx })
+    }
+
+    /// Cancels a subscription; no event of it arrives afterwards.
+    pub async fn unsubscribe(&self, subscription: Subscription) -> Result<(), ClientError> {
+        let body = Body::Unsubscribe(Unsubscribe {
+            subscription_id: subscription.id,
+        });
+        expect_success(self.request(body).await?)
+    }
+
+    /// Waits until the connection ends and says why.
+    pub async fn closed(&self) -> ClientError {
+        let mut ended = self.ended.clone();
+        loop {
+            if let Some(reason) = ended.borrow_and_update().clone() {
+                return reason;
+            }
+            if ended.changed().await.is_err() {
+                return ClientError::Disconnected;
+            }
+        }
+    }
+}
+
+fn expect_success(body: Body) -> Result<(), ClientError> {
+    match body {
+        Body::Success(_) => Ok(()),
+        other => Err(ClientError::Protocol(format!(
+            "expected Success, got {}",
+            other.kind()
+        ))),
+    }
+}
