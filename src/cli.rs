@@ -81,6 +81,12 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The xlReg cluster registry: keys, clusters, members.
+    Xlreg {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::commands::xlreg::XlregAction,
+    },
     /// Inspect the layered configuration.
     Config {
         /// What to do with it.

@@ -18,4 +18,6 @@ pub mod stats;
 pub mod stub_session;
 pub mod subscription;
 pub mod supervisor;
+pub mod tls;
 pub mod uri;
+pub mod xlreg;

@@ -54,6 +54,9 @@ pub enum NodeError {
     /// A listener could not be opened.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The xlReg registry could not be hosted.
+    #[error(transparent)]
+    Xlreg(#[from] crate::xlreg::XlregError),
 }
 
 /// The listeners of a node.
@@ -185,6 +188,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         protocol_minor: catalogue_proto::PROTOCOL_MINOR,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(registry) = crate::xlreg::host(&settings, stop_rx.clone()).await? {
+        info!(address = %registry.local_addr, "xlReg registry listening");
+    }
     let mut acceptor = Acceptor {
         welcome: welcome.clone(),
         shared,

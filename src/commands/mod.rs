@@ -8,6 +8,7 @@ mod output;
 mod register;
 mod serve;
 mod subscribe;
+pub mod xlreg;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,7 @@ pub fn run(command: Command) -> Exit {
             json,
             client,
         } => list::run(regex.as_deref(), json, &client),
+        Command::Xlreg { action } => xlreg::run(&action),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),

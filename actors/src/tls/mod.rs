@@ -1,0 +1,1 @@
+//! TLS for peer links: certificates and OpenSSL contexts. Being written.
