@@ -81,6 +81,31 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print the node's view of the links table (which node is linked to
+    /// which) and the nodes it can reach.
+    Links {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Where the node is.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the node's direct peers and the state of each link.
+    Peers {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Where the node is.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create a cluster CA and node certificates for peer links.
+    Tls {
+        /// What to create.
+        #[command(subcommand)]
+        action: crate::commands::tls::TlsAction,
+    },
     /// The xlReg cluster registry: keys, clusters, members.
     Xlreg {
         /// What to do.

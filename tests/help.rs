@@ -29,6 +29,10 @@ fn every_subcommand_has_help() {
         &["register"],
         &["subscribe"],
         &["list"],
+        &["links"],
+        &["peers"],
+        &["tls", "ca"],
+        &["tls", "cert"],
     ] {
         let text = help(args);
         assert!(text.contains("Usage: catalogue"), "{args:?}: {text}");

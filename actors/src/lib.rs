@@ -9,13 +9,14 @@
 pub mod backoff;
 pub mod client;
 pub mod hlc;
+pub mod links;
 pub mod listen;
 pub mod matcher;
 pub mod node;
+pub mod peer;
 pub mod services;
 pub mod settings;
 pub mod stats;
-pub mod stub_session;
 pub mod subscription;
 pub mod supervisor;
 pub mod tls;

@@ -7,12 +7,15 @@
 //! connections' writers to flush and close; remove the UNIX socket file;
 //! return.
 //!
-//! Until peer links land, connections on the peer port are served by
-//! [`crate::stub_session`]: `Welcome`, then an `Error` for each frame.
+//! Peer links: one connector task per configured peer with an address
+//! dials it; connections on the peer port run the accepting handshake.
+//! On stop, the supervisor announces the end of every link (LinkDelete) and
+//! closes them before the client connections are told goodbye.
 
 use std::{
     future::Future,
     path::PathBuf,
+    rc::Rc,
     sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
@@ -39,10 +42,11 @@ use crate::{
     },
     hlc::{Hlc, SystemClock},
     listen::{self, ListenError},
+    peer::{self, PeerContext, directory::PeerDirectory, handshake::LocalIdentity},
     settings::Settings,
     stats::Stats,
-    stub_session,
-    supervisor::CatalogueSupervisor,
+    supervisor::{CatalogueSupervisor, Shutdown},
+    tls::TlsContexts,
 };
 
 /// Time open connections get to finish after `Bye` before the node exits.
@@ -57,6 +61,9 @@ pub enum NodeError {
     /// The xlReg registry could not be hosted.
     #[error(transparent)]
     Xlreg(#[from] crate::xlreg::XlregError),
+    /// The TLS files could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The listeners of a node.
@@ -157,15 +164,45 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         "listening"
     );
 
+    let tls = if node.debug || settings.tls.is_empty() {
+        None
+    } else {
+        let t = &settings.tls;
+        Some(Arc::new(TlsContexts::from_files(
+            t.ca.as_ref(),
+            t.cert.as_ref(),
+            t.key.as_ref(),
+        )?))
+    };
     let stats = Arc::new(Stats::default());
+    let directory = PeerDirectory::default();
+    for p in &settings.peers {
+        directory.add(&p.name, &p.address);
+    }
     let hlc = Hlc::new(SystemClock, settings.sync.max_clock_drift);
     let supervisor = CatalogueSupervisor::new(
         node.name.clone(),
         hlc,
+        directory.clone(),
         settings.sync.tombstone_ttl,
         stats.clone(),
     )
     .start();
+    let peers = Rc::new(PeerContext::new(
+        LocalIdentity {
+            name: node.name.clone(),
+            cluster: node.cluster.clone(),
+            environment: node.environment.clone(),
+            debug: node.debug,
+        },
+        tls,
+        directory,
+        supervisor.clone(),
+        settings.limits.max_frame_bytes,
+        settings.sync.retry_initial,
+        settings.sync.retry_max,
+        stats.clone(),
+    ));
     // SAFETY: geteuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::geteuid() };
     let shared = Arc::new(ClientShared {
@@ -176,7 +213,7 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
             allowed_gids: settings.register.allowed_gids.clone(),
             own_uid,
         },
-        supervisor,
+        supervisor: supervisor.clone(),
         stats: stats.clone(),
         next_key: AtomicU64::new(1),
     });
@@ -200,7 +237,15 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         max_connections: settings.limits.max_connections,
         writers: JoinSet::new(),
     };
-    let mut peer_sessions = JoinSet::new();
+    let mut peer_tasks = JoinSet::new();
+    for p in settings.peers.iter().filter(|p| !p.address.is_empty()) {
+        peer_tasks.spawn_local(peer::connector::run(
+            p.name.clone(),
+            p.address.clone(),
+            peers.clone(),
+            stop_rx.clone(),
+        ));
+    }
 
     tokio::pin!(shutdown);
     loop {
@@ -224,39 +269,36 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
                 Err(e) => warn!(error = %e, "accepting a UNIX connection failed"),
             },
             Some(accepted) = accept_tcp(&listeners.peer) => match accepted {
-                Ok((stream, _)) => {
-                    peer_sessions.spawn_local(stub_session::serve(
-                        stream,
-                        welcome.clone(),
-                        settings.limits.max_frame_bytes,
-                        stop_rx.clone(),
-                    ));
+                Ok((stream, remote)) => {
+                    peer_tasks.spawn_local(peer::accept_link(stream, remote, peers.clone()));
                 }
                 Err(e) => warn!(error = %e, "accepting a peer connection failed"),
             },
             Some(_) = acceptor.writers.join_next(), if !acceptor.writers.is_empty() => {}
-            Some(_) = peer_sessions.join_next(), if !peer_sessions.is_empty() => {}
+            Some(_) = peer_tasks.join_next(), if !peer_tasks.is_empty() => {}
         }
     }
 
-    let open = acceptor.writers.len() + peer_sessions.len();
+    let open = acceptor.writers.len();
     info!(open, "shutting down: no longer accepting connections");
     let Listeners { socket_path, .. } = listeners;
+    // Peers first: the final LinkDelete goes out, then the links close.
+    let _ = supervisor.send(Shutdown).await;
     let _ = stop_tx.send(true);
     // Drop our handles so writers end once their connections have stopped.
     drop(acceptor.shared);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while acceptor.writers.join_next().await.is_some() {}
-        while peer_sessions.join_next().await.is_some() {}
+        while peer_tasks.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         warn!(
-            left = acceptor.writers.len() + peer_sessions.len(),
+            left = acceptor.writers.len() + peer_tasks.len(),
             "connections still open after the drain timeout; closing them"
         );
         acceptor.writers.abort_all();
-        peer_sessions.abort_all();
+        peer_tasks.abort_all();
     }
     if let Some(path) = socket_path {
         if let Err(e) = std::fs::remove_file(&path) {

@@ -74,4 +74,10 @@ pub struct Stats {
     pub events_dropped: Counter,
     /// Registrations refused by the transport or uid check.
     pub register_refused: Counter,
+    /// Peer link handshakes that failed (either side).
+    pub peer_handshake_failures: Counter,
+    /// Peer changes refused because their timestamp was too far ahead.
+    pub clock_refused: Counter,
+    /// Peer links up now.
+    pub peer_links: Gauge,
 }

@@ -136,3 +136,29 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
     out.extend_from_slice(&body);
     out
 }
+
+/// Writes one frame to any byte stream.
+pub fn write_frame<W: Write>(w: &mut W, frame: &Frame) -> std::io::Result<()> {
+    w.write_all(&encode(frame))?;
+    w.flush()
+}
+
+/// Reads one frame from any byte stream (blocking; set timeouts on the
+/// stream). `Ok(None)` on a clean end of stream.
+pub fn read_frame<R: Read>(r: &mut R) -> Result<Option<Frame>> {
+    let mut prefix = [0u8; 4];
+    match r.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e).context("read length"),
+    }
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > 64 << 20 {
+        bail!("peer announced a {len}-byte frame");
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).context("read body")?;
+    Ok(Some(
+        Frame::decode(body.as_slice()).context("decode frame")?,
+    ))
+}

@@ -38,6 +38,9 @@ pub struct DaemonBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     socket: Option<PathBuf>,
+    name: Option<String>,
+    peers: Vec<(String, String)>,
+    peer_listen: Option<String>,
 }
 
 impl DaemonBuilder {
@@ -46,6 +49,31 @@ impl DaemonBuilder {
         self.args.push("--set".into());
         self.args.push(format!("{key}={value}"));
         self
+    }
+
+    /// The node's name (default `node-under-test`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// A peer: dialed at `address`, or only accepted from when it is empty.
+    pub fn peer(mut self, name: &str, address: &str) -> Self {
+        self.peers.push((name.to_string(), address.to_string()));
+        self
+    }
+
+    /// The peer listener's address (default `127.0.0.1:0`).
+    pub fn peer_listen(mut self, address: &str) -> Self {
+        self.peer_listen = Some(address.to_string());
+        self
+    }
+
+    /// TLS files for peer links.
+    pub fn tls(self, files: &crate::TlsFiles) -> Self {
+        self.set("tls.ca", &files.ca.display().to_string())
+            .set("tls.cert", &files.cert.display().to_string())
+            .set("tls.key", &files.key.display().to_string())
     }
 
     /// Adds a raw argument after `serve`.
@@ -89,7 +117,10 @@ impl DaemonBuilder {
             .arg("--set")
             .arg("listen.client=127.0.0.1:0")
             .arg("--set")
-            .arg("listen.peer=127.0.0.1:0")
+            .arg(format!(
+                "listen.peer={}",
+                self.peer_listen.as_deref().unwrap_or("127.0.0.1:0")
+            ))
             .arg("--set")
             .arg(format!("listen.socket={}", socket.display()))
             .arg("--set")
@@ -97,7 +128,8 @@ impl DaemonBuilder {
             .arg("--set")
             .arg("metrics.listen=")
             .arg("--name")
-            .arg("node-under-test")
+            .arg(self.name.as_deref().unwrap_or("node-under-test"))
+            .args(self.peers_arg())
             .args(&self.args)
             .env_remove("CATALOGUE_LOG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -132,6 +164,20 @@ impl DaemonBuilder {
         daemon.client = field(&listening, "client")?;
         daemon.peer = field(&listening, "peer")?;
         Ok(daemon)
+    }
+}
+
+impl DaemonBuilder {
+    fn peers_arg(&self) -> Vec<String> {
+        if self.peers.is_empty() {
+            return vec![];
+        }
+        let entries: Vec<String> = self
+            .peers
+            .iter()
+            .map(|(name, address)| format!("{{name = \"{name}\", address = \"{address}\"}}"))
+            .collect();
+        vec!["--set".into(), format!("peers=[{}]", entries.join(", "))]
     }
 }
 
@@ -175,7 +221,22 @@ impl Daemon {
     /// Waits until a log line satisfies `pred`, at most `deadline`. Lines
     /// seen while waiting are kept for [`Daemon::logged`].
     pub fn wait_log(&mut self, deadline: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
-        if let Some(line) = self.seen.iter().find(|l| pred(l)) {
+        self.wait_log_from(0, deadline, pred)
+    }
+
+    /// A position in the log, for [`Daemon::wait_log_from`].
+    pub fn mark(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Like [`Daemon::wait_log`], looking only at lines after `mark`.
+    pub fn wait_log_from(
+        &mut self,
+        mark: usize,
+        deadline: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        if let Some(line) = self.seen.iter().skip(mark).find(|l| pred(l)) {
             return Ok(line.clone());
         }
         let end = Instant::now() + deadline;

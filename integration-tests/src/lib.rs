@@ -9,10 +9,12 @@
 mod cli;
 mod conn;
 mod daemon;
+mod tls;
 
 pub use cli::{Cli, CliOutput, RunningCli};
-pub use conn::Conn;
+pub use conn::{Conn, read_frame, write_frame};
 pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
+pub use tls::{TestCa, TlsFiles};
 
 use std::time::Duration;
 

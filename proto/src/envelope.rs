@@ -57,6 +57,10 @@ impl Body {
             Body::List(_) => "List",
             Body::ListReply(_) => "ListReply",
             Body::Bye(_) => "Bye",
+            Body::ListLinks(_) => "ListLinks",
+            Body::LinksReply(_) => "LinksReply",
+            Body::ListPeers(_) => "ListPeers",
+            Body::PeersReply(_) => "PeersReply",
         }
     }
 }

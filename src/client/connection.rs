@@ -142,6 +142,8 @@ where
                 match frame.body {
                     Some(Body::Success(s)) => answer(&mut pending, s.in_reply_to, Ok(Body::Success(s))),
                     Some(Body::ListReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::ListReply(r))),
+                    Some(Body::LinksReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::LinksReply(r))),
+                    Some(Body::PeersReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::PeersReply(r))),
                     Some(Body::Error(e)) => {
                         let error = ClientError::Server { code: e.code(), message: e.message.clone() };
                         match e.in_reply_to {

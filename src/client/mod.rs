@@ -31,7 +31,8 @@ use std::{
 use catalogue_proto::{
     Body, DEFAULT_MAX_FRAME_LEN,
     catalogue::{
-        self, EventKind, List, RegisterService, Subscribe, UnregisterService, Unsubscribe, Welcome,
+        self, EventKind, LinksReply, List, ListLinks, ListPeers, PeerStatus, RegisterService,
+        Subscribe, UnregisterService, Unsubscribe, Welcome,
     },
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -255,6 +256,28 @@ impl Client {
             Body::ListReply(reply) => Ok(reply.services),
             other => Err(ClientError::Protocol(format!(
                 "expected ListReply, got {}",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// The node's view of the links table: live links and reachable nodes.
+    pub async fn links(&self) -> Result<LinksReply, ClientError> {
+        match self.request(Body::ListLinks(ListLinks {})).await? {
+            Body::LinksReply(reply) => Ok(reply),
+            other => Err(ClientError::Protocol(format!(
+                "expected LinksReply, got {}",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// The node's direct peers and their states.
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>, ClientError> {
+        match self.request(Body::ListPeers(ListPeers {})).await? {
+            Body::PeersReply(reply) => Ok(reply.peers),
+            other => Err(ClientError::Protocol(format!(
+                "expected PeersReply, got {}",
                 other.kind()
             ))),
         }

@@ -3,11 +3,13 @@
 
 mod client;
 mod config;
+mod links;
 mod list;
 mod output;
 mod register;
 mod serve;
 mod subscribe;
+pub mod tls;
 pub mod xlreg;
 
 use std::process::ExitCode;
@@ -53,6 +55,9 @@ pub fn run(command: Command) -> Exit {
             json,
             client,
         } => list::run(regex.as_deref(), json, &client),
+        Command::Links { json, client } => links::links(json, &client),
+        Command::Peers { json, client } => links::peers(json, &client),
+        Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),

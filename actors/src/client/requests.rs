@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use actix::{fut, prelude::*};
 use catalogue_proto::{
     Body, Frame,
-    catalogue::{self, Error, ErrorCode, ListReply, Success},
+    catalogue::{
+        self, Error, ErrorCode, LinkEntry, LinksReply, ListReply, PeerStatus, PeersReply, Success,
+    },
 };
 use prost::Message as _;
 use tracing::{info, warn};
@@ -19,7 +21,8 @@ use crate::{
     services::Service,
     subscription::{Subscription, SubscriptionParts},
     supervisor::{
-        AddSubscription, ListServices, RegisterError, RegisterService, UnregisterService,
+        AddSubscription, ListLinks, ListPeers, ListServices, RegisterError, RegisterService,
+        UnregisterService,
     },
     uri,
 };
@@ -43,6 +46,8 @@ impl ClientConnection {
             Body::Subscribe(s) => self.subscribe(serial, s.subscription_id, &s.regex, ctx),
             Body::Unsubscribe(u) => self.unsubscribe(serial, u.subscription_id),
             Body::List(l) => self.list(serial, &l.regex),
+            Body::ListLinks(_) => self.list_links(serial),
+            Body::ListPeers(_) => self.list_peers(serial),
             Body::Bye(_) => {
                 ctx.stop();
                 Box::pin(fut::ready(()))
@@ -250,6 +255,66 @@ impl ClientConnection {
             }
             act.send(Body::ListReply(reply))
         }))
+    }
+}
+
+impl ClientConnection {
+    fn list_links(&mut self, serial: u64) -> Reply {
+        let request = self.shared.supervisor.send(ListLinks);
+        Box::pin(
+            fut::wrap_future(request).then(move |result, act: &mut Self, _| match result {
+                Ok(view) => act.send(Body::LinksReply(LinksReply {
+                    in_reply_to: serial,
+                    node: view.node,
+                    links: view
+                        .links
+                        .into_iter()
+                        .map(|l| LinkEntry {
+                            a: l.key.a().to_string(),
+                            b: l.key.b().to_string(),
+                            origin: l.origin,
+                            ts: Some(l.ts.into()),
+                        })
+                        .collect(),
+                    reachable: view.reachable,
+                })),
+                Err(e) => act.error(
+                    serial,
+                    ErrorCode::Internal,
+                    format!("supervisor unavailable: {e}"),
+                ),
+            }),
+        )
+    }
+
+    fn list_peers(&mut self, serial: u64) -> Reply {
+        let request = self.shared.supervisor.send(ListPeers);
+        Box::pin(
+            fut::wrap_future(request).then(move |result, act: &mut Self, _| match result {
+                Ok(peers) => act.send(Body::PeersReply(PeersReply {
+                    in_reply_to: serial,
+                    peers: peers
+                        .into_iter()
+                        .map(|p| PeerStatus {
+                            name: p.name,
+                            address: p.address,
+                            state: p.state.as_str().to_string(),
+                            direction: p
+                                .direction
+                                .map(|d| d.as_str().to_string())
+                                .unwrap_or_default(),
+                            since_ms: p.since_ms,
+                            last_error: p.last_error,
+                        })
+                        .collect(),
+                })),
+                Err(e) => act.error(
+                    serial,
+                    ErrorCode::Internal,
+                    format!("supervisor unavailable: {e}"),
+                ),
+            }),
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-//! The writing half of a client connection: a task that takes frame bodies
+//! The writing half of a client connection (and of a peer link): a task that takes frame bodies
 //! from a bounded channel, stamps each with the connection's next serial,
 //! and writes them, flushing when the channel runs dry. The channel's bound
 //! is the back-pressure: producers (the connection actor, its
@@ -21,9 +21,20 @@ pub const OUTBOUND_FRAMES: usize = 256;
 const FLUSH_BYTES: usize = 64 * 1024;
 
 /// Writes everything `rx` yields to `io` until the senders are gone.
-pub async fn run<W: AsyncWrite + Unpin>(io: W, mut rx: mpsc::Receiver<Body>, max_frame: usize) {
+pub async fn run<W: AsyncWrite + Unpin>(io: W, rx: mpsc::Receiver<Body>, max_frame: usize) {
+    run_from(io, rx, max_frame, 0).await;
+}
+
+/// Like [`run`], numbering frames from `first_serial` (a peer link goes on
+/// with the serials its plaintext handshake used).
+pub async fn run_from<W: AsyncWrite + Unpin>(
+    io: W,
+    mut rx: mpsc::Receiver<Body>,
+    max_frame: usize,
+    first_serial: u64,
+) {
     let mut framed = FramedWrite::new(io, FrameCodec::new(max_frame));
-    let mut serial = 0u64;
+    let mut serial = first_serial;
     while let Some(body) = rx.recv().await {
         let mut next = Some(body);
         while let Some(body) = next.take() {

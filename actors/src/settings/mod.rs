@@ -8,7 +8,7 @@
 //! own and unknown keys are refused. [`Settings::validate`] checks values and
 //! the relations between them once, at start, and names the offending key.
 
-mod validate;
+pub(crate) mod validate;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -94,7 +94,8 @@ impl TlsSettings {
 pub struct PeerSettings {
     /// The peer's node name (and the name its certificate must carry).
     pub name: String,
-    /// `host:port` of the peer's peer listener.
+    /// `host:port` of the peer's peer listener; empty to accept links from
+    /// this peer without dialing it.
     pub address: String,
 }
 

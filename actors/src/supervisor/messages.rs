@@ -5,6 +5,11 @@ use std::collections::BTreeMap;
 use actix::prelude::*;
 
 use crate::{
+    links::LinkChange,
+    peer::{
+        directory::{Direction, PeerInfo},
+        link::{LinkId, PeerLink},
+    },
     services::Service,
     subscription::{SubKey, Subscription},
 };
@@ -94,3 +99,76 @@ pub struct ListServices {
     /// Filter.
     pub regex: Option<regex::Regex>,
 }
+
+/// A peer link finished its handshake. Refused (`Err`) when another link to
+/// the same peer is kept instead; the caller's link is then closed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), DuplicateLink>")]
+pub struct LinkUp {
+    /// The peer's name.
+    pub peer: String,
+    /// The link's id.
+    pub link: LinkId,
+    /// Who dialed, from our side.
+    pub direction: Direction,
+    /// The name of the node that dialed.
+    pub dialer: String,
+    /// The link actor.
+    pub addr: Addr<PeerLink>,
+}
+
+/// Another link to the same peer is kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a link to {peer} already exists")]
+pub struct DuplicateLink {
+    /// The peer.
+    pub peer: String,
+}
+
+/// A peer link ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct LinkDown {
+    /// The peer's name.
+    pub peer: String,
+    /// The link's id (ignored unless it is the current link to that peer).
+    pub link: LinkId,
+}
+
+/// Link changes received from a peer.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerLinkChanges {
+    /// The peer they came from (not sent back there).
+    pub from: String,
+    /// The link they came over.
+    pub link: LinkId,
+    /// The changes, checked for form but not yet for time.
+    pub changes: Vec<LinkChange>,
+}
+
+/// The node's view of the links table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinksView {
+    /// This node.
+    pub node: String,
+    /// Live links: (a, b, origin, timestamp).
+    pub links: Vec<LinkChange>,
+    /// Reachable nodes, this one included.
+    pub reachable: Vec<String>,
+}
+
+/// Asks for [`LinksView`].
+#[derive(Debug, Message)]
+#[rtype(result = "LinksView")]
+pub struct ListLinks;
+
+/// Asks for the direct peers.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<PeerInfo>")]
+pub struct ListPeers;
+
+/// The node is stopping: announce the end of every link, then close them.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;

@@ -4,6 +4,7 @@
 //! one order; it routes each applied change to the matching subscriptions
 //! and answers snapshots and listings. It never waits on another actor.
 
+mod links;
 mod messages;
 mod owners;
 
@@ -15,7 +16,9 @@ use tracing::{debug, info};
 
 use crate::{
     hlc::Hlc,
+    links::LinksTable,
     matcher::Matcher,
+    peer::directory::PeerDirectory,
     services::{Applied, Change, Service, ServicesTable},
     stats::Stats,
     subscription::{Deliver, Snapshot, SubKey, Subscription, queue::Event},
@@ -34,6 +37,12 @@ pub struct CatalogueSupervisor {
     matcher: Matcher,
     subscriptions: HashMap<SubKey, (Addr<Subscription>, regex::Regex)>,
     owners: Owners,
+    /// Which node is linked to which, cluster-wide.
+    links: LinksTable,
+    /// The current link to each directly linked peer.
+    peer_links: HashMap<String, links::CurrentLink>,
+    /// Known peers and their states.
+    directory: PeerDirectory,
     tombstone_ttl: Duration,
     stats: Arc<Stats>,
     /// Reused buffer for matcher results.
@@ -41,8 +50,14 @@ pub struct CatalogueSupervisor {
 }
 
 impl CatalogueSupervisor {
-    /// A supervisor for node `node` with an empty table.
-    pub fn new(node: String, hlc: Hlc, tombstone_ttl: Duration, stats: Arc<Stats>) -> Self {
+    /// A supervisor for node `node` with empty tables.
+    pub fn new(
+        node: String,
+        hlc: Hlc,
+        directory: PeerDirectory,
+        tombstone_ttl: Duration,
+        stats: Arc<Stats>,
+    ) -> Self {
         CatalogueSupervisor {
             node,
             table: ServicesTable::new(),
@@ -50,6 +65,9 @@ impl CatalogueSupervisor {
             matcher: Matcher::new(),
             subscriptions: HashMap::new(),
             owners: Owners::default(),
+            links: LinksTable::new(),
+            peer_links: HashMap::new(),
+            directory,
             tombstone_ttl,
             stats,
             matched: Vec::new(),
@@ -109,6 +127,12 @@ impl CatalogueSupervisor {
         });
     }
 
+    /// The links graph changed: recompute what is reachable.
+    fn reachability_changed(&mut self) {
+        let reachable = self.links.reachable_from(&self.node);
+        debug!(reachable = reachable.len(), "reachability changed");
+    }
+
     fn purge_tombstones(&mut self) {
         let now = self.hlc.now();
         let ttl_ms = u64::try_from(self.tombstone_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -116,7 +140,7 @@ impl CatalogueSupervisor {
             physical_ms: now.physical_ms.saturating_sub(ttl_ms),
             logical: 0,
         };
-        let purged = self.table.purge_tombstones(horizon);
+        let purged = self.table.purge_tombstones(horizon) + self.links.purge_tombstones(horizon);
         if purged > 0 {
             debug!(purged, "expired tombstones purged");
         }

@@ -1,0 +1,464 @@
+//! The plaintext handshake of a peer link, then the switch to TLS on the
+//! same socket.
+//!
+//! ```text
+//! connector (A)                         acceptor (B)
+//!   |<------------- Welcome --------------|  serial 0
+//!   | check environment, version,         |
+//!   | cluster, name = the peer we dialed  |
+//!   |-------------- Peer ---------------->|  serial 0
+//!   |                                     | check environment, version,
+//!   |                                     | cluster, name known
+//!   |<------- Success | Error 0x03.. -----|  serial 1 (Error: then close)
+//!   |============ TLS handshake ==========|  A client, B server, both certs
+//!   | A: B's cert names B                 | B: A's cert names A (else Error 0x03 over TLS)
+//! ```
+//!
+//! The `Success` step is the seed RFC's answer to ServerAuth: it lets the
+//! connector read a refusal in plaintext instead of mistaking it for TLS.
+//! Whatever bytes the frame reader buffered past the last plaintext frame
+//! are handed to TLS ([`crate::tls::Prefixed`]), so nothing sent early is
+//! lost. In debug mode the link stays plaintext after `Success`.
+//!
+//! The checks themselves are plain functions ([`check_peer`],
+//! [`check_welcome`]), tested without sockets.
+
+use std::{net::SocketAddr, time::Duration};
+
+use catalogue_proto::{
+    Body, Frame, FrameCodec,
+    catalogue::{Error, ErrorCode, Peer, Success, Welcome},
+    version,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tokio_util::codec::{Framed, FramedParts};
+
+use super::directory::{Direction, PeerDirectory};
+use crate::tls::{self, Prefixed, TlsContexts};
+
+/// Time a handshake may take, TCP connect to TLS done.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A byte stream a link runs over (TLS, or plaintext in debug mode).
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + 'static> PeerIo for T {}
+
+/// This node, as it presents itself in the handshake.
+#[derive(Debug, Clone)]
+pub struct LocalIdentity {
+    /// Node name.
+    pub name: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Environment.
+    pub environment: String,
+    /// Debug mode: no TLS.
+    pub debug: bool,
+}
+
+impl LocalIdentity {
+    /// Our `Welcome`.
+    pub fn welcome(&self) -> Welcome {
+        Welcome {
+            server_name: self.name.clone(),
+            cluster: self.cluster.clone(),
+            environment: self.environment.clone(),
+            protocol_major: catalogue_proto::PROTOCOL_MAJOR,
+            protocol_minor: catalogue_proto::PROTOCOL_MINOR,
+        }
+    }
+
+    /// Our `Peer`.
+    pub fn peer(&self) -> Peer {
+        Peer {
+            name: self.name.clone(),
+            cluster: self.cluster.clone(),
+            environment: self.environment.clone(),
+            protocol_major: catalogue_proto::PROTOCOL_MAJOR,
+            protocol_minor: catalogue_proto::PROTOCOL_MINOR,
+        }
+    }
+}
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// TCP connect or I/O failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// Framing failed.
+    #[error("framing: {0}")]
+    Codec(#[from] catalogue_proto::CodecError),
+    /// The handshake took too long.
+    #[error("handshake timed out")]
+    Timeout,
+    /// The other side closed the connection.
+    #[error("connection closed during the handshake")]
+    Closed,
+    /// The other side sent something else than the handshake expects.
+    #[error("unexpected {0} during the handshake")]
+    Unexpected(String),
+    /// The environments differ: not retried until the configuration changes.
+    #[error("environment mismatch: ours {ours}, theirs {theirs}")]
+    Environment {
+        /// Ours.
+        ours: String,
+        /// Theirs.
+        theirs: String,
+    },
+    /// We refused the other side (and told it, when it could read it).
+    #[error("refused: {message}")]
+    Refused {
+        /// The code sent.
+        code: ErrorCode,
+        /// Why.
+        message: String,
+    },
+    /// The other side refused us.
+    #[error("refused by the peer: error {} {message}", code.hex())]
+    RefusedByPeer {
+        /// The code received.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// TLS failed (certificate, CA, protocol).
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+impl HandshakeError {
+    /// Short label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HandshakeError::Io(_) => "io",
+            HandshakeError::Codec(_) => "framing",
+            HandshakeError::Timeout => "timeout",
+            HandshakeError::Closed => "closed",
+            HandshakeError::Unexpected(_) => "unexpected_message",
+            HandshakeError::Environment { .. } => "environment_mismatch",
+            HandshakeError::Refused { code, .. } | HandshakeError::RefusedByPeer { code, .. } => {
+                match code {
+                    ErrorCode::VersionMismatch => "version_mismatch",
+                    ErrorCode::EnvironmentMismatch => "environment_mismatch",
+                    _ => "unknown_name",
+                }
+            }
+            HandshakeError::Tls(e) => e.reason(),
+        }
+    }
+
+    /// True when retrying cannot help until the configuration changes.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, HandshakeError::Environment { .. })
+            || matches!(
+                self,
+                HandshakeError::RefusedByPeer {
+                    code: ErrorCode::EnvironmentMismatch,
+                    ..
+                }
+            )
+    }
+}
+
+/// A link whose handshake is done.
+pub struct Established {
+    /// The peer's node name (checked against its certificate).
+    pub peer: String,
+    /// Who dialed.
+    pub direction: Direction,
+    /// The other side's address.
+    pub remote: SocketAddr,
+    /// The stream, TLS unless in debug mode.
+    pub io: Box<dyn PeerIo>,
+    /// Our next frame serial on this connection.
+    pub next_serial: u64,
+}
+
+/// The acceptor's check of a `Peer`: environment, version, cluster, name.
+pub fn check_peer(
+    local: &LocalIdentity,
+    peer: &Peer,
+    directory: &PeerDirectory,
+) -> Result<(), (ErrorCode, String)> {
+    if peer.environment != local.environment {
+        return Err((
+            ErrorCode::EnvironmentMismatch,
+            format!(
+                "environment mismatch: ours {}, yours {}",
+                local.environment, peer.environment
+            ),
+        ));
+    }
+    if !version::compatible(peer.protocol_major) {
+        return Err((
+            ErrorCode::VersionMismatch,
+            format!(
+                "protocol version mismatch: ours {}, yours {}",
+                catalogue_proto::PROTOCOL_MAJOR,
+                peer.protocol_major
+            ),
+        ));
+    }
+    if peer.cluster != local.cluster {
+        return Err((
+            ErrorCode::ServerAuthFailed,
+            format!("server auth failed: cluster {:?} is not ours", peer.cluster),
+        ));
+    }
+    if peer.name == local.name || !directory.is_known(&peer.name) {
+        return Err((
+            ErrorCode::ServerAuthFailed,
+            format!("server auth failed: unknown name {:?}", peer.name),
+        ));
+    }
+    Ok(())
+}
+
+/// The connector's check of a `Welcome` from the peer it dialed as
+/// `expected`.
+pub fn check_welcome(
+    local: &LocalIdentity,
+    expected: &str,
+    welcome: &Welcome,
+) -> Result<(), HandshakeError> {
+    if welcome.environment != local.environment {
+        return Err(HandshakeError::Environment {
+            ours: local.environment.clone(),
+            theirs: welcome.environment.clone(),
+        });
+    }
+    if !version::compatible(welcome.protocol_major) {
+        return Err(HandshakeError::Refused {
+            code: ErrorCode::VersionMismatch,
+            message: format!(
+                "protocol version mismatch: ours {}, theirs {}",
+                catalogue_proto::PROTOCOL_MAJOR,
+                welcome.protocol_major
+            ),
+        });
+    }
+    if welcome.cluster != local.cluster {
+        return Err(HandshakeError::Refused {
+            code: ErrorCode::ServerAuthFailed,
+            message: format!(
+                "the node at this address is in cluster {:?}",
+                welcome.cluster
+            ),
+        });
+    }
+    if welcome.server_name != expected {
+        return Err(HandshakeError::Refused {
+            code: ErrorCode::ServerAuthFailed,
+            message: format!(
+                "dialed {expected:?} but the node says it is {:?}",
+                welcome.server_name
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn next_frame<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S, FrameCodec>,
+) -> Result<Frame, HandshakeError> {
+    match framed.next().await {
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(HandshakeError::Closed),
+    }
+}
+
+/// Takes the stream back from the frame reader, with the bytes it had
+/// already read past the last frame.
+fn unframe<S>(framed: Framed<S, FrameCodec>) -> Prefixed<S> {
+    let FramedParts { io, read_buf, .. } = framed.into_parts();
+    Prefixed::new(read_buf.freeze(), io)
+}
+
+/// The accepting side of a peer link, bounded by [`HANDSHAKE_TIMEOUT`].
+pub async fn accept(
+    stream: TcpStream,
+    remote: SocketAddr,
+    local: &LocalIdentity,
+    directory: &PeerDirectory,
+    tls: Option<&TlsContexts>,
+    max_frame: usize,
+) -> Result<Established, HandshakeError> {
+    tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        accept_inner(stream, remote, local, directory, tls, max_frame),
+    )
+    .await
+    .map_err(|_| HandshakeError::Timeout)?
+}
+
+async fn accept_inner(
+    stream: TcpStream,
+    remote: SocketAddr,
+    local: &LocalIdentity,
+    directory: &PeerDirectory,
+    tls: Option<&TlsContexts>,
+    max_frame: usize,
+) -> Result<Established, HandshakeError> {
+    let mut framed = Framed::new(stream, FrameCodec::new(max_frame));
+    framed
+        .send(Frame::new(0, Body::Welcome(local.welcome())))
+        .await?;
+    let frame = next_frame(&mut framed).await?;
+    let peer = match frame.body {
+        Some(Body::Peer(peer)) => peer,
+        other => {
+            let kind = other.as_ref().map_or("empty frame", Body::kind).to_string();
+            let error = Error::new(
+                ErrorCode::UnexpectedMessage,
+                format!("expected Peer, got {kind}"),
+            );
+            let _ = framed.send(Frame::new(1, Body::Error(error))).await;
+            return Err(HandshakeError::Unexpected(kind));
+        }
+    };
+    if let Err((code, message)) = check_peer(local, &peer, directory) {
+        let _ = framed
+            .send(Frame::new(
+                1,
+                Body::Error(Error::new(code, message.clone()).replying_to(frame.serial)),
+            ))
+            .await;
+        return Err(HandshakeError::Refused { code, message });
+    }
+    framed
+        .send(Frame::new(
+            1,
+            Body::Success(Success {
+                in_reply_to: frame.serial,
+            }),
+        ))
+        .await?;
+    let io = unframe(framed);
+    let io: Box<dyn PeerIo> = match (local.debug, tls) {
+        (true, _) => Box::new(io),
+        (false, None) => {
+            return Err(HandshakeError::Refused {
+                code: ErrorCode::ServerAuthFailed,
+                message: "this node has no TLS configuration".into(),
+            });
+        }
+        (false, Some(tls)) => {
+            let mut stream = tls::accept(&tls.acceptor, io).await?;
+            if let Err(e) = tls::check_stream_peer(&stream, &peer.name) {
+                let message = format!("server auth failed: {e}");
+                let mut framed = Framed::new(&mut stream, FrameCodec::new(max_frame));
+                let _ = framed
+                    .send(Frame::new(
+                        2,
+                        Body::Error(Error::new(ErrorCode::ServerAuthFailed, message.clone())),
+                    ))
+                    .await;
+                return Err(HandshakeError::Refused {
+                    code: ErrorCode::ServerAuthFailed,
+                    message,
+                });
+            }
+            Box::new(stream)
+        }
+    };
+    Ok(Established {
+        peer: peer.name,
+        direction: Direction::Inbound,
+        remote,
+        io,
+        next_serial: 2,
+    })
+}
+
+/// The connecting side: dials `address`, expecting node `expected`.
+pub async fn connect(
+    expected: &str,
+    address: &str,
+    local: &LocalIdentity,
+    tls: Option<&TlsContexts>,
+    max_frame: usize,
+) -> Result<Established, HandshakeError> {
+    tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        connect_inner(expected, address, local, tls, max_frame),
+    )
+    .await
+    .map_err(|_| HandshakeError::Timeout)?
+}
+
+async fn connect_inner(
+    expected: &str,
+    address: &str,
+    local: &LocalIdentity,
+    tls: Option<&TlsContexts>,
+    max_frame: usize,
+) -> Result<Established, HandshakeError> {
+    let stream = TcpStream::connect(address).await?;
+    let _ = stream.set_nodelay(true);
+    let remote = stream.peer_addr()?;
+    let mut framed = Framed::new(stream, FrameCodec::new(max_frame));
+    let welcome = match next_frame(&mut framed).await?.body {
+        Some(Body::Welcome(w)) => w,
+        Some(Body::Error(e)) => {
+            return Err(HandshakeError::RefusedByPeer {
+                code: e.code(),
+                message: e.message,
+            });
+        }
+        other => {
+            return Err(HandshakeError::Unexpected(
+                other.as_ref().map_or("empty frame", Body::kind).into(),
+            ));
+        }
+    };
+    check_welcome(local, expected, &welcome)?;
+    framed.send(Frame::new(0, Body::Peer(local.peer()))).await?;
+    match next_frame(&mut framed).await?.body {
+        Some(Body::Success(_)) => {}
+        Some(Body::Error(e)) => {
+            return Err(HandshakeError::RefusedByPeer {
+                code: e.code(),
+                message: e.message,
+            });
+        }
+        other => {
+            return Err(HandshakeError::Unexpected(
+                other.as_ref().map_or("empty frame", Body::kind).into(),
+            ));
+        }
+    }
+    let io = unframe(framed);
+    let io: Box<dyn PeerIo> = match (local.debug, tls) {
+        (true, _) => Box::new(io),
+        (false, None) => {
+            return Err(HandshakeError::Refused {
+                code: ErrorCode::ServerAuthFailed,
+                message: "this node has no TLS configuration".into(),
+            });
+        }
+        (false, Some(tls)) => {
+            let stream = tls::connect(&tls.connector, io).await?;
+            tls::check_stream_peer(&stream, expected).map_err(|e| HandshakeError::Refused {
+                code: ErrorCode::ServerAuthFailed,
+                message: format!("server certificate: {e}"),
+            })?;
+            Box::new(stream)
+        }
+    };
+    Ok(Established {
+        peer: expected.to_string(),
+        direction: Direction::Outbound,
+        remote,
+        io,
+        next_serial: 1,
+    })
+}
+
+#[cfg(test)]
+mod tests;
