@@ -19,6 +19,7 @@ pub mod settings;
 pub mod stats;
 pub mod subscription;
 pub mod supervisor;
+pub mod sync;
 pub mod tls;
 pub mod uri;
 pub mod xlreg;

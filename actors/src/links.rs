@@ -138,6 +138,24 @@ impl LinksTable {
         }
     }
 
+    /// Removes every entry from `origin` whose key is not in `keep`; returns
+    /// how many live links went away.
+    pub fn remove_origin_except(
+        &mut self,
+        origin: &str,
+        keep: &std::collections::HashSet<LinkKey>,
+    ) -> usize {
+        let before = self.live_count();
+        self.entries
+            .retain(|key, held| held.origin != origin || keep.contains(key));
+        before - self.live_count()
+    }
+
+    /// Is there any entry (live or tombstone) for `key`?
+    pub fn knows(&self, key: &LinkKey) -> bool {
+        self.entries.contains_key(key)
+    }
+
     /// Live links, sorted.
     pub fn live(&self) -> impl Iterator<Item = (&LinkKey, &str, Timestamp)> {
         self.entries

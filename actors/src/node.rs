@@ -45,7 +45,7 @@ use crate::{
     peer::{self, PeerContext, directory::PeerDirectory, handshake::LocalIdentity},
     settings::Settings,
     stats::Stats,
-    supervisor::{CatalogueSupervisor, Shutdown},
+    supervisor::{CatalogueSupervisor, Shutdown, SupervisorConfig},
     tls::TlsContexts,
 };
 
@@ -184,11 +184,16 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         node.name.clone(),
         hlc,
         directory.clone(),
-        settings.sync.tombstone_ttl,
+        SupervisorConfig {
+            tombstone_ttl: settings.sync.tombstone_ttl,
+            unreachable_grace: settings.sync.unreachable_grace,
+            bulk_threshold: settings.limits.subscription_queue / 2,
+        },
         stats.clone(),
     )
     .start();
     let peers = Rc::new(PeerContext::new(
+        &settings,
         LocalIdentity {
             name: node.name.clone(),
             cluster: node.cluster.clone(),
@@ -198,9 +203,6 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         tls,
         directory,
         supervisor.clone(),
-        settings.limits.max_frame_bytes,
-        settings.sync.retry_initial,
-        settings.sync.retry_max,
         stats.clone(),
     ));
     // SAFETY: geteuid has no preconditions and cannot fail.

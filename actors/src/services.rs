@@ -173,6 +173,27 @@ impl ServicesTable {
         }
     }
 
+    /// Removes every entry (live or tombstone) whose version is from
+    /// `origin` and whose URI is not in `keep`; returns the live entries
+    /// removed. Used when a batch replaces everything held from an origin.
+    pub fn remove_origin_except(
+        &mut self,
+        origin: &str,
+        keep: &std::collections::HashSet<String>,
+    ) -> Vec<Service> {
+        let gone: Vec<String> = self
+            .live
+            .values()
+            .filter(|s| s.origin == origin && !keep.contains(&s.uri))
+            .map(|s| s.uri.clone())
+            .collect();
+        self.tombstones
+            .retain(|uri, t| t.origin != origin || keep.contains(uri));
+        gone.iter()
+            .filter_map(|uri| self.live.remove(uri))
+            .collect()
+    }
+
     /// The live entry for `uri`.
     pub fn get(&self, uri: &str) -> Option<&Service> {
         self.live.get(uri)

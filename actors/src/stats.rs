@@ -53,6 +53,32 @@ impl Gauge {
     }
 }
 
+/// Count, sum and maximum of durations in milliseconds.
+#[derive(Debug, Default)]
+pub struct Latency {
+    count: AtomicU64,
+    sum_ms: AtomicU64,
+    max_ms: AtomicU64,
+}
+
+impl Latency {
+    /// Records one duration.
+    pub fn observe_ms(&self, ms: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+        self.max_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// (count, sum, max) so far.
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.count.load(Ordering::Relaxed),
+            self.sum_ms.load(Ordering::Relaxed),
+            self.max_ms.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Everything the node counts.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -80,4 +106,16 @@ pub struct Stats {
     pub clock_refused: Counter,
     /// Peer links up now.
     pub peer_links: Gauge,
+    /// Replicated entries sent to peers.
+    pub sync_entries_sent: Counter,
+    /// Replicated entries received from peers.
+    pub sync_entries_received: Counter,
+    /// Batches sent to peers.
+    pub sync_batches_sent: Counter,
+    /// Batches received from peers.
+    pub sync_batches_received: Counter,
+    /// Frames sent again after an ack timeout.
+    pub sync_retransmits: Counter,
+    /// Time from a service change at its origin to its arrival here.
+    pub propagation: Latency,
 }

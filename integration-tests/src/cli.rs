@@ -66,7 +66,18 @@ impl Cli {
     pub fn output(mut self, deadline: Duration) -> Result<CliOutput> {
         let mut running = self.spawn_inner()?;
         let status = running.wait(deadline)?;
-        let stdout = running.stdout.try_iter().collect::<Vec<_>>().join("\n");
+        // The process has exited; its stdout reader ends at end of file.
+        let mut lines = Vec::new();
+        loop {
+            match running.stdout.recv_timeout(deadline) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!("stdout still open after the command exited")
+                }
+            }
+        }
+        let stdout = lines.join("\n");
         running.stderr_seen.extend(running.stderr.try_iter());
         Ok(CliOutput {
             code: status.code().unwrap_or(-1),

@@ -13,7 +13,10 @@ use catalogue_integration_tests::{
 };
 use catalogue_proto::{
     Body, Frame,
-    catalogue::{ErrorCode, LinkAdd, Peer, Timestamp},
+    catalogue::{
+        ErrorCode, Hello, LinkAdd, LinkKey as WireLinkKey, Lock, Peer, Register, Timestamp,
+        UnlockAll, UpdTree,
+    },
 };
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use serde_json::Value;
@@ -278,6 +281,31 @@ fn a_timestamp_far_in_the_future_is_refused() -> Result<()> {
         .peer("node-r", "")
         .start()?;
     let mut rogue = plaintext_handshake(&a.peer, "node-r", "default")?;
+    // The sync session: hello, register, digest, then one batch.
+    write_frame(
+        &mut rogue,
+        &Frame::new(
+            1,
+            Body::Hello(Hello {
+                name: "node-r".into(),
+            }),
+        ),
+    )?;
+    wait_for(&mut rogue, |b| matches!(b, Body::SyncWelcome(_)))?;
+    write_frame(
+        &mut rogue,
+        &Frame::new(
+            2,
+            Body::Register(Register {
+                name: "node-r".into(),
+            }),
+        ),
+    )?;
+    wait_for(&mut rogue, |b| matches!(b, Body::Register(_)))?;
+    write_frame(
+        &mut rogue,
+        &Frame::new(3, Body::UpdTree(UpdTree::default())),
+    )?;
     let far = Timestamp {
         physical_ms: now_ms() + 3_600_000,
         logical: 0,
@@ -294,8 +322,29 @@ fn a_timestamp_far_in_the_future_is_refused() -> Result<()> {
             origin: "node-r".into(),
         })
     };
-    write_frame(&mut rogue, &Frame::new(1, add("node-future", far)))?;
-    write_frame(&mut rogue, &Frame::new(2, add("node-present", now)))?;
+    let key = |b: &str| WireLinkKey {
+        a: "node-r".into(),
+        b: b.into(),
+    };
+    let lock = Body::Lock(Lock {
+        batch: 1,
+        services: vec![],
+        links: vec![key("node-future"), key("node-present")],
+        replace_origins: vec![],
+    });
+    write_frame(&mut rogue, &Frame::new(4, lock))?;
+    write_frame(&mut rogue, &Frame::new(5, add("node-future", far)))?;
+    write_frame(&mut rogue, &Frame::new(6, add("node-present", now)))?;
+    write_frame(
+        &mut rogue,
+        &Frame::new(
+            7,
+            Body::UnlockAll(UnlockAll {
+                batch: 1,
+                entries: 2,
+            }),
+        ),
+    )?;
     // The second change is applied, so the first has been handled.
     a.wait_log(DEADLINE, link_changed("node-r", "node-present", "add"))?;
     let refusal = a.wait_log(DEADLINE, |l| {
@@ -313,22 +362,25 @@ fn a_timestamp_far_in_the_future_is_refused() -> Result<()> {
         "{all:?}"
     );
     // The rogue is told why.
-    let mut told = false;
-    for _ in 0..16 {
-        match read_frame(&mut rogue).context("read")? {
+    wait_for(
+        &mut rogue,
+        |b| matches!(b, Body::Error(e) if e.code() == ErrorCode::ClockDrift),
+    )?;
+    Ok(())
+}
+
+/// Reads frames until one whose body satisfies `pred` (at most 64 frames).
+fn wait_for(stream: &mut TcpStream, pred: impl Fn(&Body) -> bool) -> Result<Body> {
+    for _ in 0..64 {
+        match read_frame(stream).context("read")? {
             Some(Frame {
-                body: Some(Body::Error(e)),
-                ..
-            }) if e.code() == ErrorCode::ClockDrift => {
-                told = true;
-                break;
-            }
+                body: Some(body), ..
+            }) if pred(&body) => return Ok(body),
             Some(_) => continue,
-            None => break,
+            None => bail!("connection closed"),
         }
     }
-    assert!(told, "the rogue received Error 0x18");
-    Ok(())
+    bail!("no matching frame among 64")
 }
 
 /// Two free loopback ports, reserved by binding and released at once. If
@@ -377,7 +429,11 @@ fn two_nodes_dialing_each_other_end_with_one_link() -> Result<()> {
     // Both sides keep the connection node-a dialed.
     let peers = |d: &Daemon| -> Result<Value> {
         let out = Cli::new(["peers", "--json", "--socket", &d.socket_arg()]).output(DEADLINE)?;
-        Ok(serde_json::from_str(out.stdout.trim())?)
+        if out.code != 0 {
+            bail!("catalogue peers exited {}: {}", out.code, out.stderr);
+        }
+        serde_json::from_str(out.stdout.trim())
+            .with_context(|| format!("peers output {:?}", out.stdout))
     };
     let (pa, pb) = (peers(&a)?, peers(&b)?);
     assert_eq!(pa["state"], "up");

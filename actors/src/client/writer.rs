@@ -20,26 +20,38 @@ pub const OUTBOUND_FRAMES: usize = 256;
 /// Bytes written before a flush even if more frames are waiting.
 const FLUSH_BYTES: usize = 64 * 1024;
 
-/// Writes everything `rx` yields to `io` until the senders are gone.
+/// Writes everything `rx` yields to `io` until the senders are gone,
+/// numbering frames from 0.
 pub async fn run<W: AsyncWrite + Unpin>(io: W, rx: mpsc::Receiver<Body>, max_frame: usize) {
-    run_from(io, rx, max_frame, 0).await;
+    let mut serial = 0u64;
+    write_loop(io, rx, max_frame, move |body| {
+        let frame = Frame::new(serial, body);
+        serial += 1;
+        frame
+    })
+    .await;
 }
 
-/// Like [`run`], numbering frames from `first_serial` (a peer link goes on
-/// with the serials its plaintext handshake used).
-pub async fn run_from<W: AsyncWrite + Unpin>(
+/// Writes frames whose serials the producer assigned (a peer link's
+/// session numbers and acknowledges its own frames).
+pub async fn run_frames<W: AsyncWrite + Unpin>(io: W, rx: mpsc::Receiver<Frame>, max_frame: usize) {
+    write_loop(io, rx, max_frame, |frame| frame).await;
+}
+
+async fn write_loop<W, T>(
     io: W,
-    mut rx: mpsc::Receiver<Body>,
+    mut rx: mpsc::Receiver<T>,
     max_frame: usize,
-    first_serial: u64,
-) {
+    mut to_frame: impl FnMut(T) -> Frame,
+) where
+    W: AsyncWrite + Unpin,
+{
     let mut framed = FramedWrite::new(io, FrameCodec::new(max_frame));
-    let mut serial = first_serial;
-    while let Some(body) = rx.recv().await {
-        let mut next = Some(body);
-        while let Some(body) = next.take() {
-            match framed.feed(Frame::new(serial, body)).await {
-                Ok(()) => serial += 1,
+    while let Some(item) = rx.recv().await {
+        let mut next = Some(item);
+        while let Some(item) = next.take() {
+            match framed.feed(to_frame(item)).await {
+                Ok(()) => {}
                 Err(CodecError::FrameTooLarge { len, max }) => {
                     warn!(
                         len,
@@ -47,7 +59,7 @@ pub async fn run_from<W: AsyncWrite + Unpin>(
                     );
                 }
                 Err(e) => {
-                    debug!(error = %e, "client write failed");
+                    debug!(error = %e, "write failed");
                     return;
                 }
             }
@@ -56,7 +68,7 @@ pub async fn run_from<W: AsyncWrite + Unpin>(
             }
         }
         if let Err(e) = SinkExt::<Frame>::flush(&mut framed).await {
-            debug!(error = %e, "client flush failed");
+            debug!(error = %e, "flush failed");
             return;
         }
     }

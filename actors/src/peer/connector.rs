@@ -9,7 +9,7 @@ use std::{rc::Rc, time::Duration};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{PeerContext, directory::PeerState, handshake, link::PeerLink};
+use super::{PeerContext, directory::PeerState, handshake};
 use crate::{backoff::Backoff, supervisor::LinkUp};
 
 /// Dials `name` at `address` until `stop` turns true.
@@ -50,8 +50,7 @@ pub async fn run(
             Ok(established) => {
                 let id = ctx.new_link_id();
                 let direction = established.direction;
-                let (addr, ended) =
-                    PeerLink::start(id, established, ctx.supervisor.clone(), ctx.max_frame);
+                let (addr, ended) = ctx.start_link(id, established);
                 let accepted = ctx
                     .supervisor
                     .send(LinkUp {

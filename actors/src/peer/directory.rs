@@ -77,6 +77,9 @@ pub struct PeerInfo {
     pub since_ms: u64,
     /// Why the last attempt failed.
     pub last_error: String,
+    /// When the last initial sync with this peer completed (ms since the
+    /// epoch; 0 when never).
+    pub last_sync_ms: u64,
 }
 
 struct Entry {
@@ -124,6 +127,7 @@ impl PeerDirectory {
                 direction: None,
                 since_ms: now_ms(),
                 last_error: String::new(),
+                last_sync_ms: 0,
             },
             linked: watch::channel(false).0,
         });
@@ -168,6 +172,13 @@ impl PeerDirectory {
                 entry.info.last_error.clear();
             }
             entry.linked.send_replace(up);
+        }
+    }
+
+    /// Records that the initial sync with `name` completed now.
+    pub fn set_synced(&self, name: &str) {
+        if let Some(entry) = self.lock().get_mut(name) {
+            entry.info.last_sync_ms = now_ms();
         }
     }
 

@@ -1,17 +1,18 @@
 //! The `PeerLink` actor: one per established link to a neighbour, inbound
-//! or outbound. It reads the peer's frames (the codec is the only parser),
-//! hands link changes to the supervisor, and writes what the supervisor
-//! sends through the link's writer task. It keeps the link honest with a
-//! heartbeat: an `Ack` naming the last serial received goes out when
-//! nothing else has for [`HEARTBEAT`], and a link that has received nothing
-//! for [`LINK_TIMEOUT`] is closed.
+//! or outbound. It drives the link's [`SyncSession`] (serials, acks, the
+//! window, batching): frames from the peer go through the session, whose
+//! events become requests to the supervisor (our digest, a plan for the
+//! peer, a batch to apply); entries the supervisor wants sent are queued in
+//! the session. An idle link sends an `Ack` every [`HEARTBEAT`] as a
+//! keepalive, and a link that has received nothing for [`LINK_TIMEOUT`] is
+//! closed.
 
-use std::{collections::VecDeque, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use catalogue_proto::{
     Body, CodecError, Frame, FrameCodec,
-    catalogue::{self, Ack, Bye, Error, ErrorCode},
+    catalogue::{Bye, Error, ErrorCode},
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -20,39 +21,39 @@ use tokio::{
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
-use super::{
-    directory::Direction,
-    handshake::Established,
-    wire::{link_change_from_body, link_change_to_body},
-};
+use super::{directory::Direction, handshake::Established};
 use crate::{
     client::writer,
-    links::LinkChange,
-    supervisor::{CatalogueSupervisor, LinkDown, PeerLinkChanges},
+    stats::Stats,
+    supervisor::{CatalogueSupervisor, GetDigest, LinkDown, PeerBatch, PlanFor, SyncDone},
+    sync::{
+        entry::SyncEntry,
+        session::{SessionConfig, SessionCounters, SessionEvent, SyncSession},
+    },
 };
 
-/// Idle time after which a heartbeat goes out.
+/// Idle time after which a keepalive goes out.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Silence after which the link is considered dead.
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Frames that may wait in the writer's channel.
-const OUTBOUND_FRAMES: usize = 1024;
+/// How often the session's timers run (retransmits, acks, keepalive).
+const TICK: Duration = Duration::from_millis(100);
 
-/// Frames queued in the actor beyond the channel before the link is judged
-/// too slow and closed (the next link resynchronises).
-const MAX_BACKLOG: usize = 1 << 20;
+/// Frames that may wait in the writer's channel; the session's window is
+/// what bounds the frames in flight.
+const OUTBOUND_FRAMES: usize = 4096;
 
 /// Node-wide id of a link (a reconnect gets a new id).
 pub type LinkId = u64;
 
-/// Link changes to send to the peer.
+/// Entries to send to the peer (batched by the session).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct SendChanges(pub Vec<LinkChange>);
+pub struct SendEntries(pub Vec<SyncEntry>);
 
-/// Tells the peer a change was refused.
+/// Tells the peer something was refused.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SendError(pub Error);
@@ -68,12 +69,14 @@ pub struct PeerLink {
     peer: String,
     direction: Direction,
     supervisor: Addr<CatalogueSupervisor>,
-    outbound: mpsc::Sender<Body>,
-    backlog: VecDeque<Body>,
-    waiting: bool,
+    session: SyncSession,
+    outbound: mpsc::Sender<Frame>,
     last_received: Instant,
     last_sent: Instant,
-    last_serial: u64,
+    started: Instant,
+    flush_scheduled: bool,
+    stats: Arc<Stats>,
+    reported: SessionCounters,
     ended: Option<oneshot::Sender<()>>,
 }
 
@@ -83,8 +86,10 @@ impl PeerLink {
     pub fn start(
         id: LinkId,
         established: Established,
+        cfg: SessionConfig,
         supervisor: Addr<CatalogueSupervisor>,
         max_frame: usize,
+        stats: Arc<Stats>,
     ) -> (Addr<PeerLink>, oneshot::Receiver<()>) {
         let Established {
             peer,
@@ -95,7 +100,7 @@ impl PeerLink {
         } = established;
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES);
-        actix_rt::spawn(writer::run_from(write, rx, max_frame, next_serial));
+        actix_rt::spawn(writer::run_frames(write, rx, max_frame));
         let (ended_tx, ended_rx) = oneshot::channel();
         let addr = PeerLink::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, FrameCodec::new(max_frame)));
@@ -105,55 +110,33 @@ impl PeerLink {
                 peer,
                 direction,
                 supervisor,
+                session: SyncSession::new(cfg, next_serial),
                 outbound: tx,
-                backlog: VecDeque::new(),
-                waiting: false,
                 last_received: now,
                 last_sent: now,
-                last_serial: 0,
+                started: now,
+                flush_scheduled: false,
+                stats,
+                reported: SessionCounters::default(),
                 ended: Some(ended_tx),
             }
         });
         (addr, ended_rx)
     }
 
-    fn send(&mut self, body: Body, ctx: &mut Context<Self>) {
-        self.backlog.push_back(body);
-        if self.backlog.len() > MAX_BACKLOG {
-            warn!(peer = %self.peer, "peer link too slow: closing it");
-            ctx.stop();
-            return;
-        }
-        self.pump(ctx);
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.waiting {
-            return;
-        }
-        while let Some(body) = self.backlog.pop_front() {
-            match self.outbound.try_send(body) {
+    fn write(&mut self, frames: Vec<Frame>, ctx: &mut Context<Self>) {
+        for frame in frames {
+            match self.outbound.try_send(frame) {
                 Ok(()) => self.last_sent = Instant::now(),
-                Err(mpsc::error::TrySendError::Full(body)) => {
-                    self.backlog.push_front(body);
-                    self.waiting = true;
-                    let tx = self.outbound.clone();
-                    ctx.spawn(
-                        async move { tx.reserve_owned().await }
-                            .into_actor(self)
-                            .map(|permit, act, ctx| {
-                                act.waiting = false;
-                                match (permit, act.backlog.pop_front()) {
-                                    (Ok(permit), Some(body)) => {
-                                        permit.send(body);
-                                        act.last_sent = Instant::now();
-                                        act.pump(ctx);
-                                    }
-                                    (Ok(_), None) => {}
-                                    (Err(_), _) => ctx.stop(),
-                                }
-                            }),
-                    );
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // The window keeps frames in flight far below the
+                    // channel's size; a full channel means the writer is stuck.
+                    warn!(peer = %self.peer, "peer link writer is stuck: closing the link");
+                    ctx.stop();
                     return;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -164,52 +147,121 @@ impl PeerLink {
         }
     }
 
-    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+    fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         if now.duration_since(self.last_received) > LINK_TIMEOUT {
             warn!(peer = %self.peer, "peer link silent for {LINK_TIMEOUT:?}: closing it");
             ctx.stop();
             return;
         }
-        if now.duration_since(self.last_sent) >= HEARTBEAT && self.backlog.is_empty() {
-            let ack = Body::Ack(Ack {
-                ack_serial: self.last_serial,
-            });
-            self.send(ack, ctx);
+        let frames = self.session.tick(self.now_ms());
+        self.write(frames, ctx);
+        if now.duration_since(self.last_sent) >= HEARTBEAT {
+            let keepalive = self.session.keepalive();
+            self.write(vec![keepalive], ctx);
+        }
+        self.report();
+    }
+
+    /// Adds what the session counted since the last report to the node's
+    /// counters.
+    fn report(&mut self) {
+        let c = self.session.counters();
+        let r = self.reported;
+        self.stats
+            .sync_entries_sent
+            .add(c.entries_sent - r.entries_sent);
+        self.stats
+            .sync_entries_received
+            .add(c.entries_received - r.entries_received);
+        self.stats
+            .sync_batches_sent
+            .add(c.batches_sent - r.batches_sent);
+        self.stats
+            .sync_batches_received
+            .add(c.batches_received - r.batches_received);
+        self.stats
+            .sync_retransmits
+            .add(c.retransmits - r.retransmits);
+        self.reported = c;
+    }
+
+    fn on_events(&mut self, events: Vec<SessionEvent>, ctx: &mut Context<Self>) {
+        for event in events {
+            match event {
+                SessionEvent::Registered => {
+                    let request = self.supervisor.send(GetDigest);
+                    ctx.wait(
+                        request
+                            .into_actor(self)
+                            .map(|digest, act, ctx| match digest {
+                                Ok(digest) => {
+                                    let now = act.now_ms();
+                                    let frames = act.session.send_digest(&digest, now);
+                                    act.write(frames, ctx);
+                                }
+                                Err(_) => ctx.stop(),
+                            }),
+                    );
+                }
+                SessionEvent::PeerDigest(digest) => {
+                    let request = self.supervisor.send(PlanFor {
+                        peer: self.peer.clone(),
+                        digest,
+                    });
+                    ctx.wait(request.into_actor(self).map(|batch, act, ctx| match batch {
+                        Ok(batch) => {
+                            let now = act.now_ms();
+                            let frames = act.session.send_initial(batch, now);
+                            act.write(frames, ctx);
+                        }
+                        Err(_) => ctx.stop(),
+                    }));
+                }
+                SessionEvent::Batch { batch, initial } => self.supervisor.do_send(PeerBatch {
+                    from: self.peer.clone(),
+                    link: self.id,
+                    batch,
+                    initial,
+                }),
+                SessionEvent::InitialSyncDone { sent, received } => {
+                    info!(peer = %self.peer, sent, received, "initial sync done");
+                    self.supervisor.do_send(SyncDone {
+                        peer: self.peer.clone(),
+                        link: self.id,
+                    });
+                }
+                SessionEvent::ProtocolError(problem) => {
+                    warn!(peer = %self.peer, %problem, "peer broke the sync protocol: closing the link");
+                    let error =
+                        Frame::new(0, Body::Error(Error::new(ErrorCode::BadRequest, problem)));
+                    let _ = self.outbound.try_send(error);
+                    ctx.stop();
+                    return;
+                }
+            }
         }
     }
 
     fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         self.last_received = Instant::now();
-        self.last_serial = frame.serial;
-        let Some(body) = frame.body else {
-            debug!(peer = %self.peer, "frame without a body ignored");
-            return;
-        };
-        match body {
-            Body::Ack(_) => {}
-            body @ (Body::LinkAdd(_) | Body::LinkDelete(_)) => match link_change_from_body(body) {
-                Ok(change) => self.supervisor.do_send(PeerLinkChanges {
-                    from: self.peer.clone(),
-                    link: self.id,
-                    changes: vec![change],
-                }),
-                Err(problem) => {
-                    warn!(peer = %self.peer, %problem, "malformed link change ignored");
-                    let error =
-                        Error::new(ErrorCode::BadRequest, problem).replying_to(frame.serial);
-                    self.send(Body::Error(error), ctx);
-                }
-            },
-            Body::Bye(catalogue::Bye { reason }) => {
+        match &frame.body {
+            Some(Body::Bye(Bye { reason })) => {
                 info!(peer = %self.peer, %reason, "peer said goodbye");
                 ctx.stop();
+                return;
             }
-            Body::Error(e) => {
+            Some(Body::Error(e)) => {
                 warn!(peer = %self.peer, code = %e.code().hex(), message = %e.message, "peer reported an error");
+                return;
             }
-            other => debug!(peer = %self.peer, kind = other.kind(), "ignored on a peer link"),
+            None => return,
+            Some(_) => {}
         }
+        let now = self.now_ms();
+        let (frames, events) = self.session.on_frame(frame, now);
+        self.write(frames, ctx);
+        self.on_events(events, ctx);
     }
 }
 
@@ -218,10 +270,14 @@ impl Actor for PeerLink {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         info!(peer = %self.peer, direction = self.direction.as_str(), link = self.id, "peer link up");
-        ctx.run_interval(HEARTBEAT / 2, |act, ctx| act.heartbeat(ctx));
+        let now = self.now_ms();
+        let frames = self.session.start(now);
+        self.write(frames, ctx);
+        ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.report();
         info!(peer = %self.peer, link = self.id, "peer link down");
         self.supervisor.do_send(LinkDown {
             peer: self.peer.clone(),
@@ -242,7 +298,7 @@ impl StreamHandler<Result<Frame, CodecError>> for PeerLink {
                 if let Some(code) = e.error_code() {
                     let _ = self
                         .outbound
-                        .try_send(Body::Error(Error::new(code, e.to_string())));
+                        .try_send(Frame::new(0, Body::Error(Error::new(code, e.to_string()))));
                 }
                 ctx.stop();
             }
@@ -254,13 +310,24 @@ impl StreamHandler<Result<Frame, CodecError>> for PeerLink {
     }
 }
 
-impl Handler<SendChanges> for PeerLink {
+impl Handler<SendEntries> for PeerLink {
     type Result = ();
 
-    fn handle(&mut self, msg: SendChanges, ctx: &mut Context<Self>) {
-        for change in msg.0 {
-            self.send(link_change_to_body(&change), ctx);
+    fn handle(&mut self, msg: SendEntries, ctx: &mut Context<Self>) {
+        let now = self.now_ms();
+        let frames = self.session.queue_changes(msg.0, now);
+        if frames.is_empty() && !self.flush_scheduled {
+            // Send within the batch delay even if no more changes come.
+            self.flush_scheduled = true;
+            let delay = Duration::from_millis(self.session.batch_delay_ms());
+            ctx.run_later(delay, |act, ctx| {
+                act.flush_scheduled = false;
+                let now = act.now_ms();
+                let frames = act.session.tick(now);
+                act.write(frames, ctx);
+            });
         }
+        self.write(frames, ctx);
     }
 }
 
@@ -268,7 +335,8 @@ impl Handler<SendError> for PeerLink {
     type Result = ();
 
     fn handle(&mut self, msg: SendError, ctx: &mut Context<Self>) {
-        self.send(Body::Error(msg.0), ctx);
+        let frame = self.session.unacknowledged(Body::Error(msg.0));
+        self.write(vec![frame], ctx);
     }
 }
 
@@ -277,7 +345,14 @@ impl Handler<Close> for PeerLink {
 
     fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
         debug!(peer = %self.peer, link = self.id, reason = %msg.0, "closing peer link");
-        self.send(Body::Bye(Bye { reason: msg.0 }), ctx);
+        let now = self.now_ms();
+        // Whatever is batched goes out first.
+        let frames = self.session.flush(now);
+        self.write(frames, ctx);
+        let bye = self
+            .session
+            .unacknowledged(Body::Bye(Bye { reason: msg.0 }));
+        self.write(vec![bye], ctx);
         // The writer flushes what is queued once every sender is gone.
         ctx.stop();
     }

@@ -10,6 +10,8 @@ pub mod link;
 pub mod wire;
 
 use std::{
+    cell::RefCell,
+    collections::HashMap,
     net::SocketAddr,
     rc::Rc,
     sync::{
@@ -24,13 +26,19 @@ use tokio::net::TcpStream;
 use tracing::warn;
 
 use crate::{
+    settings::Settings,
     stats::Stats,
     supervisor::{CatalogueSupervisor, LinkUp},
+    sync::session::{Role, SessionConfig},
     tls::TlsContexts,
 };
 use directory::PeerDirectory;
 use handshake::LocalIdentity;
 use link::{LinkId, PeerLink};
+
+/// Most entries accepted in one batch from a peer (a full transfer of a
+/// large catalogue is one batch).
+pub const MAX_BATCH_ENTRIES: usize = 10_000_000;
 
 /// What every link of a node shares.
 pub struct PeerContext {
@@ -50,33 +58,86 @@ pub struct PeerContext {
     pub retry_max: Duration,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Session tuning (node, peer and role are filled in per link).
+    pub session: SessionConfig,
     next_link: AtomicU64,
+    /// Ids given to connecting nodes, by name, so a returning node gets its
+    /// old id back.
+    ids: RefCell<HashMap<String, u32>>,
 }
 
 impl PeerContext {
-    /// A context; link ids start at 1.
-    #[allow(clippy::too_many_arguments)]
+    /// A context for a node with `settings`; link ids start at 1.
     pub fn new(
+        settings: &Settings,
         local: LocalIdentity,
         tls: Option<Arc<TlsContexts>>,
         directory: PeerDirectory,
         supervisor: Addr<CatalogueSupervisor>,
-        max_frame: usize,
-        retry_initial: Duration,
-        retry_max: Duration,
         stats: Arc<Stats>,
     ) -> Self {
+        let sync = &settings.sync;
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let session = SessionConfig {
+            node: local.name.clone(),
+            peer: String::new(),
+            role: Role::Connector,
+            window: sync.window,
+            batch_max_entries: sync.batch_max_entries,
+            batch_delay_ms: millis(sync.batch_delay),
+            ack_timeout_ms: millis(sync.ack_timeout),
+            max_batch_entries: MAX_BATCH_ENTRIES,
+            max_uri: settings.limits.max_uri_bytes,
+        };
         PeerContext {
             local,
             tls,
             directory,
             supervisor,
-            max_frame,
-            retry_initial,
-            retry_max,
+            max_frame: settings.limits.max_frame_bytes,
+            retry_initial: sync.retry_initial,
+            retry_max: sync.retry_max,
             stats,
+            session,
             next_link: AtomicU64::new(1),
+            ids: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// The session configuration of a link to `peer` in `direction`.
+    pub fn session_for(&self, peer: &str, direction: directory::Direction) -> SessionConfig {
+        let role = match direction {
+            directory::Direction::Outbound => Role::Connector,
+            directory::Direction::Inbound => {
+                let mut ids = self.ids.borrow_mut();
+                let next = u32::try_from(ids.len() + 1).unwrap_or(u32::MAX);
+                Role::Acceptor {
+                    assigned_id: *ids.entry(peer.to_string()).or_insert(next),
+                }
+            }
+        };
+        SessionConfig {
+            peer: peer.to_string(),
+            role,
+            ..self.session.clone()
+        }
+    }
+
+    /// Starts the link actor of an established link.
+    pub fn start_link(
+        &self,
+        id: LinkId,
+        established: handshake::Established,
+    ) -> (Addr<PeerLink>, tokio::sync::oneshot::Receiver<()>) {
+        let cfg = self.session_for(&established.peer, established.direction);
+        PeerLink::start(
+            id,
+            established,
+            cfg,
+            self.supervisor.clone(),
+            self.max_frame,
+            self.stats.clone(),
+        )
     }
 
     /// A fresh link id.
@@ -109,7 +170,7 @@ pub async fn accept_link(stream: TcpStream, remote: SocketAddr, ctx: Rc<PeerCont
     let id = ctx.new_link_id();
     let peer = established.peer.clone();
     let direction = established.direction;
-    let (addr, _ended) = PeerLink::start(id, established, ctx.supervisor.clone(), ctx.max_frame);
+    let (addr, _ended) = ctx.start_link(id, established);
     let _ = ctx
         .supervisor
         .send(LinkUp {

@@ -35,6 +35,11 @@ pub struct Deliver(pub Event);
 #[rtype(result = "()")]
 pub struct Snapshot(pub Vec<Arc<Service>>);
 
+/// A fresh snapshot replacing queued events after a large change.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Rebase(pub Vec<Arc<Service>>);
+
 /// Ends the subscription; no frame of it is sent after this is handled.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -194,6 +199,20 @@ impl Handler<Snapshot> for Subscription {
     fn handle(&mut self, msg: Snapshot, ctx: &mut Context<Self>) {
         debug!(key = self.key, services = msg.0.len(), "snapshot");
         self.queue.on_snapshot(msg.0);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Rebase> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, msg: Rebase, ctx: &mut Context<Self>) {
+        debug!(
+            key = self.key,
+            services = msg.0.len(),
+            "rebased on a fresh snapshot"
+        );
+        self.queue.on_rebase(msg.0);
         self.pump(ctx);
     }
 }

@@ -171,6 +171,21 @@ impl SubscriptionQueue {
         self.state = State::Live;
     }
 
+    /// A change too large to send event by event (a big batch from a peer):
+    /// a fresh snapshot replaces whatever events were still queued. Ignored
+    /// while a snapshot is awaited or due (that one will be fresh) or after
+    /// cancellation.
+    pub fn on_rebase(&mut self, services: Vec<Arc<Service>>) {
+        if self.state != State::Live {
+            return;
+        }
+        self.items.retain(|i| matches!(i, Item::Overflow { .. }));
+        self.events = 0;
+        let count = services.len() as u64;
+        self.items.extend(services.into_iter().map(Item::Snapshot));
+        self.items.push_back(Item::SnapshotEnd(count));
+    }
+
     /// True when the queue has drained after an overflow and a fresh
     /// snapshot should be asked for now. The caller asks, then calls
     /// [`SubscriptionQueue::snapshot_requested`].

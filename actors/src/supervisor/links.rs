@@ -1,24 +1,22 @@
 //! The supervisor's side of peer links: which link is current for each
 //! peer (one per peer; when both nodes dial each other at once, both keep
-//! the connection dialed by the node whose name sorts first), the links
-//! table (LinkAdd when a link comes up, LinkDelete when it goes down,
-//! merged and flooded by last writer wins), the clock check on every
-//! timestamp a peer sends, and the listings for `catalogue links|peers`.
+//! the connection dialed by the node whose name sorts first), our own
+//! LinkAdd when a link comes up and LinkDelete when it goes down, and the
+//! listings for `catalogue links|peers`.
 
 use actix::prelude::*;
-use catalogue_proto::catalogue::{Error, ErrorCode};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{
-    CatalogueSupervisor, DuplicateLink, LinkDown, LinkUp, LinksView, ListLinks, ListPeers,
-    PeerLinkChanges, Shutdown,
+    CatalogueSupervisor, DuplicateLink, LinkDown, LinkUp, LinksView, ListLinks, ListPeers, Shutdown,
 };
 use crate::{
     links::{LinkChange, LinkKey, LinkOp},
     peer::{
         directory::PeerInfo,
-        link::{Close, LinkId, PeerLink, SendChanges, SendError},
+        link::{Close, LinkId, PeerLink},
     },
+    sync::entry::SyncEntry,
 };
 
 /// The current link to one peer.
@@ -44,41 +42,35 @@ pub(super) fn keep_current_link(
     current_dialer != new_dialer && current_dialer == preferred
 }
 
+pub(super) fn log_change(change: &LinkChange) {
+    let op = match change.op {
+        LinkOp::Add => "add",
+        LinkOp::Delete => "delete",
+    };
+    debug!(a = change.key.a(), b = change.key.b(), op, origin = %change.origin, "link table changed");
+}
+
 impl CatalogueSupervisor {
-    /// Issues a change of our own link to `peer` and floods it.
-    fn issue_link_change(&mut self, op: LinkOp, peer: &str) {
+    /// Issues a change of our own link to `peer`, applies and floods it.
+    fn issue_link_change(&mut self, op: LinkOp, peer: &str, ctx: &mut Context<Self>) {
         let change = LinkChange {
             op,
             key: LinkKey::new(self.node.clone(), peer),
             origin: self.node.clone(),
             ts: self.hlc.now(),
         };
-        self.links.apply(&change);
         log_change(&change);
-        self.broadcast_links(vec![change], None);
-    }
-
-    /// Sends `changes` to every current link except the one to `except`.
-    fn broadcast_links(&self, changes: Vec<LinkChange>, except: Option<&str>) {
-        if changes.is_empty() {
-            return;
-        }
-        for (peer, link) in &self.peer_links {
-            if Some(peer.as_str()) != except {
-                link.addr.do_send(SendChanges(changes.clone()));
-            }
-        }
+        self.apply_local(SyncEntry::Link(change), ctx);
     }
 }
 
 impl Handler<LinkUp> for CatalogueSupervisor {
     type Result = Result<(), DuplicateLink>;
 
-    fn handle(&mut self, msg: LinkUp, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: LinkUp, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(current) = self.peer_links.get(&msg.peer) {
             if keep_current_link(&self.node, &msg.peer, &current.dialer, &msg.dialer) {
-                let preferred = std::cmp::min(self.node.as_str(), msg.peer.as_str());
-                debug!(peer = %msg.peer, link = msg.link, "duplicate link closed; keeping the one dialed by {preferred}");
+                debug!(peer = %msg.peer, link = msg.link, "duplicate link closed");
                 msg.addr.do_send(Close("duplicate link".into()));
                 return Err(DuplicateLink { peer: msg.peer });
             }
@@ -93,18 +85,14 @@ impl Handler<LinkUp> for CatalogueSupervisor {
             CurrentLink {
                 id: msg.link,
                 dialer: msg.dialer,
-                addr: msg.addr.clone(),
+                addr: msg.addr,
             },
         );
         self.stats.peer_links.set(self.peer_links.len() as i64);
         self.directory.set_linked(&msg.peer, Some(msg.direction));
-        // The new link learns everything we hold, then our own LinkAdd.
-        msg.addr
-            .do_send(SendChanges(self.links.changes().collect()));
         if first {
             info!(peer = %msg.peer, direction = msg.direction.as_str(), "linked");
-            self.issue_link_change(LinkOp::Add, &msg.peer);
-            self.reachability_changed();
+            self.issue_link_change(LinkOp::Add, &msg.peer, ctx);
         }
         Ok(())
     }
@@ -113,7 +101,7 @@ impl Handler<LinkUp> for CatalogueSupervisor {
 impl Handler<LinkDown> for CatalogueSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: LinkDown, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: LinkDown, ctx: &mut Context<Self>) {
         if self
             .peer_links
             .get(&msg.peer)
@@ -125,40 +113,7 @@ impl Handler<LinkDown> for CatalogueSupervisor {
         self.stats.peer_links.set(self.peer_links.len() as i64);
         self.directory.set_linked(&msg.peer, None);
         info!(peer = %msg.peer, "unlinked");
-        self.issue_link_change(LinkOp::Delete, &msg.peer);
-        self.reachability_changed();
-    }
-}
-
-impl Handler<PeerLinkChanges> for CatalogueSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: PeerLinkChanges, _ctx: &mut Context<Self>) {
-        let mut forward = Vec::new();
-        let mut changed = false;
-        for change in msg.changes {
-            if let Err(e) = self.hlc.observe(change.ts) {
-                self.stats.clock_refused.inc();
-                warn!(peer = %msg.from, error = %e, link = ?change.key, "link change refused: timestamp too far ahead");
-                if let Some(link) = self.peer_links.get(&msg.from).filter(|l| l.id == msg.link) {
-                    link.addr
-                        .do_send(SendError(Error::new(ErrorCode::ClockDrift, e.to_string())));
-                }
-                continue;
-            }
-            let applied = self.links.apply(&change);
-            if applied == crate::links::LinkApplied::Changed {
-                log_change(&change);
-            }
-            if applied.forward() {
-                changed |= applied == crate::links::LinkApplied::Changed;
-                forward.push(change);
-            }
-        }
-        self.broadcast_links(forward, Some(&msg.from));
-        if changed {
-            self.reachability_changed();
-        }
+        self.issue_link_change(LinkOp::Delete, &msg.peer, ctx);
     }
 }
 
@@ -167,6 +122,7 @@ impl Handler<ListLinks> for CatalogueSupervisor {
 
     fn handle(&mut self, _msg: ListLinks, _ctx: &mut Context<Self>) -> Self::Result {
         let links = self
+            .replica
             .links
             .live()
             .map(|(key, origin, ts)| LinkChange {
@@ -179,7 +135,12 @@ impl Handler<ListLinks> for CatalogueSupervisor {
         MessageResult(LinksView {
             node: self.node.clone(),
             links,
-            reachable: self.links.reachable_from(&self.node).into_iter().collect(),
+            reachable: self
+                .replica
+                .links
+                .reachable_from(&self.node)
+                .into_iter()
+                .collect(),
         })
     }
 }
@@ -196,24 +157,16 @@ impl Handler<ListPeers> for CatalogueSupervisor {
 impl Handler<Shutdown> for CatalogueSupervisor {
     type Result = ();
 
-    fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Context<Self>) {
         let peers: Vec<String> = self.peer_links.keys().cloned().collect();
         for peer in &peers {
-            self.issue_link_change(LinkOp::Delete, peer);
+            self.issue_link_change(LinkOp::Delete, peer, ctx);
         }
         for (peer, link) in self.peer_links.drain() {
             self.directory.set_linked(&peer, None);
             link.addr.do_send(Close("shutting down".into()));
         }
     }
-}
-
-fn log_change(change: &LinkChange) {
-    let op = match change.op {
-        LinkOp::Add => "add",
-        LinkOp::Delete => "delete",
-    };
-    debug!(a = change.key.a(), b = change.key.b(), op, origin = %change.origin, "link table changed");
 }
 
 #[cfg(test)]

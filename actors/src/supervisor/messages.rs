@@ -12,6 +12,7 @@ use crate::{
     },
     services::Service,
     subscription::{SubKey, Subscription},
+    sync::{digest::Digest, replica::Batch},
 };
 
 /// Node-wide id of a client connection.
@@ -135,16 +136,43 @@ pub struct LinkDown {
     pub link: LinkId,
 }
 
-/// Link changes received from a peer.
+/// A complete batch received from a peer, to apply atomically.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct PeerLinkChanges {
-    /// The peer they came from (not sent back there).
+pub struct PeerBatch {
+    /// The peer it came from (not sent back there).
     pub from: String,
-    /// The link they came over.
+    /// The link it came over.
     pub link: LinkId,
-    /// The changes, checked for form but not yet for time.
-    pub changes: Vec<LinkChange>,
+    /// The batch, checked for form but not yet for time.
+    pub batch: Batch,
+    /// The peer's initial batch.
+    pub initial: bool,
+}
+
+/// Asks for this node's digest.
+#[derive(Debug, Message)]
+#[rtype(result = "Digest")]
+pub struct GetDigest;
+
+/// Asks what to send a peer whose digest is `digest`.
+#[derive(Debug, Message)]
+#[rtype(result = "Batch")]
+pub struct PlanFor {
+    /// The peer.
+    pub peer: String,
+    /// Its digest.
+    pub digest: Digest,
+}
+
+/// A link finished its initial exchange.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SyncDone {
+    /// The peer.
+    pub peer: String,
+    /// The link.
+    pub link: LinkId,
 }
 
 /// The node's view of the links table.

@@ -1,27 +1,42 @@
-//! The `CatalogueSupervisor` actor: one per node. It owns the services
-//! table, the clock, the subscription matcher and the record of which local
-//! connection registered which service. Every change goes through it, in
-//! one order; it routes each applied change to the matching subscriptions
-//! and answers snapshots and listings. It never waits on another actor.
+//! The `CatalogueSupervisor` actor: one per node. It owns the replicated
+//! tables (services and links, in a [`Replica`]), the clock, the
+//! subscription matcher and the record of which local connection
+//! registered which service. Every change goes through it, in one order:
+//! it applies the change, routes the resulting event to the matching
+//! subscriptions, and sends the change to every peer link (except the one
+//! it came from). It never waits on another actor.
+//!
+//! Services whose origin is no longer reachable in the links graph are
+//! withdrawn from subscribers (delete events) after `sync.unreachable_grace`
+//! and return (add events) when their origin is reachable again; the table
+//! keeps them meanwhile.
 
 mod links;
 mod messages;
 mod owners;
+mod replication;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix::prelude::*;
 use catalogue_proto::catalogue::EventKind;
 use tracing::{debug, info};
 
 use crate::{
-    hlc::Hlc,
-    links::LinksTable,
+    hlc::{Hlc, Timestamp},
     matcher::Matcher,
     peer::directory::PeerDirectory,
-    services::{Applied, Change, Service, ServicesTable},
+    services::{Applied, Change, Service},
     stats::Stats,
-    subscription::{Deliver, Snapshot, SubKey, Subscription, queue::Event},
+    subscription::{Deliver, Rebase, Snapshot, SubKey, Subscription, queue::Event},
+    sync::{
+        entry::SyncEntry,
+        replica::{BatchOutcome, Replica},
+    },
 };
 pub use messages::*;
 use owners::Owners;
@@ -29,21 +44,36 @@ use owners::Owners;
 /// How often expired tombstones are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Replication and visibility tuning the supervisor needs.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// How long tombstones are kept.
+    pub tombstone_ttl: Duration,
+    /// How long an unreachable origin's services stay visible.
+    pub unreachable_grace: Duration,
+    /// A batch changing more services than this reaches subscribers as a
+    /// fresh snapshot rather than event by event.
+    pub bulk_threshold: usize,
+}
+
 /// The node's supervisor.
 pub struct CatalogueSupervisor {
     node: String,
-    table: ServicesTable,
+    replica: Replica,
     hlc: Hlc,
     matcher: Matcher,
     subscriptions: HashMap<SubKey, (Addr<Subscription>, regex::Regex)>,
     owners: Owners,
-    /// Which node is linked to which, cluster-wide.
-    links: LinksTable,
     /// The current link to each directly linked peer.
     peer_links: HashMap<String, links::CurrentLink>,
     /// Known peers and their states.
     directory: PeerDirectory,
-    tombstone_ttl: Duration,
+    config: SupervisorConfig,
+    /// Origins whose services are withdrawn from subscribers.
+    hidden: HashSet<String>,
+    /// Unreachable origins waiting out the grace period, by generation.
+    hiding: HashMap<String, u64>,
+    next_generation: u64,
     stats: Arc<Stats>,
     /// Reused buffer for matcher results.
     matched: Vec<SubKey>,
@@ -55,50 +85,106 @@ impl CatalogueSupervisor {
         node: String,
         hlc: Hlc,
         directory: PeerDirectory,
-        tombstone_ttl: Duration,
+        config: SupervisorConfig,
         stats: Arc<Stats>,
     ) -> Self {
         CatalogueSupervisor {
+            replica: Replica::new(node.clone()),
             node,
-            table: ServicesTable::new(),
             hlc,
             matcher: Matcher::new(),
             subscriptions: HashMap::new(),
             owners: Owners::default(),
-            links: LinksTable::new(),
             peer_links: HashMap::new(),
             directory,
-            tombstone_ttl,
+            config,
+            hidden: HashSet::new(),
+            hiding: HashMap::new(),
+            next_generation: 0,
             stats,
             matched: Vec::new(),
         }
     }
 
-    /// Applies a change and routes the resulting event, if any.
-    fn apply(&mut self, change: Change) {
-        let deleted_by = match &change {
-            Change::Delete { origin, ts, .. } => Some((origin.clone(), *ts)),
-            Change::Add(_) => None,
-        };
-        let event = match self.table.apply(change) {
-            Applied::Added(s) | Applied::Updated { new: s, .. } => Some((EventKind::Added, s)),
-            Applied::Deleted(mut s) => {
-                if let Some((origin, ts)) = deleted_by {
-                    s.origin = origin;
-                    s.ts = ts;
-                }
-                Some((EventKind::Deleted, s))
-            }
-            Applied::Tombstoned | Applied::Ignored => None,
-        };
-        self.stats.services.set(self.table.len() as i64);
-        if let Some((kind, service)) = event {
-            self.route(kind, Arc::new(service));
+    /// Applies a change made on this node, routes its event and sends it to
+    /// every peer.
+    fn apply_local(&mut self, entry: SyncEntry, ctx: &mut Context<Self>) {
+        let mut outcome = BatchOutcome::default();
+        if self.replica.apply_entry(&entry, &mut outcome) {
+            self.broadcast(vec![entry], None);
+        }
+        self.route_outcome(outcome, ctx);
+    }
+
+    /// Routes the services events of an applied batch; reacts to link
+    /// changes.
+    fn route_outcome(&mut self, outcome: BatchOutcome, ctx: &mut Context<Self>) {
+        if outcome.services.len() + outcome.removed.len() > self.config.bulk_threshold {
+            self.rebase(&outcome);
+        } else {
+            self.route_each(outcome.services, outcome.removed);
+        }
+        self.stats.services.set(self.replica.services.len() as i64);
+        if outcome.links_changed {
+            self.reachability_changed(ctx);
         }
     }
 
-    fn route(&mut self, kind: EventKind, service: Arc<Service>) {
+    /// A large change: every subscription it touches gets a fresh snapshot.
+    fn rebase(&mut self, outcome: &BatchOutcome) {
+        let mut touched = HashSet::new();
+        let uris = outcome
+            .services
+            .iter()
+            .filter_map(|a| match a {
+                Applied::Added(s) | Applied::Updated { new: s, .. } | Applied::Deleted(s) => {
+                    Some(s)
+                }
+                Applied::Tombstoned | Applied::Ignored => None,
+            })
+            .chain(outcome.removed.iter())
+            .filter(|s| !self.hidden.contains(&s.origin))
+            .map(|s| s.uri.clone())
+            .collect::<Vec<_>>();
+        for uri in uris {
+            self.matcher.matches(&uri, &mut self.matched);
+            touched.extend(self.matched.iter().copied());
+        }
+        debug!(
+            subscriptions = touched.len(),
+            "large batch: fresh snapshots"
+        );
+        for key in touched {
+            if let Some((addr, regex)) = self.subscriptions.get(&key) {
+                addr.do_send(Rebase(self.snapshot(regex)));
+            }
+        }
+    }
+
+    fn route_each(&mut self, services: Vec<Applied>, removed: Vec<Service>) {
+        for applied in services {
+            match applied {
+                Applied::Added(s) | Applied::Updated { new: s, .. } => {
+                    self.route(EventKind::Added, s)
+                }
+                Applied::Deleted(s) => self.route(EventKind::Deleted, s),
+                Applied::Tombstoned | Applied::Ignored => {}
+            }
+        }
+        for s in removed {
+            self.route(EventKind::Deleted, s);
+        }
+    }
+
+    fn route(&mut self, kind: EventKind, service: Service) {
+        if self.hidden.contains(&service.origin) {
+            return;
+        }
         self.matcher.matches(&service.uri, &mut self.matched);
+        if self.matched.is_empty() {
+            return;
+        }
+        let service = Arc::new(service);
         for key in &self.matched {
             if let Some((addr, _)) = self.subscriptions.get(key) {
                 addr.do_send(Deliver(Event {
@@ -110,37 +196,37 @@ impl CatalogueSupervisor {
         }
     }
 
+    /// Visible services matching `regex`.
     fn snapshot(&self, regex: &regex::Regex) -> Vec<Arc<Service>> {
-        self.table
+        self.replica
+            .services
             .iter()
-            .filter(|s| regex.is_match(&s.uri))
+            .filter(|s| !self.hidden.contains(&s.origin) && regex.is_match(&s.uri))
             .map(|s| Arc::new(s.clone()))
             .collect()
     }
 
-    fn delete_local(&mut self, uri: String) {
+    fn delete_local(&mut self, uri: String, ctx: &mut Context<Self>) {
         let ts = self.hlc.now();
-        self.apply(Change::Delete {
-            uri,
-            origin: self.node.clone(),
-            ts,
-        });
-    }
-
-    /// The links graph changed: recompute what is reachable.
-    fn reachability_changed(&mut self) {
-        let reachable = self.links.reachable_from(&self.node);
-        debug!(reachable = reachable.len(), "reachability changed");
+        self.apply_local(
+            SyncEntry::Service(Change::Delete {
+                uri,
+                origin: self.node.clone(),
+                ts,
+            }),
+            ctx,
+        );
     }
 
     fn purge_tombstones(&mut self) {
         let now = self.hlc.now();
-        let ttl_ms = u64::try_from(self.tombstone_ttl.as_millis()).unwrap_or(u64::MAX);
-        let horizon = crate::hlc::Timestamp {
+        let ttl_ms = u64::try_from(self.config.tombstone_ttl.as_millis()).unwrap_or(u64::MAX);
+        let horizon = Timestamp {
             physical_ms: now.physical_ms.saturating_sub(ttl_ms),
             logical: 0,
         };
-        let purged = self.table.purge_tombstones(horizon) + self.links.purge_tombstones(horizon);
+        let purged = self.replica.services.purge_tombstones(horizon)
+            + self.replica.links.purge_tombstones(horizon);
         if purged > 0 {
             debug!(purged, "expired tombstones purged");
         }
@@ -159,15 +245,16 @@ impl Actor for CatalogueSupervisor {
 impl Handler<RegisterService> for CatalogueSupervisor {
     type Result = Result<(), RegisterError>;
 
-    fn handle(&mut self, msg: RegisterService, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: RegisterService, ctx: &mut Context<Self>) -> Self::Result {
         self.owners.claim(msg.conn, &msg.uri)?;
         let ts = self.hlc.now();
-        self.apply(Change::Add(Service {
+        let entry = SyncEntry::Service(Change::Add(Service {
             uri: msg.uri,
             attrs: msg.attrs,
             origin: self.node.clone(),
             ts,
         }));
+        self.apply_local(entry, ctx);
         Ok(())
     }
 }
@@ -175,9 +262,9 @@ impl Handler<RegisterService> for CatalogueSupervisor {
 impl Handler<UnregisterService> for CatalogueSupervisor {
     type Result = Result<(), RegisterError>;
 
-    fn handle(&mut self, msg: UnregisterService, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: UnregisterService, ctx: &mut Context<Self>) -> Self::Result {
         self.owners.release(msg.conn, &msg.uri)?;
-        self.delete_local(msg.uri);
+        self.delete_local(msg.uri, ctx);
         Ok(())
     }
 }
@@ -185,7 +272,7 @@ impl Handler<UnregisterService> for CatalogueSupervisor {
 impl Handler<ConnectionClosed> for CatalogueSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: ConnectionClosed, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ConnectionClosed, ctx: &mut Context<Self>) {
         let uris = self.owners.release_all(msg.conn);
         if !uris.is_empty() {
             debug!(
@@ -195,7 +282,7 @@ impl Handler<ConnectionClosed> for CatalogueSupervisor {
             );
         }
         for uri in uris {
-            self.delete_local(uri);
+            self.delete_local(uri, ctx);
         }
     }
 }
@@ -235,8 +322,10 @@ impl Handler<ListServices> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: ListServices, _ctx: &mut Context<Self>) -> Self::Result {
         let mut services: Vec<Service> = self
-            .table
+            .replica
+            .services
             .iter()
+            .filter(|s| !self.hidden.contains(&s.origin))
             .filter(|s| msg.regex.as_ref().is_none_or(|r| r.is_match(&s.uri)))
             .cloned()
             .collect();

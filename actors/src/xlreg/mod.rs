@@ -22,7 +22,10 @@ pub struct XlregHost {
 
 /// Hosts the registry when `xlreg.serve` is true; returns once it listens.
 /// It stops when `stop` turns true.
-pub async fn host(settings: &Settings, stop: watch::Receiver<bool>) -> Result<Option<XlregHost>, XlregError> {
+pub async fn host(
+    settings: &Settings,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<XlregHost>, XlregError> {
     let _ = (settings, stop);
     Ok(None)
 }

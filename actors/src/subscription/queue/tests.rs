@@ -132,3 +132,17 @@ fn deleted_events_carry_no_attributes() {
         other => panic!("expected an event, got {other:?}"),
     }
 }
+
+#[test]
+fn a_rebase_replaces_queued_events_with_a_fresh_snapshot() {
+    let mut q = SubscriptionQueue::new(1, 8, OverflowPolicy::Resnapshot);
+    q.on_snapshot(vec![]);
+    q.on_event(added("x:1"));
+    q.on_rebase(vec![service("x:1"), service("x:2")]);
+    // The unsent end of the first snapshot goes too: one snapshot remains.
+    assert_eq!(drain(&mut q), ["snap +x:1", "snap +x:2", "end 2"]);
+    // Not while a snapshot is awaited.
+    let mut q = SubscriptionQueue::new(1, 8, OverflowPolicy::Resnapshot);
+    q.on_rebase(vec![service("x:1")]);
+    assert!(q.is_empty());
+}

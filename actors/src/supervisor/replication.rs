@@ -1,0 +1,196 @@
+//! Replication in the supervisor: our digest and plans for peers, batches
+//! received from peers (clock check, atomic apply, forwarding, events), and
+//! the visibility of services whose origin became unreachable.
+
+use std::collections::BTreeSet;
+
+use actix::prelude::*;
+use catalogue_proto::catalogue::{Error, ErrorCode, EventKind};
+use tracing::{debug, info, warn};
+
+use super::{CatalogueSupervisor, GetDigest, PeerBatch, PlanFor, SyncDone};
+use crate::{
+    peer::link::{SendEntries, SendError},
+    sync::{entry::SyncEntry, replica::Batch},
+};
+
+impl CatalogueSupervisor {
+    /// Sends `entries` to every current link except the one to `except`.
+    pub(super) fn broadcast(&self, entries: Vec<SyncEntry>, except: Option<&str>) {
+        if entries.is_empty() {
+            return;
+        }
+        for (peer, link) in &self.peer_links {
+            if Some(peer.as_str()) != except {
+                link.addr.do_send(SendEntries(entries.clone()));
+            }
+        }
+    }
+
+    /// The links graph changed. Shows again the services of origins that
+    /// are reachable again; starts the grace period of origins that became
+    /// unreachable, after which their services are withdrawn.
+    pub(super) fn reachability_changed(&mut self, ctx: &mut Context<Self>) {
+        let reachable: BTreeSet<String> = self.replica.links.reachable_from(&self.node);
+        let origins: BTreeSet<String> = self
+            .replica
+            .services
+            .iter()
+            .map(|s| s.origin.clone())
+            .collect();
+        // Back in reach: show again, cancel pending hides.
+        let back: Vec<String> = self
+            .hidden
+            .iter()
+            .filter(|o| reachable.contains(*o))
+            .cloned()
+            .collect();
+        for origin in back {
+            self.hidden.remove(&origin);
+            info!(%origin, "origin reachable again: its services are visible");
+            let services: Vec<_> = self
+                .replica
+                .services
+                .iter()
+                .filter(|s| s.origin == origin)
+                .cloned()
+                .collect();
+            for s in services {
+                self.route(EventKind::Added, s);
+            }
+        }
+        self.hiding.retain(|origin, _| !reachable.contains(origin));
+        for origin in origins {
+            if reachable.contains(&origin)
+                || self.hidden.contains(&origin)
+                || self.hiding.contains_key(&origin)
+            {
+                continue;
+            }
+            self.next_generation += 1;
+            let generation = self.next_generation;
+            self.hiding.insert(origin.clone(), generation);
+            debug!(%origin, grace = ?self.config.unreachable_grace, "origin unreachable; withdrawing its services after the grace period");
+            ctx.run_later(self.config.unreachable_grace, move |act, _| {
+                act.hide_if_still_unreachable(origin, generation);
+            });
+        }
+    }
+
+    /// The grace period of `origin` (generation `generation`) is over.
+    fn hide_if_still_unreachable(&mut self, origin: String, generation: u64) {
+        if self.hiding.get(&origin) != Some(&generation) {
+            return;
+        }
+        self.hiding.remove(&origin);
+        if self
+            .replica
+            .links
+            .reachable_from(&self.node)
+            .contains(&origin)
+        {
+            return;
+        }
+        let services: Vec<_> = self
+            .replica
+            .services
+            .iter()
+            .filter(|s| s.origin == origin)
+            .cloned()
+            .collect();
+        info!(%origin, services = services.len(), "origin unreachable: its services are withdrawn");
+        for s in services {
+            self.route(EventKind::Deleted, s);
+        }
+        self.hidden.insert(origin);
+    }
+}
+
+impl Handler<GetDigest> for CatalogueSupervisor {
+    type Result = MessageResult<GetDigest>;
+
+    fn handle(&mut self, _msg: GetDigest, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.replica.digest())
+    }
+}
+
+impl Handler<PlanFor> for CatalogueSupervisor {
+    type Result = MessageResult<PlanFor>;
+
+    fn handle(&mut self, msg: PlanFor, _ctx: &mut Context<Self>) -> Self::Result {
+        let batch: Batch = self.replica.plan(&msg.digest);
+        debug!(peer = %msg.peer, entries = batch.entries.len(), replace = ?batch.replace_origins, "initial batch planned");
+        MessageResult(batch)
+    }
+}
+
+impl Handler<PeerBatch> for CatalogueSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerBatch, ctx: &mut Context<Self>) {
+        let PeerBatch {
+            from,
+            link,
+            mut batch,
+            initial,
+        } = msg;
+        let before = batch.entries.len();
+        let mut refused_clock = None;
+        batch.entries.retain(|e| match self.hlc.observe(e.ts()) {
+            Ok(_) => true,
+            Err(err) => {
+                refused_clock = Some(err);
+                false
+            }
+        });
+        let refused = before - batch.entries.len();
+        if let Some(err) = refused_clock {
+            self.stats.clock_refused.add(refused as u64);
+            warn!(peer = %from, refused, error = %err, "entries refused: timestamp too far ahead");
+            if let Some(l) = self.peer_links.get(&from).filter(|l| l.id == link) {
+                l.addr.do_send(SendError(Error::new(
+                    ErrorCode::ClockDrift,
+                    err.to_string(),
+                )));
+            }
+        }
+        let now_ms = self.hlc.now().physical_ms;
+        for e in batch
+            .entries
+            .iter()
+            .filter(|e| matches!(e, SyncEntry::Service(_)))
+        {
+            self.stats
+                .propagation
+                .observe_ms(now_ms.saturating_sub(e.ts().physical_ms));
+        }
+        let outcome = self.replica.apply_batch(&from, &batch);
+        if outcome.refused > 0 {
+            warn!(peer = %from, refused = outcome.refused, "entries older than our purge horizon refused");
+        }
+        if initial {
+            debug!(peer = %from, entries = batch.entries.len(), applied = outcome.forward.len(), "initial batch applied");
+        }
+        for e in &outcome.forward {
+            if let SyncEntry::Link(change) = e {
+                super::links::log_change(change);
+            }
+        }
+        self.broadcast(outcome.forward.clone(), Some(&from));
+        self.route_outcome(outcome, ctx);
+    }
+}
+
+impl Handler<SyncDone> for CatalogueSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SyncDone, _ctx: &mut Context<Self>) {
+        if self
+            .peer_links
+            .get(&msg.peer)
+            .is_some_and(|l| l.id == msg.link)
+        {
+            self.directory.set_synced(&msg.peer);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! A node's replicated state, as plain code: the services and links tables
+//! with the rules for exchanging them.
+//!
+//! * [`Replica::plan`]: from a peer's digest, what to send it. Per table and
+//!   origin: nothing when the summaries are equal; the entries newer than
+//!   the peer's newest when the peer holds exactly our older ones (same
+//!   count and hash up to its newest); all of that origin's entries
+//!   otherwise. Two cases *replace* the peer's view of an origin instead of
+//!   merging into it: the origin is this node (it is the authority on its
+//!   own registrations, e.g. after a restart it holds none of its old ones),
+//!   or the peer's knowledge of the origin is older than our tombstone purge
+//!   horizon (it was away longer than the TTL and could hold entries whose
+//!   deletes we no longer remember).
+//! * [`Replica::apply_batch`]: applies a received batch by last writer wins.
+//!   An entry older than our purge horizon for a key we know nothing of is
+//!   refused (it could be a deleted entry coming back) unless it comes from
+//!   its own origin or inside a replacement. For each replaced origin,
+//!   whatever we hold from it that the batch does not contain is removed.
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::{
+    digest::{Digest, OriginSummary},
+    entry::{SyncEntry, Table},
+};
+use crate::{
+    hlc::Timestamp,
+    links::{LinkApplied, LinkKey, LinksTable},
+    services::{Applied, Change, Service, ServicesTable},
+};
+
+/// Entries sent together and applied together.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Batch {
+    /// The entries.
+    pub entries: Vec<SyncEntry>,
+    /// Origins whose entries in this batch replace all the receiver holds
+    /// from them.
+    pub replace_origins: Vec<String>,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Effects on the services table, in order (for subscriber events).
+    pub services: Vec<Applied>,
+    /// Live services removed because a replacement did not contain them.
+    pub removed: Vec<Service>,
+    /// True when the set of live links changed.
+    pub links_changed: bool,
+    /// Entries newer than what was held: to forward to other peers.
+    pub forward: Vec<SyncEntry>,
+    /// Entries refused as possible resurrections.
+    pub refused: usize,
+}
+
+/// The replicated tables of one node.
+#[derive(Debug)]
+pub struct Replica {
+    node: String,
+    /// Services by URI.
+    pub services: ServicesTable,
+    /// Links by node pair.
+    pub links: LinksTable,
+}
+
+impl Replica {
+    /// Empty tables for node `node`.
+    pub fn new(node: impl Into<String>) -> Self {
+        Replica {
+            node: node.into(),
+            services: ServicesTable::new(),
+            links: LinksTable::new(),
+        }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The purge horizon of both tables.
+    pub fn purge_horizon(&self) -> Timestamp {
+        self.services
+            .purge_horizon()
+            .max(self.links.purge_horizon())
+    }
+
+    /// Every entry held, live and tombstones, of both tables.
+    pub fn entries(&self) -> Vec<SyncEntry> {
+        let mut out: Vec<SyncEntry> = self
+            .services
+            .iter()
+            .map(|s| SyncEntry::Service(Change::Add(s.clone())))
+            .collect();
+        out.extend(self.services.tombstones().map(|t| {
+            SyncEntry::Service(Change::Delete {
+                uri: t.uri.clone(),
+                origin: t.origin.clone(),
+                ts: t.ts,
+            })
+        }));
+        out.extend(self.links.changes().map(SyncEntry::Link));
+        out
+    }
+
+    /// What this node holds, summarised.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.entries(), self.purge_horizon())
+    }
+
+    /// What to send a peer whose digest is `theirs`.
+    pub fn plan(&self, theirs: &Digest) -> Batch {
+        let entries = self.entries();
+        let ours = Digest::of(&entries, self.purge_horizon());
+        let horizon = ours.purge_horizon;
+        let mut replace: BTreeSet<String> = BTreeSet::new();
+        let mut all: HashSet<(Table, &str)> = HashSet::new();
+        let mut newer: std::collections::HashMap<(Table, &str), Timestamp> = Default::default();
+        let prefix = |table: Table, origin: &str, max: Timestamp| {
+            let mut s = OriginSummary::default();
+            for e in entries
+                .iter()
+                .filter(|e| e.table() == table && e.origin() == origin && e.ts() <= max)
+            {
+                s.add(e);
+            }
+            (s.count, s.hash)
+        };
+        for table in [Table::Services, Table::Links] {
+            let theirs_t = theirs.table(table);
+            for (origin, o) in ours.table(table) {
+                let t = theirs_t.get(origin);
+                if t == Some(o) {
+                    continue;
+                }
+                let holds_our_prefix =
+                    t.is_some_and(|t| prefix(table, origin, t.max) == (t.count, t.hash));
+                if origin == &self.node {
+                    if holds_our_prefix {
+                        newer.insert((table, origin), t.map(|t| t.max).unwrap_or_default());
+                    } else {
+                        replace.insert(origin.clone());
+                    }
+                } else if t.is_some_and(|t| t.max < horizon) {
+                    replace.insert(origin.clone());
+                } else if holds_our_prefix {
+                    newer.insert((table, origin), t.map(|t| t.max).unwrap_or_default());
+                } else {
+                    all.insert((table, origin));
+                }
+            }
+            // They hold entries of ours that we do not: we are the authority.
+            if theirs_t.contains_key(&self.node) && !ours.table(table).contains_key(&self.node) {
+                replace.insert(self.node.clone());
+            }
+        }
+        let entries = entries
+            .iter()
+            .filter(|e| {
+                let key = (e.table(), e.origin());
+                replace.contains(e.origin())
+                    || all.contains(&key)
+                    || newer.get(&key).is_some_and(|max| e.ts() > *max)
+            })
+            .cloned()
+            .collect();
+        Batch {
+            entries,
+            replace_origins: replace.into_iter().collect(),
+        }
+    }
+
+    /// Is there any record (live or tombstone) of the entry's key?
+    fn knows(&self, entry: &SyncEntry) -> bool {
+        match entry {
+            SyncEntry::Service(c) => {
+                self.services.get(c.uri()).is_some() || self.services.tombstone(c.uri()).is_some()
+            }
+            SyncEntry::Link(l) => self.links.knows(&l.key),
+        }
+    }
+
+    /// Applies one entry made locally or received outside a batch rule
+    /// (no resurrection check). Returns whether it was newer.
+    pub fn apply_entry(&mut self, entry: &SyncEntry, outcome: &mut BatchOutcome) -> bool {
+        match entry {
+            SyncEntry::Service(change) => {
+                let applied = self.services.apply(change.clone());
+                let newer = applied != Applied::Ignored;
+                if !matches!(applied, Applied::Ignored | Applied::Tombstoned) {
+                    outcome.services.push(applied);
+                }
+                newer
+            }
+            SyncEntry::Link(change) => {
+                let applied = self.links.apply(change);
+                outcome.links_changed |= applied == LinkApplied::Changed;
+                applied.forward()
+            }
+        }
+    }
+
+    /// Applies a batch received from peer `from`.
+    pub fn apply_batch(&mut self, from: &str, batch: &Batch) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        let horizon = self.purge_horizon();
+        for entry in &batch.entries {
+            let replaced = batch.replace_origins.iter().any(|o| o == entry.origin());
+            if !replaced && entry.origin() != from && entry.ts() < horizon && !self.knows(entry) {
+                outcome.refused += 1;
+                continue;
+            }
+            if self.apply_entry(entry, &mut outcome) {
+                outcome.forward.push(entry.clone());
+            }
+        }
+        for origin in &batch.replace_origins {
+            let mine = |e: &&SyncEntry| e.origin() == origin;
+            let keep_services: HashSet<String> = batch
+                .entries
+                .iter()
+                .filter(mine)
+                .filter(|e| e.table() == Table::Services)
+                .map(SyncEntry::key)
+                .collect();
+            let keep_links: HashSet<LinkKey> = batch
+                .entries
+                .iter()
+                .filter(mine)
+                .filter_map(|e| match e {
+                    SyncEntry::Link(l) => Some(l.key.clone()),
+                    SyncEntry::Service(_) => None,
+                })
+                .collect();
+            outcome
+                .removed
+                .extend(self.services.remove_origin_except(origin, &keep_services));
+            if self.links.remove_origin_except(origin, &keep_links) > 0 {
+                outcome.links_changed = true;
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+//! Tests of the exchange rules: what a plan contains, and what applying
+//! a batch does.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn ts(ms: u64) -> Timestamp {
+    Timestamp {
+        physical_ms: ms,
+        logical: 0,
+    }
+}
+
+fn add(r: &mut Replica, uri: &str, origin: &str, ms: u64) {
+    let e = SyncEntry::Service(Change::Add(Service {
+        uri: uri.into(),
+        attrs: BTreeMap::new(),
+        origin: origin.into(),
+        ts: ts(ms),
+    }));
+    r.apply_entry(&e, &mut BatchOutcome::default());
+}
+
+fn del(r: &mut Replica, uri: &str, origin: &str, ms: u64) {
+    let e = SyncEntry::Service(Change::Delete {
+        uri: uri.into(),
+        origin: origin.into(),
+        ts: ts(ms),
+    });
+    r.apply_entry(&e, &mut BatchOutcome::default());
+}
+
+fn sync(from: &Replica, to: &mut Replica) -> (usize, BatchOutcome) {
+    let batch = from.plan(&to.digest());
+    let sent = batch.entries.len();
+    let outcome = to.apply_batch(from.node(), &batch);
+    (sent, outcome)
+}
+
+fn live(r: &Replica) -> Vec<String> {
+    r.services.iter().map(|s| s.uri.clone()).collect()
+}
+
+#[test]
+fn a_new_node_gets_everything_and_a_synced_one_nothing() {
+    let mut a = Replica::new("a");
+    for i in 0..10 {
+        add(&mut a, &format!("tcp://s:{i}"), "a", i + 1);
+    }
+    del(&mut a, "tcp://s:0", "a", 20);
+    let mut b = Replica::new("b");
+    let (sent, outcome) = sync(&a, &mut b);
+    assert_eq!(sent, 10, "9 live entries and 1 tombstone");
+    assert_eq!(outcome.forward.len(), 10);
+    assert_eq!(a.digest().services, b.digest().services);
+    let (sent, _) = sync(&a, &mut b);
+    assert_eq!(sent, 0, "digests equal: nothing to send");
+    let (sent, _) = sync(&b, &mut a);
+    assert_eq!(sent, 0);
+}
+
+#[test]
+fn only_what_the_peer_lacks_is_sent() {
+    let mut a = Replica::new("a");
+    let mut b = Replica::new("b");
+    for i in 0..5 {
+        add(&mut a, &format!("tcp://s:{i}"), "c", i + 1);
+        add(&mut b, &format!("tcp://s:{i}"), "c", i + 1);
+    }
+    add(&mut a, "tcp://s:9", "c", 9);
+    let (sent, _) = sync(&a, &mut b);
+    assert_eq!(sent, 1);
+    // A gap in the peer's prefix makes us send the whole origin.
+    let mut c = Replica::new("x");
+    add(&mut c, "tcp://s:0", "c", 1);
+    add(&mut c, "tcp://s:9", "c", 9);
+    let (sent, _) = sync(&a, &mut c);
+    assert_eq!(sent, 6);
+    assert_eq!(live(&c).len(), 6);
+}
+
+#[test]
+fn a_restarted_node_replaces_its_old_entries_everywhere() {
+    let mut old_a = Replica::new("a");
+    add(&mut old_a, "tcp://old:1", "a", 5);
+    let mut b = Replica::new("b");
+    sync(&old_a, &mut b);
+    assert_eq!(live(&b), ["tcp://old:1"]);
+    // A restarts with nothing, then registers one new service.
+    let mut a = Replica::new("a");
+    add(&mut a, "tcp://new:1", "a", 50);
+    let batch = a.plan(&b.digest());
+    assert_eq!(batch.replace_origins, ["a"]);
+    let outcome = b.apply_batch("a", &batch);
+    assert_eq!(live(&b), ["tcp://new:1"]);
+    assert_eq!(outcome.removed.len(), 1);
+    assert_eq!(outcome.removed[0].uri, "tcp://old:1");
+}
+
+#[test]
+fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
+    // Both knew x:1 from origin c; b deleted it, and later purged the tombstone.
+    let mut a = Replica::new("a");
+    let mut b = Replica::new("b");
+    add(&mut a, "tcp://x:1", "c", 10);
+    add(&mut b, "tcp://x:1", "c", 10);
+    add(&mut b, "tcp://y:1", "c", 20);
+    del(&mut b, "tcp://x:1", "c", 30);
+    b.services.purge_tombstones(ts(100));
+    assert!(b.services.tombstone("tcp://x:1").is_none());
+
+    // a comes back: b sees a's knowledge of c is older than its horizon.
+    let batch = b.plan(&a.digest());
+    assert_eq!(batch.replace_origins, ["c"]);
+    a.apply_batch("b", &batch);
+    assert_eq!(live(&a), ["tcp://y:1"], "x:1 is gone, y:1 arrived");
+
+    // The stale entry sent the other way is refused, not resurrected.
+    let mut stale = Replica::new("s");
+    add(&mut stale, "tcp://x:1", "c", 10);
+    let batch = stale.plan(&b.digest());
+    let outcome = b.apply_batch("s", &batch);
+    assert_eq!(outcome.refused, 1);
+    assert_eq!(live(&b), ["tcp://y:1"]);
+}
+
+#[test]
+fn an_origin_speaks_for_itself_even_about_old_entries() {
+    let mut b = Replica::new("b");
+    add(&mut b, "tcp://z:1", "b", 200);
+    b.services.purge_tombstones(ts(100));
+    let mut a = Replica::new("a");
+    add(&mut a, "tcp://a:1", "a", 10);
+    let batch = a.plan(&b.digest());
+    let outcome = b.apply_batch("a", &batch);
+    assert_eq!(outcome.refused, 0, "a's own entry is accepted though old");
+    assert!(b.services.get("tcp://a:1").is_some());
+}

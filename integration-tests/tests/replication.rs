@@ -1,0 +1,227 @@
+//! Replication between real nodes over TLS: a service registered on one
+//! node reaches subscribers on every node that can reach it, deletes
+//! follow, services of an unreachable origin are withdrawn after the grace
+//! period and come back, and a new node receives a large catalogue as one
+//! atomic batch.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use catalogue::client::{Client, ConnectOptions, Endpoint, Subscription, SubscriptionEvent};
+use catalogue_integration_tests::{DEADLINE, Daemon, TestCa};
+use tokio::runtime::Runtime;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn unix(d: &Daemon) -> ConnectOptions {
+    ConnectOptions::new(Endpoint::Unix(d.socket.clone()))
+}
+
+async fn next(sub: &mut Subscription, deadline: Duration) -> Result<SubscriptionEvent> {
+    match tokio::time::timeout(deadline, sub.next()).await {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => bail!("subscription ended"),
+        Err(_) => bail!("no event within {deadline:?}"),
+    }
+}
+
+/// The next add or delete, skipping snapshot ends.
+async fn next_change(sub: &mut Subscription) -> Result<(&'static str, String)> {
+    loop {
+        match next(sub, DEADLINE).await? {
+            SubscriptionEvent::Added { service, .. } => return Ok(("added", service.uri)),
+            SubscriptionEvent::Deleted { service } => return Ok(("deleted", service.uri)),
+            SubscriptionEvent::SnapshotEnd { .. } => continue,
+            other => bail!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_service_travels_a_chain_and_is_withdrawn_while_its_origin_is_unreachable() -> Result<()> {
+    let ca = TestCa::new("test-ca")?;
+    let grace = ("sync.unreachable_grace", "300ms");
+    let a = Daemon::builder()
+        .name("node-a")
+        .tls(&ca.node("node-a")?)
+        .set(grace.0, grace.1)
+        .peer("node-b", "")
+        .start()?;
+    let b_tls = ca.node("node-b")?;
+    let b = Daemon::builder()
+        .name("node-b")
+        .tls(&b_tls)
+        .set(grace.0, grace.1)
+        .peer("node-a", &a.peer)
+        .peer("node-c", "")
+        .start()?;
+    let b_peer = b.peer.clone();
+    let mut c = Daemon::builder()
+        .name("node-c")
+        .tls(&ca.node("node-c")?)
+        .set(grace.0, grace.1)
+        .peer("node-b", &b.peer)
+        .start()?;
+    c.wait_log(DEADLINE, |l| {
+        l["message"] == "initial sync done" && l["peer"] == "node-b"
+    })?;
+
+    let rt = runtime();
+    let (registrar, mut sub) = rt.block_on(async {
+        let registrar = Client::connect(&unix(&a)).await?;
+        let watcher = Client::connect(&unix(&c)).await?;
+        let sub = watcher.subscribe("^tcp://chain").await?;
+        std::mem::forget(watcher);
+        Ok::<_, anyhow::Error>((registrar, sub))
+    })?;
+    let started = Instant::now();
+    rt.block_on(async {
+        registrar.register("tcp://chain:1", BTreeMap::new()).await?;
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("added", "tcp://chain:1".to_string())
+        );
+        println!(
+            "register at A -> event at C over two TLS hops: {:?}",
+            started.elapsed()
+        );
+        registrar.unregister("tcp://chain:1").await?;
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("deleted", "tcp://chain:1".to_string())
+        );
+        registrar.register("tcp://chain:2", BTreeMap::new()).await?;
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("added", "tcp://chain:2".to_string())
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+
+    // Cut B: A becomes unreachable from C, and after the grace period its
+    // service is withdrawn at C.
+    drop(b);
+    rt.block_on(async {
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("deleted", "tcp://chain:2".to_string())
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    c.wait_log(DEADLINE, |l| {
+        l["message"] == "origin unreachable: its services are withdrawn"
+    })?;
+
+    // B returns (same address): the service is visible at C again.
+    let _b = Daemon::builder()
+        .name("node-b")
+        .tls(&b_tls)
+        .set(grace.0, grace.1)
+        .peer_listen(&b_peer)
+        .peer("node-a", &a.peer)
+        .peer("node-c", "")
+        .start()?;
+    rt.block_on(async {
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("added", "tcp://chain:2".to_string())
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    drop(registrar);
+    Ok(())
+}
+
+#[test]
+fn a_joining_node_receives_ten_thousand_services_in_one_atomic_batch() -> Result<()> {
+    const SERVICES: usize = 10_000;
+    let ca = TestCa::new("test-ca")?;
+    let a = Daemon::builder()
+        .name("node-a")
+        .tls(&ca.node("node-a")?)
+        .set("limits.registrations_per_connection", "20000")
+        .peer("node-d", "")
+        .start()?;
+    let rt = runtime();
+    let registrar = rt.block_on(async {
+        let registrar = Client::connect(&unix(&a)).await?;
+        for i in 0..SERVICES {
+            let attrs = BTreeMap::from([("index".to_string(), i.to_string())]);
+            registrar
+                .register(&format!("tcp://svc-{i}.example:{}", 1000 + i % 5000), attrs)
+                .await?;
+        }
+        Ok::<_, anyhow::Error>(registrar)
+    })?;
+
+    let started = Instant::now();
+    let mut d = Daemon::builder()
+        .name("node-d")
+        .tls(&ca.node("node-d")?)
+        .peer("node-a", &a.peer)
+        .start()?;
+    // Subscribe as early as possible: every snapshot holds none or all of
+    // the services (a large batch arrives as a fresh snapshot), and no
+    // service arrives as a separate event.
+    let snapshots = rt.block_on(async {
+        // (debugging aid: the log of D is printed if this fails)
+        let client = Client::connect(&unix(&d)).await?;
+        let mut sub = client.subscribe("^tcp://svc-").await?;
+        let mut snapshots = Vec::new();
+        let mut entries = 0usize;
+        loop {
+            match next(&mut sub, DEADLINE).await? {
+                SubscriptionEvent::Added { snapshot: true, .. } => entries += 1,
+                SubscriptionEvent::SnapshotEnd { count } => {
+                    assert_eq!(count as usize, entries);
+                    snapshots.push(entries);
+                    if entries == SERVICES {
+                        break;
+                    }
+                    entries = 0;
+                }
+                other => bail!(
+                    "unexpected {other:?} after snapshots {snapshots:?} and {entries} entries"
+                ),
+            }
+        }
+        Ok::<_, anyhow::Error>(snapshots)
+    });
+    let snapshots = match snapshots {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = d.wait_log(Duration::from_secs(2), |_| false);
+            for l in d.logged() {
+                let m = l["message"].as_str().unwrap_or("");
+                if m.contains("batch") || m.contains("sync") || m.contains("snapshot") {
+                    eprintln!("D: {l}");
+                }
+            }
+            return Err(e);
+        }
+    };
+    let elapsed = started.elapsed();
+    assert!(
+        snapshots == [SERVICES] || snapshots == [0, SERVICES],
+        "snapshots seen: {snapshots:?}"
+    );
+    let done = d.wait_log(DEADLINE, |l| {
+        l["message"] == "initial sync done" && l["peer"] == "node-a"
+    })?;
+    assert_eq!(
+        done["received"].as_u64(),
+        Some(SERVICES as u64 + 1),
+        "the services and A's link entry"
+    );
+    println!("node D held all {SERVICES} services {elapsed:?} after it started (debug build)");
+    drop(registrar);
+    Ok(())
+}
