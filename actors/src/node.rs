@@ -64,6 +64,14 @@ pub enum NodeError {
     /// The TLS files could not be loaded.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The metrics endpoint could not listen.
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        /// The configured address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The listeners of a node.
@@ -226,6 +234,27 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         protocol_major: catalogue_proto::PROTOCOL_MAJOR,
         protocol_minor: catalogue_proto::PROTOCOL_MINOR,
     };
+    if settings.peers.is_empty() {
+        stats.set_ready();
+    }
+    let metrics = match settings.metrics.listen.as_str() {
+        "" => None,
+        addr => {
+            let server = crate::metrics_http::start(
+                addr,
+                stats.clone(),
+                peers.directory.clone(),
+                &node.name,
+                &node.cluster,
+            )
+            .map_err(|source| NodeError::Metrics {
+                addr: addr.to_string(),
+                source,
+            })?;
+            info!(address = %server.local_addr, "metrics endpoint listening");
+            Some(server)
+        }
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(registry) = crate::xlreg::host(&settings, stop_rx.clone()).await? {
         info!(address = %registry.local_addr, "xlReg registry listening");
@@ -301,6 +330,9 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         );
         acceptor.writers.abort_all();
         peer_tasks.abort_all();
+    }
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
     }
     if let Some(path) = socket_path {
         if let Err(e) = std::fs::remove_file(&path) {

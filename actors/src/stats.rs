@@ -1,95 +1,133 @@
-//! Counters the actors update as they work, shared through an `Arc`.
+//! The node's metrics: one Prometheus registry (prometheus-client) holding
+//! every counter, gauge and histogram the actors update, served as text at
+//! `/metrics` by [`crate::metrics_http`].
 //!
-//! Plain atomics for now; the metrics endpoint exports them (and the log
-//! reports them at shutdown) so tests and operators can see overflows,
-//! refusals and deliveries.
+//! Names follow Prometheus conventions: a `catalogue_` prefix, base units
+//! (seconds), and counters exposed with a `_total` suffix (added by the
+//! encoder). [`ActorMetrics`] gives every actor kind the same set: live,
+//! started and stopped, messages handled by type, handling time, and queue
+//! depth where the actor has a bounded queue.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter as PromCounter,
+        family::Family,
+        gauge::Gauge as PromGauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
 
 /// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+#[derive(Debug, Clone, Default)]
+pub struct Counter(PromCounter);
 
 impl Counter {
     /// Adds one.
     pub fn inc(&self) {
-        self.add(1);
+        self.0.inc();
     }
 
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
 
     /// The current count.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
 /// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(PromGauge);
 
 impl Gauge {
     /// Adds one.
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
 
     /// Subtracts one.
     pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 
     /// Sets the value.
     pub fn set(&self, v: i64) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.set(v);
     }
 
     /// The current value.
     pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-/// Count, sum and maximum of durations in milliseconds.
-#[derive(Debug, Default)]
-pub struct Latency {
-    count: AtomicU64,
-    sum_ms: AtomicU64,
-    max_ms: AtomicU64,
+/// Label of per-actor-kind metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The actor kind.
+    pub kind: String,
 }
 
-impl Latency {
-    /// Records one duration.
-    pub fn observe_ms(&self, ms: u64) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
-        self.max_ms.fetch_max(ms, Ordering::Relaxed);
-    }
-
-    /// (count, sum, max) so far.
-    pub fn get(&self) -> (u64, u64, u64) {
-        (
-            self.count.load(Ordering::Relaxed),
-            self.sum_ms.load(Ordering::Relaxed),
-            self.max_ms.load(Ordering::Relaxed),
-        )
-    }
+/// Labels of handled-message counts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// The actor kind.
+    pub kind: String,
+    /// The message type.
+    pub message: String,
 }
 
-/// Everything the node counts.
-#[derive(Debug, Default)]
+/// Label naming a peer.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    /// The peer's node name.
+    pub peer: String,
+}
+
+/// Label giving a reason.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why.
+    pub reason: String,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 10 µs to about 42 s.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 22))
+}
+
+/// Everything the node measures.
 pub struct Stats {
+    registry: Registry,
+    /// Set once the node is ready (initial sync with a peer done, or no peers).
+    ready: AtomicBool,
     /// Client connections open now.
     pub connections: Gauge,
     /// Client connections refused because `limits.max_connections` was reached.
     pub connections_refused: Counter,
     /// Subscriptions live now.
     pub subscriptions: Gauge,
-    /// Services in the table now.
+    /// Live services in the table now (visible or not).
     pub services: Gauge,
+    /// Service tombstones now.
+    pub service_tombstones: Gauge,
+    /// Live links in the links table now.
+    pub links: Gauge,
+    /// Link tombstones now.
+    pub link_tombstones: Gauge,
     /// Events handed to subscriptions by the supervisor.
     pub events_routed: Counter,
     /// Event and snapshot frames handed to connections by subscriptions.
@@ -100,22 +138,431 @@ pub struct Stats {
     pub events_dropped: Counter,
     /// Registrations refused by the transport or uid check.
     pub register_refused: Counter,
+    /// Registrations refused, by reason.
+    pub register_refusals: Family<ReasonLabel, PromCounter>,
     /// Peer link handshakes that failed (either side).
     pub peer_handshake_failures: Counter,
+    /// Peer link handshake failures, by reason (TLS reasons included).
+    pub handshake_failures: Family<ReasonLabel, PromCounter>,
     /// Peer changes refused because their timestamp was too far ahead.
     pub clock_refused: Counter,
     /// Peer links up now.
     pub peer_links: Gauge,
-    /// Replicated entries sent to peers.
-    pub sync_entries_sent: Counter,
-    /// Replicated entries received from peers.
-    pub sync_entries_received: Counter,
-    /// Batches sent to peers.
-    pub sync_batches_sent: Counter,
-    /// Batches received from peers.
-    pub sync_batches_received: Counter,
-    /// Frames sent again after an ack timeout.
-    pub sync_retransmits: Counter,
+    /// Replicated entries sent, by peer.
+    pub sync_entries_sent: Family<PeerLabel, PromCounter>,
+    /// Replicated entries received, by peer.
+    pub sync_entries_received: Family<PeerLabel, PromCounter>,
+    /// Batches sent, by peer.
+    pub sync_batches_sent: Family<PeerLabel, PromCounter>,
+    /// Batches received, by peer.
+    pub sync_batches_received: Family<PeerLabel, PromCounter>,
+    /// Frames sent again after an ack timeout, by peer.
+    pub sync_retransmits: Family<PeerLabel, PromCounter>,
+    /// Frames unacknowledged now, by peer.
+    pub sync_unacked: Family<PeerLabel, PromGauge>,
+    /// When the last initial sync with a peer completed (Unix seconds).
+    pub sync_last_success: Family<PeerLabel, PromGauge>,
     /// Time from a service change at its origin to its arrival here.
-    pub propagation: Latency,
+    pub propagation: Histogram,
+    /// xlReg handshakes, by result.
+    pub xlreg_handshakes: Family<ReasonLabel, PromCounter>,
+    /// xlReg errors, by kind.
+    pub xlreg_errors: Family<ReasonLabel, PromCounter>,
+    actors_live: Family<KindLabel, PromGauge>,
+    actors_started: Family<KindLabel, PromCounter>,
+    actors_stopped: Family<KindLabel, PromCounter>,
+    actor_messages: Family<MessageLabels, PromCounter>,
+    actor_handling: Family<KindLabel, Histogram, fn() -> Histogram>,
+    actor_queue_depth: Family<KindLabel, PromGauge>,
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats").finish_non_exhaustive()
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    /// Every metric, registered.
+    pub fn new() -> Self {
+        let mut s = Stats {
+            registry: Registry::with_prefix("catalogue"),
+            ready: AtomicBool::new(false),
+            connections: Gauge::default(),
+            connections_refused: Counter::default(),
+            subscriptions: Gauge::default(),
+            services: Gauge::default(),
+            service_tombstones: Gauge::default(),
+            links: Gauge::default(),
+            link_tombstones: Gauge::default(),
+            events_routed: Counter::default(),
+            events_delivered: Counter::default(),
+            overflows: Counter::default(),
+            events_dropped: Counter::default(),
+            register_refused: Counter::default(),
+            register_refusals: Family::default(),
+            peer_handshake_failures: Counter::default(),
+            handshake_failures: Family::default(),
+            clock_refused: Counter::default(),
+            peer_links: Gauge::default(),
+            sync_entries_sent: Family::default(),
+            sync_entries_received: Family::default(),
+            sync_batches_sent: Family::default(),
+            sync_batches_received: Family::default(),
+            sync_retransmits: Family::default(),
+            sync_unacked: Family::default(),
+            sync_last_success: Family::default(),
+            propagation: seconds_histogram(),
+            xlreg_handshakes: Family::default(),
+            xlreg_errors: Family::default(),
+            actors_live: Family::default(),
+            actors_started: Family::default(),
+            actors_stopped: Family::default(),
+            actor_messages: Family::default(),
+            actor_handling: Family::new_with_constructor(seconds_histogram),
+            actor_queue_depth: Family::default(),
+        };
+        s.register_all();
+        s
+    }
+
+    fn register_all(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "client_connections",
+            "Client connections open",
+            self.connections.0.clone(),
+        );
+        r.register(
+            "client_connections_refused",
+            "Client connections refused at limits.max_connections",
+            self.connections_refused.0.clone(),
+        );
+        r.register(
+            "subscriptions",
+            "Subscriptions live",
+            self.subscriptions.0.clone(),
+        );
+        r.register(
+            "services",
+            "Live services in the table",
+            self.services.0.clone(),
+        );
+        r.register(
+            "service_tombstones",
+            "Service tombstones held",
+            self.service_tombstones.0.clone(),
+        );
+        r.register(
+            "links",
+            "Live links in the links table",
+            self.links.0.clone(),
+        );
+        r.register(
+            "link_tombstones",
+            "Link tombstones held",
+            self.link_tombstones.0.clone(),
+        );
+        r.register(
+            "events_routed",
+            "Events routed to subscriptions",
+            self.events_routed.0.clone(),
+        );
+        r.register(
+            "events_delivered",
+            "Event and snapshot frames handed to client connections",
+            self.events_delivered.0.clone(),
+        );
+        r.register(
+            "subscription_overflows",
+            "Subscription queue overflows",
+            self.overflows.0.clone(),
+        );
+        r.register(
+            "events_dropped",
+            "Events dropped by overflowing subscriptions",
+            self.events_dropped.0.clone(),
+        );
+        r.register(
+            "register_refusals",
+            "Registrations refused, by reason",
+            self.register_refusals.clone(),
+        );
+        r.register(
+            "peer_handshake_failures",
+            "Peer link handshakes that failed, by reason (TLS reasons included)",
+            self.handshake_failures.clone(),
+        );
+        r.register(
+            "clock_refusals",
+            "Peer changes refused because their timestamp was too far ahead",
+            self.clock_refused.0.clone(),
+        );
+        r.register("peer_links", "Peer links up", self.peer_links.0.clone());
+        r.register(
+            "sync_entries_sent",
+            "Replicated entries sent, by peer",
+            self.sync_entries_sent.clone(),
+        );
+        r.register(
+            "sync_entries_received",
+            "Replicated entries received, by peer",
+            self.sync_entries_received.clone(),
+        );
+        r.register(
+            "sync_batches_sent",
+            "Lock/UnlockAll batches sent, by peer",
+            self.sync_batches_sent.clone(),
+        );
+        r.register(
+            "sync_batches_received",
+            "Lock/UnlockAll batches received, by peer",
+            self.sync_batches_received.clone(),
+        );
+        r.register(
+            "sync_retransmits",
+            "Frames sent again after an ack timeout",
+            self.sync_retransmits.clone(),
+        );
+        r.register(
+            "sync_unacked_frames",
+            "Frames unacknowledged, by peer",
+            self.sync_unacked.clone(),
+        );
+        r.register(
+            "sync_last_success_timestamp_seconds",
+            "When the last initial sync with a peer completed",
+            self.sync_last_success.clone(),
+        );
+        r.register(
+            "propagation_latency_seconds",
+            "Time from a service change at its origin to its arrival on this node",
+            self.propagation.clone(),
+        );
+        r.register(
+            "xlreg_handshakes",
+            "xlReg handshakes, by result",
+            self.xlreg_handshakes.clone(),
+        );
+        r.register(
+            "xlreg_errors",
+            "xlReg errors, by kind",
+            self.xlreg_errors.clone(),
+        );
+        r.register(
+            "actors_live",
+            "Actors alive, by kind",
+            self.actors_live.clone(),
+        );
+        r.register(
+            "actors_started",
+            "Actors started, by kind",
+            self.actors_started.clone(),
+        );
+        r.register(
+            "actors_stopped",
+            "Actors stopped, by kind",
+            self.actors_stopped.clone(),
+        );
+        r.register(
+            "actor_messages",
+            "Messages handled, by actor kind and message type",
+            self.actor_messages.clone(),
+        );
+        r.register(
+            "actor_handling_seconds",
+            "Time spent handling one message, by actor kind",
+            self.actor_handling.clone(),
+        );
+        r.register(
+            "actor_queue_depth",
+            "Items waiting in bounded actor queues, by actor kind",
+            self.actor_queue_depth.clone(),
+        );
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts a registration refusal.
+    pub fn register_refusal(&self, reason: &str) {
+        self.register_refused.inc();
+        self.register_refusals
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a peer handshake failure.
+    pub fn handshake_failure(&self, reason: &str) {
+        self.peer_handshake_failures.inc();
+        self.handshake_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Records a propagation delay in milliseconds.
+    pub fn propagation_ms(&self, ms: u64) {
+        self.propagation.observe(ms as f64 / 1000.0);
+    }
+
+    /// Marks the node ready.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Is the node ready?
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// A per-peer label.
+    pub fn peer(peer: &str) -> PeerLabel {
+        PeerLabel { peer: peer.into() }
+    }
+}
+
+/// The metrics of one actor kind (cheap to clone).
+#[derive(Clone)]
+pub struct ActorMetrics(Arc<ActorMetricsInner>);
+
+struct ActorMetricsInner {
+    kind: KindLabel,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for ActorMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorMetrics")
+            .field("kind", &self.0.kind.kind)
+            .finish()
+    }
+}
+
+impl ActorMetrics {
+    /// Metrics of actors of `kind` (e.g. "supervisor", "subscription").
+    pub fn new(stats: Arc<Stats>, kind: &str) -> Self {
+        ActorMetrics(Arc::new(ActorMetricsInner {
+            kind: KindLabel { kind: kind.into() },
+            stats,
+        }))
+    }
+
+    /// An actor of this kind started.
+    pub fn started(&self) {
+        let m = &self.0;
+        m.stats.actors_started.get_or_create(&m.kind).inc();
+        m.stats.actors_live.get_or_create(&m.kind).inc();
+    }
+
+    /// An actor of this kind stopped.
+    pub fn stopped(&self) {
+        let m = &self.0;
+        m.stats.actors_stopped.get_or_create(&m.kind).inc();
+        m.stats.actors_live.get_or_create(&m.kind).dec();
+    }
+
+    /// Starts timing the handling of a `message`; counted when dropped.
+    pub fn handling(&self, message: &'static str) -> HandlingTimer {
+        HandlingTimer {
+            metrics: self.0.clone(),
+            message,
+            started: Instant::now(),
+        }
+    }
+
+    /// Changes the queue depth of this kind by `delta`.
+    pub fn queue_depth(&self, delta: i64) {
+        let m = &self.0;
+        m.stats
+            .actor_queue_depth
+            .get_or_create(&m.kind)
+            .inc_by(delta);
+    }
+
+    /// The node's metrics.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.0.stats
+    }
+}
+
+/// Times one message; see [`ActorMetrics::handling`].
+#[must_use = "the timer records when dropped"]
+pub struct HandlingTimer {
+    metrics: Arc<ActorMetricsInner>,
+    message: &'static str,
+    started: Instant,
+}
+
+impl Drop for HandlingTimer {
+    fn drop(&mut self) {
+        let m = &self.metrics;
+        m.stats
+            .actor_messages
+            .get_or_create(&MessageLabels {
+                kind: m.kind.kind.clone(),
+                message: self.message.into(),
+            })
+            .inc();
+        m.stats
+            .actor_handling
+            .get_or_create(&m.kind)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_follow_prometheus_conventions() {
+        let stats = Arc::new(Stats::new());
+        let m = ActorMetrics::new(stats.clone(), "supervisor");
+        m.started();
+        drop(m.handling("RegisterService"));
+        stats.overflows.inc();
+        stats.register_refusal("uid_not_allowed");
+        let text = stats.encode();
+        assert!(
+            text.contains("catalogue_actors_live{kind=\"supervisor\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("catalogue_actors_started_total{kind=\"supervisor\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "catalogue_actor_messages_total{kind=\"supervisor\",message=\"RegisterService\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("catalogue_actor_handling_seconds_count{kind=\"supervisor\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("catalogue_subscription_overflows_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("catalogue_register_refusals_total{reason=\"uid_not_allowed\"} 1"),
+            "{text}"
+        );
+    }
 }

@@ -32,7 +32,7 @@ use tracing::{debug, info};
 
 use crate::{
     settings::LimitsSettings,
-    stats::Stats,
+    stats::{ActorMetrics, Stats},
     subscription::{Cancel, Subscription, SubscriptionEnded},
     supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed},
 };
@@ -69,6 +69,7 @@ pub struct ClientConnection {
     /// URIs this connection registered (for the per-connection limit).
     registered: std::collections::HashSet<String>,
     stop: watch::Receiver<bool>,
+    metrics: ActorMetrics,
 }
 
 impl ClientConnection {
@@ -85,10 +86,11 @@ impl ClientConnection {
             id,
             transport,
             outbound,
-            shared,
             subscriptions: HashMap::new(),
             registered: Default::default(),
             stop,
+            metrics: ActorMetrics::new(shared.stats.clone(), "client_connection"),
+            shared,
         }
     }
 
@@ -119,6 +121,7 @@ impl Actor for ClientConnection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.started();
         self.shared.stats.connections.inc();
         debug!(conn = self.id, transport = %self.transport, "client connected");
         let mut stop = self.stop.clone();
@@ -136,6 +139,7 @@ impl Actor for ClientConnection {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.stopped();
         self.shared.stats.connections.dec();
         for (_, addr) in self.subscriptions.drain() {
             addr.do_send(Cancel);
@@ -149,6 +153,9 @@ impl Actor for ClientConnection {
 
 impl StreamHandler<Result<Frame, CodecError>> for ClientConnection {
     fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+        let _timer = self
+            .metrics
+            .handling(item.as_ref().map_or("FramingError", Frame::kind));
         match item {
             Ok(frame) => {
                 let reply = self.request(frame, ctx);
@@ -175,6 +182,7 @@ impl Handler<SubscriptionEnded> for ClientConnection {
     type Result = ();
 
     fn handle(&mut self, msg: SubscriptionEnded, _ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("SubscriptionEnded");
         self.subscriptions.remove(&msg.id);
     }
 }

@@ -80,7 +80,7 @@ impl ClientConnection {
 
     fn register(&mut self, serial: u64, uri: String, attrs: BTreeMap<String, String>) -> Reply {
         if let Err(refusal) = self.shared.policy.check(&self.transport) {
-            self.shared.stats.register_refused.inc();
+            self.shared.stats.register_refusal(refusal.reason());
             warn!(
                 conn = self.id,
                 transport = %self.transport,

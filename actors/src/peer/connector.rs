@@ -72,14 +72,14 @@ pub async fn run(
             }
             Err(e) if e.is_permanent() => {
                 warn!(peer = %name, %address, error = %e, reason = e.reason(), "peer refused for good; not retrying until the configuration changes");
-                ctx.stats.peer_handshake_failures.inc();
+                ctx.stats.handshake_failure(e.reason());
                 ctx.directory
                     .set_state(&name, PeerState::Refused, Some(e.to_string()));
                 let _ = stop.changed().await;
                 return;
             }
             Err(e) => {
-                ctx.stats.peer_handshake_failures.inc();
+                ctx.stats.handshake_failure(e.reason());
                 info!(peer = %name, %address, error = %e, reason = e.reason(), "cannot link to peer");
                 ctx.directory
                     .set_state(&name, PeerState::Backoff, Some(e.to_string()));

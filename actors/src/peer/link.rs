@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::{directory::Direction, handshake::Established};
 use crate::{
     client::writer,
-    stats::Stats,
+    stats::{ActorMetrics, Stats},
     supervisor::{CatalogueSupervisor, GetDigest, LinkDown, PeerBatch, PlanFor, SyncDone},
     sync::{
         entry::SyncEntry,
@@ -76,6 +76,7 @@ pub struct PeerLink {
     started: Instant,
     flush_scheduled: bool,
     stats: Arc<Stats>,
+    metrics: ActorMetrics,
     reported: SessionCounters,
     ended: Option<oneshot::Sender<()>>,
 }
@@ -116,6 +117,7 @@ impl PeerLink {
                 last_sent: now,
                 started: now,
                 flush_scheduled: false,
+                metrics: ActorMetrics::new(stats.clone(), "peer_link"),
                 stats,
                 reported: SessionCounters::default(),
                 ended: Some(ended_tx),
@@ -168,21 +170,26 @@ impl PeerLink {
     fn report(&mut self) {
         let c = self.session.counters();
         let r = self.reported;
-        self.stats
-            .sync_entries_sent
-            .add(c.entries_sent - r.entries_sent);
-        self.stats
-            .sync_entries_received
-            .add(c.entries_received - r.entries_received);
-        self.stats
-            .sync_batches_sent
-            .add(c.batches_sent - r.batches_sent);
-        self.stats
-            .sync_batches_received
-            .add(c.batches_received - r.batches_received);
-        self.stats
-            .sync_retransmits
-            .add(c.retransmits - r.retransmits);
+        let peer = Stats::peer(&self.peer);
+        let st = &self.stats;
+        st.sync_entries_sent
+            .get_or_create(&peer)
+            .inc_by(c.entries_sent - r.entries_sent);
+        st.sync_entries_received
+            .get_or_create(&peer)
+            .inc_by(c.entries_received - r.entries_received);
+        st.sync_batches_sent
+            .get_or_create(&peer)
+            .inc_by(c.batches_sent - r.batches_sent);
+        st.sync_batches_received
+            .get_or_create(&peer)
+            .inc_by(c.batches_received - r.batches_received);
+        st.sync_retransmits
+            .get_or_create(&peer)
+            .inc_by(c.retransmits - r.retransmits);
+        st.sync_unacked.get_or_create(&peer).set(
+            i64::try_from(self.session.unacked() + self.session.waiting()).unwrap_or(i64::MAX),
+        );
         self.reported = c;
     }
 
@@ -269,6 +276,7 @@ impl Actor for PeerLink {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.started();
         info!(peer = %self.peer, direction = self.direction.as_str(), link = self.id, "peer link up");
         let now = self.now_ms();
         let frames = self.session.start(now);
@@ -277,6 +285,7 @@ impl Actor for PeerLink {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.stopped();
         self.report();
         info!(peer = %self.peer, link = self.id, "peer link down");
         self.supervisor.do_send(LinkDown {
@@ -291,6 +300,9 @@ impl Actor for PeerLink {
 
 impl StreamHandler<Result<Frame, CodecError>> for PeerLink {
     fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+        let _timer = self
+            .metrics
+            .handling(item.as_ref().map_or("FramingError", Frame::kind));
         match item {
             Ok(frame) => self.on_frame(frame, ctx),
             Err(e) => {
@@ -314,6 +326,7 @@ impl Handler<SendEntries> for PeerLink {
     type Result = ();
 
     fn handle(&mut self, msg: SendEntries, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("SendEntries");
         let now = self.now_ms();
         let frames = self.session.queue_changes(msg.0, now);
         if frames.is_empty() && !self.flush_scheduled {
@@ -335,6 +348,7 @@ impl Handler<SendError> for PeerLink {
     type Result = ();
 
     fn handle(&mut self, msg: SendError, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("SendError");
         let frame = self.session.unacknowledged(Body::Error(msg.0));
         self.write(vec![frame], ctx);
     }
@@ -344,6 +358,7 @@ impl Handler<Close> for PeerLink {
     type Result = ();
 
     fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Close");
         debug!(peer = %self.peer, link = self.id, reason = %msg.0, "closing peer link");
         let now = self.now_ms();
         // Whatever is batched goes out first.

@@ -162,7 +162,7 @@ pub async fn accept_link(stream: TcpStream, remote: SocketAddr, ctx: Rc<PeerCont
     let established = match result {
         Ok(established) => established,
         Err(e) => {
-            ctx.stats.peer_handshake_failures.inc();
+            ctx.stats.handshake_failure(e.reason());
             warn!(%remote, error = %e, reason = e.reason(), "peer link refused");
             return;
         }

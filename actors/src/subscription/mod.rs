@@ -17,7 +17,7 @@ use tracing::{debug, info};
 use crate::{
     services::Service,
     settings::OverflowPolicy,
-    stats::Stats,
+    stats::{ActorMetrics, Stats},
     supervisor::{RemoveSubscription, Resnapshot},
 };
 use queue::{Event, Outcome, SubscriptionQueue};
@@ -62,6 +62,9 @@ pub struct Subscription {
     remove: Recipient<RemoveSubscription>,
     ended: Recipient<SubscriptionEnded>,
     stats: Arc<Stats>,
+    metrics: ActorMetrics,
+    /// Queue length last reported to the queue-depth gauge.
+    reported_depth: usize,
     /// A wait for room in the outbound channel is under way.
     waiting: bool,
 }
@@ -98,14 +101,31 @@ impl Subscription {
             supervisor: p.supervisor,
             remove: p.remove,
             ended: p.ended,
+            metrics: ActorMetrics::new(p.stats.clone(), "subscription"),
             stats: p.stats,
+            reported_depth: 0,
             waiting: false,
         }
     }
 
     /// Moves frames from the queue to the outbound channel while there is
     /// room; otherwise waits for room in the background.
+    /// Reports the queue length to the queue-depth gauge.
+    fn report_depth(&mut self) {
+        let len = self.queue.len();
+        if len != self.reported_depth {
+            self.metrics
+                .queue_depth(len as i64 - self.reported_depth as i64);
+            self.reported_depth = len;
+        }
+    }
+
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.pump_inner(ctx);
+        self.report_depth();
+    }
+
+    fn pump_inner(&mut self, ctx: &mut Context<Self>) {
         if self.waiting {
             return;
         }
@@ -162,10 +182,13 @@ impl Actor for Subscription {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.started();
         self.stats.subscriptions.inc();
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.stopped();
+        self.metrics.queue_depth(-(self.reported_depth as i64));
         self.stats.subscriptions.dec();
         self.remove.do_send(RemoveSubscription { key: self.key });
     }
@@ -175,6 +198,7 @@ impl Handler<Deliver> for Subscription {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Deliver");
         match self.queue.on_event(msg.0) {
             Outcome::Queued => self.pump(ctx),
             Outcome::Dropped => self.stats.events_dropped.inc(),
@@ -197,6 +221,7 @@ impl Handler<Snapshot> for Subscription {
     type Result = ();
 
     fn handle(&mut self, msg: Snapshot, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Snapshot");
         debug!(key = self.key, services = msg.0.len(), "snapshot");
         self.queue.on_snapshot(msg.0);
         self.pump(ctx);
@@ -207,6 +232,7 @@ impl Handler<Rebase> for Subscription {
     type Result = ();
 
     fn handle(&mut self, msg: Rebase, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Rebase");
         debug!(
             key = self.key,
             services = msg.0.len(),
@@ -221,6 +247,7 @@ impl Handler<Cancel> for Subscription {
     type Result = ();
 
     fn handle(&mut self, _msg: Cancel, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Cancel");
         ctx.stop();
     }
 }

@@ -68,6 +68,7 @@ impl Handler<LinkUp> for CatalogueSupervisor {
     type Result = Result<(), DuplicateLink>;
 
     fn handle(&mut self, msg: LinkUp, ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("LinkUp");
         if let Some(current) = self.peer_links.get(&msg.peer) {
             if keep_current_link(&self.node, &msg.peer, &current.dialer, &msg.dialer) {
                 debug!(peer = %msg.peer, link = msg.link, "duplicate link closed");
@@ -102,6 +103,7 @@ impl Handler<LinkDown> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: LinkDown, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("LinkDown");
         if self
             .peer_links
             .get(&msg.peer)
@@ -121,6 +123,7 @@ impl Handler<ListLinks> for CatalogueSupervisor {
     type Result = MessageResult<ListLinks>;
 
     fn handle(&mut self, _msg: ListLinks, _ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("ListLinks");
         let links = self
             .replica
             .links
@@ -149,6 +152,7 @@ impl Handler<ListPeers> for CatalogueSupervisor {
     type Result = MessageResult<ListPeers>;
 
     fn handle(&mut self, _msg: ListPeers, _ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("ListPeers");
         let peers: Vec<PeerInfo> = self.directory.list();
         MessageResult(peers)
     }
@@ -158,6 +162,7 @@ impl Handler<Shutdown> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Shutdown");
         let peers: Vec<String> = self.peer_links.keys().cloned().collect();
         for peer in &peers {
             self.issue_link_change(LinkOp::Delete, peer, ctx);

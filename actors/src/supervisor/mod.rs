@@ -31,7 +31,7 @@ use crate::{
     matcher::Matcher,
     peer::directory::PeerDirectory,
     services::{Applied, Change, Service},
-    stats::Stats,
+    stats::{ActorMetrics, Stats},
     subscription::{Deliver, Rebase, Snapshot, SubKey, Subscription, queue::Event},
     sync::{
         entry::SyncEntry,
@@ -75,6 +75,7 @@ pub struct CatalogueSupervisor {
     hiding: HashMap<String, u64>,
     next_generation: u64,
     stats: Arc<Stats>,
+    metrics: ActorMetrics,
     /// Reused buffer for matcher results.
     matched: Vec<SubKey>,
 }
@@ -101,6 +102,7 @@ impl CatalogueSupervisor {
             hidden: HashSet::new(),
             hiding: HashMap::new(),
             next_generation: 0,
+            metrics: ActorMetrics::new(stats.clone(), "supervisor"),
             stats,
             matched: Vec::new(),
         }
@@ -124,10 +126,22 @@ impl CatalogueSupervisor {
         } else {
             self.route_each(outcome.services, outcome.removed);
         }
-        self.stats.services.set(self.replica.services.len() as i64);
+        self.update_table_gauges();
         if outcome.links_changed {
             self.reachability_changed(ctx);
         }
+    }
+
+    fn update_table_gauges(&self) {
+        let r = &self.replica;
+        self.stats.services.set(r.services.len() as i64);
+        self.stats
+            .service_tombstones
+            .set(r.services.tombstone_count() as i64);
+        self.stats.links.set(r.links.live_count() as i64);
+        self.stats
+            .link_tombstones
+            .set(r.links.tombstone_count() as i64);
     }
 
     /// A large change: every subscription it touches gets a fresh snapshot.
@@ -229,6 +243,7 @@ impl CatalogueSupervisor {
             + self.replica.links.purge_tombstones(horizon);
         if purged > 0 {
             debug!(purged, "expired tombstones purged");
+            self.update_table_gauges();
         }
     }
 }
@@ -237,8 +252,13 @@ impl Actor for CatalogueSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.metrics.started();
         ctx.run_interval(PURGE_INTERVAL, |act, _| act.purge_tombstones());
         info!(node = %self.node, "catalogue supervisor started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.stopped();
     }
 }
 
@@ -246,6 +266,7 @@ impl Handler<RegisterService> for CatalogueSupervisor {
     type Result = Result<(), RegisterError>;
 
     fn handle(&mut self, msg: RegisterService, ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("RegisterService");
         self.owners.claim(msg.conn, &msg.uri)?;
         let ts = self.hlc.now();
         let entry = SyncEntry::Service(Change::Add(Service {
@@ -263,6 +284,7 @@ impl Handler<UnregisterService> for CatalogueSupervisor {
     type Result = Result<(), RegisterError>;
 
     fn handle(&mut self, msg: UnregisterService, ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("UnregisterService");
         self.owners.release(msg.conn, &msg.uri)?;
         self.delete_local(msg.uri, ctx);
         Ok(())
@@ -273,6 +295,7 @@ impl Handler<ConnectionClosed> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectionClosed, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("ConnectionClosed");
         let uris = self.owners.release_all(msg.conn);
         if !uris.is_empty() {
             debug!(
@@ -291,6 +314,7 @@ impl Handler<AddSubscription> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: AddSubscription, _ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("AddSubscription");
         let snapshot = self.snapshot(&msg.regex);
         msg.addr.do_send(Snapshot(snapshot));
         self.matcher.insert(msg.key, msg.regex.clone());
@@ -302,6 +326,7 @@ impl Handler<RemoveSubscription> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: RemoveSubscription, _ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("RemoveSubscription");
         self.matcher.remove(msg.key);
         self.subscriptions.remove(&msg.key);
     }
@@ -311,6 +336,7 @@ impl Handler<Resnapshot> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Resnapshot, _ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Resnapshot");
         if let Some((addr, regex)) = self.subscriptions.get(&msg.key) {
             addr.do_send(Snapshot(self.snapshot(regex)));
         }
@@ -321,6 +347,7 @@ impl Handler<ListServices> for CatalogueSupervisor {
     type Result = MessageResult<ListServices>;
 
     fn handle(&mut self, msg: ListServices, _ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("ListServices");
         let mut services: Vec<Service> = self
             .replica
             .services

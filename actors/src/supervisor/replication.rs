@@ -110,6 +110,7 @@ impl Handler<GetDigest> for CatalogueSupervisor {
     type Result = MessageResult<GetDigest>;
 
     fn handle(&mut self, _msg: GetDigest, _ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("GetDigest");
         MessageResult(self.replica.digest())
     }
 }
@@ -118,6 +119,7 @@ impl Handler<PlanFor> for CatalogueSupervisor {
     type Result = MessageResult<PlanFor>;
 
     fn handle(&mut self, msg: PlanFor, _ctx: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.handling("PlanFor");
         let batch: Batch = self.replica.plan(&msg.digest);
         debug!(peer = %msg.peer, entries = batch.entries.len(), replace = ?batch.replace_origins, "initial batch planned");
         MessageResult(batch)
@@ -128,6 +130,7 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerBatch, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("PeerBatch");
         let PeerBatch {
             from,
             link,
@@ -161,8 +164,7 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             .filter(|e| matches!(e, SyncEntry::Service(_)))
         {
             self.stats
-                .propagation
-                .observe_ms(now_ms.saturating_sub(e.ts().physical_ms));
+                .propagation_ms(now_ms.saturating_sub(e.ts().physical_ms));
         }
         let outcome = self.replica.apply_batch(&from, &batch);
         if outcome.refused > 0 {
@@ -185,6 +187,7 @@ impl Handler<SyncDone> for CatalogueSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SyncDone, _ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("SyncDone");
         if self
             .peer_links
             .get(&msg.peer)

@@ -5,5 +5,6 @@
 
 pub mod digest;
 pub mod entry;
+#[cfg(test)]
 pub mod replica;
 pub mod session;

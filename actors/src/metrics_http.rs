@@ -1,0 +1,118 @@
+//! The operators' HTTP endpoint (actix-web, one worker):
+//!
+//! * `GET /metrics`: every metric in the Prometheus text format;
+//! * `GET /health`: 200 while the node serves, with a JSON body (node,
+//!   cluster, peers up and down, table sizes);
+//! * `GET /ready`: 200 once the initial sync with at least one peer is done,
+//!   or at once for a node without peers; 503 before.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
+use serde_json::json;
+
+use crate::{
+    peer::directory::{PeerDirectory, PeerState},
+    stats::Stats,
+};
+
+/// What the handlers read.
+#[derive(Clone)]
+struct Shared {
+    stats: Arc<Stats>,
+    directory: PeerDirectory,
+    node: String,
+    cluster: String,
+}
+
+/// A running endpoint.
+pub struct MetricsServer {
+    /// Where it listens.
+    pub local_addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl MetricsServer {
+    /// Stops it, letting requests in progress finish.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Binds `addr` and serves the endpoint.
+pub fn start(
+    addr: &str,
+    stats: Arc<Stats>,
+    directory: PeerDirectory,
+    node: &str,
+    cluster: &str,
+) -> std::io::Result<MetricsServer> {
+    let shared = Shared {
+        stats,
+        directory,
+        node: node.to_string(),
+        cluster: cluster.to_string(),
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(shared.clone()))
+            .route("/metrics", web::get().to(metrics))
+            .route("/health", web::get().to(health))
+            .route("/ready", web::get().to(ready))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?;
+    let local_addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("the metrics listener has no address"))?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(MetricsServer { local_addr, handle })
+}
+
+async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(shared.stats.encode())
+}
+
+async fn health(shared: web::Data<Shared>) -> HttpResponse {
+    let peers = shared.directory.list();
+    let up: Vec<&str> = peers
+        .iter()
+        .filter(|p| p.state == PeerState::Up)
+        .map(|p| p.name.as_str())
+        .collect();
+    let down: Vec<&str> = peers
+        .iter()
+        .filter(|p| p.state != PeerState::Up)
+        .map(|p| p.name.as_str())
+        .collect();
+    let s = &shared.stats;
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "node": shared.node,
+        "cluster": shared.cluster,
+        "ready": s.is_ready(),
+        "peers_up": up,
+        "peers_down": down,
+        "services": s.services.get(),
+        "service_tombstones": s.service_tombstones.get(),
+        "links": s.links.get(),
+        "link_tombstones": s.link_tombstones.get(),
+        "subscriptions": s.subscriptions.get(),
+        "client_connections": s.connections.get(),
+    }))
+}
+
+async fn ready(shared: web::Data<Shared>) -> HttpResponse {
+    if shared.stats.is_ready() {
+        HttpResponse::Ok().body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable().body("initial sync not done\n")
+    }
+}

@@ -1,0 +1,144 @@
+//! The operators' endpoint of a real node: `/metrics` parses as Prometheus
+//! text and its actor metrics move when clients register and subscribe;
+//! `/health` and `/ready` answer.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::TcpStream,
+};
+
+use anyhow::{Context, Result, bail};
+use catalogue::client::{Client, ConnectOptions, Endpoint};
+use catalogue_integration_tests::{DEADLINE, Daemon};
+
+/// A plain HTTP/1.1 GET; returns the status code and the body.
+fn get(addr: &str, path: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("status line")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The scrape, parsed: value of each sample by name and labels.
+fn scrape(addr: &str) -> Result<BTreeMap<String, f64>> {
+    let (status, body) = get(addr, "/metrics")?;
+    if status != 200 {
+        bail!("/metrics answered {status}");
+    }
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let parsed = prometheus_parse::Scrape::parse(lines).context("Prometheus text format")?;
+    let mut out = BTreeMap::new();
+    for s in parsed.samples {
+        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        let value = match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => continue,
+        };
+        out.insert(format!("{}{{{}}}", s.metric, labels.join(",")), value);
+    }
+    Ok(out)
+}
+
+fn value(m: &BTreeMap<String, f64>, key: &str) -> f64 {
+    m.get(key).copied().unwrap_or(0.0)
+}
+
+#[test]
+fn actor_metrics_move_when_clients_register_and_subscribe() -> Result<()> {
+    let mut daemon = Daemon::builder()
+        .set("metrics.listen", "127.0.0.1:0")
+        .start()?;
+    let line = daemon.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
+    let addr = line["address"].as_str().context("address")?.to_string();
+
+    let before = scrape(&addr)?;
+    assert_eq!(
+        value(&before, "catalogue_actors_live{kind=supervisor}"),
+        1.0,
+        "{before:#?}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = rt.block_on(async {
+        let client =
+            Client::connect(&ConnectOptions::new(Endpoint::Unix(daemon.socket.clone()))).await?;
+        client.register("tcp://metrics:1", BTreeMap::new()).await?;
+        let sub = client.subscribe("^tcp://").await?;
+        Ok::<_, anyhow::Error>((client, sub))
+    })?;
+    let after = scrape(&addr)?;
+    let moved = |key: &str| value(&after, key) - value(&before, key);
+    assert_eq!(
+        moved("catalogue_actors_live{kind=client_connection}"),
+        1.0,
+        "{after:#?}"
+    );
+    assert_eq!(
+        moved("catalogue_actors_started_total{kind=subscription}"),
+        1.0,
+        "{after:#?}"
+    );
+    assert_eq!(moved("catalogue_actors_live{kind=subscription}"), 1.0);
+    assert_eq!(
+        moved("catalogue_actor_messages_total{kind=supervisor,message=RegisterService}"),
+        1.0
+    );
+    assert_eq!(
+        moved("catalogue_actor_messages_total{kind=supervisor,message=AddSubscription}"),
+        1.0
+    );
+    assert!(
+        moved("catalogue_actor_messages_total{kind=client_connection,message=RegisterService}")
+            >= 1.0
+    );
+    assert_eq!(value(&after, "catalogue_services{}"), 1.0);
+    assert_eq!(value(&after, "catalogue_subscriptions{}"), 1.0);
+    assert!(after.contains_key("catalogue_actor_handling_seconds_count{kind=supervisor}"));
+
+    let (status, body) = get(&addr, "/health")?;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(health["node"], "node-under-test");
+    assert_eq!(health["services"], 1);
+    let (status, _) = get(&addr, "/ready")?;
+    assert_eq!(status, 200, "a node without peers is ready at once");
+    drop(client);
+    Ok(())
+}
+
+#[test]
+fn a_node_with_peers_is_not_ready_before_its_first_sync() -> Result<()> {
+    let mut daemon = Daemon::builder()
+        .set("metrics.listen", "127.0.0.1:0")
+        .arg("--debug")
+        .peer("node-away", "127.0.0.1:9")
+        .start()?;
+    let line = daemon.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
+    let addr = line["address"].as_str().context("address")?.to_string();
+    let (status, _) = get(&addr, "/ready")?;
+    assert_eq!(status, 503);
+    let (status, body) = get(&addr, "/health")?;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(health["peers_down"], serde_json::json!(["node-away"]));
+    Ok(())
+}
