@@ -112,6 +112,13 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::commands::xlreg::XlregAction,
     },
+    /// Start a throwaway local cluster (temporary CA, TLS, loopback ports)
+    /// and stop it on Ctrl-C: the quickest way to see catalogue work.
+    Dev {
+        /// How many nodes (1 to 16).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+    },
     /// Inspect the layered configuration.
     Config {
         /// What to do with it.

@@ -33,6 +33,7 @@ fn every_subcommand_has_help() {
         &["peers"],
         &["tls", "ca"],
         &["tls", "cert"],
+        &["dev"],
     ] {
         let text = help(args);
         assert!(text.contains("Usage: catalogue"), "{args:?}: {text}");

@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod dev;
 mod links;
 mod list;
 mod output;
@@ -59,6 +60,7 @@ pub fn run(command: Command) -> Exit {
         Command::Peers { json, client } => links::peers(json, &client),
         Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
+        Command::Dev { nodes } => dev::run(nodes),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),

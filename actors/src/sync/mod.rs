@@ -5,6 +5,5 @@
 
 pub mod digest;
 pub mod entry;
-#[cfg(test)]
 pub mod replica;
 pub mod session;
