@@ -17,9 +17,10 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
-    /// directives such as `info,catalogue_actors=debug`.
-    #[arg(long, env = "CATALOGUE_LOG", default_value = "info", global = true)]
-    pub log_level: String,
+    /// directives such as `info,catalogue_actors=debug` [default: log.level
+    /// of the configuration, else info].
+    #[arg(long, env = "CATALOGUE_LOG", global = true)]
+    pub log_level: Option<String>,
 
     /// What to do.
     #[command(subcommand)]

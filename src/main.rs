@@ -8,9 +8,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logging::init(cli.log_format, &cli.log_level) {
-        eprintln!("error: {e}");
-        return commands::Exit::Config.into();
-    }
-    commands::run(cli.command).into()
+    let log = match logging::init(cli.log_format, cli.log_level.as_deref()) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return commands::Exit::Config.into();
+        }
+    };
+    commands::run(cli.command, &log).into()
 }

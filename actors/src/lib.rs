@@ -15,6 +15,7 @@ pub mod matcher;
 pub mod metrics_http;
 pub mod node;
 pub mod peer;
+pub mod reload;
 pub mod services;
 pub mod settings;
 pub mod stats;

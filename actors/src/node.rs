@@ -42,7 +42,11 @@ use crate::{
     },
     hlc::{Hlc, SystemClock},
     listen::{self, ListenError},
-    peer::{self, PeerContext, directory::PeerDirectory, handshake::LocalIdentity},
+    peer::{
+        self, PeerContext, connector::Connectors, directory::PeerDirectory,
+        handshake::LocalIdentity,
+    },
+    reload::Reloader,
     settings::Settings,
     stats::Stats,
     supervisor::{CatalogueSupervisor, Shutdown, SupervisorConfig},
@@ -153,8 +157,13 @@ impl Acceptor {
     }
 }
 
-/// Runs a node with `settings` until `shutdown` resolves.
-pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+/// Runs a node with `settings` until `shutdown` resolves, applying each
+/// configuration that arrives on `reloads` (see [`crate::reload`]).
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::UnboundedReceiver<Settings>,
+) -> Result<(), NodeError> {
     let node = &settings.node;
     if node.debug {
         warn!(
@@ -217,12 +226,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
     let own_uid = unsafe { libc::geteuid() };
     let shared = Arc::new(ClientShared {
         limits: settings.limits.clone(),
-        policy: RegisterPolicy {
+        policy: std::sync::RwLock::new(RegisterPolicy {
             debug: node.debug,
             allowed_uids: settings.register.allowed_uids.clone(),
             allowed_gids: settings.register.allowed_gids.clone(),
             own_uid,
-        },
+        }),
         supervisor: supervisor.clone(),
         stats: stats.clone(),
         next_key: AtomicU64::new(1),
@@ -269,14 +278,16 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
         writers: JoinSet::new(),
     };
     let mut peer_tasks = JoinSet::new();
+    let mut connectors = Connectors::new(peers.clone());
     for p in settings.peers.iter().filter(|p| !p.address.is_empty()) {
-        peer_tasks.spawn_local(peer::connector::run(
-            p.name.clone(),
-            p.address.clone(),
-            peers.clone(),
-            stop_rx.clone(),
-        ));
+        connectors.start(&p.name, &p.address);
     }
+    let mut reloader = Reloader {
+        current: settings.clone(),
+        peers: peers.clone(),
+        clients: acceptor.shared.clone(),
+        supervisor: supervisor.clone(),
+    };
 
     tokio::pin!(shutdown);
     loop {
@@ -305,22 +316,29 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Resu
                 }
                 Err(e) => warn!(error = %e, "accepting a peer connection failed"),
             },
+            Some(new) = reloads.recv() => {
+                reloader.apply(new, &mut connectors);
+            }
             Some(_) = acceptor.writers.join_next(), if !acceptor.writers.is_empty() => {}
             Some(_) = peer_tasks.join_next(), if !peer_tasks.is_empty() => {}
+            Some(()) = connectors.join_next(), if !connectors.is_empty() => {}
         }
     }
+    drop(reloader);
 
     let open = acceptor.writers.len();
     info!(open, "shutting down: no longer accepting connections");
     let Listeners { socket_path, .. } = listeners;
     // Peers first: the final LinkDelete goes out, then the links close.
     let _ = supervisor.send(Shutdown).await;
+    connectors.stop_all();
     let _ = stop_tx.send(true);
     // Drop our handles so writers end once their connections have stopped.
     drop(acceptor.shared);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while acceptor.writers.join_next().await.is_some() {}
         while peer_tasks.join_next().await.is_some() {}
+        while connectors.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use crate::{
     cli::{Command, ConfigAction, SettingsArgs},
     config_layers::{Layers, LoadError, Loaded},
+    logging::LogControl,
 };
 
 /// Exit statuses of the binary.
@@ -41,10 +42,10 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Runs `command`.
-pub fn run(command: Command) -> Exit {
+/// Runs `command`; `log` adjusts the log filter (used by `serve`).
+pub fn run(command: Command, log: &LogControl) -> Exit {
     match command {
-        Command::Serve { settings } => serve::run(&settings),
+        Command::Serve { settings } => serve::run(&settings, log),
         Command::Register { uri, attrs, client } => register::run(&uri, &attrs, &client),
         Command::Subscribe {
             regex,

@@ -43,8 +43,8 @@ use auth::{RegisterPolicy, Transport};
 pub struct ClientShared {
     /// Limits on requests.
     pub limits: LimitsSettings,
-    /// Who may register.
-    pub policy: RegisterPolicy,
+    /// Who may register (replaced on reload).
+    pub policy: std::sync::RwLock<RegisterPolicy>,
     /// The node's supervisor.
     pub supervisor: Addr<CatalogueSupervisor>,
     /// Counters.

@@ -79,7 +79,11 @@ impl ClientConnection {
     }
 
     fn register(&mut self, serial: u64, uri: String, attrs: BTreeMap<String, String>) -> Reply {
-        if let Err(refusal) = self.shared.policy.check(&self.transport) {
+        let allowed = match self.shared.policy.read() {
+            Ok(policy) => policy.check(&self.transport),
+            Err(poisoned) => poisoned.into_inner().check(&self.transport),
+        };
+        if let Err(refusal) = allowed {
             self.shared.stats.register_refusal(refusal.reason());
             warn!(
                 conn = self.id,

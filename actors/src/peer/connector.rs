@@ -4,9 +4,9 @@
 //! peer that is already linked (the peer dialed us), and it stops for good
 //! after an environment mismatch until the configuration changes.
 
-use std::{rc::Rc, time::Duration};
+use std::{collections::HashMap, rc::Rc, time::Duration};
 
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinSet};
 use tracing::{debug, info, warn};
 
 use super::{PeerContext, directory::PeerState, handshake};
@@ -35,13 +35,9 @@ pub async fn run(
             return;
         }
         ctx.directory.set_state(&name, PeerState::Connecting, None);
-        let attempt = handshake::connect(
-            &name,
-            &address,
-            &ctx.local,
-            ctx.tls.as_deref(),
-            ctx.max_frame,
-        );
+        let tls = ctx.tls.borrow().clone();
+        let attempt =
+            handshake::connect(&name, &address, &ctx.local, tls.as_deref(), ctx.max_frame);
         let result = tokio::select! {
             result = attempt => result,
             _ = stop.changed() => return,
@@ -92,5 +88,73 @@ pub async fn run(
             _ = linked.changed() => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// The connector tasks of a node, one per peer with an address, each with
+/// its own stop signal so peers can be added, removed or changed at run time.
+pub struct Connectors {
+    ctx: Rc<PeerContext>,
+    running: HashMap<String, (String, watch::Sender<bool>)>,
+    tasks: JoinSet<()>,
+}
+
+impl Connectors {
+    /// No connectors yet.
+    pub fn new(ctx: Rc<PeerContext>) -> Self {
+        Connectors {
+            ctx,
+            running: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Starts dialing `name` at `address` (restarting a connector that
+    /// dials it already).
+    pub fn start(&mut self, name: &str, address: &str) {
+        self.stop(name);
+        let (tx, rx) = watch::channel(false);
+        self.running
+            .insert(name.to_string(), (address.to_string(), tx));
+        self.tasks.spawn_local(run(
+            name.to_string(),
+            address.to_string(),
+            self.ctx.clone(),
+            rx,
+        ));
+    }
+
+    /// Stops dialing `name`.
+    pub fn stop(&mut self, name: &str) {
+        if let Some((_, tx)) = self.running.remove(name) {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Stops every connector.
+    pub fn stop_all(&mut self) {
+        for (_, (_, tx)) in self.running.drain() {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// The address `name` is dialed at, if it is.
+    pub fn address(&self, name: &str) -> Option<&str> {
+        self.running.get(name).map(|(a, _)| a.as_str())
+    }
+
+    /// Waits for a connector task to end (None when there are none).
+    pub async fn join_next(&mut self) -> Option<()> {
+        self.tasks.join_next().await.map(|_| ())
+    }
+
+    /// Connector tasks still running.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// True when no connector task runs.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
     }
 }

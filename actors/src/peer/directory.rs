@@ -134,6 +134,16 @@ impl PeerDirectory {
         entry.info.address = address.to_string();
     }
 
+    /// Forgets a peer (removed from the configuration).
+    pub fn remove(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    /// The address recorded for `name`, if known.
+    pub fn address(&self, name: &str) -> Option<String> {
+        self.lock().get(name).map(|e| e.info.address.clone())
+    }
+
     /// Is `name` a peer this node accepts links from?
     pub fn is_known(&self, name: &str) -> bool {
         self.lock().contains_key(name)

@@ -177,6 +177,9 @@ pub struct Established {
     pub io: Box<dyn PeerIo>,
     /// Our next frame serial on this connection.
     pub next_serial: u64,
+    /// The peer's certificate (absent in debug mode), kept to re-check it
+    /// when the trusted CAs change.
+    pub peer_cert: Option<openssl::x509::X509>,
 }
 
 /// The acceptor's check of a `Peer`: environment, version, cluster, name.
@@ -340,6 +343,7 @@ async fn accept_inner(
         ))
         .await?;
     let io = unframe(framed);
+    let mut peer_cert = None;
     let io: Box<dyn PeerIo> = match (local.debug, tls) {
         (true, _) => Box::new(io),
         (false, None) => {
@@ -364,6 +368,7 @@ async fn accept_inner(
                     message,
                 });
             }
+            peer_cert = stream.ssl().peer_certificate();
             Box::new(stream)
         }
     };
@@ -373,6 +378,7 @@ async fn accept_inner(
         remote,
         io,
         next_serial: 2,
+        peer_cert,
     })
 }
 
@@ -434,6 +440,7 @@ async fn connect_inner(
         }
     }
     let io = unframe(framed);
+    let mut peer_cert = None;
     let io: Box<dyn PeerIo> = match (local.debug, tls) {
         (true, _) => Box::new(io),
         (false, None) => {
@@ -448,6 +455,7 @@ async fn connect_inner(
                 code: ErrorCode::ServerAuthFailed,
                 message: format!("server certificate: {e}"),
             })?;
+            peer_cert = stream.ssl().peer_certificate();
             Box::new(stream)
         }
     };
@@ -457,6 +465,7 @@ async fn connect_inner(
         remote,
         io,
         next_serial: 1,
+        peer_cert,
     })
 }
 

@@ -58,6 +58,12 @@ pub struct SendEntries(pub Vec<SyncEntry>);
 #[rtype(result = "()")]
 pub struct SendError(pub Error);
 
+/// The trusted CAs changed: close the link if the peer's certificate no
+/// longer verifies.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Recheck(pub Arc<crate::tls::TrustAnchors>);
+
 /// Says `Bye` and closes the link.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -77,6 +83,7 @@ pub struct PeerLink {
     flush_scheduled: bool,
     stats: Arc<Stats>,
     metrics: ActorMetrics,
+    peer_cert: Option<openssl::x509::X509>,
     reported: SessionCounters,
     ended: Option<oneshot::Sender<()>>,
 }
@@ -97,6 +104,7 @@ impl PeerLink {
             direction,
             io,
             next_serial,
+            peer_cert,
             ..
         } = established;
         let (read, write) = tokio::io::split(io);
@@ -118,6 +126,7 @@ impl PeerLink {
                 started: now,
                 flush_scheduled: false,
                 metrics: ActorMetrics::new(stats.clone(), "peer_link"),
+                peer_cert,
                 stats,
                 reported: SessionCounters::default(),
                 ended: Some(ended_tx),
@@ -351,6 +360,21 @@ impl Handler<SendError> for PeerLink {
         let _timer = self.metrics.handling("SendError");
         let frame = self.session.unacknowledged(Body::Error(msg.0));
         self.write(vec![frame], ctx);
+    }
+}
+
+impl Handler<Recheck> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: Recheck, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Recheck");
+        if let Some(cert) = &self.peer_cert {
+            if !msg.0.trusts(cert) {
+                warn!(peer = %self.peer, "peer certificate no longer trusted after reload: closing the link");
+                ctx.address()
+                    .do_send(Close("certificate no longer trusted".into()));
+            }
+        }
     }
 }
 

@@ -44,8 +44,9 @@ pub const MAX_BATCH_ENTRIES: usize = 10_000_000;
 pub struct PeerContext {
     /// This node.
     pub local: LocalIdentity,
-    /// TLS contexts; `None` in debug mode.
-    pub tls: Option<Arc<TlsContexts>>,
+    /// TLS contexts; `None` in debug mode. Replaced on reload: new
+    /// handshakes use the new certificates, established links go on.
+    pub tls: RefCell<Option<Arc<TlsContexts>>>,
     /// Known peers and their states.
     pub directory: PeerDirectory,
     /// The supervisor.
@@ -91,7 +92,7 @@ impl PeerContext {
         };
         PeerContext {
             local,
-            tls,
+            tls: RefCell::new(tls),
             directory,
             supervisor,
             max_frame: settings.limits.max_frame_bytes,
@@ -150,12 +151,13 @@ impl PeerContext {
 /// succeeds, starts its [`PeerLink`] and offers it to the supervisor.
 pub async fn accept_link(stream: TcpStream, remote: SocketAddr, ctx: Rc<PeerContext>) {
     let _ = stream.set_nodelay(true);
+    let tls = ctx.tls.borrow().clone();
     let result = handshake::accept(
         stream,
         remote,
         &ctx.local,
         &ctx.directory,
-        ctx.tls.as_deref(),
+        tls.as_deref(),
         ctx.max_frame,
     )
     .await;

@@ -8,6 +8,7 @@
 //! own and unknown keys are refused. [`Settings::validate`] checks values and
 //! the relations between them once, at start, and names the offending key.
 
+pub mod diff;
 pub(crate) mod validate;
 
 use std::{path::PathBuf, time::Duration};
@@ -38,6 +39,18 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// The xlReg cluster registry, served here or joined.
     pub xlreg: XlregSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[log]`: logging that can change at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Log filter (a level or tracing directives). Empty: the
+    /// `--log-level` flag or `CATALOGUE_LOG`, else `info`. Applied again on
+    /// SIGHUP.
+    pub level: String,
 }
 
 /// `[node]`: who this node is.

@@ -8,13 +8,14 @@ use actix::prelude::*;
 use tracing::{debug, info};
 
 use super::{
-    CatalogueSupervisor, DuplicateLink, LinkDown, LinkUp, LinksView, ListLinks, ListPeers, Shutdown,
+    CatalogueSupervisor, DropPeer, DuplicateLink, LinkDown, LinkUp, LinksView, ListLinks,
+    ListPeers, RecheckLinks, Shutdown,
 };
 use crate::{
     links::{LinkChange, LinkKey, LinkOp},
     peer::{
         directory::PeerInfo,
-        link::{Close, LinkId, PeerLink},
+        link::{Close, LinkId, PeerLink, Recheck},
     },
     sync::entry::SyncEntry,
 };
@@ -155,6 +156,30 @@ impl Handler<ListPeers> for CatalogueSupervisor {
         let _timer = self.metrics.handling("ListPeers");
         let peers: Vec<PeerInfo> = self.directory.list();
         MessageResult(peers)
+    }
+}
+
+impl Handler<RecheckLinks> for CatalogueSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecheckLinks, _ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("RecheckLinks");
+        for link in self.peer_links.values() {
+            link.addr.do_send(Recheck(msg.0.clone()));
+        }
+    }
+}
+
+impl Handler<DropPeer> for CatalogueSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DropPeer, _ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("DropPeer");
+        if let Some(link) = self.peer_links.get(&msg.peer) {
+            info!(peer = %msg.peer, "peer removed from the configuration: closing its link");
+            link.addr
+                .do_send(Close("no longer a configured peer".into()));
+        }
     }
 }
 

@@ -200,3 +200,16 @@ pub struct ListPeers;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// The trusted CAs changed: every link re-checks its peer's certificate.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecheckLinks(pub std::sync::Arc<crate::tls::TrustAnchors>);
+
+/// A peer was removed from the configuration: close its link.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct DropPeer {
+    /// The peer's name.
+    pub peer: String,
+}

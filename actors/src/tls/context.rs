@@ -324,7 +324,7 @@ fn trust_store_builder(ca: &[X509]) -> Result<X509StoreBuilder, ErrorStack> {
 
 /// Verifies `leaf` (with `intermediates`) against `ca` for `purpose`, at
 /// the current time.
-fn verify_chain(
+pub(crate) fn verify_chain(
     ca: &[X509],
     leaf: &X509,
     intermediates: &[X509],

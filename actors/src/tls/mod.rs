@@ -32,6 +32,7 @@ mod files;
 pub mod identity;
 pub mod pem;
 pub mod prefixed;
+pub mod trust;
 
 pub use certs::{
     CertError, CertSpec, CertificateAuthority, DEFAULT_NODE_VALIDITY, NodeCertificate, Overwrite,
@@ -45,6 +46,7 @@ pub use identity::{
 };
 pub use pem::PemError;
 pub use prefixed::Prefixed;
+pub use trust::TrustAnchors;
 
 #[cfg(test)]
 mod handshake_tests;
