@@ -82,7 +82,15 @@ fn actor_metrics_move_when_clients_register_and_subscribe() -> Result<()> {
         let client =
             Client::connect(&ConnectOptions::new(Endpoint::Unix(daemon.socket.clone()))).await?;
         client.register("tcp://metrics:1", BTreeMap::new()).await?;
-        let sub = client.subscribe("^tcp://").await?;
+        let mut sub = client.subscribe("^tcp://").await?;
+        // The snapshot's end comes once the supervisor has the subscription.
+        loop {
+            match tokio::time::timeout(DEADLINE, sub.next()).await {
+                Ok(Some(catalogue::client::SubscriptionEvent::SnapshotEnd { .. })) => break,
+                Ok(Some(_)) => continue,
+                other => bail!("no snapshot end: {other:?}"),
+            }
+        }
         Ok::<_, anyhow::Error>((client, sub))
     })?;
     let after = scrape(&addr)?;
