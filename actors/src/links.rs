@@ -138,17 +138,21 @@ impl LinksTable {
         }
     }
 
-    /// Removes every entry from `origin` whose key is not in `keep`; returns
-    /// how many live links went away.
+    /// Retires every live link from `origin` whose key is not in `keep`: it
+    /// becomes a delete with the same version. Returns how many.
     pub fn remove_origin_except(
         &mut self,
         origin: &str,
         keep: &std::collections::HashSet<LinkKey>,
     ) -> usize {
-        let before = self.live_count();
-        self.entries
-            .retain(|key, held| held.origin != origin || keep.contains(key));
-        before - self.live_count()
+        let mut retired = 0;
+        for (key, held) in &mut self.entries {
+            if held.origin == origin && held.op == LinkOp::Add && !keep.contains(key) {
+                held.op = LinkOp::Delete;
+                retired += 1;
+            }
+        }
+        retired
     }
 
     /// Is there any entry (live or tombstone) for `key`?

@@ -173,9 +173,10 @@ impl ServicesTable {
         }
     }
 
-    /// Removes every entry (live or tombstone) whose version is from
-    /// `origin` and whose URI is not in `keep`; returns the live entries
-    /// removed. Used when a batch replaces everything held from an origin.
+    /// Retires every live entry whose version is from `origin` and whose URI
+    /// is not in `keep`: each becomes a tombstone with the same version, so a
+    /// stale copy arriving later is ignored. Returns the entries retired.
+    /// Used when a batch replaces everything held from an origin.
     pub fn remove_origin_except(
         &mut self,
         origin: &str,
@@ -187,11 +188,21 @@ impl ServicesTable {
             .filter(|s| s.origin == origin && !keep.contains(&s.uri))
             .map(|s| s.uri.clone())
             .collect();
-        self.tombstones
-            .retain(|uri, t| t.origin != origin || keep.contains(uri));
-        gone.iter()
-            .filter_map(|uri| self.live.remove(uri))
-            .collect()
+        let mut removed = Vec::with_capacity(gone.len());
+        for uri in gone {
+            if let Some(s) = self.live.remove(&uri) {
+                self.tombstones.insert(
+                    uri.clone(),
+                    Tombstone {
+                        uri,
+                        origin: s.origin.clone(),
+                        ts: s.ts,
+                    },
+                );
+                removed.push(s);
+            }
+        }
+        removed
     }
 
     /// The live entry for `uri`.

@@ -225,3 +225,84 @@ fn a_joining_node_receives_ten_thousand_services_in_one_atomic_batch() -> Result
     drop(registrar);
     Ok(())
 }
+
+#[test]
+fn a_restarted_origin_does_not_bring_back_its_old_services() -> Result<()> {
+    let ca = TestCa::new("test-ca")?;
+    let grace = ("sync.unreachable_grace", "200ms");
+    let a_tls = ca.node("node-a")?;
+    let b = Daemon::builder()
+        .name("node-b")
+        .tls(&ca.node("node-b")?)
+        .set(grace.0, grace.1)
+        .peer("node-a", "")
+        .peer("node-c", "")
+        .start()?;
+    let a = Daemon::builder()
+        .name("node-a")
+        .tls(&a_tls)
+        .set(grace.0, grace.1)
+        .peer("node-b", &b.peer)
+        .start()?;
+    let mut c = Daemon::builder()
+        .name("node-c")
+        .tls(&ca.node("node-c")?)
+        .set(grace.0, grace.1)
+        .peer("node-b", &b.peer)
+        .start()?;
+    c.wait_log(DEADLINE, |l| {
+        l["message"] == "initial sync done" && l["peer"] == "node-b"
+    })?;
+    let rt = runtime();
+    let mut sub = rt.block_on(async {
+        let watcher = Client::connect(&unix(&c)).await?;
+        let sub = watcher.subscribe("^tcp://").await?;
+        std::mem::forget(watcher);
+        let registrar = Client::connect(&unix(&a)).await?;
+        registrar.register("tcp://old:1", BTreeMap::new()).await?;
+        std::mem::forget(registrar);
+        Ok::<_, anyhow::Error>(sub)
+    })?;
+    rt.block_on(async {
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("added", "tcp://old:1".to_string())
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // A dies without a word: C withdraws its service after the grace period.
+    drop(a);
+    rt.block_on(async {
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("deleted", "tcp://old:1".to_string())
+        );
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // A restarts empty and registers something new: C sees the new service
+    // and never the old one again.
+    let a = Daemon::builder()
+        .name("node-a")
+        .tls(&a_tls)
+        .set(grace.0, grace.1)
+        .peer("node-b", &b.peer)
+        .start()?;
+    rt.block_on(async {
+        let registrar = Client::connect(&unix(&a)).await?;
+        registrar.register("tcp://new:1", BTreeMap::new()).await?;
+        assert_eq!(
+            next_change(&mut sub).await?,
+            ("added", "tcp://new:1".to_string())
+        );
+        let listed: Vec<String> = Client::connect(&unix(&c))
+            .await?
+            .list("")
+            .await?
+            .into_iter()
+            .map(|s| s.uri)
+            .collect();
+        assert_eq!(listed, ["tcp://new:1"]);
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(())
+}

@@ -53,6 +53,11 @@ pub type LinkId = u64;
 #[rtype(result = "()")]
 pub struct SendEntries(pub Vec<SyncEntry>);
 
+/// A whole batch to send as it is (a replacement).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SendBatch(pub crate::sync::replica::Batch);
+
 /// Tells the peer something was refused.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -349,6 +354,17 @@ impl Handler<SendEntries> for PeerLink {
                 act.write(frames, ctx);
             });
         }
+        self.write(frames, ctx);
+    }
+}
+
+impl Handler<SendBatch> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendBatch, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("SendBatch");
+        let now = self.now_ms();
+        let frames = self.session.send_batch(msg.0, now);
         self.write(frames, ctx);
     }
 }

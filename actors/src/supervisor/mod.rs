@@ -69,8 +69,8 @@ pub struct CatalogueSupervisor {
     /// Known peers and their states.
     directory: PeerDirectory,
     config: SupervisorConfig,
-    /// Origins whose services are withdrawn from subscribers.
-    hidden: HashSet<String>,
+    /// Origins whose services are withdrawn from subscribers, and since when.
+    hidden: HashMap<String, Timestamp>,
     /// Unreachable origins waiting out the grace period, by generation.
     hiding: HashMap<String, u64>,
     next_generation: u64,
@@ -99,7 +99,7 @@ impl CatalogueSupervisor {
             peer_links: HashMap::new(),
             directory,
             config,
-            hidden: HashSet::new(),
+            hidden: HashMap::new(),
             hiding: HashMap::new(),
             next_generation: 0,
             metrics: ActorMetrics::new(stats.clone(), "supervisor"),
@@ -157,7 +157,7 @@ impl CatalogueSupervisor {
                 Applied::Tombstoned | Applied::Ignored => None,
             })
             .chain(outcome.removed.iter())
-            .filter(|s| !self.hidden.contains(&s.origin))
+            .filter(|s| !self.hidden.contains_key(&s.origin))
             .map(|s| s.uri.clone())
             .collect::<Vec<_>>();
         for uri in uris {
@@ -191,7 +191,7 @@ impl CatalogueSupervisor {
     }
 
     fn route(&mut self, kind: EventKind, service: Service) {
-        if self.hidden.contains(&service.origin) {
+        if self.hidden.contains_key(&service.origin) {
             return;
         }
         self.matcher.matches(&service.uri, &mut self.matched);
@@ -215,7 +215,7 @@ impl CatalogueSupervisor {
         self.replica
             .services
             .iter()
-            .filter(|s| !self.hidden.contains(&s.origin) && regex.is_match(&s.uri))
+            .filter(|s| !self.hidden.contains_key(&s.origin) && regex.is_match(&s.uri))
             .map(|s| Arc::new(s.clone()))
             .collect()
     }
@@ -352,7 +352,7 @@ impl Handler<ListServices> for CatalogueSupervisor {
             .replica
             .services
             .iter()
-            .filter(|s| !self.hidden.contains(&s.origin))
+            .filter(|s| !self.hidden.contains_key(&s.origin))
             .filter(|s| msg.regex.as_ref().is_none_or(|r| r.is_match(&s.uri)))
             .cloned()
             .collect();

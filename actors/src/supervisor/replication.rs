@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use super::{CatalogueSupervisor, GetDigest, PeerBatch, PlanFor, SyncDone};
 use crate::{
-    peer::link::{SendEntries, SendError},
+    peer::link::{SendBatch, SendEntries, SendError},
     sync::{entry::SyncEntry, replica::Batch},
 };
 
@@ -27,9 +27,8 @@ impl CatalogueSupervisor {
         }
     }
 
-    /// The links graph changed. Shows again the services of origins that
-    /// are reachable again; starts the grace period of origins that became
-    /// unreachable, after which their services are withdrawn.
+    /// The links graph changed: starts the grace period of origins that
+    /// became unreachable, after which their services are withdrawn.
     pub(super) fn reachability_changed(&mut self, ctx: &mut Context<Self>) {
         let reachable: BTreeSet<String> = self.replica.links.reachable_from(&self.node);
         let origins: BTreeSet<String> = self
@@ -38,31 +37,14 @@ impl CatalogueSupervisor {
             .iter()
             .map(|s| s.origin.clone())
             .collect();
-        // Back in reach: show again, cancel pending hides.
-        let back: Vec<String> = self
-            .hidden
-            .iter()
-            .filter(|o| reachable.contains(*o))
-            .cloned()
-            .collect();
-        for origin in back {
-            self.hidden.remove(&origin);
-            info!(%origin, "origin reachable again: its services are visible");
-            let services: Vec<_> = self
-                .replica
-                .services
-                .iter()
-                .filter(|s| s.origin == origin)
-                .cloned()
-                .collect();
-            for s in services {
-                self.route(EventKind::Added, s);
-            }
-        }
+        // Back in reach: stop pending hides. Hidden origins are shown again
+        // once we hear from them (an entry newer than the hiding) or finish
+        // an initial sync with a neighbour, so a restarted origin's stale
+        // services do not flicker back before its replacement arrives.
         self.hiding.retain(|origin, _| !reachable.contains(origin));
         for origin in origins {
             if reachable.contains(&origin)
-                || self.hidden.contains(&origin)
+                || self.hidden.contains_key(&origin)
                 || self.hiding.contains_key(&origin)
             {
                 continue;
@@ -102,7 +84,26 @@ impl CatalogueSupervisor {
         for s in services {
             self.route(EventKind::Deleted, s);
         }
-        self.hidden.insert(origin);
+        let now = self.hlc.now();
+        self.hidden.insert(origin, now);
+    }
+
+    /// Shows the services of `origin` again.
+    fn unhide(&mut self, origin: &str) {
+        if self.hidden.remove(origin).is_none() {
+            return;
+        }
+        let services: Vec<_> = self
+            .replica
+            .services
+            .iter()
+            .filter(|s| s.origin == origin)
+            .cloned()
+            .collect();
+        info!(%origin, services = services.len(), "origin reachable again: its services are visible");
+        for s in services {
+            self.route(EventKind::Added, s);
+        }
     }
 }
 
@@ -179,7 +180,37 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             }
         }
         self.broadcast(outcome.forward.clone(), Some(&from));
+        if outcome.replaced {
+            // The replacement retired entries here: pass it on, so nodes
+            // beyond us drop them too (a node seeing nothing new stops it).
+            let replacement = self.replica.replacement(&batch.replace_origins);
+            for (peer, l) in &self.peer_links {
+                if *peer != from {
+                    l.addr.do_send(SendBatch(replacement.clone()));
+                }
+            }
+        }
         self.route_outcome(outcome, ctx);
+        // An entry from a hidden origin, newer than its hiding, proves we
+        // hear from it again (after any replacement it sent).
+        if !self.hidden.is_empty() {
+            let reachable = self.replica.links.reachable_from(&self.node);
+            let back: Vec<String> = self
+                .hidden
+                .iter()
+                .filter(|(origin, since)| {
+                    reachable.contains(*origin)
+                        && batch
+                            .entries
+                            .iter()
+                            .any(|e| e.origin() == origin.as_str() && e.ts() > **since)
+                })
+                .map(|(origin, _)| origin.clone())
+                .collect();
+            for origin in back {
+                self.unhide(&origin);
+            }
+        }
     }
 }
 
@@ -191,9 +222,30 @@ impl Handler<SyncDone> for CatalogueSupervisor {
         if self
             .peer_links
             .get(&msg.peer)
-            .is_some_and(|l| l.id == msg.link)
+            .is_none_or(|l| l.id != msg.link)
         {
-            self.directory.set_synced(&msg.peer);
+            return;
+        }
+        self.directory.set_synced(&msg.peer);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.stats
+            .sync_last_success
+            .get_or_create(&crate::stats::Stats::peer(&msg.peer))
+            .set(now);
+        self.stats.set_ready();
+        // Our view now matches a neighbour's: hidden origins we reach again
+        // are current.
+        let reachable = self.replica.links.reachable_from(&self.node);
+        let back: Vec<String> = self
+            .hidden
+            .keys()
+            .filter(|o| reachable.contains(*o))
+            .cloned()
+            .collect();
+        for origin in back {
+            self.unhide(&origin);
         }
     }
 }

@@ -14,8 +14,10 @@
 //! * [`Replica::apply_batch`]: applies a received batch by last writer wins.
 //!   An entry older than our purge horizon for a key we know nothing of is
 //!   refused (it could be a deleted entry coming back) unless it comes from
-//!   its own origin or inside a replacement. For each replaced origin,
-//!   whatever we hold from it that the batch does not contain is removed.
+//!   its own origin or inside a replacement. For each replaced origin, the
+//!   live entries we hold from it that the batch does not contain are
+//!   retired as tombstones of the same version (so a stale copy cannot come
+//!   back); such a replacement travels on to the other peers.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -52,6 +54,9 @@ pub struct BatchOutcome {
     pub forward: Vec<SyncEntry>,
     /// Entries refused as possible resurrections.
     pub refused: usize,
+    /// True when a replacement retired something: the replacement should
+    /// travel on to the other peers.
+    pub replaced: bool,
 }
 
 /// The replicated tables of one node.
@@ -171,6 +176,18 @@ impl Replica {
         }
     }
 
+    /// Everything held from `origins`, as a replacement batch.
+    pub fn replacement(&self, origins: &[String]) -> Batch {
+        Batch {
+            entries: self
+                .entries()
+                .into_iter()
+                .filter(|e| origins.iter().any(|o| o == e.origin()))
+                .collect(),
+            replace_origins: origins.to_vec(),
+        }
+    }
+
     /// Is there any record (live or tombstone) of the entry's key?
     fn knows(&self, entry: &SyncEntry) -> bool {
         match entry {
@@ -217,10 +234,14 @@ impl Replica {
         }
         for origin in &batch.replace_origins {
             let mine = |e: &&SyncEntry| e.origin() == origin;
+            // Keep what the replacement holds live; a key it holds as a
+            // delete (possibly of the very version we hold live) is retired.
+            let live = |e: &&SyncEntry| !e.is_delete();
             let keep_services: HashSet<String> = batch
                 .entries
                 .iter()
                 .filter(mine)
+                .filter(live)
                 .filter(|e| e.table() == Table::Services)
                 .map(SyncEntry::key)
                 .collect();
@@ -228,16 +249,18 @@ impl Replica {
                 .entries
                 .iter()
                 .filter(mine)
+                .filter(live)
                 .filter_map(|e| match e {
                     SyncEntry::Link(l) => Some(l.key.clone()),
                     SyncEntry::Service(_) => None,
                 })
                 .collect();
-            outcome
-                .removed
-                .extend(self.services.remove_origin_except(origin, &keep_services));
+            let removed = self.services.remove_origin_except(origin, &keep_services);
+            outcome.replaced |= !removed.is_empty();
+            outcome.removed.extend(removed);
             if self.links.remove_origin_except(origin, &keep_links) > 0 {
                 outcome.links_changed = true;
+                outcome.replaced = true;
             }
         }
         outcome

@@ -145,6 +145,8 @@ pub struct SyncSession {
     next_batch: u64,
     /// Changes waiting to be batched, and since when.
     pending: Vec<SyncEntry>,
+    /// Whole batches (replacements) waiting for our initial batch.
+    deferred: Vec<Batch>,
     pending_since_ms: Option<u64>,
     digest_received: bool,
     /// Frames ever queued for sending (acks aside) and frames acknowledged:
@@ -182,6 +184,7 @@ impl SyncSession {
             incoming: None,
             next_batch: 1,
             pending: Vec::new(),
+            deferred: Vec::new(),
             pending_since_ms: None,
             digest_received: false,
             queued_total: 0,
@@ -308,7 +311,23 @@ impl SyncSession {
         let entries = batch.entries.len();
         let (mut out, last) = self.send_batch_frames(batch, now_ms);
         self.initial_sent = Some((entries, last));
+        for batch in std::mem::take(&mut self.deferred) {
+            out.extend(self.send_batch_frames(batch, now_ms).0);
+        }
         out.extend(self.flush_pending(now_ms));
+        out
+    }
+
+    /// Sends a whole batch as it is (a replacement forwarded from another
+    /// peer), after our initial batch.
+    pub fn send_batch(&mut self, batch: Batch, now_ms: u64) -> Vec<Frame> {
+        if self.initial_sent.is_none() {
+            self.deferred.push(batch);
+            return Vec::new();
+        }
+        // Changes queued before it go first.
+        let mut out = self.flush_pending(now_ms);
+        out.extend(self.send_batch_frames(batch, now_ms).0);
         out
     }
 

@@ -137,3 +137,32 @@ fn an_origin_speaks_for_itself_even_about_old_entries() {
     assert_eq!(outcome.refused, 0, "a's own entry is accepted though old");
     assert!(b.services.get("tcp://a:1").is_some());
 }
+
+#[test]
+fn a_replacement_travels_on_and_stale_copies_stay_dead() {
+    // a had x:1 before restarting; b and c both learned it.
+    let mut old_a = Replica::new("a");
+    add(&mut old_a, "tcp://x:1", "a", 5);
+    let mut b = Replica::new("b");
+    let mut c = Replica::new("c");
+    sync(&old_a, &mut b);
+    sync(&old_a, &mut c);
+    // a restarts empty and links to b only.
+    let a = Replica::new("a");
+    let outcome = b.apply_batch("a", &a.plan(&b.digest()));
+    assert!(
+        outcome.replaced,
+        "b retired x:1, so the replacement goes on"
+    );
+    let outcome = c.apply_batch("b", &b.replacement(&["a".to_string()]));
+    assert_eq!(outcome.removed.len(), 1);
+    assert!(live(&c).is_empty());
+    // A stale copy of x:1 (from a node that missed all this) is ignored.
+    let outcome = c.apply_batch("d", &old_a.plan(&Digest::default()));
+    assert!(live(&c).is_empty(), "{:?}", outcome.forward);
+    // And applying the replacement again changes nothing: floods end.
+    assert!(
+        !c.apply_batch("b", &b.replacement(&["a".to_string()]))
+            .replaced
+    );
+}
