@@ -1,8 +1,13 @@
-//! Fuzz target: arbitrary bytes after the magic as a registry log.
+//! Fuzz target: arbitrary bytes as a registry log.
 //!
-//! Replay must never panic: every record either applies, ends the log as a
-//! torn tail, or is reported as corruption. When replay succeeds, the
-//! snapshot of the state it built must replay to the same state.
+//! Byte 0 picks how the rest is used: even, as the log's bytes after the
+//! magic, as they are; odd, as payloads wrapped into well-formed records
+//! (each payload is prefixed by one length byte in the input), so that the
+//! fuzzer reaches record decoding and the registry's replay rules rather
+//! than stopping at the checks. Replay must never panic: every record
+//! applies, ends the log as a torn tail, or is reported as corruption. When
+//! replay succeeds, the snapshot of the state it built must replay to the
+//! same state.
 
 #![no_main]
 
@@ -13,10 +18,36 @@ use catalogue_actors::xlreg::{
     store::{MAGIC, record, replay},
 };
 use libfuzzer_sys::fuzz_target;
+use sha2::{Digest, Sha256};
+
+/// A well-formed record around `payload`.
+fn wrap(payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let digest = Sha256::new()
+        .chain_update(len)
+        .chain_update(payload)
+        .finalize();
+    let mut out = len.to_vec();
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&digest[..8]);
+    out
+}
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let mut log = MAGIC.to_vec();
-    log.extend_from_slice(data);
+    if mode & 1 == 0 {
+        log.extend_from_slice(rest);
+    } else {
+        let mut rest = rest;
+        while let Some((&len, tail)) = rest.split_first() {
+            let (payload, next) = tail.split_at(usize::from(len).min(tail.len()));
+            log.extend_from_slice(&wrap(payload));
+            rest = next;
+        }
+    }
     let Ok((registry, _)) = replay(&log, Limits::default(), Path::new("fuzz.log")) else {
         return;
     };

@@ -1,0 +1,346 @@
+//! What session messages mean: an incoming `XLRegMsg` checked and turned
+//! into a typed [`Request`] (server side), a typed [`Reply`] turned into an
+//! `XLRegMsg` and back (both sides).
+//!
+//! Shape errors (no `Op`, an op the registry does not serve, a required
+//! field missing, a salt shorter than 8 bytes, an endpoint count other than
+//! 1 or 2) are [`ProtocolError`]s; the server answers them with `Error` and
+//! closes. Whether the request is allowed and what it does is decided by
+//! [`super::session`] and [`super::registry`].
+
+use catalogue_proto::reg::{
+    XlRegMsg,
+    xl_reg_msg::{Tag, Token},
+};
+
+use super::hello::SALT_LEN;
+
+/// Why a message was refused for its shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// No `Op`.
+    #[error("message has no Op")]
+    MissingOp,
+    /// An `Op` outside the enum.
+    #[error("unknown Op {0}")]
+    UnknownOp(i32),
+    /// An op the other side does not take.
+    #[error("{0} is not accepted here")]
+    Unexpected(&'static str),
+    /// A required field is absent.
+    #[error("{op} needs {field}")]
+    Missing {
+        /// The message's op.
+        op: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A salt shorter than 8 bytes.
+    #[error("{field} has {len} bytes; salts have at least {SALT_LEN}")]
+    ShortSalt {
+        /// `Salt1` or `Salt2`.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// `EndPointCount` is neither 1 nor 2.
+    #[error("EndPointCount {0}: members have 1 or 2 endpoints")]
+    EndpointCount(u32),
+    /// `Client` before identification is required first.
+    #[error("identify first: send Client")]
+    NotIdentified,
+    /// A second `Client` in one session.
+    #[error("already identified in this session")]
+    AlreadyIdentified,
+}
+
+/// Which cluster a request names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterRef {
+    /// `ClusterID`, which wins when both are given.
+    pub id: Option<Vec<u8>>,
+    /// `ClusterName`.
+    pub name: Option<String>,
+}
+
+impl ClusterRef {
+    /// Whether neither is given.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_none() && self.name.is_none()
+    }
+}
+
+/// A client's request, checked for shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `Client` with a token: register (proposing a name, maybe an ID).
+    NewClient {
+        /// `ClientName`, else the token's `Name`.
+        name: String,
+        /// `ClientSpecs`.
+        token: Token,
+        /// `DigSig` over the token.
+        signature: Vec<u8>,
+    },
+    /// `Client` with `ClientID` and `Salt2`: a registered client returns.
+    ReturningClient {
+        /// `ClientID`.
+        id: Vec<u8>,
+        /// `Salt2`, which must be this session's.
+        salt2: Vec<u8>,
+        /// `DigSig` over `ClientID ‖ Salt2 [‖ token]`.
+        signature: Vec<u8>,
+        /// `ClientSpecs`, when the client updates its token.
+        update: Option<Token>,
+    },
+    /// `Create`.
+    Create {
+        /// `ClusterName`.
+        name: String,
+        /// `ClusterSize` as proposed (clamped by the registry).
+        size: u32,
+        /// `EndPointCount` (1 when absent).
+        endpoints: u32,
+    },
+    /// `Join`.
+    Join(ClusterRef),
+    /// `GetCluster`.
+    GetCluster {
+        /// The cluster; empty means the session's.
+        cluster: ClusterRef,
+        /// `Which`; all bits when absent.
+        which: u64,
+    },
+    /// `Bye`.
+    Bye,
+}
+
+fn op_of(msg: &XlRegMsg) -> Result<Tag, ProtocolError> {
+    let raw = msg.op.ok_or(ProtocolError::MissingOp)?;
+    Tag::try_from(raw).map_err(|_| ProtocolError::UnknownOp(raw))
+}
+
+fn check_salts(msg: &XlRegMsg) -> Result<(), ProtocolError> {
+    for (field, salt) in [("Salt1", &msg.salt1), ("Salt2", &msg.salt2)] {
+        if let Some(salt) = salt {
+            if salt.len() < SALT_LEN {
+                return Err(ProtocolError::ShortSalt {
+                    field,
+                    len: salt.len(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn missing(op: &'static str, field: &'static str) -> ProtocolError {
+    ProtocolError::Missing { op, field }
+}
+
+fn cluster_ref(msg: &XlRegMsg) -> ClusterRef {
+    ClusterRef {
+        id: msg.cluster_id.clone(),
+        name: msg.cluster_name.clone(),
+    }
+}
+
+/// Turns a message from a client into a [`Request`].
+pub fn parse_request(msg: XlRegMsg) -> Result<Request, ProtocolError> {
+    let op = op_of(&msg)?;
+    check_salts(&msg)?;
+    match op {
+        Tag::Client => {
+            let signature = msg.dig_sig.clone().ok_or(missing("Client", "DigSig"))?;
+            if let Some(id) = msg.client_id {
+                let salt2 = msg.salt2.ok_or(missing("Client", "Salt2"))?;
+                Ok(Request::ReturningClient {
+                    id,
+                    salt2,
+                    signature,
+                    update: msg.client_specs,
+                })
+            } else {
+                let token = msg
+                    .client_specs
+                    .ok_or(missing("Client", "ClientSpecs or ClientID"))?;
+                let name = msg
+                    .client_name
+                    .or_else(|| token.name.clone())
+                    .ok_or(missing("Client", "ClientName"))?;
+                Ok(Request::NewClient {
+                    name,
+                    token,
+                    signature,
+                })
+            }
+        }
+        Tag::Create => {
+            let name = msg.cluster_name.ok_or(missing("Create", "ClusterName"))?;
+            let size = msg.cluster_size.ok_or(missing("Create", "ClusterSize"))?;
+            let endpoints = msg.end_point_count.unwrap_or(1);
+            if !(1..=2).contains(&endpoints) {
+                return Err(ProtocolError::EndpointCount(endpoints));
+            }
+            Ok(Request::Create {
+                name,
+                size,
+                endpoints,
+            })
+        }
+        Tag::Join => {
+            let cluster = cluster_ref(&msg);
+            if cluster.is_empty() {
+                return Err(missing("Join", "ClusterName or ClusterID"));
+            }
+            Ok(Request::Join(cluster))
+        }
+        Tag::GetCluster => Ok(Request::GetCluster {
+            cluster: cluster_ref(&msg),
+            which: msg.which.unwrap_or(u64::MAX),
+        }),
+        Tag::Bye => Ok(Request::Bye),
+        other => Err(ProtocolError::Unexpected(other.as_str_name())),
+    }
+}
+
+/// What a cluster looks like in replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// `ClusterID`.
+    pub id: Vec<u8>,
+    /// `ClusterName`.
+    pub name: String,
+    /// `ClusterSize`: most members.
+    pub size: u32,
+    /// `EndPointCount`: endpoints per member.
+    pub endpoints: u32,
+    /// `ClusterAttrs`.
+    pub attrs: u64,
+}
+
+/// A reply from the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `ClientOK`.
+    ClientOk {
+        /// `ClientName`: the name the registry uses (maybe uniquified).
+        name: String,
+        /// `ClientID`: the client's ID.
+        id: Vec<u8>,
+        /// `ClientAttrs`: the attrs the registry uses.
+        attrs: u64,
+    },
+    /// `CreateReply`.
+    CreateReply(ClusterInfo),
+    /// `JoinReply`.
+    JoinReply(ClusterInfo),
+    /// `ClusterMembers`.
+    Members {
+        /// The cluster (its ID, name, size and endpoint count are sent).
+        cluster: ClusterInfo,
+        /// `Which`: the members whose tokens follow.
+        which: u64,
+        /// `Tokens`, in bit order.
+        tokens: Vec<Token>,
+    },
+    /// `Ack` (to `Bye`).
+    Ack,
+    /// `Error`.
+    Error(String),
+}
+
+fn with_op(op: Tag) -> XlRegMsg {
+    XlRegMsg {
+        op: Some(op as i32),
+        ..Default::default()
+    }
+}
+
+fn cluster_msg(op: Tag, c: &ClusterInfo) -> XlRegMsg {
+    XlRegMsg {
+        cluster_id: Some(c.id.clone()),
+        cluster_name: Some(c.name.clone()),
+        cluster_size: Some(c.size),
+        cluster_attrs: Some(c.attrs),
+        end_point_count: Some(c.endpoints),
+        ..with_op(op)
+    }
+}
+
+impl Reply {
+    /// The message on the wire.
+    pub fn to_msg(&self) -> XlRegMsg {
+        match self {
+            Reply::ClientOk { name, id, attrs } => XlRegMsg {
+                client_name: Some(name.clone()),
+                client_id: Some(id.clone()),
+                client_attrs: Some(*attrs),
+                ..with_op(Tag::ClientOk)
+            },
+            Reply::CreateReply(c) => cluster_msg(Tag::CreateReply, c),
+            Reply::JoinReply(c) => cluster_msg(Tag::JoinReply, c),
+            Reply::Members {
+                cluster,
+                which,
+                tokens,
+            } => XlRegMsg {
+                which: Some(*which),
+                tokens: tokens.clone(),
+                ..cluster_msg(Tag::ClusterMembers, cluster)
+            },
+            Reply::Ack => with_op(Tag::Ack),
+            Reply::Error(desc) => XlRegMsg {
+                err_desc: Some(desc.clone()),
+                ..with_op(Tag::Error)
+            },
+        }
+    }
+
+    /// Reads a reply received by a client.
+    pub fn from_msg(msg: XlRegMsg) -> Result<Reply, ProtocolError> {
+        let op = op_of(&msg)?;
+        check_salts(&msg)?;
+        let cluster = |msg: &XlRegMsg, op: &'static str| -> Result<ClusterInfo, ProtocolError> {
+            Ok(ClusterInfo {
+                id: msg.cluster_id.clone().ok_or(missing(op, "ClusterID"))?,
+                name: msg.cluster_name.clone().unwrap_or_default(),
+                size: msg.cluster_size.ok_or(missing(op, "ClusterSize"))?,
+                endpoints: msg.end_point_count.unwrap_or(1),
+                attrs: msg.cluster_attrs.unwrap_or(0),
+            })
+        };
+        match op {
+            Tag::ClientOk => Ok(Reply::ClientOk {
+                id: msg.client_id.ok_or(missing("ClientOK", "ClientID"))?,
+                name: msg.client_name.unwrap_or_default(),
+                attrs: msg.client_attrs.unwrap_or(0),
+            }),
+            Tag::CreateReply => Ok(Reply::CreateReply(cluster(&msg, "CreateReply")?)),
+            Tag::JoinReply => Ok(Reply::JoinReply(cluster(&msg, "JoinReply")?)),
+            Tag::ClusterMembers => {
+                let info = ClusterInfo {
+                    id: msg
+                        .cluster_id
+                        .clone()
+                        .ok_or(missing("ClusterMembers", "ClusterID"))?,
+                    name: msg.cluster_name.clone().unwrap_or_default(),
+                    size: msg.cluster_size.unwrap_or(0),
+                    endpoints: msg.end_point_count.unwrap_or(0),
+                    attrs: msg.cluster_attrs.unwrap_or(0),
+                };
+                Ok(Reply::Members {
+                    cluster: info,
+                    which: msg.which.unwrap_or(0),
+                    tokens: msg.tokens,
+                })
+            }
+            Tag::Ack => Ok(Reply::Ack),
+            Tag::Error => Ok(Reply::Error(msg.err_desc.unwrap_or_default())),
+            other => Err(ProtocolError::Unexpected(other.as_str_name())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! The registry server: key and log loading, the listener, the Hello
+//! exchange, and the hand-over of each connection to a
+//! [`RegistrySession`] actor.
+//!
+//! Life of a connection:
+//! 1. Accepted. If [`MAX_WAITING`] connections already wait for a
+//!    handshake slot, it is closed at once.
+//! 2. Waits (FIFO) for one of `max_handshakes` permits. The handshake
+//!    deadline (`handshake_timeout`) starts when the permit is granted.
+//! 3. Reads exactly one modulus of bytes, the Hello, and decrypts it on the
+//!    blocking pool (so the node's own actors never wait for RSA); anything
+//!    but a well-formed Hello closes the connection silently. Writes the
+//!    80-byte HelloReply.
+//! 4. A [`RegistrySession`] takes over; it gives the permit back once the
+//!    client is identified (`ClientOK`), or closes the connection at the
+//!    deadline.
+//!
+//! Stop order (when `stop` turns true): stop accepting; connections still
+//! in their Hello are dropped; sessions close; then the registry's arbiter
+//! stops. Every change was synced before it was acknowledged, so nothing
+//! needs flushing.
+
+pub mod registry_actor;
+pub mod session_actor;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use actix::prelude::*;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, watch},
+    time::Instant,
+};
+use tracing::{debug, info, warn};
+
+pub use registry_actor::{Execute, Executed, RegistryActor};
+pub use session_actor::{IDLE_TIMEOUT, RegistrySession};
+
+use super::{
+    XlregError,
+    commit::Committer,
+    hello::{Hello, HelloReply},
+    keys::{self, PrivateKey, PublicKey},
+    registry::Limits,
+    store::Store,
+};
+
+/// Connections accepted and waiting for a handshake permit, at most.
+pub const MAX_WAITING: usize = 1024;
+/// Subdirectory of `node.data_dir` holding the registry's files.
+pub const REGISTRY_DIR: &str = "xlreg";
+/// The registry's private key (PKCS#8 PEM, mode 0600).
+pub const KEY_FILE: &str = "registry.key";
+/// The registry's public key (SPKI PEM), for operators to hand out.
+pub const PUBLIC_KEY_FILE: &str = "registry.pub";
+
+/// Where the registry of a node keeps its files.
+pub fn registry_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(REGISTRY_DIR)
+}
+
+/// Loads the registry key of `data_dir`, creating it (and the public key
+/// file) if missing. Returns the key and whether it was created.
+pub fn load_or_create_key(data_dir: &Path) -> Result<(PrivateKey, bool), XlregError> {
+    let dir = registry_dir(data_dir);
+    let (key, created) = keys::load_or_create(&dir.join(KEY_FILE))?;
+    let public_path = dir.join(PUBLIC_KEY_FILE);
+    if !public_path.exists() {
+        keys::write_new_file(&public_path, &key.public_key()?.to_pem()?, 0o644)?;
+    }
+    Ok((key, created))
+}
+
+/// How a hosted registry runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (`ip:port`; port 0 picks one).
+    pub listen: String,
+    /// The node's data directory (the registry uses its `xlreg/`).
+    pub data_dir: PathBuf,
+    /// Time from the handshake permit to `ClientOK`.
+    pub handshake_timeout: Duration,
+    /// Handshakes in progress at once.
+    pub max_handshakes: usize,
+    /// Bounds on clients and clusters.
+    pub limits: Limits,
+}
+
+/// Counters of a hosted registry.
+#[derive(Debug, Default)]
+pub struct XlregStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections closed at once because too many were waiting.
+    pub connections_refused: AtomicU64,
+    /// Hellos refused (closed silently).
+    pub hellos_refused: AtomicU64,
+    /// Handshakes completed (client identified).
+    pub handshakes_completed: AtomicU64,
+    /// Connections closed at the handshake deadline.
+    pub handshake_timeouts: AtomicU64,
+    /// Session frames that did not open or decode.
+    pub frames_refused: AtomicU64,
+    /// Sessions open now.
+    pub sessions_open: AtomicU64,
+}
+
+/// What every connection of one registry shares.
+pub struct Shared {
+    key: PrivateKey,
+    registry: Addr<RegistryActor>,
+    handshakes: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    handshake_timeout: Duration,
+    stop: watch::Receiver<bool>,
+    stats: Arc<XlregStats>,
+}
+
+/// A running registry.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Bound address.
+    pub local_addr: SocketAddr,
+    /// The registry's public key.
+    pub public_key: PublicKey,
+    /// Its counters.
+    pub stats: Arc<XlregStats>,
+}
+
+/// Loads (or creates) the key and the log, binds, and serves until `stop`
+/// turns true. Returns once listening. Must run inside an actix system.
+pub async fn serve(
+    config: ServerConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<RunningServer, XlregError> {
+    let data_dir = config.data_dir.clone();
+    let limits = config.limits;
+    let (key, created, store, registry, report) = tokio::task::spawn_blocking(move || {
+        let (key, created) = load_or_create_key(&data_dir)?;
+        let (store, registry, report) = Store::open(&registry_dir(&data_dir), limits)?;
+        Ok::<_, XlregError>((key, created, store, registry, report))
+    })
+    .await
+    .map_err(|e| XlregError::Other(format!("loading the registry: {e}")))??;
+    let key_path = registry_dir(&config.data_dir).join(KEY_FILE);
+    if created {
+        info!(path = %key_path.display(), "xlReg: generated the registry key");
+    }
+    if report.dropped_bytes > 0 {
+        warn!(
+            path = %store.path().display(),
+            bytes = report.dropped_bytes,
+            "xlReg: dropped a torn last record of the registry log (never acknowledged)"
+        );
+    }
+    info!(
+        records = report.records,
+        clients = registry.client_count(),
+        clusters = registry.cluster_count(),
+        "xlReg registry loaded"
+    );
+    let listen: SocketAddr = config.listen.parse().map_err(|e| XlregError::Listen {
+        addr: config.listen.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| XlregError::Listen {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| XlregError::Listen {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let public_key = key.public_key()?;
+    let committer = Committer::start(store.sync_handle()?, store.written())
+        .map_err(|e| XlregError::Other(format!("starting the registry log syncer: {e}")))?;
+    let arbiter = Arbiter::new();
+    let actor = RegistryActor::new(registry, store, committer);
+    let registry = RegistryActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+    let stats = Arc::new(XlregStats::default());
+    let shared = Arc::new(Shared {
+        key,
+        registry,
+        handshakes: Arc::new(Semaphore::new(config.max_handshakes.max(1))),
+        waiting: AtomicUsize::new(0),
+        handshake_timeout: config.handshake_timeout,
+        stop: stop.clone(),
+        stats: stats.clone(),
+    });
+    actix_rt::spawn(accept_loop(listener, shared, stop, arbiter));
+    Ok(RunningServer {
+        local_addr,
+        public_key,
+        stats,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    arbiter: Arbiter,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+                    if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
+                        shared.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        warn!(%peer, "xlReg: too many connections waiting for a handshake; closing one");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    actix_rt::spawn(connection(stream, peer, shared.clone()));
+                }
+                Err(e) => {
+                    warn!(error = %e, "xlReg: accepting a connection failed");
+                    // Typically out of file descriptors: give others a moment.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    debug!("xlReg: no longer accepting connections");
+    drop(listener);
+    // Sessions see the same stop signal; let them close before the
+    // registry goes.
+    tokio::task::yield_now().await;
+    arbiter.stop();
+}
+
+/// Counts a connection waiting for a permit while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a connection ended before its session started.
+#[derive(Debug, thiserror::Error)]
+enum HelloFailure {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Handshake(#[from] super::hello::HandshakeError),
+    #[error("decryption task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let mut stop = shared.stop.clone();
+    let permit = {
+        let _waiting = Waiting::new(&shared.waiting);
+        tokio::select! {
+            permit = shared.handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    };
+    let deadline = Instant::now() + shared.handshake_timeout;
+    let exchanged = tokio::select! {
+        result = tokio::time::timeout_at(deadline, hello_exchange(&mut stream, &shared.key)) => result,
+        _ = stop.wait_for(|stopped| *stopped) => return,
+    };
+    let reply = match exchanged {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            shared.stats.hellos_refused.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, error = %e, "xlReg Hello refused; closing silently");
+            return;
+        }
+        Err(_) => {
+            shared
+                .stats
+                .handshake_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, "xlReg handshake timed out before the Hello; closing");
+            return;
+        }
+    };
+    let keys = match reply.session_keys() {
+        Ok(keys) => keys,
+        Err(e) => {
+            debug!(%peer, error = %e, "xlReg session keys failed; closing");
+            return;
+        }
+    };
+    RegistrySession::start(
+        stream,
+        peer,
+        &keys,
+        reply.salt2,
+        permit,
+        deadline.into_std(),
+        shared.clone(),
+    );
+}
+
+/// Reads the Hello, answers it; returns the reply sent.
+async fn hello_exchange(
+    stream: &mut TcpStream,
+    key: &PrivateKey,
+) -> Result<HelloReply, HelloFailure> {
+    let mut cipher = vec![0u8; key.size()];
+    stream.read_exact(&mut cipher).await?;
+    let key = key.clone();
+    let hello = tokio::task::spawn_blocking(move || Hello::open(&cipher, &key)).await??;
+    let reply = HelloReply::answer(&hello)?;
+    // The version chosen is always one this server speaks.
+    reply.scheme()?;
+    stream.write_all(&reply.seal(&hello)).await?;
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests;
