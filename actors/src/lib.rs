@@ -12,6 +12,7 @@ pub mod hlc;
 pub mod links;
 pub mod listen;
 pub mod matcher;
+pub mod membership;
 pub mod metrics_http;
 pub mod node;
 pub mod peer;

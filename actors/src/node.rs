@@ -42,6 +42,7 @@ use crate::{
     },
     hlc::{Hlc, SystemClock},
     listen::{self, ListenError},
+    membership::{ClusterMembership, Discovered, MembershipConfig},
     peer::{
         self, PeerContext, connector::Connectors, directory::PeerDirectory,
         handshake::LocalIdentity,
@@ -265,8 +266,11 @@ pub async fn run(
         }
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    if let Some(registry) = crate::xlreg::host(&settings, stop_rx.clone()).await? {
+    if let Some(registry) =
+        crate::xlreg::host(&settings, stop_rx.clone(), Some(stats.clone())).await?
+    {
         info!(address = %registry.local_addr, "xlReg registry listening");
+        stats.xlreg.attach(registry.stats.clone());
     }
     let mut acceptor = Acceptor {
         welcome: welcome.clone(),
@@ -281,6 +285,35 @@ pub async fn run(
     let mut connectors = Connectors::new(peers.clone());
     for p in settings.peers.iter().filter(|p| !p.address.is_empty()) {
         connectors.start(&p.name, &p.address);
+    }
+    let (found_tx, mut found_rx) = mpsc::unbounded_channel::<Discovered>();
+    if !settings.xlreg.server.is_empty() {
+        let advertise = |l: &Option<TcpListener>| {
+            l.as_ref().and_then(|l| l.local_addr().ok()).map(|a| {
+                if a.ip().is_unspecified() {
+                    format!("{}:{}", node.name, a.port())
+                } else {
+                    a.to_string()
+                }
+            })
+        };
+        let mut my_ends: Vec<String> = advertise(&listeners.peer).into_iter().collect();
+        if settings.xlreg.cluster.endpoints >= 2 {
+            my_ends.extend(advertise(&listeners.client));
+        }
+        let x = &settings.xlreg;
+        let cfg = MembershipConfig {
+            node: node.name.clone(),
+            server: x.server.clone(),
+            server_key: PathBuf::from(&x.server_key),
+            cluster: x.cluster.name.clone(),
+            size: x.cluster.size,
+            endpoints: x.cluster.endpoints,
+            identity_dir: node.data_dir.join("xlreg-client"),
+            my_ends,
+        };
+        info!(server = %x.server, cluster = %x.cluster.name, "joining a cluster through xlReg");
+        ClusterMembership::new(cfg, found_tx.clone(), stop_rx.clone(), stats.clone()).start();
     }
     let mut reloader = Reloader {
         current: settings.clone(),
@@ -318,6 +351,14 @@ pub async fn run(
             },
             Some(new) = reloads.recv() => {
                 reloader.apply(new, &mut connectors);
+            }
+            Some(member) = found_rx.recv() => {
+                if member.dial {
+                    peers.directory.add(&member.name, &member.address);
+                    connectors.start(&member.name, &member.address);
+                } else {
+                    peers.directory.add(&member.name, "");
+                }
             }
             Some(_) = acceptor.writers.join_next(), if !acceptor.writers.is_empty() => {}
             Some(_) = peer_tasks.join_next(), if !peer_tasks.is_empty() => {}

@@ -8,6 +8,8 @@
 //! started and stopped, messages handled by type, handling time, and queue
 //! depth where the actor has a bounded queue.
 
+mod xlreg;
+
 use std::{
     sync::{
         Arc,
@@ -164,10 +166,8 @@ pub struct Stats {
     pub sync_last_success: Family<PeerLabel, PromGauge>,
     /// Time from a service change at its origin to its arrival here.
     pub propagation: Histogram,
-    /// xlReg handshakes, by result.
-    pub xlreg_handshakes: Family<ReasonLabel, PromCounter>,
-    /// xlReg errors, by kind.
-    pub xlreg_errors: Family<ReasonLabel, PromCounter>,
+    /// The hosted xlReg registry's counters, once there is one.
+    pub xlreg: Arc<xlreg::XlregCollector>,
     actors_live: Family<KindLabel, PromGauge>,
     actors_started: Family<KindLabel, PromCounter>,
     actors_stopped: Family<KindLabel, PromCounter>,
@@ -219,8 +219,7 @@ impl Stats {
             sync_unacked: Family::default(),
             sync_last_success: Family::default(),
             propagation: seconds_histogram(),
-            xlreg_handshakes: Family::default(),
-            xlreg_errors: Family::default(),
+            xlreg: Arc::default(),
             actors_live: Family::default(),
             actors_started: Family::default(),
             actors_stopped: Family::default(),
@@ -345,16 +344,7 @@ impl Stats {
             "Time from a service change at its origin to its arrival on this node",
             self.propagation.clone(),
         );
-        r.register(
-            "xlreg_handshakes",
-            "xlReg handshakes, by result",
-            self.xlreg_handshakes.clone(),
-        );
-        r.register(
-            "xlreg_errors",
-            "xlReg errors, by kind",
-            self.xlreg_errors.clone(),
-        );
+        r.register_collector(Box::new(self.xlreg.clone()));
         r.register(
             "actors_live",
             "Actors alive, by kind",

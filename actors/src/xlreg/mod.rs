@@ -90,6 +90,7 @@ pub struct XlregHost {
 pub async fn host(
     settings: &Settings,
     stop: watch::Receiver<bool>,
+    metrics: Option<std::sync::Arc<crate::stats::Stats>>,
 ) -> Result<Option<XlregHost>, XlregError> {
     let x = &settings.xlreg;
     if !x.serve {
@@ -101,6 +102,7 @@ pub async fn host(
         handshake_timeout: x.handshake_timeout,
         max_handshakes: x.max_handshakes,
         limits: registry::Limits::default(),
+        metrics,
     };
     let running = server::serve(config, stop).await?;
     Ok(Some(XlregHost {

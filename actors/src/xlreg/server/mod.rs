@@ -93,6 +93,9 @@ pub struct ServerConfig {
     pub max_handshakes: usize,
     /// Bounds on clients and clusters.
     pub limits: Limits,
+    /// The node's metrics, for the registry and session actors (none in
+    /// unit tests).
+    pub metrics: Option<Arc<crate::stats::Stats>>,
 }
 
 /// Counters of a hosted registry.
@@ -123,6 +126,8 @@ pub struct Shared {
     handshake_timeout: Duration,
     stop: watch::Receiver<bool>,
     stats: Arc<XlregStats>,
+    /// Metrics of the session actors.
+    session_metrics: Option<crate::stats::ActorMetrics>,
 }
 
 /// A running registry.
@@ -186,7 +191,15 @@ pub async fn serve(
     let committer = Committer::start(store.sync_handle()?, store.written())
         .map_err(|e| XlregError::Other(format!("starting the registry log syncer: {e}")))?;
     let arbiter = Arbiter::new();
-    let actor = RegistryActor::new(registry, store, committer);
+    let registry_metrics = config
+        .metrics
+        .clone()
+        .map(|m| crate::stats::ActorMetrics::new(m, "registry"));
+    let session_metrics = config
+        .metrics
+        .clone()
+        .map(|m| crate::stats::ActorMetrics::new(m, "registry_session"));
+    let actor = RegistryActor::new(registry, store, committer, registry_metrics);
     let registry = RegistryActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
     let stats = Arc::new(XlregStats::default());
     let shared = Arc::new(Shared {
@@ -197,6 +210,7 @@ pub async fn serve(
         handshake_timeout: config.handshake_timeout,
         stop: stop.clone(),
         stats: stats.clone(),
+        session_metrics,
     });
     actix_rt::spawn(accept_loop(listener, shared, stop, arbiter));
     Ok(RunningServer {

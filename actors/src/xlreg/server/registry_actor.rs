@@ -46,16 +46,23 @@ pub struct RegistryActor {
     registry: Registry,
     store: Store,
     committer: Committer,
+    metrics: Option<crate::stats::ActorMetrics>,
 }
 
 impl RegistryActor {
     /// An actor over a registry replayed from `store`, whose log
     /// `committer` syncs.
-    pub fn new(registry: Registry, store: Store, committer: Committer) -> RegistryActor {
+    pub fn new(
+        registry: Registry,
+        store: Store,
+        committer: Committer,
+        metrics: Option<crate::stats::ActorMetrics>,
+    ) -> RegistryActor {
         RegistryActor {
             registry,
             store,
             committer,
+            metrics,
         }
     }
 
@@ -120,12 +127,25 @@ impl RegistryActor {
 
 impl Actor for RegistryActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        if let Some(m) = &self.metrics {
+            m.started();
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(m) = &self.metrics {
+            m.stopped();
+        }
+    }
 }
 
 impl Handler<Execute> for RegistryActor {
     type Result = ResponseFuture<Result<Executed, RegistryError>>;
 
     fn handle(&mut self, msg: Execute, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.as_ref().map(|m| m.handling("Execute"));
         if self.committer.failed() {
             // The state in memory may hold changes that never reached the
             // disk: answer nothing from it.

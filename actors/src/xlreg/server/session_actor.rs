@@ -129,6 +129,9 @@ impl Actor for RegistrySession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(m) = &self.shared.session_metrics {
+            m.started();
+        }
         self.shared
             .stats
             .sessions_open
@@ -163,6 +166,9 @@ impl Actor for RegistrySession {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(m) = &self.shared.session_metrics {
+            m.stopped();
+        }
         self.shared
             .stats
             .sessions_open
@@ -172,6 +178,8 @@ impl Actor for RegistrySession {
 
 impl StreamHandler<Result<XlRegMsg, FrameError>> for RegistrySession {
     fn handle(&mut self, item: Result<XlRegMsg, FrameError>, ctx: &mut Context<Self>) {
+        let metrics = self.shared.session_metrics.clone();
+        let _timer = metrics.as_ref().map(|m| m.handling("XLRegMsg"));
         self.last_seen = Instant::now();
         let msg = match item {
             Ok(msg) => msg,

@@ -45,6 +45,7 @@ async fn start_with(dir: &Path, handshake_timeout: Duration, max_handshakes: usi
     let (stop, stop_rx) = watch::channel(false);
     let running = serve(
         ServerConfig {
+            metrics: None,
             listen: "127.0.0.1:0".into(),
             data_dir: dir.to_path_buf(),
             handshake_timeout,

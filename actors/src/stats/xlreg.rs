@@ -1,0 +1,82 @@
+//! xlReg metrics, read from the registry's own counters at each scrape (a
+//! prometheus-client `Collector`), once a registry is hosted.
+
+use std::sync::{Arc, OnceLock, atomic::Ordering};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
+};
+
+use crate::xlreg::XlregStats;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Label {
+    result: &'static str,
+}
+
+/// Encodes the hosted registry's counters, if there is one.
+#[derive(Debug, Default)]
+pub struct XlregCollector {
+    source: OnceLock<Arc<XlregStats>>,
+}
+
+impl XlregCollector {
+    /// Starts reporting `stats` (the first call wins).
+    pub fn attach(&self, stats: Arc<XlregStats>) {
+        let _ = self.source.set(stats);
+    }
+}
+
+impl Collector for XlregCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(s) = self.source.get() else {
+            return Ok(());
+        };
+        let get = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+        let handshakes = [
+            ("completed", get(&s.handshakes_completed)),
+            ("hello_refused", get(&s.hellos_refused)),
+            ("timeout", get(&s.handshake_timeouts)),
+        ];
+        let counter = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "xlreg_handshakes",
+            "xlReg handshakes, by result",
+            None,
+            counter.metric_type(),
+        )?;
+        for (result, value) in handshakes {
+            ConstCounter::new(value).encode(family.encode_family(&Label { result })?)?;
+        }
+        let errors = [
+            ("frame_refused", get(&s.frames_refused)),
+            ("connection_refused", get(&s.connections_refused)),
+        ];
+        let mut family = encoder.encode_descriptor(
+            "xlreg_errors",
+            "xlReg errors, by kind",
+            None,
+            counter.metric_type(),
+        )?;
+        for (result, value) in errors {
+            ConstCounter::new(value).encode(family.encode_family(&Label { result })?)?;
+        }
+        let connections = ConstCounter::new(get(&s.connections));
+        connections.encode(encoder.encode_descriptor(
+            "xlreg_connections",
+            "xlReg connections accepted",
+            None,
+            connections.metric_type(),
+        )?)?;
+        let open = ConstGauge::new(i64::try_from(get(&s.sessions_open)).unwrap_or(i64::MAX));
+        open.encode(encoder.encode_descriptor(
+            "xlreg_sessions_open",
+            "xlReg sessions open",
+            None,
+            open.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
