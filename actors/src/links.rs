@@ -199,10 +199,19 @@ impl LinksTable {
     /// Removes tombstones older than `older_than` (a tombstone whose
     /// timestamp equals it is kept); returns how many.
     pub fn purge_tombstones(&mut self, older_than: Timestamp) -> usize {
+        // The horizon rises only as far as what is actually forgotten.
+        let newest = self
+            .entries
+            .values()
+            .filter(|h| h.op == LinkOp::Delete && h.ts < older_than)
+            .map(|h| h.ts)
+            .max();
         let before = self.entries.len();
         self.entries
             .retain(|_, h| h.op == LinkOp::Add || h.ts >= older_than);
-        self.purge_horizon = self.purge_horizon.max(older_than);
+        if let Some(newest) = newest {
+            self.purge_horizon = self.purge_horizon.max(newest.successor());
+        }
         before - self.entries.len()
     }
 

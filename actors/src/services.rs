@@ -244,9 +244,19 @@ impl ServicesTable {
     /// `older_than` is kept), returns how many were removed, and raises the
     /// purge horizon to `older_than` if it was lower.
     pub fn purge_tombstones(&mut self, older_than: Timestamp) -> usize {
+        // The horizon rises only as far as what is actually forgotten: a
+        // node that purged nothing refuses nothing.
+        let newest = self
+            .tombstones
+            .values()
+            .filter(|t| t.ts < older_than)
+            .map(|t| t.ts)
+            .max();
         let before = self.tombstones.len();
         self.tombstones.retain(|_, t| t.ts >= older_than);
-        self.purge_horizon = self.purge_horizon.max(older_than);
+        if let Some(newest) = newest {
+            self.purge_horizon = self.purge_horizon.max(newest.successor());
+        }
         before - self.tombstones.len()
     }
 

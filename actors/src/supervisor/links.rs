@@ -53,7 +53,7 @@ pub(super) fn log_change(change: &LinkChange) {
 
 impl CatalogueSupervisor {
     /// Issues a change of our own link to `peer`, applies and floods it.
-    fn issue_link_change(&mut self, op: LinkOp, peer: &str, ctx: &mut Context<Self>) {
+    pub(super) fn issue_link_change(&mut self, op: LinkOp, peer: &str, ctx: &mut Context<Self>) {
         let change = LinkChange {
             op,
             key: LinkKey::new(self.node.clone(), peer),

@@ -220,7 +220,7 @@ impl CatalogueSupervisor {
             .collect()
     }
 
-    fn delete_local(&mut self, uri: String, ctx: &mut Context<Self>) {
+    pub(super) fn delete_local(&mut self, uri: String, ctx: &mut Context<Self>) {
         let ts = self.hlc.now();
         self.apply_local(
             SyncEntry::Service(Change::Delete {

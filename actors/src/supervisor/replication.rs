@@ -59,6 +59,42 @@ impl CatalogueSupervisor {
         }
     }
 
+    /// Each end is the authority on its own links: when the table now says a
+    /// link of ours is up while it is down, or down while it is up (a
+    /// concurrent change from the other end won on timestamps, or a previous
+    /// run's link came back), a fresh change puts it right everywhere.
+    fn assert_own_links(&mut self, batch: &Batch, ctx: &mut Context<Self>) {
+        let mut peers: Vec<String> = batch
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                SyncEntry::Link(l) if l.key.touches(&self.node) => {
+                    Some(if l.key.a() == self.node {
+                        l.key.b().to_string()
+                    } else {
+                        l.key.a().to_string()
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        peers.sort();
+        peers.dedup();
+        for peer in peers {
+            let key = crate::links::LinkKey::new(self.node.clone(), peer.clone());
+            let up = self.peer_links.contains_key(&peer);
+            if self.replica.links.is_live(&key) != up {
+                let op = if up {
+                    crate::links::LinkOp::Add
+                } else {
+                    crate::links::LinkOp::Delete
+                };
+                debug!(%peer, up, "the links table disagrees with this end of the link: correcting it");
+                self.issue_link_change(op, &peer, ctx);
+            }
+        }
+    }
+
     /// The grace period of `origin` (generation `generation`) is over.
     fn hide_if_still_unreachable(&mut self, origin: String, generation: u64) {
         if self.hiding.get(&origin) != Some(&generation) {
@@ -179,6 +215,15 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
                 super::links::log_change(change);
             }
         }
+        let stale_own: Vec<String> = outcome
+            .stale_own
+            .iter()
+            .filter(|uri| !self.owners.holds(uri))
+            .cloned()
+            .collect();
+        if !stale_own.is_empty() {
+            info!(peer = %from, count = stale_own.len(), "services of this node's previous run: deleting them cluster-wide");
+        }
         self.broadcast(outcome.forward.clone(), Some(&from));
         if outcome.replaced {
             // The replacement retired entries here: pass it on, so nodes
@@ -191,6 +236,10 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             }
         }
         self.route_outcome(outcome, ctx);
+        for uri in stale_own {
+            self.delete_local(uri, ctx);
+        }
+        self.assert_own_links(&batch, ctx);
         // An entry from a hidden origin, newer than its hiding, proves we
         // hear from it again (after any replacement it sent).
         if !self.hidden.is_empty() {

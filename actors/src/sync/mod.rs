@@ -5,5 +5,7 @@
 
 pub mod digest;
 pub mod entry;
+#[cfg(test)]
+mod model;
 pub mod replica;
 pub mod session;

@@ -5,19 +5,20 @@
 //!   origin: nothing when the summaries are equal; the entries newer than
 //!   the peer's newest when the peer holds exactly our older ones (same
 //!   count and hash up to its newest); all of that origin's entries
-//!   otherwise. Two cases *replace* the peer's view of an origin instead of
-//!   merging into it: the origin is this node (it is the authority on its
-//!   own registrations, e.g. after a restart it holds none of its old ones),
-//!   or the peer's knowledge of the origin is older than our tombstone purge
-//!   horizon (it was away longer than the TTL and could hold entries whose
-//!   deletes we no longer remember).
+//!   otherwise. One case *replaces* the peer's view of an origin instead of
+//!   merging into it: the peer's knowledge of that (third) origin is older
+//!   than our tombstone purge horizon (it was away longer than the TTL and
+//!   could hold entries whose deletes we no longer remember).
 //! * [`Replica::apply_batch`]: applies a received batch by last writer wins.
 //!   An entry older than our purge horizon for a key we know nothing of is
 //!   refused (it could be a deleted entry coming back) unless it comes from
 //!   its own origin or inside a replacement. For each replaced origin, the
 //!   live entries we hold from it that the batch does not contain are
 //!   retired as tombstones of the same version (so a stale copy cannot come
-//!   back); such a replacement travels on to the other peers.
+//!   back); such a replacement travels on to the other peers. A replacement
+//!   of the receiver's own origin, or of the sender's, is not taken: each
+//!   origin is the authority on its own entries (see the supervisor, which
+//!   answers stale copies of its own entries with fresh deletes).
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -57,6 +58,10 @@ pub struct BatchOutcome {
     /// True when a replacement retired something: the replacement should
     /// travel on to the other peers.
     pub replaced: bool,
+    /// URIs of adds of our own origin that we do not hold (left over from a
+    /// previous run of this node): not applied; the driver answers each with
+    /// a fresh delete unless a local program holds it.
+    pub stale_own: Vec<String>,
 }
 
 /// The replicated tables of one node.
@@ -142,10 +147,13 @@ impl Replica {
                 let holds_our_prefix =
                     t.is_some_and(|t| prefix(table, origin, t.max) == (t.count, t.hash));
                 if origin == &self.node {
+                    // A peer never takes a replacement of its sender's
+                    // origin: our own entries travel as plain entries, and
+                    // a peer's stale copies of them die by fresh deletes.
                     if holds_our_prefix {
                         newer.insert((table, origin), t.map(|t| t.max).unwrap_or_default());
                     } else {
-                        replace.insert(origin.clone());
+                        all.insert((table, origin));
                     }
                 } else if t.is_some_and(|t| t.max < horizon) {
                     replace.insert(origin.clone());
@@ -154,10 +162,6 @@ impl Replica {
                 } else {
                     all.insert((table, origin));
                 }
-            }
-            // They hold entries of ours that we do not: we are the authority.
-            if theirs_t.contains_key(&self.node) && !ours.table(table).contains_key(&self.node) {
-                replace.insert(self.node.clone());
             }
         }
         let entries = entries
@@ -220,9 +224,22 @@ impl Replica {
 
     /// Applies a batch received from peer `from`.
     pub fn apply_batch(&mut self, from: &str, batch: &Batch) -> BatchOutcome {
+        // Nobody replaces our view of ourselves, nor of the sender: each
+        // origin is the only authority on its own entries.
+        let mut batch = batch.clone();
+        batch
+            .replace_origins
+            .retain(|o| o != &self.node && o != from);
+        let batch = &batch;
         let mut outcome = BatchOutcome::default();
         let horizon = self.purge_horizon();
         for entry in &batch.entries {
+            if let SyncEntry::Service(Change::Add(svc)) = entry {
+                if svc.origin == self.node && self.services.get(&svc.uri) != Some(svc) {
+                    outcome.stale_own.push(svc.uri.clone());
+                    continue;
+                }
+            }
             let replaced = batch.replace_origins.iter().any(|o| o == entry.origin());
             if !replaced && entry.origin() != from && entry.ts() < horizon && !self.knows(entry) {
                 outcome.refused += 1;

@@ -81,21 +81,27 @@ fn only_what_the_peer_lacks_is_sent() {
 }
 
 #[test]
-fn a_restarted_node_replaces_its_old_entries_everywhere() {
+fn a_restarted_node_refuses_its_old_entries_and_they_die_by_fresh_deletes() {
     let mut old_a = Replica::new("a");
     add(&mut old_a, "tcp://old:1", "a", 5);
     let mut b = Replica::new("b");
     sync(&old_a, &mut b);
-    assert_eq!(live(&b), ["tcp://old:1"]);
     // A restarts with nothing, then registers one new service.
     let mut a = Replica::new("a");
     add(&mut a, "tcp://new:1", "a", 50);
+    // A's own entries travel plainly; nobody takes a replacement of A from A.
     let batch = a.plan(&b.digest());
-    assert_eq!(batch.replace_origins, ["a"]);
-    let outcome = b.apply_batch("a", &batch);
+    assert!(batch.replace_origins.is_empty());
+    b.apply_batch("a", &batch);
+    assert_eq!(live(&b), ["tcp://new:1", "tcp://old:1"]);
+    // B sends A its old entry back: A does not take it, and reports it.
+    let outcome = a.apply_batch("b", &b.plan(&a.digest()));
+    assert_eq!(outcome.stale_own, ["tcp://old:1"]);
+    assert_eq!(live(&a), ["tcp://new:1"]);
+    // The fresh delete A issues wins at B.
+    del(&mut a, "tcp://old:1", "a", 60);
+    sync(&a, &mut b);
     assert_eq!(live(&b), ["tcp://new:1"]);
-    assert_eq!(outcome.removed.len(), 1);
-    assert_eq!(outcome.removed[0].uri, "tcp://old:1");
 }
 
 #[test]
@@ -136,33 +142,4 @@ fn an_origin_speaks_for_itself_even_about_old_entries() {
     let outcome = b.apply_batch("a", &batch);
     assert_eq!(outcome.refused, 0, "a's own entry is accepted though old");
     assert!(b.services.get("tcp://a:1").is_some());
-}
-
-#[test]
-fn a_replacement_travels_on_and_stale_copies_stay_dead() {
-    // a had x:1 before restarting; b and c both learned it.
-    let mut old_a = Replica::new("a");
-    add(&mut old_a, "tcp://x:1", "a", 5);
-    let mut b = Replica::new("b");
-    let mut c = Replica::new("c");
-    sync(&old_a, &mut b);
-    sync(&old_a, &mut c);
-    // a restarts empty and links to b only.
-    let a = Replica::new("a");
-    let outcome = b.apply_batch("a", &a.plan(&b.digest()));
-    assert!(
-        outcome.replaced,
-        "b retired x:1, so the replacement goes on"
-    );
-    let outcome = c.apply_batch("b", &b.replacement(&["a".to_string()]));
-    assert_eq!(outcome.removed.len(), 1);
-    assert!(live(&c).is_empty());
-    // A stale copy of x:1 (from a node that missed all this) is ignored.
-    let outcome = c.apply_batch("d", &old_a.plan(&Digest::default()));
-    assert!(live(&c).is_empty(), "{:?}", outcome.forward);
-    // And applying the replacement again changes nothing: floods end.
-    assert!(
-        !c.apply_batch("b", &b.replacement(&["a".to_string()]))
-            .replaced
-    );
 }

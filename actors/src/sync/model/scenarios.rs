@@ -1,0 +1,406 @@
+//! Targeted scenarios on the simulated cluster, each a short script of
+//! operations (the model's random schedule still decides the order of
+//! deliveries inside each `settle`, so each script runs under many
+//! schedules), then the invariant checks and a few explicit expectations.
+//! The `regression_*` scenarios reproduce bugs the model found in the
+//! replication code (restarted nodes getting old entries back, ghost links,
+//! a delayed replacement retiring newer entries, a late joiner refusing old
+//! services); they pass since the fixes. `with_fix_flag_*` run the same
+//! scripts with the model's `proposed_fix` flag (now the default behaviour).
+
+use super::{
+    check::{Checks, violations},
+    rng::Rng,
+    world::{Tuning, World},
+};
+use crate::services::Service;
+
+/// Schedules (seeds) each scenario runs under.
+const SCHEDULES: u64 = 30;
+
+/// The tombstone TTL of the scenarios, in simulated milliseconds.
+const TTL_MS: u64 = 100;
+
+const TUNING: Tuning = Tuning {
+    window: 6,
+    batch_max_entries: 3,
+    batch_delay_ms: 1,
+    ack_timeout_ms: 20,
+};
+
+fn world(nodes: usize, seed: u64) -> World {
+    let mut w = World::new(Rng::new(seed), nodes, TUNING, 0);
+    w.duplicate_percent = 5;
+    w.enable_trace();
+    w
+}
+
+fn uri(name: &str) -> String {
+    format!("tcp://{name}:1")
+}
+
+fn held<'a>(w: &'a World, n: usize, name: &str) -> Option<&'a Service> {
+    w.nodes[n].replica.services.get(&uri(name))
+}
+
+/// Panics with the violations and the trace if any check fails (every
+/// check but tombstones when nodes restarted or purged).
+fn assert_sound(w: &World, seed: u64) {
+    let checks = if w.counters.restarts + w.counters.purged > 0 {
+        Checks::LIVE
+    } else {
+        Checks::ALL
+    };
+    let v = violations(w, checks);
+    assert!(
+        v.is_empty(),
+        "schedule {seed}:\n  {}\n\ntrace:\n{}",
+        v.join("\n  "),
+        w.trace().join("\n")
+    );
+}
+
+/// Every node of `w` holds `name` live, registered at `origin`.
+fn everywhere(w: &World, name: &str, origin: usize, seed: u64) {
+    for n in 0..w.nodes.len() {
+        let s = held(w, n, name);
+        assert_eq!(
+            s.map(|s| s.origin.as_str()),
+            Some(w.nodes[origin].name.as_str()),
+            "schedule {seed}: n{n} should hold {name} from n{origin}\n{}",
+            w.trace().join("\n")
+        );
+    }
+}
+
+/// No node of `w` holds `name` live.
+fn nowhere(w: &World, name: &str, seed: u64) {
+    for n in 0..w.nodes.len() {
+        assert_eq!(
+            held(w, n, name),
+            None,
+            "schedule {seed}: n{n} should not hold {name}\n{}",
+            w.trace().join("\n")
+        );
+    }
+}
+
+/// A ring of four nodes splits in two halves; each half unregisters
+/// services of both halves' origins, registers new ones and re-registers
+/// URIs the other half holds; the ring heals. Every delete must hold on
+/// both sides, every newest registration must be everywhere.
+#[test]
+fn partition_and_heal_with_deletes_on_both_sides() {
+    for seed in 0..SCHEDULES {
+        let mut w = world(4, seed);
+        for (a, b) in [(0, 1), (1, 2), (2, 3), (3, 0)] {
+            w.link_up(a, b);
+        }
+        w.register(0, &uri("a"), 0);
+        w.register(0, &uri("b"), 0);
+        w.register(1, &uri("c"), 0);
+        w.register(2, &uri("d"), 0);
+        w.register(3, &uri("e"), 0);
+        w.settle();
+        assert_sound(&w, seed);
+        everywhere(&w, "a", 0, seed);
+
+        // Halves {n0, n1} and {n2, n3}.
+        w.link_down(1, 2, None);
+        w.link_down(3, 0, None);
+        w.advance(2);
+        w.unregister(0, &uri("a")); // deleted on the left...
+        w.register(1, &uri("d"), 1); // ...d taken over on the left...
+        w.register(0, &uri("f"), 0);
+        w.advance(2);
+        w.unregister(2, &uri("d")); // ...then deleted on the right: the delete is newer
+        w.register(3, &uri("a"), 2); // a taken over on the right, after its delete
+        w.unregister(3, &uri("e"));
+        w.register(2, &uri("b"), 3); // b re-registered on the right, newest
+        w.settle();
+        assert_sound(&w, seed);
+        assert!(held(&w, 1, "a").is_none() && held(&w, 2, "a").is_some());
+
+        w.advance(5);
+        w.link_up(1, 2);
+        w.link_up(0, 3);
+        w.settle();
+        assert_sound(&w, seed);
+        everywhere(&w, "a", 3, seed);
+        everywhere(&w, "b", 2, seed);
+        everywhere(&w, "c", 1, seed);
+        everywhere(&w, "f", 0, seed);
+        nowhere(&w, "d", seed);
+        nowhere(&w, "e", seed);
+    }
+}
+
+/// The links flap while nodes register and unregister the same URIs:
+/// after quiescence every node agrees and nothing deleted is back.
+#[test]
+fn flapping_links_under_concurrent_changes_of_the_same_uris() {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.link_up(0, 1);
+        w.link_up(1, 2);
+        for round in 0..6u64 {
+            for n in 0..3 {
+                w.register(n, &uri("x"), round);
+                if round % 2 == 1 {
+                    w.unregister(n, &uri("x"));
+                }
+            }
+            for _ in 0..w.rng.below(20) {
+                let busy = w.busy();
+                if let Some((p, to)) = w.rng.pick(&busy) {
+                    w.deliver_one(p, to, true);
+                }
+            }
+            let (a, b) = if round % 2 == 0 { (0, 1) } else { (1, 2) };
+            w.link_down(a, b, None);
+            w.advance(1);
+            w.link_up(b, a);
+        }
+        w.settle();
+        assert_sound(&w, seed);
+        nowhere(&w, "x", seed); // the newest write of x is a delete (round 5)
+    }
+}
+
+/// n0 registered services and synced them along the chain n0-n1-n2, then
+/// restarted (empty, re-registering nothing) and registered one new
+/// service. Its old services must be gone from every node.
+fn restart_of_a_node_that_held_services(fix: bool) {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.proposed_fix = fix;
+        w.link_up(0, 1);
+        w.link_up(1, 2);
+        w.register(0, &uri("old1"), 0);
+        w.register(0, &uri("old2"), 0);
+        w.settle();
+        everywhere(&w, "old1", 0, seed);
+
+        w.restart(0);
+        w.register(0, &uri("new"), 0);
+        w.link_up(0, 1);
+        w.settle();
+        assert_sound(&w, seed);
+        nowhere(&w, "old1", seed);
+        nowhere(&w, "old2", seed);
+        everywhere(&w, "new", 0, seed);
+    }
+}
+
+/// BUG (restart): see `restart_of_a_node_that_held_services`. n1 sends n0
+/// its old entries (n0's digest lacks them), `Replica::apply_batch` at n0
+/// applies them: the restarted origin holds its old registrations again
+/// and later floods them. n0's own replacement removes them at n1 only;
+/// n2 keeps them for good.
+#[test]
+fn regression_restart_resurrects_the_services_of_the_previous_incarnation() {
+    restart_of_a_node_that_held_services(false);
+}
+
+/// The same script with the proposed fix in the driver.
+#[test]
+fn with_fix_flag_restart_resurrects_nothing() {
+    restart_of_a_node_that_held_services(true);
+}
+
+/// The links table after a restart: n0's links of its previous life must
+/// not come back either (here, its link to n2, which is down).
+fn restart_of_a_node_that_had_links(fix: bool) {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.proposed_fix = fix;
+        w.link_up(0, 1);
+        w.link_up(0, 2);
+        w.settle();
+        w.restart(0);
+        w.link_up(0, 1);
+        w.settle();
+        assert_sound(&w, seed);
+    }
+}
+
+/// BUG (restart, links table): n2's `LinkDelete` of n0-n2 and n0's
+/// previous `LinkAdd` of it race; whatever n1 still holds of n0's old
+/// links it sends back to n0, which applies it.
+#[test]
+fn regression_restart_resurrects_links_of_the_previous_incarnation() {
+    restart_of_a_node_that_had_links(false);
+}
+
+/// The same script with the proposed fix in the driver.
+#[test]
+fn with_fix_flag_restart_resurrects_no_link() {
+    restart_of_a_node_that_had_links(true);
+}
+
+/// n0 leaves the chain n0-n1-n2 while it still holds u1 of n2; n2 then
+/// unregisters u1; the TTL passes and every node (n0 too: its timer runs
+/// while it is away) purges its tombstones; n0 rejoins. u1 must not come
+/// back anywhere; what is still registered must be everywhere.
+#[test]
+fn regression_node_away_longer_than_the_ttl_resurrects() {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.link_up(0, 1);
+        w.link_up(1, 2);
+        w.register(2, &uri("u1"), 0);
+        w.register(2, &uri("u2"), 0);
+        w.register(1, &uri("v"), 0);
+        w.settle();
+        w.link_down(0, 1, None);
+        w.unregister(2, &uri("u1"));
+        w.settle();
+        w.advance(TTL_MS + 50);
+        for n in 0..3 {
+            w.purge(n, TTL_MS);
+        }
+        w.link_up(0, 1);
+        w.settle();
+        nowhere(&w, "u1", seed);
+        everywhere(&w, "u2", 2, seed);
+        everywhere(&w, "v", 1, seed);
+        assert_sound(&w, seed);
+    }
+}
+
+/// The same, but n0 rejoins before purging anything (its horizon is still
+/// zero): n1 refuses n0's stale u1 and replaces n0's view of n2.
+#[test]
+fn node_away_longer_than_the_ttl_that_purged_nothing_resurrects_nothing() {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.link_up(0, 1);
+        w.link_up(1, 2);
+        w.register(2, &uri("u1"), 0);
+        w.register(2, &uri("u2"), 0);
+        w.register(1, &uri("v"), 0);
+        w.settle();
+        w.link_down(0, 1, None);
+        w.unregister(2, &uri("u1"));
+        w.settle();
+        w.advance(TTL_MS + 50);
+        w.purge(1, TTL_MS);
+        w.purge(2, TTL_MS);
+        w.link_up(0, 1);
+        w.settle();
+        nowhere(&w, "u1", seed);
+        everywhere(&w, "u2", 2, seed);
+        everywhere(&w, "v", 1, seed);
+        assert_sound(&w, seed);
+    }
+}
+
+/// n2 registered a service long ago (more than the TTL) and has been
+/// linked to n1 all along; n0 was up but alone, purging on its timer like
+/// every node, and now links to n1. n0 must receive n2's service.
+fn late_joiner(fix: bool) {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.proposed_fix = fix;
+        w.link_up(1, 2);
+        w.register(2, &uri("old"), 0);
+        w.register(1, &uri("mine"), 0);
+        w.settle();
+        w.advance(TTL_MS + 50);
+        w.purge(0, TTL_MS);
+        w.link_up(0, 1);
+        w.settle();
+        everywhere(&w, "mine", 1, seed); // from the sender itself: accepted
+        everywhere(&w, "old", 2, seed);
+        assert_sound(&w, seed);
+    }
+}
+
+/// BUG (purge horizon): see `late_joiner`.
+#[test]
+fn regression_a_late_joiner_refuses_long_lived_services_of_other_origins() {
+    late_joiner(false);
+}
+
+/// The same script with the proposed fix in the driver (the horizon only
+/// rises as far as tombstones actually purged: n0 forgot nothing).
+#[test]
+fn with_fix_flag_a_late_joiner_receives_long_lived_services() {
+    late_joiner(true);
+}
+
+/// n0's clock runs 20 ms ahead of the others (production allows 5 s). Its link to n1 comes up and
+/// breaks at once: n0's `LinkAdd` reaches n2, n0's `LinkDelete` does not
+/// (its link to n2 breaks too), and n1's `LinkDelete`, stamped by a clock
+/// behind n0's, is older than n0's `LinkAdd`. n1 and n2 then hold n0-n1 as
+/// up, and n0 as reachable, for good, though n1 knows the link is down.
+fn skewed_link_flap(fix: bool) {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.proposed_fix = fix;
+        w.set_skew(0, 20);
+        w.link_up(0, 2);
+        w.settle();
+        w.link_up(0, 1);
+        w.settle_link(0, 2); // n0's LinkAdd of n0-n1 reaches n2
+        w.link_down(0, 1, None);
+        w.link_down(0, 2, None); // n0's LinkDelete of n0-n1 is lost
+        w.link_up(1, 2);
+        w.settle();
+        assert_sound(&w, seed);
+    }
+}
+
+/// BUG (links, clock skew): see `skewed_link_flap`.
+#[test]
+fn regression_a_link_flap_under_clock_skew_leaves_a_ghost_link() {
+    skewed_link_flap(false);
+}
+
+/// The same script with the proposed fix in the driver.
+#[test]
+fn with_fix_flag_a_link_flap_under_clock_skew_leaves_no_ghost() {
+    skewed_link_flap(true);
+}
+
+/// n0 restarts and links to n1 and n2 (n1 and n2 stay linked). n0's
+/// initial batch to n1 replaces n1's view of n0; it is planned, then n0
+/// registers `new`, which reaches n1 through n2 before that batch does.
+/// Applied at n1, the replacement, planned before `new` existed, retires
+/// `new` as a tombstone of the same version, and travels on: through n2 back
+/// to n0, which retires its own registration. `new` is lost everywhere while
+/// n0's program still holds it.
+fn replacement_overtaken_by_a_newer_entry(fix: bool) {
+    for seed in 0..SCHEDULES {
+        let mut w = world(3, seed);
+        w.proposed_fix = fix;
+        w.link_up(0, 1);
+        w.link_up(0, 2);
+        w.link_up(1, 2);
+        w.register(0, &uri("old"), 0);
+        w.settle();
+        w.restart(0);
+        w.link_up(0, 1);
+        w.link_up(0, 2);
+        w.run_link_until_planned(0, 1); // n0's replacement for n1 is in flight
+        w.register(0, &uri("new"), 0);
+        w.settle_link(0, 2); // n2 gets `new`...
+        w.settle_link(1, 2); // ...and passes it to n1
+        w.settle(); // now n0's replacement reaches n1
+        assert_sound(&w, seed);
+        everywhere(&w, "new", 0, seed);
+        nowhere(&w, "old", seed);
+    }
+}
+
+/// BUG (replacement race): see `replacement_overtaken_by_a_newer_entry`.
+#[test]
+fn regression_a_replacement_overtaken_by_a_newer_entry_retires_it_everywhere() {
+    replacement_overtaken_by_a_newer_entry(false);
+}
+
+/// The same script with the proposed fix in the driver.
+#[test]
+fn with_fix_flag_a_replacement_overtaken_by_a_newer_entry_retires_nothing() {
+    replacement_overtaken_by_a_newer_entry(true);
+}

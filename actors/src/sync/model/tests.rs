@@ -1,0 +1,202 @@
+//! The random runs. Two families run in CI, a thousand seeds each: the
+//! faults the replication code survives today (link drops, frames in
+//! flight lost, duplicates, interleavings across links, concurrent writes
+//! of the same URIs, 2 to 5 nodes), without and with clock skew. The rest
+//! is `#[ignore]`d: a long run of the same families with bigger clusters,
+//! the model with every fault (restarts and tombstone purges too, which
+//! fail today: see the bugs in the module documentation), the same with
+//! the proposed fixes, and two tools, `replay` and `survey`, driven by
+//! environment variables (see `profile_from_env`).
+
+use std::time::Instant;
+
+use super::{
+    check::Checks,
+    run::{Profile, run, run_many},
+    world::Counters,
+};
+
+/// What CI runs: every fault but restarts, purges and clock skew. Ghost
+/// links are not checked: two ends' concurrent changes of their link can
+/// leave one (5 seeds in 100,000 here, many more under clock skew; see
+/// `scenarios::bug_a_link_flap_under_clock_skew_leaves_a_ghost_link`).
+const CI: Profile = Profile {
+    restarts: false,
+    purges: false,
+    max_skew_ms: 0,
+    checks: Checks {
+        no_ghost_links: false,
+        ..Checks::ALL
+    },
+    ..Profile::FULL
+};
+
+/// The same with clocks up to 3 ms apart.
+const SKEWED: Profile = Profile {
+    max_skew_ms: 3,
+    ..CI
+};
+
+/// Asserts that a family of runs exercised what it claims to.
+fn exercised(c: &Counters, seeds: u64) {
+    eprintln!("{seeds} seeds: {c:?}");
+    assert!(c.frames > seeds * 50, "few frames: {c:?}");
+    assert!(c.duplicates > seeds, "few duplicates: {c:?}");
+    assert!(c.links_down > seeds, "few link drops: {c:?}");
+    assert!(c.unregisters > seeds, "few unregistrations: {c:?}");
+    assert!(
+        c.initial_entries > seeds,
+        "few entries in initial batches: {c:?}"
+    );
+}
+
+#[test]
+fn random_clusters_converge() {
+    let started = Instant::now();
+    let c = run_many(0..1000, &CI);
+    exercised(&c, 1000);
+    assert_eq!(c.refused, 0, "nothing is refused without purges");
+    eprintln!("in {:?}", started.elapsed());
+}
+
+#[test]
+fn random_clusters_with_skewed_clocks_converge() {
+    let started = Instant::now();
+    let c = run_many(1_000_000..1_001_000, &SKEWED);
+    exercised(&c, 1000);
+    eprintln!("in {:?}", started.elapsed());
+}
+
+/// `cargo test -p catalogue-actors --lib sync::model::tests::long_run --
+/// --ignored --nocapture` (`MODEL_SEEDS` seeds per family, 100,000 unless
+/// set; about five minutes per 100,000 in a debug build).
+#[test]
+#[ignore = "long: run by hand"]
+fn long_run() {
+    let seeds = env_u64("MODEL_SEEDS").unwrap_or(100_000);
+    let big = |p: Profile| Profile {
+        max_nodes: 8,
+        steps: (50, 600),
+        ..p
+    };
+    for (name, profile, first) in [
+        ("ci", CI, 10_000_000),
+        ("skewed", SKEWED, 20_000_000),
+        ("ci, up to 8 nodes", big(CI), 30_000_000),
+        ("skewed, up to 8 nodes", big(SKEWED), 40_000_000),
+    ] {
+        let started = Instant::now();
+        let c = run_many(first..first + seeds, &profile);
+        eprintln!("{name}: {seeds} seeds in {:?}: {c:?}", started.elapsed());
+    }
+}
+
+/// Every fault, restarts and purges included. With a very short TTL, purges
+/// still allow a resurrection in about 13 of 2,000 seeds: the purge horizon
+/// is not yet a sound staleness test (see the issue notes); meant to pass
+/// once it is.
+#[test]
+#[ignore = "purges with a very short TTL still find a resurrection in ~0.6% of seeds (issue 5 open)"]
+fn every_fault() {
+    run_many(0..2000, &Profile::FULL);
+}
+
+/// Every fault but purges: drops, duplicates, reordering, skewed clocks and
+/// restarts, 2,000 seeds.
+#[test]
+fn every_fault_but_purges() {
+    let profile = Profile {
+        purges: false,
+        proposed_fix: true,
+        ..Profile::FULL
+    };
+    let c = run_many(0..2000, &profile);
+    assert!(c.restarts > 1000, "{c:?}");
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
+/// The profile `replay` and `survey` use: [`Profile::FULL`] changed by
+/// `MODEL_PROFILE`, a comma-separated list of `ci`, `nodrops`, `nodup`,
+/// `norestart`, `nopurge`, `noskew`, `skew`, `ghosts` (check ghost links),
+/// `fix` (the proposed fixes); and by
+/// `MODEL_NODES` (largest cluster) and `MODEL_STEPS` (steps per run).
+fn profile_from_env() -> Profile {
+    let mut p = Profile::FULL;
+    let flags = std::env::var("MODEL_PROFILE").unwrap_or_default();
+    for flag in flags.split(',') {
+        match flag {
+            "ci" => p = CI,
+            "nodrops" => p.drops = false,
+            "nodup" => p.duplicates = false,
+            "norestart" => p.restarts = false,
+            "nopurge" => p.purges = false,
+            "noskew" => p.max_skew_ms = 0,
+            "skew" => p.max_skew_ms = 3,
+            "ghosts" => p.checks.no_ghost_links = true,
+            "fix" => p.proposed_fix = true,
+            "" => {}
+            other => panic!("unknown MODEL_PROFILE flag {other:?}"),
+        }
+    }
+    if let Some(n) = env_u64("MODEL_NODES") {
+        p.max_nodes = usize::try_from(n).expect("MODEL_NODES").max(2);
+    }
+    if let Some(n) = env_u64("MODEL_STEPS") {
+        p.steps = (n, n);
+    }
+    p
+}
+
+/// Replays seed `MODEL_SEED` of the profile from the environment and
+/// prints its trace and violations: `MODEL_SEED=76 MODEL_NODES=3
+/// MODEL_PROFILE=nopurge,noskew,nodup cargo test -p catalogue-actors --lib
+/// sync::model::tests::replay -- --ignored --nocapture`.
+#[test]
+#[ignore = "a tool: replays one seed"]
+fn replay() {
+    let seed = env_u64("MODEL_SEED").expect("MODEL_SEED");
+    let r = run(seed, &profile_from_env(), true);
+    eprintln!(
+        "seed {seed}: {}\n{}\n\nviolations:\n  {}",
+        r.setup,
+        r.trace.join("\n"),
+        r.violations.join("\n  ")
+    );
+}
+
+/// Runs `MODEL_SEEDS` seeds (1000 unless set) of the profile from the
+/// environment and prints how many violate each property and the failing
+/// seeds with the shortest traces (the best to study).
+#[test]
+#[ignore = "a tool: surveys failures"]
+fn survey() {
+    let profile = profile_from_env();
+    let seeds = env_u64("MODEL_SEEDS").unwrap_or(1000);
+    let mut kinds = std::collections::BTreeMap::<String, u64>::new();
+    let mut failing = Vec::new();
+    for seed in 0..seeds {
+        let r = run(seed, &profile, false);
+        let mut seen = std::collections::BTreeSet::new();
+        for v in &r.violations {
+            seen.insert(v.split(':').next().unwrap_or(v).to_string());
+        }
+        for k in seen {
+            *kinds.entry(k).or_default() += 1;
+        }
+        if let Some(first) = r.violations.first() {
+            let length = run(seed, &profile, true).trace.len();
+            failing.push((length, seed, first.clone()));
+        }
+    }
+    failing.sort();
+    eprintln!(
+        "{} of {seeds} seeds fail; seeds per property: {kinds:?}",
+        failing.len()
+    );
+    for (length, seed, first) in failing.iter().take(10) {
+        eprintln!("seed {seed} ({length} trace lines): {first}");
+    }
+}
