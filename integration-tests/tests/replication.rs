@@ -306,7 +306,10 @@ fn a_restarted_origin_does_not_bring_back_its_old_services() -> Result<()> {
                 other => bail!("unexpected {other:?}"),
             }
         }
-        assert!(!old_visible, "the old service was shown again and not deleted");
+        assert!(
+            !old_visible,
+            "the old service was shown again and not deleted"
+        );
         let listed: Vec<String> = Client::connect(&unix(&c))
             .await?
             .list("")
