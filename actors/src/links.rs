@@ -104,6 +104,8 @@ impl LinkApplied {
 pub struct LinksTable {
     entries: BTreeMap<LinkKey, Held>,
     purge_horizon: Timestamp,
+    /// Per origin: just past the newest tombstone of that origin purged.
+    purge_horizons: BTreeMap<String, Timestamp>,
 }
 
 impl LinksTable {
@@ -207,6 +209,14 @@ impl LinksTable {
             .map(|h| h.ts)
             .max();
         let before = self.entries.len();
+        for h in self
+            .entries
+            .values()
+            .filter(|h| h.op == LinkOp::Delete && h.ts < older_than)
+        {
+            let p = self.purge_horizons.entry(h.origin.clone()).or_default();
+            *p = (*p).max(h.ts.successor());
+        }
         self.entries
             .retain(|_, h| h.op == LinkOp::Add || h.ts >= older_than);
         if let Some(newest) = newest {
@@ -218,6 +228,11 @@ impl LinksTable {
     /// Highest bound ever purged below.
     pub fn purge_horizon(&self) -> Timestamp {
         self.purge_horizon
+    }
+
+    /// Per origin, just past the newest tombstone of that origin purged.
+    pub fn purge_horizons(&self) -> &BTreeMap<String, Timestamp> {
+        &self.purge_horizons
     }
 
     /// The nodes reachable from `node` over live links, `node` included.

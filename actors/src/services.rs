@@ -130,6 +130,8 @@ pub struct ServicesTable {
     tombstones: BTreeMap<String, Tombstone>,
     /// Highest `older_than` ever given to `purge_tombstones`.
     purge_horizon: Timestamp,
+    /// Per origin: just past the newest tombstone of that origin purged.
+    purge_horizons: BTreeMap<String, Timestamp>,
 }
 
 impl ServicesTable {
@@ -253,6 +255,10 @@ impl ServicesTable {
             .map(|t| t.ts)
             .max();
         let before = self.tombstones.len();
+        for t in self.tombstones.values().filter(|t| t.ts < older_than) {
+            let h = self.purge_horizons.entry(t.origin.clone()).or_default();
+            *h = (*h).max(t.ts.successor());
+        }
         self.tombstones.retain(|_, t| t.ts >= older_than);
         if let Some(newest) = newest {
             self.purge_horizon = self.purge_horizon.max(newest.successor());
@@ -265,6 +271,12 @@ impl ServicesTable {
     /// older than this may have been forgotten.
     pub fn purge_horizon(&self) -> Timestamp {
         self.purge_horizon
+    }
+
+    /// Per origin, just past the newest tombstone of that origin purged:
+    /// deletes from that origin older than this may have been forgotten.
+    pub fn purge_horizons(&self) -> &BTreeMap<String, Timestamp> {
+        &self.purge_horizons
     }
 }
 

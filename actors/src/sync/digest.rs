@@ -20,6 +20,9 @@ pub struct OriginSummary {
     pub count: u64,
     /// Order-independent hash of (key, timestamp, kind) over those entries.
     pub hash: u64,
+    /// Just past the newest tombstone from this origin the node purged:
+    /// deletes from it older than this may be forgotten.
+    pub purged: Timestamp,
 }
 
 impl OriginSummary {
@@ -83,6 +86,17 @@ impl Digest {
         d
     }
 
+    /// Records per-origin purge horizons of `table` (an origin may appear
+    /// with no entry left at all).
+    pub fn with_purged(mut self, table: Table, horizons: &BTreeMap<String, Timestamp>) -> Digest {
+        let t = self.table_mut(table);
+        for (origin, h) in horizons {
+            let s = t.entry(origin.clone()).or_default();
+            s.purged = s.purged.max(*h);
+        }
+        self
+    }
+
     /// The per-origin summaries of `table`.
     pub fn table(&self, table: Table) -> &BTreeMap<String, OriginSummary> {
         match table {
@@ -107,6 +121,7 @@ impl Digest {
                     max: Some(s.max.into()),
                     count: s.count,
                     hash: s.hash,
+                    purged: Some(s.purged.into()),
                 })
                 .collect()
         };
@@ -126,6 +141,7 @@ impl Digest {
                         max: d.max.map(Into::into).unwrap_or_default(),
                         count: d.count,
                         hash: d.hash,
+                        purged: d.purged.map(Into::into).unwrap_or_default(),
                     };
                     (d.origin, summary)
                 })

@@ -10,9 +10,10 @@
 //!   than our tombstone purge horizon (it was away longer than the TTL and
 //!   could hold entries whose deletes we no longer remember).
 //! * [`Replica::apply_batch`]: applies a received batch by last writer wins.
-//!   An entry older than our purge horizon for a key we know nothing of is
-//!   refused (it could be a deleted entry coming back) unless it comes from
-//!   its own origin or inside a replacement. For each replaced origin, the
+//!   (Resurrections by a stale peer are prevented at the source: a node
+//!   whose newest entry from an origin is older than the peer's purge
+//!   horizon sends nothing of that origin and lets the peer replace it.)
+//!   For each replaced origin, the
 //!   live entries we hold from it that the batch does not contain are
 //!   retired as tombstones of the same version (so a stale copy cannot come
 //!   back); such a replacement travels on to the other peers. A replacement
@@ -116,14 +117,19 @@ impl Replica {
 
     /// What this node holds, summarised.
     pub fn digest(&self) -> Digest {
-        Digest::of(&self.entries(), self.purge_horizon())
+        self.digest_of(&self.entries())
+    }
+
+    fn digest_of(&self, entries: &[SyncEntry]) -> Digest {
+        Digest::of(entries, self.purge_horizon())
+            .with_purged(Table::Services, self.services.purge_horizons())
+            .with_purged(Table::Links, self.links.purge_horizons())
     }
 
     /// What to send a peer whose digest is `theirs`.
     pub fn plan(&self, theirs: &Digest) -> Batch {
         let entries = self.entries();
-        let ours = Digest::of(&entries, self.purge_horizon());
-        let horizon = ours.purge_horizon;
+        let ours = self.digest_of(&entries);
         let mut replace: BTreeSet<String> = BTreeSet::new();
         let mut all: HashSet<(Table, &str)> = HashSet::new();
         let mut newer: std::collections::HashMap<(Table, &str), Timestamp> = Default::default();
@@ -144,6 +150,12 @@ impl Replica {
                 if t == Some(o) {
                     continue;
                 }
+                // We are the stale side for this origin (the peer forgot
+                // deletes newer than anything we hold from it): send nothing
+                // of it; the peer replaces our view instead.
+                if origin != &self.node && t.is_some_and(|t| o.max < t.purged) {
+                    continue;
+                }
                 let holds_our_prefix =
                     t.is_some_and(|t| prefix(table, origin, t.max) == (t.count, t.hash));
                 if origin == &self.node {
@@ -155,7 +167,7 @@ impl Replica {
                     } else {
                         all.insert((table, origin));
                     }
-                } else if t.is_some_and(|t| t.max < horizon) {
+                } else if t.is_some_and(|t| t.max < o.purged) {
                     replace.insert(origin.clone());
                 } else if holds_our_prefix {
                     newer.insert((table, origin), t.map(|t| t.max).unwrap_or_default());
@@ -192,16 +204,6 @@ impl Replica {
         }
     }
 
-    /// Is there any record (live or tombstone) of the entry's key?
-    fn knows(&self, entry: &SyncEntry) -> bool {
-        match entry {
-            SyncEntry::Service(c) => {
-                self.services.get(c.uri()).is_some() || self.services.tombstone(c.uri()).is_some()
-            }
-            SyncEntry::Link(l) => self.links.knows(&l.key),
-        }
-    }
-
     /// Applies one entry made locally or received outside a batch rule
     /// (no resurrection check). Returns whether it was newer.
     pub fn apply_entry(&mut self, entry: &SyncEntry, outcome: &mut BatchOutcome) -> bool {
@@ -232,7 +234,6 @@ impl Replica {
             .retain(|o| o != &self.node && o != from);
         let batch = &batch;
         let mut outcome = BatchOutcome::default();
-        let horizon = self.purge_horizon();
         for entry in &batch.entries {
             if let SyncEntry::Service(Change::Add(svc)) = entry {
                 if svc.origin == self.node && self.services.get(&svc.uri) != Some(svc) {
@@ -240,11 +241,7 @@ impl Replica {
                     continue;
                 }
             }
-            let replaced = batch.replace_origins.iter().any(|o| o == entry.origin());
-            if !replaced && entry.origin() != from && entry.ts() < horizon && !self.knows(entry) {
-                outcome.refused += 1;
-                continue;
-            }
+
             if self.apply_entry(entry, &mut outcome) {
                 outcome.forward.push(entry.clone());
             }
