@@ -146,10 +146,15 @@ impl LinksTable {
         &mut self,
         origin: &str,
         keep: &std::collections::HashSet<LinkKey>,
+        as_of: Timestamp,
     ) -> usize {
         let mut retired = 0;
         for (key, held) in &mut self.entries {
-            if held.origin == origin && held.op == LinkOp::Add && !keep.contains(key) {
+            if held.origin == origin
+                && held.op == LinkOp::Add
+                && held.ts <= as_of
+                && !keep.contains(key)
+            {
                 held.op = LinkOp::Delete;
                 retired += 1;
             }

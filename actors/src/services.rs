@@ -175,19 +175,20 @@ impl ServicesTable {
         }
     }
 
-    /// Retires every live entry whose version is from `origin` and whose URI
-    /// is not in `keep`: each becomes a tombstone with the same version, so a
+    /// Retires every live entry whose version is from `origin`, no newer
+    /// than `as_of`, and whose URI is not in `keep`: each becomes a tombstone with the same version, so a
     /// stale copy arriving later is ignored. Returns the entries retired.
     /// Used when a batch replaces everything held from an origin.
     pub fn remove_origin_except(
         &mut self,
         origin: &str,
         keep: &std::collections::HashSet<String>,
+        as_of: Timestamp,
     ) -> Vec<Service> {
         let gone: Vec<String> = self
             .live
             .values()
-            .filter(|s| s.origin == origin && !keep.contains(&s.uri))
+            .filter(|s| s.origin == origin && s.ts <= as_of && !keep.contains(&s.uri))
             .map(|s| s.uri.clone())
             .collect();
         let mut removed = Vec::with_capacity(gone.len());

@@ -330,7 +330,7 @@ fn a_timestamp_far_in_the_future_is_refused() -> Result<()> {
         batch: 1,
         services: vec![],
         links: vec![key("node-future"), key("node-present")],
-        replace_origins: vec![],
+        ..Lock::default()
     });
     write_frame(&mut rogue, &Frame::new(4, lock))?;
     write_frame(&mut rogue, &Frame::new(5, add("node-future", far)))?;

@@ -228,7 +228,9 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
         if outcome.replaced {
             // The replacement retired entries here: pass it on, so nodes
             // beyond us drop them too (a node seeing nothing new stops it).
-            let replacement = self.replica.replacement(&batch.replace_origins);
+            let replacement = self
+                .replica
+                .replacement(&batch.replace_origins, &batch.replace_as_of);
             for (peer, l) in &self.peer_links {
                 if *peer != from {
                     l.addr.do_send(SendBatch(replacement.clone()));

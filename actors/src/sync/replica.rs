@@ -41,6 +41,10 @@ pub struct Batch {
     /// Origins whose entries in this batch replace all the receiver holds
     /// from them.
     pub replace_origins: Vec<String>,
+    /// For each replaced origin, in order: what the sender knew of it (its
+    /// newest timestamp from it, purged tombstones included). Only entries
+    /// no newer than this are retired.
+    pub replace_as_of: Vec<Timestamp>,
 }
 
 /// What applying a batch did.
@@ -158,17 +162,18 @@ impl Replica {
                 }
                 let holds_our_prefix =
                     t.is_some_and(|t| prefix(table, origin, t.max) == (t.count, t.hash));
-                if origin == &self.node {
-                    // A peer never takes a replacement of its sender's
-                    // origin: our own entries travel as plain entries, and
-                    // a peer's stale copies of them die by fresh deletes.
+                if t.is_some_and(|t| t.max < o.purged) {
+                    // The peer was away longer than the TTL for this
+                    // origin: replace its view rather than merge.
+                    replace.insert(origin.clone());
+                } else if origin == &self.node {
+                    // Our own entries travel as plain entries; a peer's
+                    // stale copies of them die by fresh deletes.
                     if holds_our_prefix {
                         newer.insert((table, origin), t.map(|t| t.max).unwrap_or_default());
                     } else {
                         all.insert((table, origin));
                     }
-                } else if t.is_some_and(|t| t.max < o.purged) {
-                    replace.insert(origin.clone());
                 } else if holds_our_prefix {
                     newer.insert((table, origin), t.map(|t| t.max).unwrap_or_default());
                 } else {
@@ -186,14 +191,21 @@ impl Replica {
             })
             .cloned()
             .collect();
+        let replace_origins: Vec<String> = replace.into_iter().collect();
+        let replace_as_of = replace_origins
+            .iter()
+            .map(|o| knowledge_of(&ours, o))
+            .collect();
         Batch {
             entries,
-            replace_origins: replace.into_iter().collect(),
+            replace_origins,
+            replace_as_of,
         }
     }
 
-    /// Everything held from `origins`, as a replacement batch.
-    pub fn replacement(&self, origins: &[String]) -> Batch {
+    /// Everything held from `origins`, as a replacement batch as of
+    /// `as_of` (one per origin: what the original replacement knew).
+    pub fn replacement(&self, origins: &[String], as_of: &[Timestamp]) -> Batch {
         Batch {
             entries: self
                 .entries()
@@ -201,6 +213,7 @@ impl Replica {
                 .filter(|e| origins.iter().any(|o| o == e.origin()))
                 .collect(),
             replace_origins: origins.to_vec(),
+            replace_as_of: as_of.to_vec(),
         }
     }
 
@@ -226,12 +239,25 @@ impl Replica {
 
     /// Applies a batch received from peer `from`.
     pub fn apply_batch(&mut self, from: &str, batch: &Batch) -> BatchOutcome {
-        // Nobody replaces our view of ourselves, nor of the sender: each
-        // origin is the only authority on its own entries.
+        // Nobody replaces our view of ourselves: we are the authority on
+        // our own entries.
+        let _ = from;
         let mut batch = batch.clone();
-        batch
+        let pairs: Vec<(String, Timestamp)> = batch
             .replace_origins
-            .retain(|o| o != &self.node && o != from);
+            .iter()
+            .zip(
+                batch
+                    .replace_as_of
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(Timestamp::default())),
+            )
+            .filter(|(o, _)| *o != &self.node)
+            .map(|(o, t)| (o.clone(), t))
+            .collect();
+        batch.replace_origins = pairs.iter().map(|(o, _)| o.clone()).collect();
+        batch.replace_as_of = pairs.iter().map(|(_, t)| *t).collect();
         let batch = &batch;
         let mut outcome = BatchOutcome::default();
         for entry in &batch.entries {
@@ -246,7 +272,7 @@ impl Replica {
                 outcome.forward.push(entry.clone());
             }
         }
-        for origin in &batch.replace_origins {
+        for (origin, as_of) in batch.replace_origins.iter().zip(batch.replace_as_of.iter()) {
             let mine = |e: &&SyncEntry| e.origin() == origin;
             // Keep what the replacement holds live; a key it holds as a
             // delete (possibly of the very version we hold live) is retired.
@@ -269,10 +295,12 @@ impl Replica {
                     SyncEntry::Service(_) => None,
                 })
                 .collect();
-            let removed = self.services.remove_origin_except(origin, &keep_services);
+            let removed = self
+                .services
+                .remove_origin_except(origin, &keep_services, *as_of);
             outcome.replaced |= !removed.is_empty();
             outcome.removed.extend(removed);
-            if self.links.remove_origin_except(origin, &keep_links) > 0 {
+            if self.links.remove_origin_except(origin, &keep_links, *as_of) > 0 {
                 outcome.links_changed = true;
                 outcome.replaced = true;
             }
@@ -283,3 +311,14 @@ impl Replica {
 
 #[cfg(test)]
 mod tests;
+
+/// What a digest knows of `origin`: its newest timestamp from it in either
+/// table, purged tombstones included.
+fn knowledge_of(d: &Digest, origin: &str) -> Timestamp {
+    [Table::Services, Table::Links]
+        .iter()
+        .filter_map(|t| d.table(*t).get(origin))
+        .map(|s| s.max.max(s.purged))
+        .max()
+        .unwrap_or_default()
+}

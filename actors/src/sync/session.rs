@@ -108,6 +108,7 @@ struct Incoming {
     keys: HashSet<String>,
     entries: Vec<SyncEntry>,
     replace: Vec<String>,
+    replace_as_of: Vec<crate::hlc::Timestamp>,
 }
 
 /// Counters a session keeps for metrics.
@@ -353,7 +354,7 @@ impl SyncSession {
             let (frames, _) = self.send_batch_frames(
                 Batch {
                     entries,
-                    replace_origins: vec![],
+                    ..Batch::default()
                 },
                 now_ms,
             );
@@ -393,6 +394,11 @@ impl SyncSession {
                 batch: id,
                 services: s.map(<[String]>::to_vec).unwrap_or_default(),
                 links: l.map(<[WireLinkKey]>::to_vec).unwrap_or_default(),
+                replace_as_of: if first {
+                    batch.replace_as_of.iter().map(|t| (*t).into()).collect()
+                } else {
+                    vec![]
+                },
                 replace_origins: if first {
                     batch.replace_origins.clone()
                 } else {
@@ -578,6 +584,7 @@ impl SyncSession {
                     keys: keys.collect(),
                     entries: Vec::new(),
                     replace: lock.replace_origins,
+                    replace_as_of: lock.replace_as_of.into_iter().map(Into::into).collect(),
                 });
             }
         }
@@ -628,6 +635,7 @@ impl SyncSession {
                     batch: Batch {
                         entries: open.entries,
                         replace_origins: open.replace,
+                        replace_as_of: open.replace_as_of,
                     },
                     initial,
                 });

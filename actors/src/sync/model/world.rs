@@ -353,7 +353,9 @@ impl World {
         self.broadcast(n, &outcome.forward, Some(from));
         if outcome.replaced {
             // The replacement retired entries here: it travels on.
-            let replacement = self.nodes[n].replica.replacement(&batch.replace_origins);
+            let replacement = self.nodes[n]
+                .replica
+                .replacement(&batch.replace_origins, &batch.replace_as_of);
             for (p, end) in self.links_of(n, Some(from)) {
                 let now = self.now_ms;
                 let link = self.links.get_mut(&p).expect("link");

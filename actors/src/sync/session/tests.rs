@@ -104,7 +104,7 @@ impl Wire {
 fn batch(n: u64) -> Batch {
     Batch {
         entries: (0..n).map(entry).collect(),
-        replace_origins: vec![],
+        ..Batch::default()
     }
 }
 
@@ -222,7 +222,7 @@ fn batches_that_do_not_match_their_lock_are_protocol_errors() {
         batch: 9,
         services: vec!["tcp://s:0".into()],
         links: vec![],
-        replace_origins: vec![],
+        ..Lock::default()
     });
     let (_, events) = b.on_frame(frame(100, lock), 0);
     assert!(events.is_empty());
