@@ -9,11 +9,13 @@
 mod cli;
 mod conn;
 mod daemon;
+mod probe;
 mod tls;
 
 pub use cli::{Cli, CliOutput, RunningCli};
 pub use conn::{Conn, read_frame, write_frame};
 pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
+pub use probe::{http_get, link_changed};
 pub use tls::{TestCa, TlsFiles};
 
 use std::time::Duration;

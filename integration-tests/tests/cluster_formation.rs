@@ -6,21 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint, SubscriptionEvent};
-use catalogue_integration_tests::{DEADLINE, Daemon, LogLine, TestCa};
-
-fn link_changed(x: &str, y: &str) -> impl Fn(&LogLine) -> bool {
-    let (a, b) = if x <= y {
-        (x.to_string(), y.to_string())
-    } else {
-        (y.to_string(), x.to_string())
-    };
-    move |l: &LogLine| {
-        l["message"] == "link table changed"
-            && l["a"] == a.as_str()
-            && l["b"] == b.as_str()
-            && l["op"] == "add"
-    }
-}
+use catalogue_integration_tests::{DEADLINE, Daemon, TestCa, http_get, link_changed};
 
 #[test]
 fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
@@ -63,7 +49,7 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
         ("node-a", "node-c"),
         ("node-b", "node-c"),
     ] {
-        a.wait_log(DEADLINE, link_changed(x, y))?;
+        a.wait_log(DEADLINE, link_changed(x, y, "add"))?;
     }
     c.wait_log(DEADLINE, |l| {
         l["message"] == "every cluster member is known"
@@ -95,7 +81,7 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     })?;
     // The registry counted the three members' handshakes.
-    let scrape = http_get(&metrics, "/metrics")?;
+    let (_, scrape) = http_get(&metrics, "/metrics")?;
     let completed: f64 = scrape
         .lines()
         .find(|l| l.starts_with("catalogue_xlreg_handshakes_total{result=\"completed\"}"))
@@ -105,17 +91,4 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
     assert!(completed >= 3.0, "{completed} handshakes");
     drop(b);
     Ok(())
-}
-
-fn http_get(addr: &str, path: &str) -> Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
 }

@@ -2,41 +2,15 @@
 //! text and its actor metrics move when clients register and subscribe;
 //! `/health` and `/ready` answer.
 
-use std::{
-    collections::BTreeMap,
-    io::{Read, Write},
-    net::TcpStream,
-};
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint};
-use catalogue_integration_tests::{DEADLINE, Daemon};
-
-/// A plain HTTP/1.1 GET; returns the status code and the body.
-fn get(addr: &str, path: &str) -> Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
+use catalogue_integration_tests::{DEADLINE, Daemon, http_get};
 
 /// The scrape, parsed: value of each sample by name and labels.
 fn scrape(addr: &str) -> Result<BTreeMap<String, f64>> {
-    let (status, body) = get(addr, "/metrics")?;
+    let (status, body) = http_get(addr, "/metrics")?;
     if status != 200 {
         bail!("/metrics answered {status}");
     }
@@ -122,12 +96,12 @@ fn actor_metrics_move_when_clients_register_and_subscribe() -> Result<()> {
     assert_eq!(value(&after, "catalogue_subscriptions{}"), 1.0);
     assert!(after.contains_key("catalogue_actor_handling_seconds_count{kind=supervisor}"));
 
-    let (status, body) = get(&addr, "/health")?;
+    let (status, body) = http_get(&addr, "/health")?;
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&body)?;
     assert_eq!(health["node"], "node-under-test");
     assert_eq!(health["services"], 1);
-    let (status, _) = get(&addr, "/ready")?;
+    let (status, _) = http_get(&addr, "/ready")?;
     assert_eq!(status, 200, "a node without peers is ready at once");
     drop(client);
     Ok(())
@@ -142,9 +116,9 @@ fn a_node_with_peers_is_not_ready_before_its_first_sync() -> Result<()> {
         .start()?;
     let line = daemon.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
     let addr = line["address"].as_str().context("address")?.to_string();
-    let (status, _) = get(&addr, "/ready")?;
+    let (status, _) = http_get(&addr, "/ready")?;
     assert_eq!(status, 503);
-    let (status, body) = get(&addr, "/health")?;
+    let (status, body) = http_get(&addr, "/health")?;
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&body)?;
     assert_eq!(health["peers_down"], serde_json::json!(["node-away"]));

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use catalogue_integration_tests::{
-    Cli, DEADLINE, Daemon, LogLine, TestCa, read_frame, write_frame,
+    Cli, DEADLINE, Daemon, TestCa, link_changed, read_frame, write_frame,
 };
 use catalogue_proto::{
     Body, Frame,
@@ -20,21 +20,6 @@ use catalogue_proto::{
 };
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use serde_json::Value;
-
-/// A log line saying the links table changed for {x,y} with `op`.
-fn link_changed(x: &str, y: &str, op: &'static str) -> impl Fn(&LogLine) -> bool {
-    let (a, b) = if x <= y {
-        (x.to_string(), y.to_string())
-    } else {
-        (y.to_string(), x.to_string())
-    };
-    move |l: &LogLine| {
-        l["message"] == "link table changed"
-            && l["a"] == a.as_str()
-            && l["b"] == b.as_str()
-            && l["op"] == op
-    }
-}
 
 /// `catalogue links --json` on `daemon`.
 fn links(daemon: &Daemon) -> Result<Value> {

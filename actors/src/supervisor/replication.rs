@@ -109,6 +109,15 @@ impl CatalogueSupervisor {
         {
             return;
         }
+        let count = self.route_origin(&origin, EventKind::Deleted);
+        info!(%origin, services = count, "origin unreachable: its services are withdrawn");
+        let now = self.hlc.now();
+        self.hidden.insert(origin, now);
+    }
+
+    /// Routes an event of `kind` for every service of `origin`; returns
+    /// how many.
+    fn route_origin(&mut self, origin: &str, kind: EventKind) -> usize {
         let services: Vec<_> = self
             .replica
             .services
@@ -116,12 +125,11 @@ impl CatalogueSupervisor {
             .filter(|s| s.origin == origin)
             .cloned()
             .collect();
-        info!(%origin, services = services.len(), "origin unreachable: its services are withdrawn");
+        let count = services.len();
         for s in services {
-            self.route(EventKind::Deleted, s);
+            self.route(kind, s);
         }
-        let now = self.hlc.now();
-        self.hidden.insert(origin, now);
+        count
     }
 
     /// Shows the services of `origin` again.
@@ -129,17 +137,8 @@ impl CatalogueSupervisor {
         if self.hidden.remove(origin).is_none() {
             return;
         }
-        let services: Vec<_> = self
-            .replica
-            .services
-            .iter()
-            .filter(|s| s.origin == origin)
-            .cloned()
-            .collect();
-        info!(%origin, services = services.len(), "origin reachable again: its services are visible");
-        for s in services {
-            self.route(EventKind::Added, s);
-        }
+        let count = self.route_origin(origin, EventKind::Added);
+        info!(%origin, services = count, "origin reachable again: its services are visible");
     }
 }
 
