@@ -124,3 +124,35 @@ fn a_node_with_peers_is_not_ready_before_its_first_sync() -> Result<()> {
     assert_eq!(health["peers_down"], serde_json::json!(["node-away"]));
     Ok(())
 }
+
+#[test]
+fn a_node_with_peers_is_ready_after_its_first_sync() -> Result<()> {
+    let mut a = Daemon::builder()
+        .name("node-a")
+        .arg("--debug")
+        .set("metrics.listen", "127.0.0.1:0")
+        .peer("node-b", "")
+        .start()?;
+    let line = a.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
+    let addr = line["address"].as_str().context("address")?.to_string();
+    assert_eq!(http_get(&addr, "/ready")?.0, 503, "no sync yet");
+    let _b = Daemon::builder()
+        .name("node-b")
+        .arg("--debug")
+        .peer("node-a", &a.peer)
+        .start()?;
+    a.wait_log(DEADLINE, |l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("ready:"))
+    })?;
+    assert_eq!(http_get(&addr, "/ready")?.0, 200);
+    let m = scrape(&addr)?;
+    assert!(
+        value(
+            &m,
+            "catalogue_sync_last_success_timestamp_seconds{peer=node-b}"
+        ) > 0.0
+    );
+    Ok(())
+}

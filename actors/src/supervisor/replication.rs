@@ -284,7 +284,10 @@ impl Handler<SyncDone> for CatalogueSupervisor {
             .sync_last_success
             .get_or_create(&crate::stats::Stats::peer(&msg.peer))
             .set(now);
-        self.stats.set_ready();
+        if !self.stats.is_ready() {
+            self.stats.set_ready();
+            info!(peer = %msg.peer, "ready: initial sync with a peer done");
+        }
         // Our view now matches a neighbour's: hidden origins we reach again
         // are current.
         let reachable = self.replica.links.reachable_from(&self.node);
