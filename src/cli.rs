@@ -120,6 +120,16 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         nodes: usize,
     },
+    /// Measure a node on loopback (notify latency, fan-out) and print a
+    /// table; build with --release for meaningful figures.
+    Bench {
+        /// Which workload.
+        #[arg(long, value_enum, default_value_t = crate::commands::bench::Workload::All)]
+        workload: crate::commands::bench::Workload,
+        /// Events per measurement.
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+    },
     /// Inspect the layered configuration.
     Config {
         /// What to do with it.

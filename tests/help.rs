@@ -34,6 +34,7 @@ fn every_subcommand_has_help() {
         &["tls", "ca"],
         &["tls", "cert"],
         &["dev"],
+        &["bench"],
     ] {
         let text = help(args);
         assert!(text.contains("Usage: catalogue"), "{args:?}: {text}");

@@ -1,6 +1,7 @@
 //! Running the subcommands. Each returns an [`Exit`] status; `main` turns
 //! it into the process exit code.
 
+pub mod bench;
 mod client;
 mod config;
 mod dev;
@@ -62,6 +63,7 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
         Command::Dev { nodes } => dev::run(nodes),
+        Command::Bench { workload, events } => bench::run(workload, events),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),
