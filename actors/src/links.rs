@@ -103,6 +103,8 @@ impl LinkApplied {
 #[derive(Debug, Default)]
 pub struct LinksTable {
     entries: BTreeMap<LinkKey, Held>,
+    /// Entries that are live links (kept up to date, so counts are O(1)).
+    live: usize,
     purge_horizon: Timestamp,
     /// Per origin: just past the newest tombstone of that origin purged.
     purge_horizons: BTreeMap<String, Timestamp>,
@@ -133,7 +135,13 @@ impl LinksTable {
                 ts: change.ts,
             },
         );
-        if was_live == (change.op == LinkOp::Add) {
+        let now_live = change.op == LinkOp::Add;
+        match (was_live, now_live) {
+            (false, true) => self.live += 1,
+            (true, false) => self.live -= 1,
+            _ => {}
+        }
+        if was_live == now_live {
             LinkApplied::Refreshed
         } else {
             LinkApplied::Changed
@@ -159,12 +167,8 @@ impl LinksTable {
                 retired += 1;
             }
         }
+        self.live -= retired;
         retired
-    }
-
-    /// Is there any entry (live or tombstone) for `key`?
-    pub fn knows(&self, key: &LinkKey) -> bool {
-        self.entries.contains_key(key)
     }
 
     /// Live links, sorted.
@@ -192,10 +196,7 @@ impl LinksTable {
 
     /// Number of live links.
     pub fn live_count(&self) -> usize {
-        self.entries
-            .values()
-            .filter(|h| h.op == LinkOp::Add)
-            .count()
+        self.live
     }
 
     /// Number of tombstones.

@@ -401,7 +401,6 @@ pub async fn run(
     info!(
         overflows = stats.overflows.get(),
         events_delivered = stats.events_delivered.get(),
-        register_refused = stats.register_refused.get(),
         "stopped"
     );
     Ok(())

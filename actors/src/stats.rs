@@ -138,12 +138,8 @@ pub struct Stats {
     pub overflows: Counter,
     /// Events dropped by overflowing subscriptions.
     pub events_dropped: Counter,
-    /// Registrations refused by the transport or uid check.
-    pub register_refused: Counter,
     /// Registrations refused, by reason.
     pub register_refusals: Family<ReasonLabel, PromCounter>,
-    /// Peer link handshakes that failed (either side).
-    pub peer_handshake_failures: Counter,
     /// Peer link handshake failures, by reason (TLS reasons included).
     pub handshake_failures: Family<ReasonLabel, PromCounter>,
     /// Peer changes refused because their timestamp was too far ahead.
@@ -205,9 +201,7 @@ impl Stats {
             events_delivered: Counter::default(),
             overflows: Counter::default(),
             events_dropped: Counter::default(),
-            register_refused: Counter::default(),
             register_refusals: Family::default(),
-            peer_handshake_failures: Counter::default(),
             handshake_failures: Family::default(),
             clock_refused: Counter::default(),
             peer_links: Gauge::default(),
@@ -387,7 +381,6 @@ impl Stats {
 
     /// Counts a registration refusal.
     pub fn register_refusal(&self, reason: &str) {
-        self.register_refused.inc();
         self.register_refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
@@ -397,7 +390,6 @@ impl Stats {
 
     /// Counts a peer handshake failure.
     pub fn handshake_failure(&self, reason: &str) {
-        self.peer_handshake_failures.inc();
         self.handshake_failures
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),

@@ -89,13 +89,6 @@ impl ErrorCode {
     }
 }
 
-impl catalogue::Timestamp {
-    /// The ordering key of a timestamp (physical milliseconds, then counter).
-    pub fn key(&self) -> (u64, u32) {
-        (self.physical_ms, self.logical)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,6 +160,8 @@ proptest! {
             other.apply(c);
         }
         prop_assert_eq!(snapshot(&forward), snapshot(&other));
+        prop_assert_eq!(other.live_count(), other.live().count());
+        prop_assert_eq!(forward.live_count(), forward.live().count());
         // And applying everything again changes nothing.
         for c in &changes {
             prop_assert_eq!(other.apply(c), LinkApplied::Ignored);

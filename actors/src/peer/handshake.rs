@@ -266,6 +266,22 @@ pub fn check_welcome(
     Ok(())
 }
 
+/// The TLS contexts a link uses after the plaintext steps: none in debug
+/// mode; a node outside debug mode without TLS files links to nobody.
+fn tls_for<'a>(
+    local: &LocalIdentity,
+    tls: Option<&'a TlsContexts>,
+) -> Result<Option<&'a TlsContexts>, HandshakeError> {
+    match (local.debug, tls) {
+        (true, _) => Ok(None),
+        (false, Some(tls)) => Ok(Some(tls)),
+        (false, None) => Err(HandshakeError::Refused {
+            code: ErrorCode::ServerAuthFailed,
+            message: "this node has no TLS configuration".into(),
+        }),
+    }
+}
+
 async fn next_frame<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S, FrameCodec>,
 ) -> Result<Frame, HandshakeError> {
@@ -344,15 +360,9 @@ async fn accept_inner(
         .await?;
     let io = unframe(framed);
     let mut peer_cert = None;
-    let io: Box<dyn PeerIo> = match (local.debug, tls) {
-        (true, _) => Box::new(io),
-        (false, None) => {
-            return Err(HandshakeError::Refused {
-                code: ErrorCode::ServerAuthFailed,
-                message: "this node has no TLS configuration".into(),
-            });
-        }
-        (false, Some(tls)) => {
+    let io: Box<dyn PeerIo> = match tls_for(local, tls)? {
+        None => Box::new(io),
+        Some(tls) => {
             let mut stream = tls::accept(&tls.acceptor, io).await?;
             if let Err(e) = tls::check_stream_peer(&stream, &peer.name) {
                 let message = format!("server auth failed: {e}");
@@ -441,15 +451,9 @@ async fn connect_inner(
     }
     let io = unframe(framed);
     let mut peer_cert = None;
-    let io: Box<dyn PeerIo> = match (local.debug, tls) {
-        (true, _) => Box::new(io),
-        (false, None) => {
-            return Err(HandshakeError::Refused {
-                code: ErrorCode::ServerAuthFailed,
-                message: "this node has no TLS configuration".into(),
-            });
-        }
-        (false, Some(tls)) => {
+    let io: Box<dyn PeerIo> = match tls_for(local, tls)? {
+        None => Box::new(io),
+        Some(tls) => {
             let stream = tls::connect(&tls.connector, io).await?;
             tls::check_stream_peer(&stream, expected).map_err(|e| HandshakeError::Refused {
                 code: ErrorCode::ServerAuthFailed,

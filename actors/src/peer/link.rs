@@ -86,7 +86,6 @@ pub struct PeerLink {
     last_sent: Instant,
     started: Instant,
     flush_scheduled: bool,
-    stats: Arc<Stats>,
     metrics: ActorMetrics,
     peer_cert: Option<openssl::x509::X509>,
     reported: SessionCounters,
@@ -130,9 +129,8 @@ impl PeerLink {
                 last_sent: now,
                 started: now,
                 flush_scheduled: false,
-                metrics: ActorMetrics::new(stats.clone(), "peer_link"),
+                metrics: ActorMetrics::new(stats, "peer_link"),
                 peer_cert,
-                stats,
                 reported: SessionCounters::default(),
                 ended: Some(ended_tx),
             }
@@ -185,7 +183,7 @@ impl PeerLink {
         let c = self.session.counters();
         let r = self.reported;
         let peer = Stats::peer(&self.peer);
-        let st = &self.stats;
+        let st = self.metrics.stats();
         st.sync_entries_sent
             .get_or_create(&peer)
             .inc_by(c.entries_sent - r.entries_sent);

@@ -61,7 +61,6 @@ pub struct Subscription {
     supervisor: Recipient<Resnapshot>,
     remove: Recipient<RemoveSubscription>,
     ended: Recipient<SubscriptionEnded>,
-    stats: Arc<Stats>,
     metrics: ActorMetrics,
     /// Queue length last reported to the queue-depth gauge.
     reported_depth: usize,
@@ -101,8 +100,7 @@ impl Subscription {
             supervisor: p.supervisor,
             remove: p.remove,
             ended: p.ended,
-            metrics: ActorMetrics::new(p.stats.clone(), "subscription"),
-            stats: p.stats,
+            metrics: ActorMetrics::new(p.stats, "subscription"),
             reported_depth: 0,
             waiting: false,
         }
@@ -134,7 +132,7 @@ impl Subscription {
                 Ok(permit) => {
                     if let Some(body) = self.queue.next_body() {
                         permit.send(body);
-                        self.stats.events_delivered.inc();
+                        self.metrics.stats().events_delivered.inc();
                     }
                 }
                 Err(TrySendError::Full(())) => {
@@ -149,7 +147,7 @@ impl Subscription {
                                     Ok(permit) => {
                                         if let Some(body) = act.queue.next_body() {
                                             permit.send(body);
-                                            act.stats.events_delivered.inc();
+                                            act.metrics.stats().events_delivered.inc();
                                         }
                                         act.pump(ctx);
                                     }
@@ -183,13 +181,13 @@ impl Actor for Subscription {
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.started();
-        self.stats.subscriptions.inc();
+        self.metrics.stats().subscriptions.inc();
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.stopped();
         self.metrics.queue_depth(-(self.reported_depth as i64));
-        self.stats.subscriptions.dec();
+        self.metrics.stats().subscriptions.dec();
         self.remove.do_send(RemoveSubscription { key: self.key });
     }
 }
@@ -201,10 +199,10 @@ impl Handler<Deliver> for Subscription {
         let _timer = self.metrics.handling("Deliver");
         match self.queue.on_event(msg.0) {
             Outcome::Queued => self.pump(ctx),
-            Outcome::Dropped => self.stats.events_dropped.inc(),
+            Outcome::Dropped => self.metrics.stats().events_dropped.inc(),
             Outcome::Overflowed { dropped } => {
-                self.stats.overflows.inc();
-                self.stats.events_dropped.add(dropped);
+                self.metrics.stats().overflows.inc();
+                self.metrics.stats().events_dropped.add(dropped);
                 info!(
                     subscription = self.queue.id(),
                     key = self.key,

@@ -79,8 +79,6 @@ pub struct SubscriptionQueue {
     items: VecDeque<Item>,
     /// Events (not snapshot entries) in `items`: what the limit counts.
     events: usize,
-    /// Events dropped since the last snapshot was asked for.
-    dropped: u64,
 }
 
 impl SubscriptionQueue {
@@ -94,7 +92,6 @@ impl SubscriptionQueue {
             state: State::AwaitingSnapshot,
             items: VecDeque::new(),
             events: 0,
-            dropped: 0,
         }
     }
 
@@ -126,10 +123,7 @@ impl SubscriptionQueue {
     /// A matching change happened.
     pub fn on_event(&mut self, event: Event) -> Outcome {
         match self.state {
-            State::AwaitingSnapshot | State::NeedSnapshot | State::Cancelled => {
-                self.dropped += 1;
-                Outcome::Dropped
-            }
+            State::AwaitingSnapshot | State::NeedSnapshot | State::Cancelled => Outcome::Dropped,
             State::Live if self.events < self.limit => {
                 self.items.push_back(Item::Event(event));
                 self.events += 1;
@@ -137,17 +131,15 @@ impl SubscriptionQueue {
             }
             State::Live => {
                 let dropped = self.events as u64 + 1;
-                self.items.retain(|i| !matches!(i, Item::Event(_)));
-                // Snapshot entries still queued are stale as well.
-                self.items
-                    .retain(|i| !matches!(i, Item::Snapshot(_) | Item::SnapshotEnd(_)));
+                // Queued events and snapshot entries are stale alike; only
+                // an earlier, unsent notice stays.
+                self.items.retain(|i| matches!(i, Item::Overflow { .. }));
                 self.events = 0;
                 let resnapshot = self.policy == OverflowPolicy::Resnapshot;
                 self.items.push_back(Item::Overflow {
                     dropped,
                     resnapshot,
                 });
-                self.dropped = 0;
                 self.state = if resnapshot {
                     State::NeedSnapshot
                 } else {
@@ -167,7 +159,6 @@ impl SubscriptionQueue {
         let count = services.len() as u64;
         self.items.extend(services.into_iter().map(Item::Snapshot));
         self.items.push_back(Item::SnapshotEnd(count));
-        self.dropped = 0;
         self.state = State::Live;
     }
 

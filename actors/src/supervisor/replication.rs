@@ -202,7 +202,7 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             self.stats
                 .propagation_ms(now_ms.saturating_sub(e.ts().physical_ms));
         }
-        let outcome = self.replica.apply_batch(&from, &batch);
+        let outcome = self.replica.apply_batch(&batch);
         if outcome.refused > 0 {
             warn!(peer = %from, refused = outcome.refused, "entries older than our purge horizon refused");
         }

@@ -237,13 +237,11 @@ impl Replica {
         }
     }
 
-    /// Applies a batch received from peer `from`.
-    pub fn apply_batch(&mut self, from: &str, batch: &Batch) -> BatchOutcome {
+    /// Applies a batch received from a peer.
+    pub fn apply_batch(&mut self, batch: &Batch) -> BatchOutcome {
         // Nobody replaces our view of ourselves: we are the authority on
-        // our own entries.
-        let _ = from;
-        let mut batch = batch.clone();
-        let pairs: Vec<(String, Timestamp)> = batch
+        // our own entries. (A missing as-of reads as "knew nothing".)
+        let replaced: Vec<(&String, Timestamp)> = batch
             .replace_origins
             .iter()
             .zip(
@@ -254,11 +252,7 @@ impl Replica {
                     .chain(std::iter::repeat(Timestamp::default())),
             )
             .filter(|(o, _)| *o != &self.node)
-            .map(|(o, t)| (o.clone(), t))
             .collect();
-        batch.replace_origins = pairs.iter().map(|(o, _)| o.clone()).collect();
-        batch.replace_as_of = pairs.iter().map(|(_, t)| *t).collect();
-        let batch = &batch;
         let mut outcome = BatchOutcome::default();
         for entry in &batch.entries {
             if let SyncEntry::Service(Change::Add(svc)) = entry {
@@ -272,7 +266,7 @@ impl Replica {
                 outcome.forward.push(entry.clone());
             }
         }
-        for (origin, as_of) in batch.replace_origins.iter().zip(batch.replace_as_of.iter()) {
+        for (origin, as_of) in replaced {
             let mine = |e: &&SyncEntry| e.origin() == origin;
             // Keep what the replacement holds live; a key it holds as a
             // delete (possibly of the very version we hold live) is retired.
@@ -297,10 +291,10 @@ impl Replica {
                 .collect();
             let removed = self
                 .services
-                .remove_origin_except(origin, &keep_services, *as_of);
+                .remove_origin_except(origin, &keep_services, as_of);
             outcome.replaced |= !removed.is_empty();
             outcome.removed.extend(removed);
-            if self.links.remove_origin_except(origin, &keep_links, *as_of) > 0 {
+            if self.links.remove_origin_except(origin, &keep_links, as_of) > 0 {
                 outcome.links_changed = true;
                 outcome.replaced = true;
             }

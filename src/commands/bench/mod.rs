@@ -35,7 +35,7 @@ pub enum Workload {
 /// Runs the chosen workloads.
 pub fn run(workload: Workload, events: usize) -> Exit {
     client::block_on(async move {
-        let node = match node::BenchNode::start().await {
+        let node = match node::BenchNode::start() {
             Ok(node) => node,
             Err(e) => {
                 error!("cannot start the node under test: {e:#}");

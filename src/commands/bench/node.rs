@@ -2,15 +2,16 @@
 //! temporary directory, UNIX socket only, limits raised for the workloads.
 
 use std::{
+    io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
-use crate::client::{Client, ConnectOptions, Endpoint};
+use crate::client::{ConnectOptions, Endpoint};
 
 /// A running node.
 pub struct BenchNode {
@@ -22,14 +23,22 @@ pub struct BenchNode {
 
 impl BenchNode {
     /// Starts the node and waits until it accepts connections.
-    pub async fn start() -> Result<BenchNode> {
+    pub fn start() -> Result<BenchNode> {
         let dir = tempfile::Builder::new()
             .prefix("catalogue-bench-")
             .tempdir()?;
         let socket = dir.path().join("bench.sock");
         let exe = std::env::current_exe().context("the catalogue binary")?;
-        let child = Command::new(exe)
-            .args(["--log-level", "warn", "serve", "--name", "bench"])
+        let mut child = Command::new(exe)
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+                "serve",
+                "--name",
+                "bench",
+            ])
             .arg("--set")
             .arg(format!("listen.socket={}", socket.display()))
             .arg("--set")
@@ -47,23 +56,33 @@ impl BenchNode {
             .args(["--set", "limits.subscription_queue=65536"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .context("starting catalogue serve")?;
+        // The node says "listening" once its socket accepts connections;
+        // its log is read (and then discarded) on a thread so it never
+        // blocks on a full pipe.
+        let stderr = child.stderr.take().context("the node's stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("\"message\":\"listening\"") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
         let node = BenchNode {
             child,
             _dir: dir,
             socket,
         };
-        // The socket appears when the node listens; connecting is the event.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match Client::connect(&node.options()).await {
-                Ok(_) => return Ok(node),
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => bail!("the node did not start listening: {e}"),
-            }
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(()) => Ok(node),
+            Err(_) => bail!("the node did not start listening within 10 s"),
         }
     }
 

@@ -321,7 +321,7 @@ impl World {
             self.errors.push(msg);
         }
         let from_name = self.nodes[from].name.clone();
-        let outcome = self.nodes[n].replica.apply_batch(&from_name, &batch);
+        let outcome = self.nodes[n].replica.apply_batch(&batch);
         // As the supervisor: stale adds of our own origin that no local
         // program holds get a fresh delete.
         let stale_own: Vec<String> = outcome

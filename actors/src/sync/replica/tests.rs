@@ -34,7 +34,7 @@ fn del(r: &mut Replica, uri: &str, origin: &str, ms: u64) {
 fn sync(from: &Replica, to: &mut Replica) -> (usize, BatchOutcome) {
     let batch = from.plan(&to.digest());
     let sent = batch.entries.len();
-    let outcome = to.apply_batch(from.node(), &batch);
+    let outcome = to.apply_batch(&batch);
     (sent, outcome)
 }
 
@@ -92,10 +92,10 @@ fn a_restarted_node_refuses_its_old_entries_and_they_die_by_fresh_deletes() {
     // A's own entries travel plainly; nobody takes a replacement of A from A.
     let batch = a.plan(&b.digest());
     assert!(batch.replace_origins.is_empty());
-    b.apply_batch("a", &batch);
+    b.apply_batch(&batch);
     assert_eq!(live(&b), ["tcp://new:1", "tcp://old:1"]);
     // B sends A its old entry back: A does not take it, and reports it.
-    let outcome = a.apply_batch("b", &b.plan(&a.digest()));
+    let outcome = a.apply_batch(&b.plan(&a.digest()));
     assert_eq!(outcome.stale_own, ["tcp://old:1"]);
     assert_eq!(live(&a), ["tcp://new:1"]);
     // The fresh delete A issues wins at B.
@@ -119,7 +119,7 @@ fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
     // a comes back: b sees a's knowledge of c is older than its horizon.
     let batch = b.plan(&a.digest());
     assert_eq!(batch.replace_origins, ["c"]);
-    a.apply_batch("b", &batch);
+    a.apply_batch(&batch);
     assert_eq!(live(&a), ["tcp://y:1"], "x:1 is gone, y:1 arrived");
 
     // The stale side sends nothing of that origin: nothing comes back.
@@ -127,7 +127,7 @@ fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
     add(&mut stale, "tcp://x:1", "c", 10);
     let batch = stale.plan(&b.digest());
     assert!(batch.entries.is_empty(), "{batch:?}");
-    b.apply_batch("s", &batch);
+    b.apply_batch(&batch);
     assert_eq!(live(&b), ["tcp://y:1"]);
 }
 
@@ -139,7 +139,7 @@ fn an_origin_speaks_for_itself_even_about_old_entries() {
     let mut a = Replica::new("a");
     add(&mut a, "tcp://a:1", "a", 10);
     let batch = a.plan(&b.digest());
-    let outcome = b.apply_batch("a", &batch);
+    let outcome = b.apply_batch(&batch);
     assert_eq!(outcome.refused, 0, "a's own entry is accepted though old");
     assert!(b.services.get("tcp://a:1").is_some());
 }
