@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use actix::prelude::*;
-use catalogue_proto::catalogue::{Error, ErrorCode, EventKind};
+use catalogue_proto::catalogue::{Error, ErrorCode};
 use tracing::{debug, info, warn};
 
 use super::{CatalogueSupervisor, GetDigest, PeerBatch, PlanFor, SyncDone};
@@ -34,7 +34,7 @@ impl CatalogueSupervisor {
         let origins: BTreeSet<String> = self
             .replica
             .services
-            .iter()
+            .live_entries()
             .map(|s| s.origin.clone())
             .collect();
         // Back in reach: stop pending hides. Hidden origins are shown again
@@ -109,27 +109,12 @@ impl CatalogueSupervisor {
         {
             return;
         }
-        let count = self.route_origin(&origin, EventKind::Deleted);
-        info!(%origin, services = count, "origin unreachable: its services are withdrawn");
+        let moved = self.replica.services.hide(&origin);
+        info!(%origin, services = moved.len(), "origin unreachable: its services are withdrawn");
+        self.route_each(moved);
+        self.update_table_gauges();
         let now = self.hlc.now();
         self.hidden.insert(origin, now);
-    }
-
-    /// Routes an event of `kind` for every service of `origin`; returns
-    /// how many.
-    fn route_origin(&mut self, origin: &str, kind: EventKind) -> usize {
-        let services: Vec<_> = self
-            .replica
-            .services
-            .iter()
-            .filter(|s| s.origin == origin)
-            .cloned()
-            .collect();
-        let count = services.len();
-        for s in services {
-            self.route(kind, s);
-        }
-        count
     }
 
     /// Shows the services of `origin` again.
@@ -137,8 +122,10 @@ impl CatalogueSupervisor {
         if self.hidden.remove(origin).is_none() {
             return;
         }
-        let count = self.route_origin(origin, EventKind::Added);
-        info!(%origin, services = count, "origin reachable again: its services are visible");
+        let moved = self.replica.services.show(origin);
+        info!(%origin, services = moved.len(), "origin reachable again: its services are visible");
+        self.route_each(moved);
+        self.update_table_gauges();
     }
 }
 

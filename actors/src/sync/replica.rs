@@ -30,7 +30,7 @@ use super::{
 use crate::{
     hlc::Timestamp,
     links::{LinkApplied, LinkKey, LinksTable},
-    services::{Applied, Change, Service, ServicesTable},
+    services::{Applied, Change, ServicesTable},
 };
 
 /// Entries sent together and applied together.
@@ -50,10 +50,9 @@ pub struct Batch {
 /// What applying a batch did.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
-    /// Effects on the services table, in order (for subscriber events).
+    /// How the visible services moved, in order (for subscriber events),
+    /// retirements by a replacement included.
     pub services: Vec<Applied>,
-    /// Live services removed because a replacement did not contain them.
-    pub removed: Vec<Service>,
     /// True when the set of live links changed.
     pub links_changed: bool,
     /// Entries newer than what was held: to forward to other peers.
@@ -73,7 +72,7 @@ pub struct BatchOutcome {
 #[derive(Debug)]
 pub struct Replica {
     node: String,
-    /// Services by URI.
+    /// Services by URI and origin.
     pub services: ServicesTable,
     /// Links by node pair.
     pub links: LinksTable,
@@ -105,7 +104,7 @@ impl Replica {
     pub fn entries(&self) -> Vec<SyncEntry> {
         let mut out: Vec<SyncEntry> = self
             .services
-            .iter()
+            .live_entries()
             .map(|s| SyncEntry::Service(Change::Add(s.clone())))
             .collect();
         out.extend(self.services.tombstones().map(|t| {
@@ -224,7 +223,7 @@ impl Replica {
             SyncEntry::Service(change) => {
                 let applied = self.services.apply(change.clone());
                 let newer = applied != Applied::Ignored;
-                if !matches!(applied, Applied::Ignored | Applied::Tombstoned) {
+                if !matches!(applied, Applied::Ignored | Applied::Invisible) {
                     outcome.services.push(applied);
                 }
                 newer
@@ -256,7 +255,9 @@ impl Replica {
         let mut outcome = BatchOutcome::default();
         for entry in &batch.entries {
             if let SyncEntry::Service(Change::Add(svc)) = entry {
-                if svc.origin == self.node && self.services.get(&svc.uri) != Some(svc) {
+                if svc.origin == self.node
+                    && self.services.get_from(&svc.uri, &self.node) != Some(svc)
+                {
                     outcome.stale_own.push(svc.uri.clone());
                     continue;
                 }
@@ -289,11 +290,15 @@ impl Replica {
                     SyncEntry::Service(_) => None,
                 })
                 .collect();
-            let removed = self
+            let retired = self
                 .services
                 .remove_origin_except(origin, &keep_services, as_of);
-            outcome.replaced |= !removed.is_empty();
-            outcome.removed.extend(removed);
+            outcome.replaced |= !retired.is_empty();
+            outcome.services.extend(
+                retired
+                    .into_iter()
+                    .filter(|a| !matches!(a, Applied::Invisible | Applied::Ignored)),
+            );
             if self.links.remove_origin_except(origin, &keep_links, as_of) > 0 {
                 outcome.links_changed = true;
                 outcome.replaced = true;

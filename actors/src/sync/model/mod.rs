@@ -50,11 +50,10 @@
 //!   registered before the origin restarted: a node re-registers nothing).
 //!   Of an origin in another component the component cannot know the
 //!   latest; such an entry must at least have been registered by it once.
-//! * *nothing lost*: a registration held now that is the newest write of
-//!   its URI ever made anywhere is live at every node of its origin's
-//!   component. A registration that a later write of the same URI by
-//!   another node (an add, or a delete) superseded is not required: last
-//!   writer wins is the rule, and that later write must win everywhere.
+//! * *nothing lost*: a registration a local program holds now is live at
+//!   every node of its origin's component (each origin owns its own
+//!   registration of a URI; another node's registration or delete of the
+//!   same URI never touches it).
 //! * *links are true*: every link that is up is live in its component's
 //!   tables, and no link with an end in the component is live while it is
 //!   down (reachability, hence which origins are withdrawn, comes from

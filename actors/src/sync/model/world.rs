@@ -97,8 +97,6 @@ struct Link {
 pub(super) struct History {
     /// `(uri, origin, ts)` of every service add.
     pub adds: BTreeSet<(String, String, Timestamp)>,
-    /// Per URI, the greatest version `(ts, origin)` of any add or delete.
-    pub newest: BTreeMap<String, (Timestamp, String)>,
 }
 
 /// Counters of what a run exercised.
@@ -258,21 +256,10 @@ impl World {
     /// `CatalogueSupervisor::apply_local`: apply, and send to every link if
     /// newer.
     fn apply_local(&mut self, n: usize, entry: SyncEntry) {
-        if let SyncEntry::Service(change) = &entry {
-            let (ts, origin) = change.version();
-            let newest = self
-                .history
-                .newest
-                .entry(change.uri().to_string())
-                .or_insert((ts, origin.to_string()));
-            if (ts, origin) > (newest.0, newest.1.as_str()) {
-                *newest = (ts, origin.to_string());
-            }
-            if let Change::Add(s) = change {
-                self.history
-                    .adds
-                    .insert((s.uri.clone(), s.origin.clone(), s.ts));
-            }
+        if let SyncEntry::Service(Change::Add(s)) = &entry {
+            self.history
+                .adds
+                .insert((s.uri.clone(), s.origin.clone(), s.ts));
         }
         if self.nodes[n]
             .replica
@@ -337,15 +324,15 @@ impl World {
         }
         self.note(|w| {
             format!(
-                "{} applies {}batch from {}: {} entries, replace {:?}, {} newer, {} removed, \
-                 {} refused{}",
+                "{} applies {}batch from {}: {} entries, replace {:?}, {} newer, {} visible \
+                 changes, {} refused{}",
                 w.name(n),
                 if initial { "initial " } else { "" },
                 from_name,
                 batch.entries.len(),
                 batch.replace_origins,
                 outcome.forward.len(),
-                outcome.removed.len(),
+                outcome.services.len(),
                 outcome.refused,
                 describe(&batch.entries),
             )

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::services::Service;
 
 fn ts(ms: u64) -> Timestamp {
     Timestamp {
@@ -114,7 +115,7 @@ fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
     add(&mut b, "tcp://y:1", "c", 20);
     del(&mut b, "tcp://x:1", "c", 30);
     b.services.purge_tombstones(ts(100));
-    assert!(b.services.tombstone("tcp://x:1").is_none());
+    assert!(b.services.tombstone("tcp://x:1", "c").is_none());
 
     // a comes back: b sees a's knowledge of c is older than its horizon.
     let batch = b.plan(&a.digest());
