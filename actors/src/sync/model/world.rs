@@ -135,10 +135,6 @@ pub(super) struct World {
     /// errors, refused clocks, a missing quiescence.
     pub errors: Vec<String>,
     trace: Option<Vec<String>>,
-    /// Applies, in this driver, the fixes proposed for the bugs the model
-    /// found (see `fix_before_apply`, `fix_after_apply` and `purge`); off
-    /// unless a test validating them turns it on.
-    pub proposed_fix: bool,
 }
 
 impl World {
@@ -174,7 +170,6 @@ impl World {
             counters: Counters::default(),
             errors: Vec::new(),
             trace: None,
-            proposed_fix: false,
         }
     }
 
@@ -350,17 +345,17 @@ impl World {
                 self.send(p, end, out);
             }
         }
-        self.fix_after_apply(n, &batch, stale_own);
+        self.after_apply(n, &batch, stale_own);
     }
 
-    // ----- the fixes proposed for the bugs found (`proposed_fix`) -----
+    // ----- what the supervisor does after applying a batch -----
 
     /// After applying a batch at `n` (as the supervisor does): a fresh delete
     /// (new timestamp, so it wins everywhere) for each stale URI of its own;
     /// and each end of a link is the authority on it: if the table now
     /// says a link of `n` is up while it is down, or down while it is up,
     /// `n` issues a fresh `LinkDelete` or `LinkAdd`.
-    fn fix_after_apply(&mut self, n: usize, batch: &Batch, stale: Vec<String>) {
+    fn after_apply(&mut self, n: usize, batch: &Batch, stale: Vec<String>) {
         for uri in stale {
             let node = &mut self.nodes[n];
             let change = Change::Delete {
@@ -559,35 +554,13 @@ impl World {
         self.note(|w| format!("{} restarted", w.name(n)));
     }
 
-    /// `CatalogueSupervisor::purge_tombstones` on `n` with a TTL of `ttl_ms`
-    /// (with `proposed_fix`, the horizon rises only as far as the newest
-    /// tombstone actually purged).
+    /// `CatalogueSupervisor::purge_tombstones` on `n` with a TTL of `ttl_ms`.
     pub(super) fn purge(&mut self, n: usize, ttl_ms: u64) {
         let node = &mut self.nodes[n];
         let now = node.hlc.now();
         let horizon = Timestamp::new(now.physical_ms.saturating_sub(ttl_ms), 0);
-        let purged = if self.proposed_fix {
-            // Raise the horizon only as far as what is actually forgotten.
-            let services = node
-                .replica
-                .services
-                .tombstones()
-                .map(|t| t.ts)
-                .filter(|ts| *ts < horizon)
-                .max();
-            let links = node
-                .replica
-                .links
-                .changes()
-                .filter(|c| c.op == LinkOp::Delete && c.ts < horizon)
-                .map(|c| c.ts)
-                .max();
-            services.map_or(0, |m| node.replica.services.purge_tombstones(m.successor()))
-                + links.map_or(0, |m| node.replica.links.purge_tombstones(m.successor()))
-        } else {
-            node.replica.services.purge_tombstones(horizon)
-                + node.replica.links.purge_tombstones(horizon)
-        };
+        let purged = node.replica.services.purge_tombstones(horizon)
+            + node.replica.links.purge_tombstones(horizon);
         self.counters.purged += purged as u64;
         self.note(|w| {
             format!(
