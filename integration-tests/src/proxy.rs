@@ -178,6 +178,8 @@ struct Shared {
 async fn accept_loop(listener: TcpListener, state: Shared) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
+            // Out of descriptors or the like: let it pass rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         state.accepted.fetch_add(1, Ordering::SeqCst);

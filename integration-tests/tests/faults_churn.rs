@@ -266,3 +266,37 @@ fn a_subscriber_sees_a_consistent_story_for_every_uri_under_churn() -> Result<()
 fn a_subscriber_sees_a_consistent_story_for_every_uri_under_heavy_churn() -> Result<()> {
     subscriber_under_churn(20, 2_000)
 }
+
+/// The checker itself: it flags a second add with the same attributes and
+/// a delete of a URI that is not live, and takes an update and a fresh
+/// snapshot as they are.
+#[test]
+fn the_checker_flags_duplicate_adds_and_deletes_of_dead_uris() -> Result<()> {
+    let service = |uri: &str, v: &str| catalogue::client::Service {
+        uri: uri.to_string(),
+        attrs: [("v".to_string(), v.to_string())].into(),
+        origin: "n1".to_string(),
+        ts: None,
+    };
+    let added = |uri: &str, v: &str, snapshot: bool| SubscriptionEvent::Added {
+        service: service(uri, v),
+        snapshot,
+    };
+    let deleted = |uri: &str| SubscriptionEvent::Deleted {
+        service: service(uri, ""),
+    };
+    let mut checker = Checker::default();
+    checker.apply(SubscriptionEvent::SnapshotEnd { count: 0 })?;
+    checker.apply(added("tcp://a", "1", false))?;
+    checker.apply(added("tcp://a", "2", false))?;
+    assert!(checker.violations.is_empty());
+    assert_eq!(checker.updates, 1);
+    checker.apply(added("tcp://a", "2", false))?;
+    checker.apply(deleted("tcp://a"))?;
+    checker.apply(deleted("tcp://a"))?;
+    assert_eq!(checker.violations.len(), 2, "{:?}", checker.violations);
+    checker.apply(added("tcp://b", "1", true))?;
+    checker.apply(SubscriptionEvent::SnapshotEnd { count: 1 })?;
+    assert_eq!(checker.state.keys().collect::<Vec<_>>(), ["tcp://b"]);
+    Ok(())
+}
