@@ -353,6 +353,18 @@ impl ServicesTable {
         out
     }
 
+    /// Our purge horizon for `add`'s origin when `add` is older than it
+    /// and we hold nothing of that origin for its URI: it may be a service
+    /// whose delete we forgot, and must not be taken.
+    pub fn may_be_forgotten(&self, add: &Service) -> Option<Timestamp> {
+        let horizon = *self.purge_horizons.get(&add.origin)?;
+        let held = self
+            .by_uri
+            .get(&add.uri)
+            .is_some_and(|slots| slots.iter().any(|x| x.origin() == add.origin));
+        (add.ts < horizon && !held).then_some(horizon)
+    }
+
     /// The visible entry for `uri`.
     pub fn get(&self, uri: &str) -> Option<&Service> {
         visible(self.by_uri.get(uri)?, &self.hidden)

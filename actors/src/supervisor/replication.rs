@@ -144,7 +144,12 @@ impl Handler<PlanFor> for CatalogueSupervisor {
     fn handle(&mut self, msg: PlanFor, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("PlanFor");
         let batch: Batch = self.replica.plan(&msg.digest);
-        debug!(peer = %msg.peer, entries = batch.entries.len(), replace = ?batch.replace_origins, "initial batch planned");
+        let services = batch
+            .entries
+            .iter()
+            .filter(|e| e.table() == crate::sync::entry::Table::Services)
+            .count();
+        debug!(peer = %msg.peer, entries = batch.entries.len(), services, replace = ?batch.replace_origins, "initial batch planned");
         MessageResult(batch)
     }
 }
@@ -189,9 +194,15 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             self.stats
                 .propagation_ms(now_ms.saturating_sub(e.ts().physical_ms));
         }
-        let outcome = self.replica.apply_batch(&batch);
+        let outcome = self.replica.apply_batch(&batch, &from);
         if outcome.refused > 0 {
-            warn!(peer = %from, refused = outcome.refused, "entries older than our purge horizon refused");
+            warn!(peer = %from, refused = outcome.refused, origins = ?outcome.refused_origins.keys().collect::<Vec<_>>(), "entries whose deletes may have been purged refused; sending our view of their origins");
+            let (origins, as_of): (Vec<String>, Vec<_>) =
+                outcome.refused_origins.clone().into_iter().unzip();
+            if let Some(l) = self.peer_links.get(&from).filter(|l| l.id == link) {
+                l.addr
+                    .do_send(SendBatch(self.replica.replacement(&origins, &as_of)));
+            }
         }
         if initial {
             debug!(peer = %from, entries = batch.entries.len(), applied = outcome.forward.len(), "initial batch applied");

@@ -12,7 +12,12 @@
 //! * [`Replica::apply_batch`]: applies a received batch by last writer wins.
 //!   (Resurrections by a stale peer are prevented at the source: a node
 //!   whose newest entry from an origin is older than the peer's purge
-//!   horizon sends nothing of that origin and lets the peer replace it.)
+//!   horizon sends nothing of that origin and lets the peer replace it. A
+//!   batch planned before the receiver purged can still carry such an add:
+//!   an add of a third origin, older than what we forgot of that origin,
+//!   for a URI where we hold nothing of it, is refused, and the driver
+//!   sends the sender our view of that origin as a replacement as of our
+//!   purge horizon, which retires the stale add there and beyond.)
 //!   For each replaced origin, the
 //!   live entries we hold from it that the batch does not contain are
 //!   retired as tombstones of the same version (so a stale copy cannot come
@@ -21,7 +26,7 @@
 //!   origin is the authority on its own entries (see the supervisor, which
 //!   answers stale copies of its own entries with fresh deletes).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::{
     digest::{Digest, OriginSummary},
@@ -59,6 +64,10 @@ pub struct BatchOutcome {
     pub forward: Vec<SyncEntry>,
     /// Entries refused as possible resurrections.
     pub refused: usize,
+    /// Per origin of a refused entry, our purge horizon for it: the sender
+    /// holds entries of that origin whose deletes we forgot, and should get
+    /// our view of it as a replacement as of that horizon.
+    pub refused_origins: BTreeMap<String, Timestamp>,
     /// True when a replacement retired something: the replacement should
     /// travel on to the other peers.
     pub replaced: bool,
@@ -236,8 +245,8 @@ impl Replica {
         }
     }
 
-    /// Applies a batch received from a peer.
-    pub fn apply_batch(&mut self, batch: &Batch) -> BatchOutcome {
+    /// Applies a batch received from peer `from`.
+    pub fn apply_batch(&mut self, batch: &Batch, from: &str) -> BatchOutcome {
         // Nobody replaces our view of ourselves: we are the authority on
         // our own entries. (A missing as-of reads as "knew nothing".)
         let replaced: Vec<(&String, Timestamp)> = batch
@@ -260,6 +269,14 @@ impl Replica {
                 {
                     outcome.stale_own.push(svc.uri.clone());
                     continue;
+                }
+                // (The origin itself speaks for its entries.)
+                if svc.origin != from {
+                    if let Some(horizon) = self.services.may_be_forgotten(svc) {
+                        outcome.refused += 1;
+                        outcome.refused_origins.insert(svc.origin.clone(), horizon);
+                        continue;
+                    }
                 }
             }
 

@@ -303,7 +303,7 @@ impl World {
             self.errors.push(msg);
         }
         let from_name = self.nodes[from].name.clone();
-        let outcome = self.nodes[n].replica.apply_batch(&batch);
+        let outcome = self.nodes[n].replica.apply_batch(&batch, &from_name);
         // As the supervisor: stale adds of our own origin that no local
         // program holds get a fresh delete.
         let stale_own: Vec<String> = outcome
@@ -339,6 +339,22 @@ impl World {
                 .replica
                 .replacement(&batch.replace_origins, &batch.replace_as_of);
             for (p, end) in self.links_of(n, Some(from)) {
+                let now = self.now_ms;
+                let link = self.links.get_mut(&p).expect("link");
+                let out = link.sessions[end].send_batch(replacement.clone(), now);
+                self.send(p, end, out);
+            }
+        }
+        if !outcome.refused_origins.is_empty() {
+            // As the supervisor: the sender holds entries whose deletes we
+            // forgot; it gets our view of their origins as a replacement.
+            let (origins, as_of): (Vec<String>, Vec<Timestamp>) =
+                outcome.refused_origins.into_iter().unzip();
+            let replacement = self.nodes[n].replica.replacement(&origins, &as_of);
+            for (p, end) in self.links_of(n, None) {
+                if self.links[&p].ends[1 - end] != from {
+                    continue;
+                }
                 let now = self.now_ms;
                 let link = self.links.get_mut(&p).expect("link");
                 let out = link.sessions[end].send_batch(replacement.clone(), now);
