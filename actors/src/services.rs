@@ -272,21 +272,28 @@ impl ServicesTable {
         keep: &HashSet<String>,
         as_of: Timestamp,
     ) -> Vec<Applied> {
+        self.retire(|s| s.origin == origin && s.ts <= as_of && !keep.contains(&s.uri))
+    }
+
+    /// Retires every live entry of `origin` older than `born` (the start of
+    /// its current life: a restarted node re-registers nothing, so these are
+    /// dead). Returns one outcome per entry retired.
+    pub fn retire_before(&mut self, origin: &str, born: Timestamp) -> Vec<Applied> {
+        self.retire(|s| s.origin == origin && s.ts < born)
+    }
+
+    /// Retires every live entry matching `dead` as a tombstone of the same
+    /// version.
+    fn retire(&mut self, dead: impl Fn(&Service) -> bool) -> Vec<Applied> {
         let mut out = Vec::new();
         for (uri, slots) in self.by_uri.iter_mut() {
-            if keep.contains(uri) {
-                continue;
-            }
-            let Some(i) = slots.iter().position(|x| {
-                x.live()
-                    .is_some_and(|s| s.origin == origin && s.ts <= as_of)
-            }) else {
+            let Some(i) = slots.iter().position(|x| x.live().is_some_and(&dead)) else {
                 continue;
             };
             let before = visible(slots, &self.hidden).cloned();
             let retired = Tombstone {
                 uri: uri.clone(),
-                origin: origin.to_string(),
+                origin: slots[i].origin().to_string(),
                 ts: slots[i].ts(),
             };
             slots[i] = Slot::Dead(retired);
@@ -451,6 +458,14 @@ impl ServicesTable {
             self.dead -= purged;
         }
         purged
+    }
+
+    /// Raises the purge horizon of `origin` to `horizon`: after taking a
+    /// replacement from a node that forgot deletes of it, so did we.
+    pub fn raise_purge_horizon(&mut self, origin: &str, horizon: Timestamp) {
+        let h = self.purge_horizons.entry(origin.to_string()).or_default();
+        *h = (*h).max(horizon);
+        self.purge_horizon = self.purge_horizon.max(horizon);
     }
 
     /// Just past the newest tombstone ever purged (zero if none): deletes

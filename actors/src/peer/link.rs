@@ -51,7 +51,11 @@ pub type LinkId = u64;
 /// Entries to send to the peer (batched by the session).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct SendEntries(pub Vec<SyncEntry>);
+pub struct SendEntries(
+    pub Vec<SyncEntry>,
+    /// What we know of their origins, valid once they are applied.
+    pub Vec<crate::sync::digest::Mark>,
+);
 
 /// A whole batch to send as it is (a replacement).
 #[derive(Debug, Message)]
@@ -340,7 +344,7 @@ impl Handler<SendEntries> for PeerLink {
     fn handle(&mut self, msg: SendEntries, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("SendEntries");
         let now = self.now_ms();
-        let frames = self.session.queue_changes(msg.0, now);
+        let frames = self.session.queue_changes(msg.0, msg.1, now);
         if frames.is_empty() && !self.flush_scheduled {
             // Send within the batch delay even if no more changes come.
             self.flush_scheduled = true;

@@ -84,13 +84,16 @@ impl CatalogueSupervisor {
     /// A supervisor for node `node` with empty tables.
     pub fn new(
         node: String,
-        hlc: Hlc,
+        mut hlc: Hlc,
         directory: PeerDirectory,
         config: SupervisorConfig,
         stats: Arc<Stats>,
     ) -> Self {
+        // This life begins now: entries of our origin older than this are
+        // from a previous run, and dead.
+        let born = hlc.now();
         CatalogueSupervisor {
-            replica: Replica::new(node.clone()),
+            replica: Replica::born_at(node.clone(), born),
             node,
             hlc,
             matcher: Matcher::new(),

@@ -20,9 +20,11 @@ impl CatalogueSupervisor {
         if entries.is_empty() {
             return;
         }
+        let marks = self.replica.marks_for(&entries);
         for (peer, link) in &self.peer_links {
             if Some(peer.as_str()) != except {
-                link.addr.do_send(SendEntries(entries.clone()));
+                link.addr
+                    .do_send(SendEntries(entries.clone(), marks.clone()));
             }
         }
     }
@@ -143,7 +145,7 @@ impl Handler<PlanFor> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: PlanFor, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("PlanFor");
-        let batch: Batch = self.replica.plan(&msg.digest);
+        let batch: Batch = self.replica.plan(&msg.peer, &msg.digest);
         let services = batch
             .entries
             .iter()
@@ -167,13 +169,23 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
         } = msg;
         let before = batch.entries.len();
         let mut refused_clock = None;
+        let mut incomplete = BTreeSet::new();
         batch.entries.retain(|e| match self.hlc.observe(e.ts()) {
             Ok(_) => true,
             Err(err) => {
                 refused_clock = Some(err);
+                incomplete.insert(e.origin().to_string());
                 false
             }
         });
+        // What we dropped, we do not hold: no completeness for its origin.
+        for mark in batch
+            .marks
+            .iter_mut()
+            .filter(|m| incomplete.contains(&m.origin))
+        {
+            mark.complete = crate::hlc::Timestamp::default();
+        }
         let refused = before - batch.entries.len();
         if let Some(err) = refused_clock {
             self.stats.clock_refused.add(refused as u64);
@@ -222,6 +234,17 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             info!(peer = %from, count = stale_own.len(), "services of this node's previous run: deleting them cluster-wide");
         }
         self.broadcast(outcome.forward.clone(), Some(&from));
+        if !outcome.born.is_empty() {
+            // A restarted origin: every node must learn it, with or
+            // without entries of it to carry the news.
+            debug!(peer = %from, origins = ?outcome.born.iter().map(|m| &m.origin).collect::<Vec<_>>(), "restarted origins learnt: their older entries are dead");
+            for (peer, l) in &self.peer_links {
+                if *peer != from {
+                    l.addr
+                        .do_send(SendEntries(Vec::new(), outcome.born.clone()));
+                }
+            }
+        }
         if outcome.replaced {
             // The replacement retired entries here: pass it on, so nodes
             // beyond us drop them too (a node seeing nothing new stops it).

@@ -23,9 +23,85 @@ pub struct OriginSummary {
     /// Just past the newest tombstone from this origin the node purged:
     /// deletes from it older than this may be forgotten.
     pub purged: Timestamp,
+    /// Services table: the node holds the effect of every change the
+    /// origin made up to this time (zero: unknown).
+    pub complete: Timestamp,
+    /// Services table: when the origin's current life began, as far as the
+    /// node knows (zero: unknown).
+    pub born: Timestamp,
+}
+
+/// What a node knows of one origin, sent with a batch and valid once the
+/// batch is applied: how far the receiver then holds every services change
+/// of the origin, and when the origin's current life began (its entries
+/// older than that are dead: a restarted node re-registers nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// The origin.
+    pub origin: String,
+    /// Every services change of the origin up to this is held (zero:
+    /// unknown).
+    pub complete: Timestamp,
+    /// The origin's current life began at this (zero: unknown).
+    pub born: Timestamp,
+    /// The sender's purge horizon for the origin (zero: none).
+    pub purged: Timestamp,
+}
+
+impl Mark {
+    /// Nothing known of `origin`.
+    pub fn unknown(origin: impl Into<String>) -> Mark {
+        Mark {
+            origin: origin.into(),
+            complete: Timestamp::default(),
+            born: Timestamp::default(),
+            purged: Timestamp::default(),
+        }
+    }
+
+    /// True when the mark says nothing.
+    pub fn is_empty(&self) -> bool {
+        let unknown = Timestamp::default();
+        (self.complete, self.born, self.purged) == (unknown, unknown, unknown)
+    }
+
+    /// Raises this mark to what `other` (of the same origin) knows.
+    pub fn merge(&mut self, other: &Mark) {
+        self.complete = self.complete.max(other.complete);
+        self.born = self.born.max(other.born);
+        self.purged = self.purged.max(other.purged);
+    }
+
+    /// The wire form.
+    pub fn to_wire(&self) -> catalogue::OriginMark {
+        let known = |t: Timestamp| (t != Timestamp::default()).then(|| t.into());
+        catalogue::OriginMark {
+            origin: self.origin.clone(),
+            complete: known(self.complete),
+            born: known(self.born),
+            purged: known(self.purged),
+        }
+    }
+
+    /// From the wire form.
+    pub fn from_wire(m: catalogue::OriginMark) -> Mark {
+        Mark {
+            origin: m.origin,
+            complete: m.complete.map(Into::into).unwrap_or_default(),
+            born: m.born.map(Into::into).unwrap_or_default(),
+            purged: m.purged.map(Into::into).unwrap_or_default(),
+        }
+    }
 }
 
 impl OriginSummary {
+    /// The summary of what is held, without what is known about it
+    /// (purge horizon, completeness): equal for nodes holding the same
+    /// entries.
+    pub fn content(&self) -> (Timestamp, u64, u64) {
+        (self.max, self.count, self.hash)
+    }
+
     /// Adds one entry.
     pub fn add(&mut self, entry: &SyncEntry) {
         self.max = self.max.max(entry.ts());
@@ -86,6 +162,21 @@ impl Digest {
         d
     }
 
+    /// Records what the node knows of each origin in `marks` (services
+    /// table).
+    pub fn with_marks<'a>(mut self, marks: impl IntoIterator<Item = &'a Mark>) -> Digest {
+        let unknown = Timestamp::default();
+        for m in marks
+            .into_iter()
+            .filter(|m| (m.complete, m.born) != (unknown, unknown))
+        {
+            let s = self.services.entry(m.origin.clone()).or_default();
+            s.complete = s.complete.max(m.complete);
+            s.born = s.born.max(m.born);
+        }
+        self
+    }
+
     /// Records per-origin purge horizons of `table` (an origin may appear
     /// with no entry left at all).
     pub fn with_purged(mut self, table: Table, horizons: &BTreeMap<String, Timestamp>) -> Digest {
@@ -122,6 +213,8 @@ impl Digest {
                     count: s.count,
                     hash: s.hash,
                     purged: Some(s.purged.into()),
+                    complete: (s.complete != Timestamp::default()).then(|| s.complete.into()),
+                    born: (s.born != Timestamp::default()).then(|| s.born.into()),
                 })
                 .collect()
         };
@@ -142,6 +235,8 @@ impl Digest {
                         count: d.count,
                         hash: d.hash,
                         purged: d.purged.map(Into::into).unwrap_or_default(),
+                        complete: d.complete.map(Into::into).unwrap_or_default(),
+                        born: d.born.map(Into::into).unwrap_or_default(),
                     };
                     (d.origin, summary)
                 })

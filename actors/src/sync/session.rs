@@ -30,7 +30,11 @@ use catalogue_proto::{
     catalogue::{Ack, Hello, LinkKey as WireLinkKey, Lock, Register, SyncWelcome, UnlockAll},
 };
 
-use super::{digest::Digest, entry::SyncEntry, replica::Batch};
+use super::{
+    digest::{Digest, Mark},
+    entry::SyncEntry,
+    replica::Batch,
+};
 
 /// Keys announced per `Lock` frame (a big batch takes several).
 pub const KEYS_PER_LOCK: usize = 4096;
@@ -109,6 +113,7 @@ struct Incoming {
     entries: Vec<SyncEntry>,
     replace: Vec<String>,
     replace_as_of: Vec<crate::hlc::Timestamp>,
+    marks: Vec<Mark>,
 }
 
 /// Counters a session keeps for metrics.
@@ -146,6 +151,8 @@ pub struct SyncSession {
     next_batch: u64,
     /// Changes waiting to be batched, and since when.
     pending: Vec<SyncEntry>,
+    /// Marks for the last batch of the pending changes.
+    pending_marks: std::collections::BTreeMap<String, Mark>,
     /// Whole batches (replacements) waiting for our initial batch.
     deferred: Vec<Batch>,
     pending_since_ms: Option<u64>,
@@ -185,6 +192,7 @@ impl SyncSession {
             incoming: None,
             next_batch: 1,
             pending: Vec::new(),
+            pending_marks: std::collections::BTreeMap::new(),
             deferred: Vec::new(),
             pending_since_ms: None,
             digest_received: false,
@@ -334,11 +342,26 @@ impl SyncSession {
 
     /// Queues steady-state changes; they go out in batches of at most
     /// `batch_max_entries`, or after `batch_delay_ms` (see [`Self::tick`]).
-    pub fn queue_changes(&mut self, entries: Vec<SyncEntry>, now_ms: u64) -> Vec<Frame> {
-        if entries.is_empty() {
+    /// `marks` (what we know of their origins, valid once they are
+    /// applied) travel with the last batch that carries them.
+    pub fn queue_changes(
+        &mut self,
+        entries: Vec<SyncEntry>,
+        marks: Vec<Mark>,
+        now_ms: u64,
+    ) -> Vec<Frame> {
+        if entries.is_empty() && marks.is_empty() {
             return Vec::new();
         }
         self.pending.extend(entries);
+        for mark in marks {
+            match self.pending_marks.get_mut(&mark.origin) {
+                Some(m) => m.merge(&mark),
+                None => {
+                    self.pending_marks.insert(mark.origin.clone(), mark);
+                }
+            }
+        }
         self.pending_since_ms.get_or_insert(now_ms);
         if self.initial_sent.is_some() && self.pending.len() >= self.cfg.batch_max_entries {
             return self.flush_pending(now_ms);
@@ -348,12 +371,36 @@ impl SyncSession {
 
     fn flush_pending(&mut self, now_ms: u64) -> Vec<Frame> {
         let mut out = Vec::new();
+        if self.pending.is_empty() && !self.pending_marks.is_empty() {
+            // Marks alone (a birth learnt): an empty batch carries them.
+            let marks = std::mem::take(&mut self.pending_marks)
+                .into_values()
+                .collect();
+            out.extend(
+                self.send_batch_frames(
+                    Batch {
+                        marks,
+                        ..Batch::default()
+                    },
+                    now_ms,
+                )
+                .0,
+            );
+        }
         while !self.pending.is_empty() {
             let take = self.pending.len().min(self.cfg.batch_max_entries.max(1));
             let entries: Vec<SyncEntry> = self.pending.drain(..take).collect();
+            let marks = if self.pending.is_empty() {
+                std::mem::take(&mut self.pending_marks)
+                    .into_values()
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let (frames, _) = self.send_batch_frames(
                 Batch {
                     entries,
+                    marks,
                     ..Batch::default()
                 },
                 now_ms,
@@ -401,6 +448,11 @@ impl SyncSession {
                 },
                 replace_origins: if first {
                     batch.replace_origins.clone()
+                } else {
+                    vec![]
+                },
+                marks: if first {
+                    batch.marks.iter().map(Mark::to_wire).collect()
                 } else {
                     vec![]
                 },
@@ -585,6 +637,7 @@ impl SyncSession {
                     entries: Vec::new(),
                     replace: lock.replace_origins,
                     replace_as_of: lock.replace_as_of.into_iter().map(Into::into).collect(),
+                    marks: lock.marks.into_iter().map(Mark::from_wire).collect(),
                 });
             }
         }
@@ -636,6 +689,7 @@ impl SyncSession {
                         entries: open.entries,
                         replace_origins: open.replace,
                         replace_as_of: open.replace_as_of,
+                        marks: open.marks,
                     },
                     initial,
                 });

@@ -94,6 +94,16 @@
 //!    (8 seeds in 30,000 of every fault). Now the services table is keyed
 //!    by (URI, origin): each entry has one writer, so per-origin digests
 //!    and replacements are exact.
+//! 7. a batch planned before its receiver purged a tombstone, arriving
+//!    after, brought the deleted service back (1 seed in 100,000). Now such
+//!    an add is refused and answered with a replacement.
+//! 8. with completeness marks (a peer gets only what is newer than its
+//!    mark), a restarted node's previous-life entries no longer flowed back
+//!    to it to be deleted, and a mark given to a peer that kept a copy of
+//!    an entry whose delete the sender had forgotten hid that copy for
+//!    good. Now births travel with the marks and retire a previous life's
+//!    entries everywhere, a mark is given only where it holds, and taking a
+//!    replacement takes the sender's purge horizon.
 
 mod check;
 mod rng;

@@ -270,10 +270,11 @@ impl World {
         if entries.is_empty() {
             return;
         }
+        let marks = self.nodes[n].replica.marks_for(entries);
         for (p, end) in self.links_of(n, except) {
             let now = self.now_ms;
             let link = self.links.get_mut(&p).expect("link");
-            let out = link.sessions[end].queue_changes(entries.to_vec(), now);
+            let out = link.sessions[end].queue_changes(entries.to_vec(), marks.clone(), now);
             self.send(p, end, out);
         }
     }
@@ -329,10 +330,24 @@ impl World {
                 outcome.forward.len(),
                 outcome.services.len(),
                 outcome.refused,
-                describe(&batch.entries),
+                describe(&batch.entries)
+                    + &batch
+                        .marks
+                        .iter()
+                        .map(|m| format!(" mark {} c={} b={}", m.origin, m.complete, m.born))
+                        .collect::<String>(),
             )
         });
         self.broadcast(n, &outcome.forward, Some(from));
+        if !outcome.born.is_empty() {
+            // As the supervisor: births learnt travel on, entries or not.
+            for (p, end) in self.links_of(n, Some(from)) {
+                let now = self.now_ms;
+                let link = self.links.get_mut(&p).expect("link");
+                let out = link.sessions[end].queue_changes(Vec::new(), outcome.born.clone(), now);
+                self.send(p, end, out);
+            }
+        }
         if outcome.replaced {
             // The replacement retired entries here: it travels on.
             let replacement = self.nodes[n]
@@ -561,8 +576,8 @@ impl World {
         let down = 2 * self.max_skew_ms + 1 + self.rng.between(0, 3);
         self.advance(down);
         let node = &mut self.nodes[n];
-        node.replica = Replica::new(node.name.clone());
         node.hlc = Hlc::new(node.clock.clone(), MAX_DRIFT);
+        node.replica = Replica::born_at(node.name.clone(), node.hlc.now());
         node.local.clear();
         node.ids.clear();
         node.incarnation += 1;
@@ -662,7 +677,8 @@ impl World {
                     self.send(p, end, out);
                 }
                 SessionEvent::PeerDigest(digest) => {
-                    let batch = self.nodes[n].replica.plan(&digest);
+                    let peer_name = self.nodes[peer].name.clone();
+                    let batch = self.nodes[n].replica.plan(&peer_name, &digest);
                     self.counters.initial_entries += batch.entries.len() as u64;
                     self.note(|w| {
                         format!(

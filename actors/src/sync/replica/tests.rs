@@ -33,7 +33,7 @@ fn del(r: &mut Replica, uri: &str, origin: &str, ms: u64) {
 }
 
 fn sync(from: &Replica, to: &mut Replica) -> (usize, BatchOutcome) {
-    let batch = from.plan(&to.digest());
+    let batch = from.plan(to.node(), &to.digest());
     let sent = batch.entries.len();
     let outcome = to.apply_batch(&batch, from.node());
     (sent, outcome)
@@ -82,25 +82,60 @@ fn only_what_the_peer_lacks_is_sent() {
 }
 
 #[test]
-fn a_restarted_node_refuses_its_old_entries_and_they_die_by_fresh_deletes() {
+fn a_restarted_nodes_old_entries_die_by_its_birth() {
     let mut old_a = Replica::new("a");
     add(&mut old_a, "tcp://old:1", "a", 5);
     let mut b = Replica::new("b");
+    let mut c = Replica::new("c");
     sync(&old_a, &mut b);
-    // A restarts with nothing, then registers one new service.
-    let mut a = Replica::new("a");
+    sync(&old_a, &mut c);
+    // A restarts (born at 40) with nothing, then registers one new service.
+    let mut a = Replica::born_at("a", ts(40));
     add(&mut a, "tcp://new:1", "a", 50);
-    // A's own entries travel plainly; nobody takes a replacement of A from A.
-    let batch = a.plan(&b.digest());
+    // Its initial batch carries its birth: B retires the old entry.
+    let batch = a.plan(b.node(), &b.digest());
     assert!(batch.replace_origins.is_empty());
-    b.apply_batch(&batch, "a");
-    assert_eq!(live(&b), ["tcp://new:1", "tcp://old:1"]);
-    // B sends A its old entry back: A does not take it, and reports it.
-    let outcome = a.apply_batch(&b.plan(&a.digest()), "b");
+    assert!(
+        batch
+            .marks
+            .iter()
+            .any(|m| m.origin == "a" && m.born == ts(40))
+    );
+    let outcome = b.apply_batch(&batch, "a");
+    assert_eq!(live(&b), ["tcp://new:1"]);
+    assert_eq!(outcome.born.len(), 1, "the birth is news, to pass on");
+    // B sends A nothing of A's (A holds all of this life).
+    let batch = b.plan(a.node(), &a.digest());
+    assert!(batch.entries.iter().all(|e| e.origin() != "a"), "{batch:?}");
+    // The birth alone, passed on, retires the old entry at C too; a late
+    // copy of it is dropped.
+    let news = Batch {
+        marks: outcome.born,
+        ..Batch::default()
+    };
+    c.apply_batch(&news, "b");
+    assert!(live(&c).is_empty());
+    let late = old_a.plan(c.node(), &Replica::new("c").digest());
+    let outcome = c.apply_batch(&late, "x");
+    assert_eq!(outcome.dead, 1);
+    assert!(live(&c).is_empty());
+}
+
+#[test]
+fn an_old_entry_newer_than_the_restarted_origin_holds_goes_to_it() {
+    // A previous life's entry stamped after the new life's newest change
+    // (the clock went back across the restart): B sends it to A, which
+    // answers with a fresh delete.
+    let mut old_a = Replica::new("a");
+    add(&mut old_a, "tcp://old:1", "a", 90);
+    let mut b = Replica::new("b");
+    sync(&old_a, &mut b);
+    let mut a = Replica::born_at("a", ts(40));
+    add(&mut a, "tcp://new:1", "a", 50);
+    let outcome = a.apply_batch(&b.plan(a.node(), &a.digest()), "b");
     assert_eq!(outcome.stale_own, ["tcp://old:1"]);
     assert_eq!(live(&a), ["tcp://new:1"]);
-    // The fresh delete A issues wins at B.
-    del(&mut a, "tcp://old:1", "a", 60);
+    del(&mut a, "tcp://old:1", "a", 95);
     sync(&a, &mut b);
     assert_eq!(live(&b), ["tcp://new:1"]);
 }
@@ -118,7 +153,7 @@ fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
     assert!(b.services.tombstone("tcp://x:1", "c").is_none());
 
     // a comes back: b sees a's knowledge of c is older than its horizon.
-    let batch = b.plan(&a.digest());
+    let batch = b.plan(a.node(), &a.digest());
     assert_eq!(batch.replace_origins, ["c"]);
     a.apply_batch(&batch, "b");
     assert_eq!(live(&a), ["tcp://y:1"], "x:1 is gone, y:1 arrived");
@@ -126,7 +161,7 @@ fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
     // The stale side sends nothing of that origin: nothing comes back.
     let mut stale = Replica::new("s");
     add(&mut stale, "tcp://x:1", "c", 10);
-    let batch = stale.plan(&b.digest());
+    let batch = stale.plan(b.node(), &b.digest());
     assert!(batch.entries.is_empty(), "{batch:?}");
     b.apply_batch(&batch, "s");
     assert_eq!(live(&b), ["tcp://y:1"]);
@@ -139,7 +174,7 @@ fn an_origin_speaks_for_itself_even_about_old_entries() {
     b.services.purge_tombstones(ts(100));
     let mut a = Replica::new("a");
     add(&mut a, "tcp://a:1", "a", 10);
-    let batch = a.plan(&b.digest());
+    let batch = a.plan(b.node(), &b.digest());
     let outcome = b.apply_batch(&batch, "peer");
     assert_eq!(outcome.refused, 0, "a's own entry is accepted though old");
     assert!(b.services.get("tcp://a:1").is_some());
@@ -156,7 +191,7 @@ fn an_add_planned_before_the_receiver_purged_its_delete_is_refused() {
     // b plans while a still holds the tombstone; a purges before the
     // batch arrives (with a 60-minute TTL, a tombstone crossing the TTL
     // while a batch is in flight).
-    let batch = b.plan(&a.digest());
+    let batch = b.plan(a.node(), &a.digest());
     assert!(batch.entries.iter().any(|e| !e.is_delete()), "{batch:?}");
     a.services.purge_tombstones(ts(100));
     let outcome = a.apply_batch(&batch, "b");
@@ -173,7 +208,7 @@ fn an_add_planned_before_the_receiver_purged_its_delete_is_refused() {
     // The origin itself is never refused: it speaks for its entries.
     let mut c = Replica::new("c");
     add(&mut c, "tcp://x:1", "c", 10);
-    let outcome = a.apply_batch(&c.plan(&a.digest()), "c");
+    let outcome = a.apply_batch(&c.plan(a.node(), &a.digest()), "c");
     assert_eq!(outcome.refused, 0);
     assert_eq!(live(&a), ["tcp://x:1"]);
 }

@@ -158,11 +158,12 @@ fn steady_state_changes_are_batched_by_size_and_delay() {
     w.to_b.extend(hello);
     w.run(&batch(0), &batch(0));
     // Four entries (batch_max_entries) go out at once.
-    let out = w.a.queue_changes((10..14).map(entry).collect(), 100);
+    let out =
+        w.a.queue_changes((10..14).map(entry).collect(), vec![], 100);
     assert!(!out.is_empty());
     w.to_b.extend(out);
     // One more waits for the delay.
-    assert!(w.a.queue_changes(vec![entry(20)], 100).is_empty());
+    assert!(w.a.queue_changes(vec![entry(20)], vec![], 100).is_empty());
     assert!(
         w.a.tick(102)
             .iter()
@@ -174,12 +175,46 @@ fn steady_state_changes_are_batched_by_size_and_delay() {
 }
 
 #[test]
+fn completeness_marks_travel_with_the_last_batch_of_their_changes() {
+    let mut w = Wire::new(64);
+    let hello = w.a.start(0);
+    w.to_b.extend(hello);
+    w.run(&batch(0), &batch(0));
+    let mark = |ms| crate::sync::digest::Mark {
+        origin: "n9".to_string(),
+        complete: crate::hlc::Timestamp::new(ms, 0),
+        born: crate::hlc::Timestamp::new(1, 0),
+        purged: crate::hlc::Timestamp::default(),
+    };
+    // Six changes queued in two calls: batches of four and two; the marks
+    // (the greatest per origin) ride on the second.
+    let mut out =
+        w.a.queue_changes((0..3).map(entry).collect(), vec![mark(5)], 0);
+    out.extend(w.a.queue_changes((3..6).map(entry).collect(), vec![mark(9)], 0));
+    out.extend(w.a.flush(0));
+    w.to_b.extend(out);
+    w.run(&batch(0), &batch(0));
+    let marks: Vec<_> = w
+        .events_b
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Batch {
+                batch,
+                initial: false,
+            } => Some((batch.entries.len(), batch.marks.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marks, [(4, vec![]), (2, vec![mark(9)])]);
+}
+
+#[test]
 fn duplicates_are_ignored_and_unacked_frames_are_retransmitted() {
     let mut w = Wire::new(64);
     let hello = w.a.start(0);
     w.to_b.extend(hello);
     w.run(&batch(0), &batch(0));
-    let frames = w.a.queue_changes((0..4).map(entry).collect(), 0);
+    let frames = w.a.queue_changes((0..4).map(entry).collect(), vec![], 0);
     // Deliver the batch twice: the second copy is all duplicates.
     for f in frames.iter().cloned().chain(frames.iter().cloned()) {
         let (_, events) = w.b.on_frame(f, 0);
