@@ -36,14 +36,14 @@ struct Chain {
 }
 
 impl Chain {
-    async fn start() -> Result<Chain> {
+    async fn start(extra: &[String]) -> Result<Chain> {
         let pki = Pki::new()?;
         let p = ports(3)?;
         let accept = |name| Neighbour { name, dial: None };
         let mut nodes = Vec::new();
         let result = async {
-            nodes.push(start_peer(&pki, "a", p[0], &[accept("b")], &[]).await?);
-            nodes.push(start_peer(&pki, "c", p[2], &[accept("b")], &[]).await?);
+            nodes.push(start_peer(&pki, "a", p[0], &[accept("b")], extra).await?);
+            nodes.push(start_peer(&pki, "c", p[2], &[accept("b")], extra).await?);
             let dial_a = Neighbour {
                 name: "a",
                 dial: Some(p[0]),
@@ -52,7 +52,7 @@ impl Chain {
                 name: "c",
                 dial: Some(p[2]),
             };
-            nodes.push(start_peer(&pki, "b", p[1], &[dial_a, dial_c], &[]).await?);
+            nodes.push(start_peer(&pki, "b", p[1], &[dial_a, dial_c], extra).await?);
             // A and C are ready once their link with B has synced.
             for node in nodes.iter_mut() {
                 node.wait_log("ready").await?;
@@ -86,8 +86,10 @@ impl Chain {
 }
 
 /// Runs the workload.
-pub async fn run(sizes: ClusterSizes) -> Result<()> {
-    let chain = Chain::start().await.context("starting nodes a - b - c")?;
+pub async fn run(sizes: ClusterSizes, node_sets: &[String]) -> Result<()> {
+    let chain = Chain::start(node_sets)
+        .await
+        .context("starting nodes a - b - c")?;
     let result = measure(&chain, sizes).await;
     chain.stop();
     result

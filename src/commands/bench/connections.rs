@@ -33,15 +33,16 @@ pub fn raise_nofile() -> Result<u64> {
 }
 
 /// Runs the workload with `count` connections.
-pub async fn run(count: usize) -> Result<()> {
+pub async fn run(count: usize, extra: &[String]) -> Result<()> {
     let fds = raise_nofile()?;
     if (count as u64) + SPARE_FDS > fds {
         bail!(
             "{count} connections need more open files than the hard limit ({fds}) allows; raise it (ulimit -Hn)"
         );
     }
-    let node =
-        BenchNode::start("conns", &[format!("limits.max_connections={}", count + 16)]).await?;
+    let mut sets = vec![format!("limits.max_connections={}", count + 16)];
+    sets.extend(extra.iter().cloned());
+    let node = BenchNode::start("conns", &sets).await?;
     let result = measure(&node, count).await;
     node.stop();
     result

@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// Concurrent clients of the xlreg rows, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,8")]
     xlreg_clients: Vec<usize>,
+    /// A setting (`KEY=VALUE`, as `serve --set` takes it) for every node
+    /// the bench starts, e.g. `sync.batch_delay=0ms`; repeatable.
+    #[arg(long = "node-set", value_name = "KEY=VALUE")]
+    node_sets: Vec<String>,
     /// Measure etcd at this client URL (http://host:port) instead of
     /// catalogue: writes go there, and watches too unless --etcd-watch.
     #[arg(long, value_name = "URL")]
@@ -123,7 +127,7 @@ pub fn run(args: &BenchArgs) -> Exit {
 
 async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
     if args.selected(Workload::Notify) || args.selected(Workload::Fanout) {
-        let node = node::BenchNode::start("bench", &[]).await?;
+        let node = node::BenchNode::start("bench", &args.node_sets).await?;
         let result = async {
             if args.selected(Workload::Notify) {
                 notify::run(&node, args.events, args.rate).await?;
@@ -138,20 +142,20 @@ async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
         result?;
     }
     if args.selected(Workload::Cluster) {
-        cluster::run(args.cluster_sizes()).await?;
+        cluster::run(args.cluster_sizes(), &args.node_sets).await?;
     }
     if args.selected(Workload::Sync) {
-        sync::run(args.services).await?;
+        sync::run(args.services, &args.node_sets).await?;
     }
     if args.selected(Workload::Connections) {
-        connections::run(args.connections).await?;
+        connections::run(args.connections, &args.node_sets).await?;
     }
     if args.selected(Workload::Xlreg) {
-        xlreg::run(&xlreg::XlregSizes {
+        let sizes = xlreg::XlregSizes {
             seconds: args.xlreg_seconds,
             clients: args.xlreg_clients.clone(),
-        })
-        .await?;
+        };
+        xlreg::run(&sizes, &args.node_sets).await?;
     }
     Ok(())
 }

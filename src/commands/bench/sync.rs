@@ -20,7 +20,7 @@ use crate::client::{Client, SubscriptionEvent};
 const FILL_INFLIGHT: usize = 256;
 
 /// Runs the workload with `services` services at A.
-pub async fn run(services: usize) -> Result<()> {
+pub async fn run(services: usize, extra: &[String]) -> Result<()> {
     let pki = Pki::new()?;
     let p = ports(2)?;
     let a = start_peer(
@@ -31,12 +31,12 @@ pub async fn run(services: usize) -> Result<()> {
             name: "b",
             dial: None,
         }],
-        &[],
+        extra,
     )
     .await
     .context("starting node a")?;
     let mut b = None;
-    let result = measure(&pki, &p, &a, &mut b, services).await;
+    let result = measure(&pki, &p, &a, &mut b, services, extra).await;
     if let Some(b) = b {
         b.stop();
     }
@@ -50,6 +50,7 @@ async fn measure(
     a: &BenchNode,
     b_slot: &mut Option<BenchNode>,
     services: usize,
+    extra: &[String],
 ) -> Result<()> {
     let registrar = Client::connect(&a.options()).await?;
     let filling = Instant::now();
@@ -70,7 +71,7 @@ async fn measure(
         name: "a",
         dial: Some(p[0]),
     };
-    let b = b_slot.insert(start_peer(pki, "b", p[1], &[dial_a], &[]).await?);
+    let b = b_slot.insert(start_peer(pki, "b", p[1], &[dial_a], extra).await?);
     let ready = b.wait_log("ready").await?;
     let watcher = Client::connect(&b.options()).await?;
     let mut sub = watcher.subscribe("^tcp://sync/").await?;

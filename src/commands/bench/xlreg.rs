@@ -42,16 +42,14 @@ struct Target {
 }
 
 /// Runs the workload.
-pub async fn run(sizes: &XlregSizes) -> Result<()> {
+pub async fn run(sizes: &XlregSizes, extra: &[String]) -> Result<()> {
     let port = free_port()?;
-    let mut node = BenchNode::start(
-        "xlreg",
-        &[
-            "xlreg.serve=true".into(),
-            format!("xlreg.listen=127.0.0.1:{port}"),
-        ],
-    )
-    .await?;
+    let mut sets = vec![
+        "xlreg.serve=true".into(),
+        format!("xlreg.listen=127.0.0.1:{port}"),
+    ];
+    sets.extend(extra.iter().cloned());
+    let mut node = BenchNode::start("xlreg", &sets).await?;
     let result = async {
         node.wait_log("xlReg registry listening").await?;
         measure(&node, port, sizes).await
