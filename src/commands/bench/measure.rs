@@ -3,9 +3,10 @@
 //!
 //! * [`closed_loop`]: one write at a time, each waited for at the watcher
 //!   before the next (at a fixed rate, or back to back);
-//! * [`open_loop`]: writes sent on a schedule (a fixed rate) or with a
-//!   fixed number in flight (saturation), while the watcher side receives
-//!   independently; latency is from the send of item `i` to its arrival.
+//! * [`open_loop`]: writes sent on a schedule (a fixed rate, not waiting
+//!   for earlier answers) or with a fixed number in flight (saturation),
+//!   while the watcher side receives independently; latency is from the
+//!   send of item `i` to its arrival.
 
 use std::{
     cell::RefCell,
@@ -17,6 +18,9 @@ use anyhow::{Result, bail};
 use futures_util::{StreamExt, stream};
 
 use super::percentiles;
+
+/// Most writes in flight at a fixed rate.
+const RATE_INFLIGHT: usize = 64;
 
 /// How writes are paced.
 #[derive(Debug, Clone, Copy)]
@@ -100,11 +104,22 @@ where
     let sending = async {
         match pace {
             Pace::Rate(r) => {
+                // Each write starts on its schedule even if earlier ones
+                // have not been answered yet (up to RATE_INFLIGHT of them).
                 let gap = Duration::from_secs_f64(1.0 / f64::from(r.max(1)));
-                for i in 0..events {
-                    tokio::time::sleep_until((started + gap.mul_f64(i as f64)).into()).await;
-                    mark(i);
-                    send(i).await?;
+                let mut results = stream::iter(0..events)
+                    .map(|i| {
+                        let (mark, send) = (&mark, &send);
+                        async move {
+                            let at = started + gap.mul_f64(i as f64);
+                            tokio::time::sleep_until(at.into()).await;
+                            mark(i);
+                            send(i).await
+                        }
+                    })
+                    .buffer_unordered(RATE_INFLIGHT);
+                while let Some(result) = results.next().await {
+                    result?;
                 }
             }
             Pace::Saturate(inflight) => {
