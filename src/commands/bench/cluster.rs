@@ -29,10 +29,10 @@ pub struct ClusterSizes {
     pub inflight: usize,
 }
 
-/// The three nodes, started and synced.
+/// The three nodes (A, C, B), started and synced; stopped when dropped.
 struct Chain {
-    _pki: Pki,
     nodes: Vec<BenchNode>,
+    _pki: Pki,
 }
 
 impl Chain {
@@ -40,34 +40,27 @@ impl Chain {
         let pki = Pki::new()?;
         let p = ports(3)?;
         let accept = |name| Neighbour { name, dial: None };
-        let mut nodes = Vec::new();
-        let result = async {
-            nodes.push(start_peer(&pki, "a", p[0], &[accept("b")], extra).await?);
-            nodes.push(start_peer(&pki, "c", p[2], &[accept("b")], extra).await?);
-            let dial_a = Neighbour {
-                name: "a",
-                dial: Some(p[0]),
-            };
-            let dial_c = Neighbour {
-                name: "c",
-                dial: Some(p[2]),
-            };
-            nodes.push(start_peer(&pki, "b", p[1], &[dial_a, dial_c], extra).await?);
-            // A and C are ready once their link with B has synced.
-            for node in nodes.iter_mut() {
-                node.wait_log("ready").await?;
-            }
-            Ok::<_, anyhow::Error>(())
+        // A node started before a failure is stopped when dropped.
+        let a = start_peer(&pki, "a", p[0], &[accept("b")], extra).await?;
+        let c = start_peer(&pki, "c", p[2], &[accept("b")], extra).await?;
+        let dial_a = Neighbour {
+            name: "a",
+            dial: Some(p[0]),
+        };
+        let dial_c = Neighbour {
+            name: "c",
+            dial: Some(p[2]),
+        };
+        let b = start_peer(&pki, "b", p[1], &[dial_a, dial_c], extra).await?;
+        let mut chain = Chain {
+            nodes: vec![a, c, b],
+            _pki: pki,
+        };
+        // A and C are ready once their link with B has synced.
+        for node in chain.nodes.iter_mut() {
+            node.wait_log("ready").await?;
         }
-        .await;
-        let chain = Chain { _pki: pki, nodes };
-        match result {
-            Ok(()) => Ok(chain),
-            Err(e) => {
-                chain.stop();
-                Err(e)
-            }
-        }
+        Ok(chain)
     }
 
     fn a(&self) -> &BenchNode {
@@ -77,12 +70,6 @@ impl Chain {
     fn c(&self) -> &BenchNode {
         &self.nodes[1]
     }
-
-    fn stop(self) {
-        for node in self.nodes {
-            node.stop();
-        }
-    }
 }
 
 /// Runs the workload.
@@ -90,9 +77,7 @@ pub async fn run(sizes: ClusterSizes, node_sets: &[String]) -> Result<()> {
     let chain = Chain::start(node_sets)
         .await
         .context("starting nodes a - b - c")?;
-    let result = measure(&chain, sizes).await;
-    chain.stop();
-    result
+    measure(&chain, sizes).await
 }
 
 async fn measure(chain: &Chain, sizes: ClusterSizes) -> Result<()> {

@@ -43,9 +43,7 @@ pub async fn run(count: usize, extra: &[String]) -> Result<()> {
     let mut sets = vec![format!("limits.max_connections={}", count + 16)];
     sets.extend(extra.iter().cloned());
     let node = BenchNode::start("conns", &sets).await?;
-    let result = measure(&node, count).await;
-    node.stop();
-    result
+    measure(&node, count).await
 }
 
 async fn measure(node: &BenchNode, count: usize) -> Result<()> {

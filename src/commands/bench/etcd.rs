@@ -22,7 +22,7 @@ use super::{
     BenchArgs, Workload,
     etcd_http::{Http, WatchStream, base64, prefix_end},
     fanout,
-    measure::{Pace, closed_loop, latency_header, latency_row, open_loop},
+    measure::{Pace, closed_loop, latency_header, latency_row, open_loop, within},
 };
 
 /// Watchers per watch stream in the fan-out workload. Only one: etcd's
@@ -35,8 +35,6 @@ const PER_STREAM: usize = 1;
 pub async fn run(args: &BenchArgs, url: &str) -> Result<()> {
     println!("target: etcd at {url}");
     super::connections::raise_nofile()?;
-    let all = args.only.is_empty();
-    let wants = |w| args.only.contains(&w);
     if args
         .only
         .iter()
@@ -44,13 +42,13 @@ pub async fn run(args: &BenchArgs, url: &str) -> Result<()> {
     {
         bail!("with --etcd only notify, fanout and cluster can run");
     }
-    if all || wants(Workload::Notify) {
+    if args.selected(Workload::Notify) {
         notify(url, args.events, args.rate).await?;
     }
-    if all || wants(Workload::Fanout) {
+    if args.selected(Workload::Fanout) {
         fan_out(url, args.events, &args.subscriptions).await?;
     }
-    if all || wants(Workload::Cluster) {
+    if args.selected(Workload::Cluster) {
         let watch = args.etcd_watch.as_deref().unwrap_or(url);
         cluster(url, watch, args).await?;
     }
@@ -134,7 +132,7 @@ async fn fan_out(url: &str, events: usize, counts: &[usize]) -> Result<()> {
             let want: usize = (first..last).map(|i| per_group[i % 10]).sum();
             let mut got = 0;
             while got < want {
-                let (_, keys) = stream.next_events().await?;
+                let (_, keys) = within("a fan-out event", stream.next_events()).await??;
                 got += keys.len();
             }
             delivered += got;

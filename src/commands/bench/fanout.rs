@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::{Result, bail};
 
-use super::{node::BenchNode, notify::wait_snapshot_end};
+use super::{measure::within, node::BenchNode, notify::wait_snapshot_end};
 use crate::client::{Client, Subscription, SubscriptionEvent};
 
 /// Subscriptions per client connection.
@@ -55,7 +55,7 @@ pub async fn run(node: &BenchNode, events: usize, counts: &[usize]) -> Result<()
                 .count();
             let mut got = 0;
             while got < want {
-                match sub.next().await {
+                match within("a fan-out event", sub.next()).await? {
                     Some(SubscriptionEvent::Added { .. }) => got += 1,
                     Some(SubscriptionEvent::Overflow { .. }) => {
                         bail!("subscription {i} overflowed")

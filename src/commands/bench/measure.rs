@@ -19,6 +19,17 @@ use futures_util::{StreamExt, stream};
 
 use super::percentiles;
 
+/// Longest wait for one event before a workload gives up.
+pub const STALL: Duration = Duration::from_secs(30);
+
+/// `future`'s output, or an error naming `what` after [`STALL`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> Result<T> {
+    match tokio::time::timeout(STALL, future).await {
+        Ok(output) => Ok(output),
+        Err(_) => bail!("no {what} within {STALL:?}"),
+    }
+}
+
 /// Most writes in flight at a fixed rate.
 const RATE_INFLIGHT: usize = 64;
 
@@ -66,7 +77,7 @@ where
     let started = Instant::now();
     for i in 0..events {
         let sent = Instant::now();
-        step(i).await?;
+        within("event", step(i)).await??;
         samples.push(micros(sent.elapsed()));
         if let Some(gap) = gap {
             let next = started + gap.mul_f64((i + 1) as f64);
@@ -140,7 +151,7 @@ where
         let mut arrived: Vec<Option<Instant>> = vec![None; events];
         let mut left = events;
         while left > 0 {
-            let i = receive().await?;
+            let i = within("event at the watcher", receive()).await??;
             let Some(slot) = arrived.get_mut(i) else {
                 bail!("the watcher reported item {i} of {events}");
             };

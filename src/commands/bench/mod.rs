@@ -105,6 +105,15 @@ impl BenchArgs {
     fn selected(&self, workload: Workload) -> bool {
         self.only.is_empty() || self.only.contains(&workload)
     }
+
+    fn cluster_sizes(&self) -> cluster::ClusterSizes {
+        cluster::ClusterSizes {
+            events: self.events,
+            saturation_events: self.saturation_events,
+            rate: self.rate,
+            inflight: self.inflight,
+        }
+    }
 }
 
 /// Runs the chosen workloads.
@@ -158,17 +167,6 @@ async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
         xlreg::run(&sizes, &args.node_sets).await?;
     }
     Ok(())
-}
-
-impl BenchArgs {
-    fn cluster_sizes(&self) -> cluster::ClusterSizes {
-        cluster::ClusterSizes {
-            events: self.events,
-            saturation_events: self.saturation_events,
-            rate: self.rate,
-            inflight: self.inflight,
-        }
-    }
 }
 
 fn build() -> &'static str {

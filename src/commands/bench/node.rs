@@ -3,7 +3,8 @@
 //! peers, TLS or the registry. Its JSON log is read on a thread; each
 //! line's message is passed on with the instant it was read, so a workload
 //! can wait for "listening" or "ready: ..." with a deadline instead of
-//! sleeping. Memory figures come from `/proc/<pid>/status`.
+//! sleeping. Memory figures come from `/proc/<pid>/status`. A node is
+//! stopped (SIGTERM, then waited for) when dropped, on every path.
 
 use std::{
     io::{BufRead, BufReader},
@@ -145,8 +146,15 @@ impl BenchNode {
         status_kib(self.child.id(), "VmHWM:")
     }
 
-    /// Stops the node (SIGTERM) and waits for it.
-    pub fn stop(mut self) {
+    /// Stops the node (SIGTERM) and waits for it; dropping it does the
+    /// same.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for BenchNode {
+    fn drop(&mut self) {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             // SAFETY: kill(2) on our own child has no memory-safety effect.
             unsafe { libc::kill(pid, libc::SIGTERM) };

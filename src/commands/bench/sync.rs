@@ -35,20 +35,13 @@ pub async fn run(services: usize, extra: &[String]) -> Result<()> {
     )
     .await
     .context("starting node a")?;
-    let mut b = None;
-    let result = measure(&pki, &p, &a, &mut b, services, extra).await;
-    if let Some(b) = b {
-        b.stop();
-    }
-    a.stop();
-    result
+    measure(&pki, &p, &a, services, extra).await
 }
 
 async fn measure(
     pki: &Pki,
     p: &[u16],
     a: &BenchNode,
-    b_slot: &mut Option<BenchNode>,
     services: usize,
     extra: &[String],
 ) -> Result<()> {
@@ -71,7 +64,7 @@ async fn measure(
         name: "a",
         dial: Some(p[0]),
     };
-    let b = b_slot.insert(start_peer(pki, "b", p[1], &[dial_a], extra).await?);
+    let mut b = start_peer(pki, "b", p[1], &[dial_a], extra).await?;
     let ready = b.wait_log("ready").await?;
     let watcher = Client::connect(&b.options()).await?;
     let mut sub = watcher.subscribe("^tcp://sync/").await?;
