@@ -50,12 +50,18 @@ echo "etcd $version; raw outputs in $OUT"
 
 # --- members -------------------------------------------------------------
 PIDS=()
+SHM_DIRS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     PIDS=()
+    for dir in "${SHM_DIRS[@]}"; do rm -rf "$dir"; done
+    SHM_DIRS=()
 }
 trap cleanup EXIT
+# The fan-out workload opens one connection per watcher (10,000 by
+# default): etcd, started from here, inherits this limit.
+ulimit -n "$(ulimit -Hn)"
 
 # wait_for_line FILE PATTERN: waits (at most 60 s) until a line of FILE
 # matches, following the file as it grows; stops its tail afterwards.
@@ -80,6 +86,7 @@ start_cluster() {
         local dir extra=()
         if [ "$mode" = fast ]; then
             dir=$(mktemp -d /dev/shm/etcd-bench.XXXXXX)
+            SHM_DIRS+=("$dir")
             extra=(--snapshot-count 1000000 --quota-backend-bytes 8589934592)
         else
             dir=$(mktemp -d "$OUT/etcd-data.XXXXXX")
@@ -118,7 +125,6 @@ for mode in default fast; do
         --etcd-watch "http://127.0.0.1:$((BASE_PORT + 3))" --only cluster \
         "${sizes[@]}" | tee -a "$OUT/etcd-$mode.txt"
     cleanup
-    rm -rf /dev/shm/etcd-bench.*
 done
 
 # --- ratios ----------------------------------------------------------------
