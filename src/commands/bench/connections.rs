@@ -1,6 +1,7 @@
-//! Idle connections: N client connections to one node (UNIX socket), each
-//! with one subscription whose snapshot has ended, then nothing. The cost
-//! is the node's RSS after minus before, divided by N. The open file limit
+//! Idle connections: N client connections to one node (UNIX socket), then
+//! one subscription on each (its snapshot ended), then nothing. The cost
+//! is the node's RSS after minus before, divided by N, for the connections
+//! alone and for the subscriptions added to them. The open file limit
 //! of this process is raised to its hard limit first; the node, started
 //! afterwards, inherits it (it needs one descriptor per connection).
 
@@ -53,25 +54,42 @@ async fn measure(node: &BenchNode, count: usize) -> Result<()> {
     let mut first_sub = first.subscribe("^tcp://idle/first/").await?;
     wait_snapshot_end(&mut first_sub).await?;
     let before = node.rss_kib()?;
-    let mut held: Vec<(Client, Subscription)> = Vec::with_capacity(count);
-    for i in 0..count {
-        let client = Client::connect(&node.options()).await?;
+    let mut clients = Vec::with_capacity(count);
+    for _ in 0..count {
+        clients.push(Client::connect(&node.options()).await?);
+    }
+    let connected = node.rss_kib()?;
+    let mut held: Vec<Subscription> = Vec::with_capacity(count);
+    for (i, client) in clients.iter().enumerate() {
         let mut sub = client.subscribe(&format!("^tcp://idle/{i}/")).await?;
         wait_snapshot_end(&mut sub).await?;
-        held.push((client, sub));
+        held.push(sub);
     }
-    let after = node.rss_kib()?;
-    let per = (after.saturating_sub(before)) as f64 * 1024.0 / count as f64;
-    println!("\nidle connections: each with one subscription (UNIX socket)");
+    let subscribed = node.rss_kib()?;
+    let per = |from: u64, to: u64| to.saturating_sub(from) as f64 * 1024.0 / count as f64;
+    println!("\nidle connections (UNIX socket), {count} connections");
+    println!("{:<28} {:>10} {:>16}", "stage", "RSS MiB", "bytes per conn");
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("{:<28} {:>10.1}", "before", mib(before));
     println!(
-        "{:>12} {:>14} {:>14} {:>16}",
-        "connections", "RSS before MiB", "RSS after MiB", "bytes per conn"
+        "{:<28} {:>10.1} {:>16.0}",
+        "connected",
+        mib(connected),
+        per(before, connected)
     );
     println!(
-        "{count:>12} {:>14.1} {:>14.1} {per:>16.0}",
-        before as f64 / 1024.0,
-        after as f64 / 1024.0
+        "{:<28} {:>10.1} {:>16.0}",
+        "+ one subscription each",
+        mib(subscribed),
+        per(connected, subscribed)
+    );
+    println!(
+        "{:<28} {:>10} {:>16.0}",
+        "total",
+        "",
+        per(before, subscribed)
     );
     drop(held);
+    drop(clients);
     Ok(())
 }
