@@ -6,9 +6,9 @@
 //! * notify: put `/notify/<rate>/<i>`, a watcher on the prefix `/notify/`
 //!   on another connection; put-to-event latency, closed loop;
 //! * fan-out: N watchers with distinct ranges, one per watch stream (so
-//!   one HTTP connection each),
-//!   each put matching 10% of them (watcher `i` of group `g` watches
-//!   `/rR/gG/` up to `/rR/gG/~i`, and puts go to `/rR/gG/eK`);
+//!   one HTTP connection each), each put matching 10% of them (watcher `i`
+//!   of group `g` watches `/rR/gG/` up to `/rR/gG/~i`, and puts go to
+//!   `/rR/gG/eK`);
 //! * cluster: put at `--etcd`, watch the prefix at `--etcd-watch`, open
 //!   loop at a fixed rate and with `--inflight` puts in flight, each on its
 //!   own connection.

@@ -122,7 +122,10 @@ impl Http {
     }
 
     /// Opens a watch stream with one watcher per `(key, range_end)`, and
-    /// waits until etcd has confirmed each.
+    /// waits until etcd has confirmed each. Through the gateway only the
+    /// first is reliable: Go's HTTP/1.1 server drops the unread rest of the
+    /// request body once the first answer starts, and then this fails
+    /// after [`CREATE_DEADLINE`].
     pub async fn watch(mut self, ranges: &[(String, String)]) -> Result<WatchStream> {
         let mut body = String::new();
         for (key, end) in ranges {
