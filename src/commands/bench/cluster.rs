@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 
 use super::{
-    measure::{Pace, latency_header, latency_row, open_loop},
+    measure::{Pace, latency_header, latency_row, open_loop, within},
     node::BenchNode,
     notify::wait_snapshot_end,
     peers::{Neighbour, Pki, ports, start_peer},
@@ -89,7 +89,7 @@ async fn measure(chain: &Chain, sizes: ClusterSizes) -> Result<()> {
     registrar
         .register("tcp://cluster/warm-up/0", BTreeMap::new())
         .await?;
-    next_index(&mut sub, "warm-up").await?;
+    within("the warm-up event at C", next_index(&mut sub, "warm-up")).await??;
     latency_header(&format!(
         "cluster propagation (register at A -> event at C, 2 TLS hops), {} / {} events",
         sizes.events, sizes.saturation_events

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 use super::{
-    measure::{closed_loop, latency_header, latency_row},
+    measure::{closed_loop, latency_header, latency_row, within},
     node::BenchNode,
 };
 use crate::client::{Client, Subscription, SubscriptionEvent};
@@ -51,7 +51,7 @@ pub async fn run(node: &BenchNode, events: usize, rate: u32) -> Result<()> {
 /// Waits for the end of a subscription's snapshot; returns its count.
 pub(super) async fn wait_snapshot_end(sub: &mut Subscription) -> Result<u64> {
     loop {
-        match sub.next().await {
+        match within("end of a snapshot", sub.next()).await? {
             Some(SubscriptionEvent::SnapshotEnd { count }) => return Ok(count),
             Some(_) => continue,
             None => bail!("subscription ended before its snapshot"),

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::{
+    measure::within,
     node::BenchNode,
     notify::wait_snapshot_end,
     peers::{Neighbour, Pki, ports, start_peer},
@@ -73,7 +74,7 @@ async fn measure(
     // Should the ready line come before the last batch is applied, the
     // rest arrives as live events: count them, and time the last.
     while (held as usize) < services {
-        match sub.next().await {
+        match within("a service at B", sub.next()).await? {
             Some(SubscriptionEvent::Added { .. }) => {
                 held += 1;
                 done = Instant::now();
