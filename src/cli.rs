@@ -120,15 +120,13 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         nodes: usize,
     },
-    /// Measure a node on loopback (notify latency, fan-out) and print a
-    /// table; build with --release for meaningful figures.
+    /// Measure nodes on loopback (notify, fan-out, cluster propagation,
+    /// sync, idle connections, xlReg) and print tables; build with
+    /// --release for meaningful figures.
     Bench {
-        /// Which workload.
-        #[arg(long, value_enum, default_value_t = crate::commands::bench::Workload::All)]
-        workload: crate::commands::bench::Workload,
-        /// Events per measurement.
-        #[arg(long, default_value_t = 2000)]
-        events: usize,
+        /// Workloads and their sizes.
+        #[command(flatten)]
+        args: crate::commands::bench::BenchArgs,
     },
     /// Inspect the layered configuration.
     Config {

@@ -8,14 +8,17 @@
 //! started and stopped, messages handled by type, handling time, and queue
 //! depth where the actor has a bounded queue.
 
+mod actor;
 mod xlreg;
 
+pub use actor::{ActorMetrics, HandlingTimer};
+
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Instant,
 };
 
 use prometheus_client::{
@@ -170,6 +173,8 @@ pub struct Stats {
     actor_messages: Family<MessageLabels, PromCounter>,
     actor_handling: Family<KindLabel, Histogram, fn() -> Histogram>,
     actor_queue_depth: Family<KindLabel, PromGauge>,
+    /// The resolved series of each actor kind, shared by its actors.
+    actor_kinds: Mutex<HashMap<String, Arc<actor::KindSeries>>>,
 }
 
 impl std::fmt::Debug for Stats {
@@ -220,6 +225,7 @@ impl Stats {
             actor_messages: Family::default(),
             actor_handling: Family::new_with_constructor(seconds_histogram),
             actor_queue_depth: Family::default(),
+            actor_kinds: Mutex::default(),
         };
         s.register_all();
         s
@@ -415,95 +421,6 @@ impl Stats {
     /// A per-peer label.
     pub fn peer(peer: &str) -> PeerLabel {
         PeerLabel { peer: peer.into() }
-    }
-}
-
-/// The metrics of one actor kind (cheap to clone).
-#[derive(Clone)]
-pub struct ActorMetrics(Arc<ActorMetricsInner>);
-
-struct ActorMetricsInner {
-    kind: KindLabel,
-    stats: Arc<Stats>,
-}
-
-impl std::fmt::Debug for ActorMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActorMetrics")
-            .field("kind", &self.0.kind.kind)
-            .finish()
-    }
-}
-
-impl ActorMetrics {
-    /// Metrics of actors of `kind` (e.g. "supervisor", "subscription").
-    pub fn new(stats: Arc<Stats>, kind: &str) -> Self {
-        ActorMetrics(Arc::new(ActorMetricsInner {
-            kind: KindLabel { kind: kind.into() },
-            stats,
-        }))
-    }
-
-    /// An actor of this kind started.
-    pub fn started(&self) {
-        let m = &self.0;
-        m.stats.actors_started.get_or_create(&m.kind).inc();
-        m.stats.actors_live.get_or_create(&m.kind).inc();
-    }
-
-    /// An actor of this kind stopped.
-    pub fn stopped(&self) {
-        let m = &self.0;
-        m.stats.actors_stopped.get_or_create(&m.kind).inc();
-        m.stats.actors_live.get_or_create(&m.kind).dec();
-    }
-
-    /// Starts timing the handling of a `message`; counted when dropped.
-    pub fn handling(&self, message: &'static str) -> HandlingTimer {
-        HandlingTimer {
-            metrics: self.0.clone(),
-            message,
-            started: Instant::now(),
-        }
-    }
-
-    /// Changes the queue depth of this kind by `delta`.
-    pub fn queue_depth(&self, delta: i64) {
-        let m = &self.0;
-        m.stats
-            .actor_queue_depth
-            .get_or_create(&m.kind)
-            .inc_by(delta);
-    }
-
-    /// The node's metrics.
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.0.stats
-    }
-}
-
-/// Times one message; see [`ActorMetrics::handling`].
-#[must_use = "the timer records when dropped"]
-pub struct HandlingTimer {
-    metrics: Arc<ActorMetricsInner>,
-    message: &'static str,
-    started: Instant,
-}
-
-impl Drop for HandlingTimer {
-    fn drop(&mut self) {
-        let m = &self.metrics;
-        m.stats
-            .actor_messages
-            .get_or_create(&MessageLabels {
-                kind: m.kind.kind.clone(),
-                message: self.message.into(),
-            })
-            .inc();
-        m.stats
-            .actor_handling
-            .get_or_create(&m.kind)
-            .observe(self.started.elapsed().as_secs_f64());
     }
 }
 

@@ -63,7 +63,7 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
         Command::Dev { nodes } => dev::run(nodes),
-        Command::Bench { workload, events } => bench::run(workload, events),
+        Command::Bench { args } => bench::run(&args),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),

@@ -6,21 +6,17 @@ use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::{Result, bail};
 
-use super::{node::BenchNode, notify::wait_snapshot_end};
+use super::{measure::within, node::BenchNode, notify::wait_snapshot_end};
 use crate::client::{Client, Subscription, SubscriptionEvent};
 
 /// Subscriptions per client connection.
 const PER_CONNECTION: usize = 1000;
 
 /// Runs the workload with `events` registrations per subscription count.
-pub async fn run(node: &BenchNode, events: usize) -> Result<()> {
-    println!("\nfan-out: each event matches 10% of the subscriptions, {events} events");
-    println!(
-        "{:>14} {:>12} {:>14} {:>16}",
-        "subscriptions", "events/s", "deliveries/s", "us per event"
-    );
+pub async fn run(node: &BenchNode, events: usize, counts: &[usize]) -> Result<()> {
+    header("", events);
     let registrar = Client::connect(&node.options()).await?;
-    for (round, count) in [1usize, 100, 1000, 10_000].into_iter().enumerate() {
+    for (round, &count) in counts.iter().enumerate() {
         let mut clients = Vec::new();
         let mut subs: Vec<Subscription> = Vec::with_capacity(count);
         for i in 0..count {
@@ -42,7 +38,7 @@ pub async fn run(node: &BenchNode, events: usize) -> Result<()> {
         let started = Instant::now();
         let mut expected = 0usize;
         for k in 0..events {
-            let group = if count == 1 { 0 } else { k % 10 };
+            let group = group_of(count, k);
             registrar
                 .register(&format!("tcp://r{round}/g{group}/e{k}"), BTreeMap::new())
                 .await?;
@@ -55,11 +51,11 @@ pub async fn run(node: &BenchNode, events: usize) -> Result<()> {
         let mut delivered = 0usize;
         for (i, sub) in subs.iter_mut().enumerate() {
             let want = (0..events)
-                .filter(|k| (if count == 1 { 0 } else { k % 10 }) == i % 10)
+                .filter(|&k| group_of(count, k) == i % 10)
                 .count();
             let mut got = 0;
             while got < want {
-                match sub.next().await {
+                match within("a fan-out event", sub.next()).await? {
                     Some(SubscriptionEvent::Added { .. }) => got += 1,
                     Some(SubscriptionEvent::Overflow { .. }) => {
                         bail!("subscription {i} overflowed")
@@ -74,14 +70,34 @@ pub async fn run(node: &BenchNode, events: usize) -> Result<()> {
         if delivered != expected {
             bail!("delivered {delivered}, expected {expected}");
         }
-        println!(
-            "{count:>14} {:>12.0} {:>14.0} {:>16.1}",
-            events as f64 / secs,
-            delivered as f64 / secs,
-            secs * 1e6 / events as f64
-        );
+        row(count, events, delivered, secs);
         drop(subs);
         drop(clients);
     }
     Ok(())
+}
+
+/// Prints the table's title (`what`: e.g. " (etcd)") and header.
+pub(super) fn header(what: &str, events: usize) {
+    println!("\nfan-out{what}: each event matches 10% of the subscriptions, {events} events");
+    println!(
+        "{:>14} {:>12} {:>14} {:>16}",
+        "subscriptions", "events/s", "deliveries/s", "us per event"
+    );
+}
+
+/// Prints one row: `events` written, `delivered` in all, in `secs`.
+pub(super) fn row(count: usize, events: usize, delivered: usize, secs: f64) {
+    println!(
+        "{count:>14} {:>12.0} {:>14.0} {:>16.1}",
+        events as f64 / secs,
+        delivered as f64 / secs,
+        secs * 1e6 / events as f64
+    );
+}
+
+/// The group (0..10) of event `k` when there are `count` subscriptions:
+/// round robin, or always 0 for a single subscription.
+pub(super) fn group_of(count: usize, k: usize) -> usize {
+    if count == 1 { 0 } else { k % 10 }
 }

@@ -1,22 +1,37 @@
-//! `catalogue bench`: starts a node on loopback (a child `catalogue serve`
-//! in a temporary directory) and measures it with the client library,
-//! printing a table. Workloads so far:
+//! `catalogue bench`: starts nodes on loopback (child `catalogue serve`
+//! processes in temporary directories) and measures them with the client
+//! library, printing a table per workload:
 //!
-//! * `notify`: one registrar, one subscriber on the same node; time from
-//!   the register call to the subscriber's event (p50 / p99 / max), at a
-//!   fixed rate and back to back (saturation);
-//! * `fanout`: 1, 100, 1,000 and 10,000 subscriptions with distinct regexes,
-//!   each event matching 10% of them; events delivered per second and the
-//!   cost per event as the subscription count grows.
+//! * `notify`: register-to-event latency on one node, at a fixed rate and
+//!   back to back;
+//! * `fanout`: delivery rate as distinct-regex subscriptions grow, each
+//!   event matching 10% of them;
+//! * `cluster`: propagation over a chain A - B - C with TLS, register at A,
+//!   event at C, at a fixed rate and at saturation;
+//! * `sync`: a node joining one that holds N services, time until it holds
+//!   them all and the peak RSS of both;
+//! * `connections`: RSS per idle client connection holding a subscription;
+//! * `xlreg`: registry sessions per second against RSA private-key
+//!   operations per second.
 //!
-//! Figures depend on the build (`cargo run --release -- bench`) and the
-//! machine; they are printed, never asserted.
+//! With `--etcd URL` the first three run against etcd instead (its v3 JSON
+//! gateway, see `etcd.rs`), for `bench/compare-etcd.sh`. Figures depend on
+//! the build (`cargo run --release -- bench`) and the machine; they are
+//! printed, never asserted.
 
+mod cluster;
+mod connections;
+mod etcd;
+mod etcd_http;
 mod fanout;
+mod measure;
 mod node;
 mod notify;
+mod peers;
+mod sync;
+mod xlreg;
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use tracing::error;
 
 use super::{Exit, client};
@@ -28,36 +43,87 @@ pub enum Workload {
     Notify,
     /// Delivery rate as subscriptions grow.
     Fanout,
-    /// Every workload.
-    All,
+    /// Propagation over two TLS hops (A - B - C).
+    Cluster,
+    /// A new node syncing N services from a peer.
+    Sync,
+    /// Memory per idle subscribed connection.
+    Connections,
+    /// xlReg registry sessions per second.
+    Xlreg,
+}
+
+/// `catalogue bench` flags.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Workloads to run, comma-separated (default: all; with --etcd:
+    /// notify,fanout,cluster).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Workload>,
+    /// Events per latency measurement.
+    #[arg(long, default_value_t = 2000)]
+    events: usize,
+    /// Fixed rate (events per second) of the notify and cluster rows.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Events in the cluster saturation row.
+    #[arg(long, default_value_t = 20_000)]
+    saturation_events: usize,
+    /// Writes in flight in the cluster saturation row.
+    #[arg(long, default_value_t = 32)]
+    inflight: usize,
+    /// Subscription counts of the fan-out rows, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000,10000")]
+    subscriptions: Vec<usize>,
+    /// Services held by the node the sync workload joins.
+    #[arg(long, default_value_t = 100_000)]
+    services: usize,
+    /// Idle connections of the connections workload.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Seconds per row of the xlreg workload.
+    #[arg(long, default_value_t = 3)]
+    xlreg_seconds: u64,
+    /// Concurrent clients of the xlreg rows, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,8")]
+    xlreg_clients: Vec<usize>,
+    /// A setting (`KEY=VALUE`, as `serve --set` takes it) for every node
+    /// the bench starts, e.g. `sync.batch_delay=0ms`; repeatable.
+    #[arg(long = "node-set", value_name = "KEY=VALUE")]
+    node_sets: Vec<String>,
+    /// Measure etcd at this client URL (http://host:port) instead of
+    /// catalogue: writes go there, and watches too unless --etcd-watch.
+    #[arg(long, value_name = "URL")]
+    etcd: Option<String>,
+    /// Another etcd member whose watchers the cluster workload uses (put
+    /// at --etcd, watch here).
+    #[arg(long, value_name = "URL", requires = "etcd")]
+    etcd_watch: Option<String>,
+}
+
+impl BenchArgs {
+    fn selected(&self, workload: Workload) -> bool {
+        self.only.is_empty() || self.only.contains(&workload)
+    }
+
+    fn cluster_sizes(&self) -> cluster::ClusterSizes {
+        cluster::ClusterSizes {
+            events: self.events,
+            saturation_events: self.saturation_events,
+            rate: self.rate,
+            inflight: self.inflight,
+        }
+    }
 }
 
 /// Runs the chosen workloads.
-pub fn run(workload: Workload, events: usize) -> Exit {
+pub fn run(args: &BenchArgs) -> Exit {
     client::block_on(async move {
-        let node = match node::BenchNode::start() {
-            Ok(node) => node,
-            Err(e) => {
-                error!("cannot start the node under test: {e:#}");
-                return Exit::Failure;
-            }
+        println!("catalogue bench ({})", build());
+        let result = match &args.etcd {
+            Some(url) => etcd::run(args, url).await,
+            None => run_catalogue(args).await,
         };
-        println!(
-            "catalogue bench: node on {} ({})",
-            node.socket.display(),
-            build()
-        );
-        let result = async {
-            if matches!(workload, Workload::Notify | Workload::All) {
-                notify::run(&node, events).await?;
-            }
-            if matches!(workload, Workload::Fanout | Workload::All) {
-                fanout::run(&node, events).await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        }
-        .await;
-        node.stop();
         match result {
             Ok(()) => Exit::Ok,
             Err(e) => {
@@ -66,6 +132,41 @@ pub fn run(workload: Workload, events: usize) -> Exit {
             }
         }
     })
+}
+
+async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.selected(Workload::Notify) || args.selected(Workload::Fanout) {
+        let node = node::BenchNode::start("bench", &args.node_sets).await?;
+        let result = async {
+            if args.selected(Workload::Notify) {
+                notify::run(&node, args.events, args.rate).await?;
+            }
+            if args.selected(Workload::Fanout) {
+                fanout::run(&node, args.events, &args.subscriptions).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        node.stop();
+        result?;
+    }
+    if args.selected(Workload::Cluster) {
+        cluster::run(args.cluster_sizes(), &args.node_sets).await?;
+    }
+    if args.selected(Workload::Sync) {
+        sync::run(args.services, &args.node_sets).await?;
+    }
+    if args.selected(Workload::Connections) {
+        connections::run(args.connections, &args.node_sets).await?;
+    }
+    if args.selected(Workload::Xlreg) {
+        let sizes = xlreg::XlregSizes {
+            seconds: args.xlreg_seconds,
+            clients: args.xlreg_clients.clone(),
+        };
+        xlreg::run(&sizes, &args.node_sets).await?;
+    }
+    Ok(())
 }
 
 fn build() -> &'static str {

@@ -2,61 +2,57 @@
 //! subscriber on its own connection waits for the event; the time between
 //! the register call and the event, in microseconds.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 
-use super::{node::BenchNode, percentiles};
-use crate::client::{Client, SubscriptionEvent};
+use super::{
+    measure::{closed_loop, latency_header, latency_row, within},
+    node::BenchNode,
+};
+use crate::client::{Client, Subscription, SubscriptionEvent};
 
 /// Runs the workload with `events` registrations per rate.
-pub async fn run(node: &BenchNode, events: usize) -> Result<()> {
+pub async fn run(node: &BenchNode, events: usize, rate: u32) -> Result<()> {
     let registrar = Client::connect(&node.options()).await?;
     let watcher = Client::connect(&node.options()).await?;
-    let mut sub = watcher.subscribe("^tcp://notify/").await?;
-    wait_snapshot_end(&mut sub).await?;
-    println!("\nnotify latency (register call -> subscriber event), {events} events");
-    println!(
-        "{:<16} {:>10} {:>10} {:>10} {:>12}",
-        "rate", "p50 us", "p99 us", "max us", "events/s"
-    );
-    for (label, gap) in [
-        ("1000/s", Some(Duration::from_millis(1))),
-        ("saturation", None),
+    let sub = tokio::sync::Mutex::new(watcher.subscribe("^tcp://notify/").await?);
+    wait_snapshot_end(&mut *sub.lock().await).await?;
+    latency_header(&format!(
+        "notify latency (register call -> subscriber event), {events} events"
+    ));
+    for (label, rate) in [
+        (format!("{rate}/s"), Some(rate)),
+        ("saturation".into(), None),
     ] {
-        let mut samples = Vec::with_capacity(events);
-        let started = Instant::now();
-        for i in 0..events {
+        let measured = closed_loop(events, rate, |i| {
             let uri = format!("tcp://notify/{label}/{i}");
-            let sent = Instant::now();
-            registrar.register(&uri, BTreeMap::new()).await?;
-            loop {
-                match sub.next().await {
-                    Some(SubscriptionEvent::Added { service, .. }) if service.uri == uri => break,
-                    Some(_) => continue,
-                    None => bail!("subscription ended"),
+            let (registrar, sub) = (&registrar, &sub);
+            async move {
+                registrar.register(&uri, BTreeMap::new()).await?;
+                let mut sub = sub.lock().await;
+                loop {
+                    match sub.next().await {
+                        Some(SubscriptionEvent::Added { service, .. }) if service.uri == uri => {
+                            return Ok(());
+                        }
+                        Some(_) => continue,
+                        None => bail!("subscription ended"),
+                    }
                 }
             }
-            samples.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
-            if let Some(gap) = gap {
-                let next = started + gap * (i as u32 + 1);
-                tokio::time::sleep_until(next.into()).await;
-            }
-        }
-        let rate = events as f64 / started.elapsed().as_secs_f64();
-        let (p50, p99, max) = percentiles(&mut samples);
-        println!("{label:<16} {p50:>10} {p99:>10} {max:>10} {rate:>12.0}");
+        })
+        .await?;
+        latency_row(&label, measured);
     }
     Ok(())
 }
 
-pub(super) async fn wait_snapshot_end(sub: &mut crate::client::Subscription) -> Result<()> {
+/// Waits for the end of a subscription's snapshot; returns its count.
+pub(super) async fn wait_snapshot_end(sub: &mut Subscription) -> Result<u64> {
     loop {
-        match sub.next().await {
-            Some(SubscriptionEvent::SnapshotEnd { .. }) => return Ok(()),
+        match within("end of a snapshot", sub.next()).await? {
+            Some(SubscriptionEvent::SnapshotEnd { count }) => return Ok(count),
             Some(_) => continue,
             None => bail!("subscription ended before its snapshot"),
         }
