@@ -411,7 +411,10 @@ fn two_nodes_dialing_each_other_end_with_one_link() -> Result<()> {
     b.wait_log(DEADLINE, |l| {
         l["message"] == "linked" && l["peer"] == "node-a"
     })?;
-    // Both sides keep the connection node-a dialed.
+    // Both sides keep the same connection. (Which one depends on timing:
+    // when both dials cross, node-a's wins (the rule is unit-tested in
+    // actors/src/supervisor/links.rs); when node-b's lands while node-a is
+    // still backing off, it stays, and node-a does not dial over it.)
     let peers = |d: &Daemon| -> Result<Value> {
         let out = Cli::new(["peers", "--json", "--socket", &d.socket_arg()]).output(DEADLINE)?;
         if out.code != 0 {
@@ -423,8 +426,14 @@ fn two_nodes_dialing_each_other_end_with_one_link() -> Result<()> {
     let (pa, pb) = (peers(&a)?, peers(&b)?);
     assert_eq!(pa["state"], "up");
     assert_eq!(pb["state"], "up");
-    assert_eq!(pa["direction"], "outbound", "{pa}");
-    assert_eq!(pb["direction"], "inbound", "{pb}");
+    let directions = (pa["direction"].as_str(), pb["direction"].as_str());
+    assert!(
+        matches!(
+            directions,
+            (Some("outbound"), Some("inbound")) | (Some("inbound"), Some("outbound"))
+        ),
+        "{pa} {pb}"
+    );
     // One "linked" each: the link never flapped.
     let linked = |d: &Daemon| {
         d.logged()

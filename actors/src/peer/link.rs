@@ -62,6 +62,12 @@ pub struct SendEntries(
 #[rtype(result = "()")]
 pub struct SendBatch(pub crate::sync::replica::Batch);
 
+/// Sends the changes batched so far (sent to itself once the changes
+/// already in the mailbox are queued, when `sync.batch_delay` is zero).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct FlushChanges;
+
 /// Tells the peer something was refused.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -346,16 +352,30 @@ impl Handler<SendEntries> for PeerLink {
         let now = self.now_ms();
         let frames = self.session.queue_changes(msg.0, msg.1, now);
         if frames.is_empty() && !self.flush_scheduled {
-            // Send within the batch delay even if no more changes come.
+            // Send within the batch delay even if no more changes come;
+            // with no delay, once the changes already waiting in the
+            // mailbox have joined the batch (no timer tick to wait for).
             self.flush_scheduled = true;
-            let delay = Duration::from_millis(self.session.batch_delay_ms());
-            ctx.run_later(delay, |act, ctx| {
-                act.flush_scheduled = false;
-                let now = act.now_ms();
-                let frames = act.session.tick(now);
-                act.write(frames, ctx);
-            });
+            match self.session.batch_delay_ms() {
+                0 => ctx.notify(FlushChanges),
+                ms => {
+                    ctx.run_later(Duration::from_millis(ms), |act, ctx| {
+                        <Self as Handler<FlushChanges>>::handle(act, FlushChanges, ctx)
+                    });
+                }
+            }
         }
+        self.write(frames, ctx);
+    }
+}
+
+impl Handler<FlushChanges> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, _msg: FlushChanges, ctx: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        let now = self.now_ms();
+        let frames = self.session.tick(now);
         self.write(frames, ctx);
     }
 }
