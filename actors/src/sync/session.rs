@@ -363,10 +363,20 @@ impl SyncSession {
             }
         }
         self.pending_since_ms.get_or_insert(now_ms);
-        if self.initial_sent.is_some() && self.pending.len() >= self.cfg.batch_max_entries {
+        // A full batch goes at once, and so does anything on an idle link;
+        // while a batch is unacknowledged, changes gather (until its ack,
+        // or the batch delay).
+        if self.initial_sent.is_some()
+            && (self.pending.len() >= self.cfg.batch_max_entries || self.idle())
+        {
             return self.flush_pending(now_ms);
         }
         Vec::new()
+    }
+
+    /// Nothing sent is waiting for an ack, nothing waits for the window.
+    fn idle(&self) -> bool {
+        self.in_flight.is_empty() && self.waiting.is_empty()
     }
 
     fn flush_pending(&mut self, now_ms: u64) -> Vec<Frame> {
@@ -612,6 +622,10 @@ impl SyncSession {
             self.acked_total += 1;
         }
         out.extend(self.release(now_ms));
+        // Changes that gathered while the link was busy go now.
+        if self.initial_sent.is_some() && self.idle() {
+            out.extend(self.flush_pending(now_ms));
+        }
     }
 
     fn on_lock(&mut self, lock: Lock, events: &mut Vec<SessionEvent>) {

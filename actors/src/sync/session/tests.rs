@@ -186,11 +186,13 @@ fn completeness_marks_travel_with_the_last_batch_of_their_changes() {
         born: crate::hlc::Timestamp::new(1, 0),
         purged: crate::hlc::Timestamp::default(),
     };
-    // Six changes queued in two calls: batches of four and two; the marks
-    // (the greatest per origin) ride on the second.
+    // Three changes on an idle link go at once with their mark; three more
+    // gather while that batch is unacknowledged, and go with the greatest
+    // of their marks.
     let mut out =
         w.a.queue_changes((0..3).map(entry).collect(), vec![mark(5)], 0);
-    out.extend(w.a.queue_changes((3..6).map(entry).collect(), vec![mark(9)], 0));
+    out.extend(w.a.queue_changes((3..5).map(entry).collect(), vec![mark(7)], 0));
+    out.extend(w.a.queue_changes(vec![entry(5)], vec![mark(9)], 0));
     out.extend(w.a.flush(0));
     w.to_b.extend(out);
     w.run(&batch(0), &batch(0));
@@ -205,7 +207,7 @@ fn completeness_marks_travel_with_the_last_batch_of_their_changes() {
             _ => None,
         })
         .collect();
-    assert_eq!(marks, [(4, vec![]), (2, vec![mark(9)])]);
+    assert_eq!(marks, [(3, vec![mark(5)]), (3, vec![mark(9)])]);
 }
 
 #[test]
