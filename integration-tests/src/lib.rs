@@ -6,6 +6,7 @@
 //! [`Conn`] is a blocking client connection speaking the frame protocol.
 //! Every process started here is killed when its handle is dropped.
 
+pub mod bad_input;
 mod cli;
 mod conn;
 mod daemon;
