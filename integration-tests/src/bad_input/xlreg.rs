@@ -49,7 +49,7 @@ impl XlregProbe {
         Ok(XlregProbe {
             stream,
             sealer: keys.sealer(Role::Client),
-            opener: keys.opener(Role::Server),
+            opener: keys.opener(Role::Client),
         })
     }
 
