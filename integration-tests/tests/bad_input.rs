@@ -721,6 +721,15 @@ fn the_peer_port_survives_bad_input_before_the_handshake() -> Result<()> {
         let answer = exchange(peer_connect(&daemon)?, &bytes_of(&frame), ANSWER)?;
         ensure!(answer.error_codes() == [code], "{what}: {answer:?}");
     }
+    // Framing errors are answered too (PROTOCOL.md §1), then closed.
+    let garbage = [0, 0, 0, 4, 0xFF, 0xFF, 0xFF, 0xFF];
+    for (what, input, code) in [
+        ("a 4 GiB prefix", &[0xFF; 4][..], ErrorCode::FrameTooLarge),
+        ("an undecodable body", &garbage[..], ErrorCode::Undecodable),
+    ] {
+        let answer = exchange(peer_connect(&daemon)?, input, ANSWER)?;
+        ensure!(answer.error_codes() == [code], "{what}: {answer:?}");
+    }
 
     let seed = seed();
     let mut rng = Rng::new(seed);
