@@ -20,13 +20,14 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail, ensure};
-use catalogue_actors::{
-    tls::TlsContexts,
-    xlreg::{hello::Hello as XlHello, keys::PublicKey, version::Version},
-};
+use catalogue_actors::xlreg::{hello::Hello as XlHello, keys::PublicKey, version::Version};
 use catalogue_integration_tests::{
-    Conn, DEADLINE, Daemon, TestCa, TlsFiles,
-    bad_input::{Answer, Rng, XlregProbe, client_hello, exchange, mutate, random_bytes, seed},
+    Conn, DEADLINE, Daemon, TestCa,
+    bad_input::{
+        Rng, Tally, XlregProbe, alive, client_hello, exchange, keeper, listing, mutate,
+        peer_connect, peer_frame, peer_handshake, random_bytes, random_msg, seed, start_session,
+        tls_session, wait_listing,
+    },
     read_frame, write_frame,
 };
 use catalogue_proto::{
@@ -36,10 +37,7 @@ use catalogue_proto::{
         Register, RegisterService, ServiceAdd, Subscribe, Timestamp, UnlockAll, UnregisterService,
         Unsubscribe, UpdTree,
     },
-    reg::{
-        XlRegMsg,
-        xl_reg_msg::{Tag, Token},
-    },
+    reg::{XlRegMsg, xl_reg_msg::Tag},
 };
 use prost::Message;
 
@@ -60,97 +58,6 @@ fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// The node's services, as `uri origin attrs` lines, from a `List` on a
-/// fresh connection: also proves the node answers a well-formed request.
-fn listing(daemon: &Daemon) -> Result<Vec<String>> {
-    let mut conn = Conn::unix(&daemon.socket)?;
-    conn.recv()?;
-    conn.send(Body::List(List {
-        regex: String::new(),
-    }))?;
-    match conn.recv()?.and_then(|f| f.body) {
-        Some(Body::ListReply(r)) => Ok(r
-            .services
-            .into_iter()
-            .map(|s| format!("{} {} {:?} {:?}", s.uri, s.origin, s.attrs, s.ts))
-            .collect()),
-        other => bail!("expected ListReply, got {other:?}"),
-    }
-}
-
-/// Waits until the listing equals `expected` (registrations made by
-/// connections that are gone leave with them, asynchronously).
-fn wait_listing(daemon: &Daemon, expected: &[String]) -> Result<()> {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let now = listing(daemon)?;
-        if now == expected {
-            return Ok(());
-        }
-        if Instant::now() > end {
-            bail!("the table changed:\nbefore {expected:#?}\nafter {now:#?}");
-        }
-        std::thread::yield_now();
-    }
-}
-
-/// A connection that registers a few services and keeps them: the table
-/// that bad input must leave alone.
-fn keeper(daemon: &Daemon) -> Result<Conn> {
-    let mut conn = Conn::unix(&daemon.socket)?;
-    conn.recv()?;
-    for (uri, role) in [
-        ("tcp://db.keep:5432", "primary"),
-        ("http://api.keep:80/v1", "api"),
-        ("tcp://cache.keep:6379", "cache"),
-    ] {
-        conn.send(Body::RegisterService(RegisterService {
-            uri: uri.into(),
-            attrs: attrs(&[("role", role)]),
-        }))?;
-        match conn.recv()?.and_then(|f| f.body) {
-            Some(Body::Success(_)) => {}
-            other => bail!("keeper: {other:?}"),
-        }
-    }
-    Ok(conn)
-}
-
-/// The node is still running: its /proc entry has a resident set.
-fn alive(daemon: &Daemon) -> Result<u64> {
-    daemon.rss_kib().context("the daemon is gone")
-}
-
-/// Counts what a port answered.
-#[derive(Default)]
-struct Tally {
-    inputs: usize,
-    answered: usize,
-    errors: usize,
-    codes: BTreeMap<String, usize>,
-    resets: usize,
-}
-
-impl Tally {
-    fn add(&mut self, answer: &Answer) {
-        self.inputs += 1;
-        self.answered += usize::from(!answer.frames.is_empty());
-        self.resets += usize::from(answer.reset);
-        for code in answer.error_codes() {
-            self.errors += 1;
-            *self.codes.entry(code.hex()).or_default() += 1;
-        }
-    }
-
-    fn print(&self, what: &str, seed: u64, took: Duration) {
-        eprintln!(
-            "figure: {what}: {} inputs in {took:.2?}, {} answered with frames, {} Error frames {:?}, \
-             {} resets; seed {seed}",
-            self.inputs, self.answered, self.errors, self.codes, self.resets
-        );
-    }
 }
 
 /// Frames the node may send a client.
@@ -227,7 +134,10 @@ fn client_input(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn the_client_socket_survives_random_and_mutated_frames() -> Result<()> {
-    const INPUTS: usize = 3000;
+    client_socket_fuzz(3000)
+}
+
+fn client_socket_fuzz(inputs: usize) -> Result<()> {
     let daemon = Daemon::start()?;
     let _keeper = keeper(&daemon)?;
     let before = listing(&daemon)?;
@@ -236,7 +146,7 @@ fn the_client_socket_survives_random_and_mutated_frames() -> Result<()> {
     let corpus = client_corpus();
     let mut tally = Tally::default();
     let started = Instant::now();
-    for n in 0..INPUTS {
+    for n in 0..inputs {
         let input = client_input(&mut rng, &corpus);
         let mut stream = UnixStream::connect(&daemon.socket)?;
         stream.set_read_timeout(Some(DEADLINE))?;
@@ -262,7 +172,7 @@ fn the_client_socket_survives_random_and_mutated_frames() -> Result<()> {
     let took = started.elapsed();
     wait_listing(&daemon, &before)?;
     tally.print("client socket, random and mutated frames", seed, took);
-    ensure!(tally.errors > INPUTS / 10, "hardly any Error frames");
+    ensure!(tally.errors > inputs / 10, "hardly any Error frames");
     Ok(())
 }
 
@@ -625,53 +535,24 @@ fn a_registration_flood_stops_at_the_limit_and_leaves_with_its_connection() -> R
 
 // ------------------------------------------------------------- peer port
 
+/// The node under test, and the peer it knows.
+const NODE: &str = "node-under-test";
 const PEER: &str = "node-b";
 
 /// A node with TLS that knows peer `node-b` (accepting only).
 fn tls_node(ca: &TestCa) -> Result<Daemon> {
     Daemon::builder()
-        .tls(&ca.node("node-under-test")?)
+        .tls(&ca.node(NODE)?)
         .peer(PEER, "")
         .start()
 }
 
-/// A valid `Peer` frame for `name`, as the node's Welcome asks.
-fn peer_frame(name: &str) -> Frame {
-    Frame::new(
-        0,
-        Body::Peer(Peer {
-            name: name.into(),
-            cluster: "default".into(),
-            environment: "production".into(),
-            protocol_major: catalogue_proto::PROTOCOL_MAJOR,
-            protocol_minor: catalogue_proto::PROTOCOL_MINOR,
-        }),
-    )
-}
-
-/// Connects to the peer port and reads the Welcome.
-fn peer_connect(daemon: &Daemon) -> Result<TcpStream> {
-    let mut stream = TcpStream::connect(&daemon.peer)?;
-    stream.set_read_timeout(Some(DEADLINE))?;
-    match read_frame(&mut stream)?.and_then(|f| f.body) {
-        Some(Body::Welcome(_)) => Ok(stream),
-        other => bail!("expected Welcome, got {other:?}"),
-    }
-}
-
-/// Welcome, a valid Peer, Success: the plaintext part done.
-fn peer_handshake(daemon: &Daemon) -> Result<TcpStream> {
-    let mut stream = peer_connect(daemon)?;
-    write_frame(&mut stream, &peer_frame(PEER))?;
-    match read_frame(&mut stream)?.and_then(|f| f.body) {
-        Some(Body::Success(_)) => Ok(stream),
-        other => bail!("expected Success, got {other:?}"),
-    }
-}
-
 #[test]
 fn the_peer_port_survives_bad_input_before_the_handshake() -> Result<()> {
-    const INPUTS: usize = 2000;
+    peer_port_fuzz(2000)
+}
+
+fn peer_port_fuzz(inputs: usize) -> Result<()> {
     let ca = TestCa::new("bad-input-ca")?;
     let daemon = tls_node(&ca)?;
     let _keeper = keeper(&daemon)?;
@@ -744,7 +625,7 @@ fn the_peer_port_survives_bad_input_before_the_handshake() -> Result<()> {
     .collect();
     let mut tally = Tally::default();
     let started = Instant::now();
-    for n in 0..INPUTS {
+    for n in 0..inputs {
         let input = client_input(&mut rng, &corpus);
         let answer = exchange(peer_connect(&daemon)?, &input, ANSWER)
             .with_context(|| format!("input {n} (seed {seed}): {input:02x?}"))?;
@@ -756,7 +637,7 @@ fn the_peer_port_survives_bad_input_before_the_handshake() -> Result<()> {
     let took = started.elapsed();
     tally.print("peer port before the handshake", seed, took);
     // Still takes a well-formed Peer.
-    peer_handshake(&daemon)?;
+    peer_handshake(&daemon, PEER)?;
     wait_listing(&daemon, &before)?;
     ensure!(tally.errors > 0, "no Error frames at all");
     Ok(())
@@ -769,28 +650,28 @@ fn truncated_and_mangled_tls_handshakes_are_dropped() -> Result<()> {
     let _keeper = keeper(&daemon)?;
     let before = listing(&daemon)?;
     let peer_files = ca.node(PEER)?;
-    let hello = client_hello(&peer_files, "node-under-test")?;
+    let hello = client_hello(&peer_files, NODE)?;
     let seed = seed();
     let mut rng = Rng::new(seed);
     let started = Instant::now();
     let mut inputs = 0;
     // Every cut of the ClientHello, then mangled whole ones.
     for cut in 0..hello.len() {
-        let answer = exchange(peer_handshake(&daemon)?, &hello[..cut], ANSWER)
+        let answer = exchange(peer_handshake(&daemon, PEER)?, &hello[..cut], ANSWER)
             .with_context(|| format!("ClientHello cut at {cut}"))?;
         ensure!(answer.frames.is_empty(), "cut at {cut}: {answer:?}");
         inputs += 1;
     }
     for n in 0..300 {
         let input = mutate(&mut rng, &hello);
-        exchange(peer_handshake(&daemon)?, &input, ANSWER)
+        exchange(peer_handshake(&daemon, PEER)?, &input, ANSWER)
             .with_context(|| format!("mangled ClientHello {n} (seed {seed})"))?;
         inputs += 1;
     }
     let took = started.elapsed();
     alive(&daemon)?;
     // A real TLS peer still gets through and reaches the sync session.
-    let mut tls = tls_session(&daemon, &peer_files)?;
+    let mut tls = tls_session(&daemon, PEER, &peer_files, NODE)?;
     write_frame(
         &mut tls,
         &Frame::new(1, Body::Hello(Hello { name: PEER.into() })),
@@ -807,13 +688,6 @@ fn truncated_and_mangled_tls_handshakes_are_dropped() -> Result<()> {
         hello.len()
     );
     Ok(())
-}
-
-/// A TLS session as `node-b`, past the plaintext handshake.
-fn tls_session(daemon: &Daemon, files: &TlsFiles) -> Result<openssl::ssl::SslStream<TcpStream>> {
-    let contexts = TlsContexts::from_files(&files.ca, &files.cert, &files.key)?;
-    let stream = peer_handshake(daemon)?;
-    Ok(contexts.connector.connect("node-under-test", stream)?)
 }
 
 /// Session frames a peer sends after the handshake, none of which adds a
@@ -856,29 +730,12 @@ fn session_corpus() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Hello and Register as `node-b` on a link past its handshake.
-fn start_session<S: std::io::Read + Write>(stream: &mut S) -> Result<()> {
-    write_frame(
-        stream,
-        &Frame::new(1, Body::Hello(Hello { name: PEER.into() })),
-    )?;
-    write_frame(
-        stream,
-        &Frame::new(2, Body::Register(Register { name: PEER.into() })),
-    )?;
-    // SyncWelcome, then the node's Register (acks may come between).
-    for _ in 0..8 {
-        if let Some(Body::Register(_)) = read_frame(stream)?.and_then(|f| f.body) {
-            return Ok(());
-        }
-    }
-    bail!("no Register from the node")
-}
-
 #[test]
 fn a_peer_session_survives_bad_frames_after_the_handshake() -> Result<()> {
-    const PLAIN_INPUTS: usize = 1000;
-    const TLS_INPUTS: usize = 150;
+    peer_session_fuzz(1000, 150)
+}
+
+fn peer_session_fuzz(plain_inputs: usize, tls_inputs: usize) -> Result<()> {
     let seed = seed();
     let mut rng = Rng::new(seed);
     let corpus = session_corpus();
@@ -901,9 +758,9 @@ fn a_peer_session_survives_bad_frames_after_the_handshake() -> Result<()> {
     let before = listing(&plain)?;
     let mut tally = Tally::default();
     let started = Instant::now();
-    for n in 0..PLAIN_INPUTS {
-        let mut stream = peer_handshake(&plain)?;
-        start_session(&mut stream)?;
+    for n in 0..plain_inputs {
+        let mut stream = peer_handshake(&plain, PEER)?;
+        start_session(&mut stream, PEER)?;
         let bytes = input(&mut rng);
         let answer = exchange(stream, &bytes, ANSWER)
             .with_context(|| format!("input {n} (seed {seed}): {bytes:02x?}"))?;
@@ -931,9 +788,9 @@ fn a_peer_session_survives_bad_frames_after_the_handshake() -> Result<()> {
     let files = ca.node(PEER)?;
     let mut tally = Tally::default();
     let started = Instant::now();
-    for n in 0..TLS_INPUTS {
-        let mut tls = tls_session(&daemon, &files)?;
-        start_session(&mut tls)?;
+    for n in 0..tls_inputs {
+        let mut tls = tls_session(&daemon, PEER, &files, NODE)?;
+        start_session(&mut tls, PEER)?;
         let bytes = input(&mut rng);
         let answer = exchange(tls, &bytes, ANSWER)
             .with_context(|| format!("TLS input {n} (seed {seed}): {bytes:02x?}"))?;
@@ -999,55 +856,12 @@ fn refused_requests() -> Vec<(&'static str, XlRegMsg)> {
     ]
 }
 
-/// Random bytes of up to `max`, or (one time in three) an absent field.
-fn maybe_bytes(rng: &mut Rng, max: usize) -> Option<Vec<u8>> {
-    if rng.one_in(3) {
-        return None;
-    }
-    let len = rng.below(max + 1);
-    Some(random_bytes(rng, len))
-}
-
-fn maybe_name(rng: &mut Rng) -> Option<String> {
-    maybe_bytes(rng, 12).map(|b| b.iter().map(|c| char::from(b'a' + c % 26)).collect())
-}
-
-/// A well-formed `XLRegMsg` with a random op (sometimes unknown) and
-/// random fields: reaches the registry's request rules.
-fn random_msg(rng: &mut Rng) -> XlRegMsg {
-    let token = Token {
-        name: maybe_name(rng),
-        attrs: rng.one_in(2).then(|| rng.next_u64()),
-        id: maybe_bytes(rng, 40),
-        comms_key: maybe_bytes(rng, 300),
-        sig_key: maybe_bytes(rng, 300),
-        my_ends: (0..rng.below(4))
-            .map(|i| format!("127.0.0.1:{i}"))
-            .collect(),
-        dig_sig: maybe_bytes(rng, 256),
-    };
-    XlRegMsg {
-        op: (!rng.one_in(8)).then(|| rng.below(16) as i32),
-        salt1: maybe_bytes(rng, 12),
-        salt2: maybe_bytes(rng, 12),
-        version: rng.one_in(2).then(|| rng.next_u64() as u32),
-        client_name: maybe_name(rng),
-        client_id: maybe_bytes(rng, 40),
-        client_specs: rng.one_in(2).then_some(token),
-        cluster_id: maybe_bytes(rng, 40),
-        cluster_name: maybe_name(rng),
-        cluster_size: rng.one_in(2).then(|| rng.below(100) as u32),
-        end_point_count: rng.one_in(2).then(|| rng.below(4) as u32),
-        which: rng.one_in(2).then(|| rng.next_u64()),
-        dig_sig: maybe_bytes(rng, 256),
-        ..XlRegMsg::default()
-    }
-}
-
 #[test]
 fn the_xlreg_port_survives_bad_input_before_and_after_the_handshake() -> Result<()> {
-    const RAW_INPUTS: usize = 1000;
-    const SESSION_INPUTS: usize = 1000;
+    xlreg_fuzz(1000, 1000)
+}
+
+fn xlreg_fuzz(raw_inputs: usize, session_inputs: usize) -> Result<()> {
     let (daemon, address) = registry()?;
     let log = daemon.dir().join("xlreg/registry.log");
     let log_before = std::fs::read(&log)?;
@@ -1059,7 +873,7 @@ fn the_xlreg_port_survives_bad_input_before_and_after_the_handshake() -> Result<
     let key = PublicKey::from_pem(&std::fs::read(daemon.dir().join("xlreg/registry.pub"))?)?;
     let started = Instant::now();
     let mut replied_to_intact = 0;
-    for n in 0..RAW_INPUTS {
+    for n in 0..raw_inputs {
         // The registry reads exactly one modulus (256 bytes); a mutation
         // that leaves those intact is a valid Hello followed by garbage.
         let (input, intact) = if rng.one_in(2) {
@@ -1107,7 +921,7 @@ fn the_xlreg_port_survives_bad_input_before_and_after_the_handshake() -> Result<
         .collect();
     let (mut errors, mut silent, mut sessions) = (0, 0, 0);
     let started = Instant::now();
-    for n in 0..SESSION_INPUTS {
+    for n in 0..session_inputs {
         let version = if rng.one_in(4) {
             Version::V1
         } else {
@@ -1167,7 +981,7 @@ fn the_xlreg_port_survives_bad_input_before_and_after_the_handshake() -> Result<
     );
     alive(&daemon)?;
     eprintln!(
-        "figure: xlReg port: {RAW_INPUTS} bad Hellos in {raw_took:.2?}, all closed without a \
+        "figure: xlReg port: {raw_inputs} bad Hellos in {raw_took:.2?}, all closed without a \
          reply (except {replied_to_intact} whose first 256 bytes were a valid Hello); {sessions} bad session inputs after a real handshake in {session_took:.2?}: \
          {errors} answered with Error/Ack, {silent} closed silently; {} refused requests each \
          answered with Error; registry log unchanged; seed {seed}",
@@ -1175,4 +989,16 @@ fn the_xlreg_port_survives_bad_input_before_and_after_the_handshake() -> Result<
     );
     ensure!(errors > 0, "no session input reached the request rules");
     Ok(())
+}
+
+/// Ten times the inputs on every port. Run with `cargo build --bin
+/// catalogue && cargo test -p catalogue-integration-tests --test bad_input
+/// -- --ignored --nocapture` (add `CATALOGUE_TEST_SEED=N` to replay).
+#[test]
+#[ignore = "big variant: minutes in a debug build"]
+fn ten_times_the_inputs_on_every_port() -> Result<()> {
+    client_socket_fuzz(30_000)?;
+    peer_port_fuzz(20_000)?;
+    peer_session_fuzz(10_000, 1500)?;
+    xlreg_fuzz(10_000, 10_000)
 }

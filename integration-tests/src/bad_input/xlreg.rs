@@ -1,6 +1,7 @@
 //! A minimal xlReg client for bad-input tests: it gets through the real
 //! RSA/AES handshake (so that what follows reaches the session decoder),
-//! then sends whatever the test wants, sealed or raw.
+//! then sends whatever the test wants, sealed or raw; and random but
+//! well-formed messages ([`random_msg`]) that reach the request rules.
 
 use std::{
     io::{Read, Write},
@@ -16,10 +17,10 @@ use catalogue_actors::xlreg::{
     keys::PublicKey,
     version::Version,
 };
-use catalogue_proto::reg::XlRegMsg;
+use catalogue_proto::reg::{XlRegMsg, xl_reg_msg::Token};
 use prost::Message;
 
-use super::exchange::HalfClose;
+use super::{Rng, exchange::HalfClose, random_bytes};
 
 /// The registry's public key, as the daemon wrote it in its data dir.
 pub fn registry_key(data_dir: &Path) -> Result<PublicKey> {
@@ -88,5 +89,50 @@ impl XlregProbe {
             rest = &rest[4 + len..];
         }
         Ok((msgs, !rest.is_empty()))
+    }
+}
+
+/// Random bytes of up to `max`, or (one time in three) an absent field.
+fn maybe_bytes(rng: &mut Rng, max: usize) -> Option<Vec<u8>> {
+    if rng.one_in(3) {
+        return None;
+    }
+    let len = rng.below(max + 1);
+    Some(random_bytes(rng, len))
+}
+
+fn maybe_name(rng: &mut Rng) -> Option<String> {
+    maybe_bytes(rng, 12).map(|b| b.iter().map(|c| char::from(b'a' + c % 26)).collect())
+}
+
+/// A well-formed `XLRegMsg` with a random op (sometimes unknown, sometimes
+/// absent) and random fields.
+pub fn random_msg(rng: &mut Rng) -> XlRegMsg {
+    let token = Token {
+        name: maybe_name(rng),
+        attrs: rng.one_in(2).then(|| rng.next_u64()),
+        id: maybe_bytes(rng, 40),
+        comms_key: maybe_bytes(rng, 300),
+        sig_key: maybe_bytes(rng, 300),
+        my_ends: (0..rng.below(4))
+            .map(|i| format!("127.0.0.1:{i}"))
+            .collect(),
+        dig_sig: maybe_bytes(rng, 256),
+    };
+    XlRegMsg {
+        op: (!rng.one_in(8)).then(|| rng.below(16) as i32),
+        salt1: maybe_bytes(rng, 12),
+        salt2: maybe_bytes(rng, 12),
+        version: rng.one_in(2).then(|| rng.next_u64() as u32),
+        client_name: maybe_name(rng),
+        client_id: maybe_bytes(rng, 40),
+        client_specs: rng.one_in(2).then_some(token),
+        cluster_id: maybe_bytes(rng, 40),
+        cluster_name: maybe_name(rng),
+        cluster_size: rng.one_in(2).then(|| rng.below(100) as u32),
+        end_point_count: rng.one_in(2).then(|| rng.below(4) as u32),
+        which: rng.one_in(2).then(|| rng.next_u64()),
+        dig_sig: maybe_bytes(rng, 256),
+        ..XlRegMsg::default()
     }
 }
