@@ -88,18 +88,28 @@ enum Msg {
     SyncWelcome(Name, Name, u8),
     Register(Name),
     UpdTree,
-    Lock { batch: u8, uris: Vec<u8>, links: Vec<(Name, Name)> },
+    Lock {
+        batch: u8,
+        uris: Vec<u8>,
+        links: Vec<(Name, Name)>,
+    },
     ServiceAdd(u8, Name, u8),
     ServiceDelete(u8, Name, u8),
     LinkAdd(Name, Name, Name, u8),
     LinkDelete(Name, Name, Name, u8),
-    UnlockAll { batch: u8, entries: u8 },
+    UnlockAll {
+        batch: u8,
+        entries: u8,
+    },
     Ack(u8),
 }
 
 impl Msg {
     fn body(self) -> Body {
-        let link = |a: Name, b: Name| LinkKey { a: a.get(), b: b.get() };
+        let link = |a: Name, b: Name| LinkKey {
+            a: a.get(),
+            b: b.get(),
+        };
         match self {
             Msg::Hello(n) => Body::Hello(Hello { name: n.get() }),
             Msg::SyncWelcome(m, t, id) => Body::SyncWelcome(SyncWelcome {
@@ -330,7 +340,10 @@ impl Harness {
                 }
                 if matches!(
                     body,
-                    Body::ServiceAdd(_) | Body::ServiceDelete(_) | Body::LinkAdd(_) | Body::LinkDelete(_)
+                    Body::ServiceAdd(_)
+                        | Body::ServiceDelete(_)
+                        | Body::LinkAdd(_)
+                        | Body::LinkDelete(_)
                 ) {
                     self.seen.entry_frames_delivered += 1;
                 }
@@ -400,7 +413,11 @@ fuzz_target!(|input: Input| {
             }
             Step::AckOurs(back) => {
                 let order = &h.seen.sent_order;
-                if let Some(&serial) = order.len().checked_sub(1 + usize::from(back)).map(|i| &order[i]) {
+                if let Some(&serial) = order
+                    .len()
+                    .checked_sub(1 + usize::from(back))
+                    .map(|i| &order[i])
+                {
                     h.deliver(Frame::new(0, Body::Ack(Ack { ack_serial: serial })));
                 }
             }

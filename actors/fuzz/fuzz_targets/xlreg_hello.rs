@@ -77,7 +77,9 @@ fn server_side(data: &[u8]) {
     if data.len() > OAEP_MAX {
         return;
     }
-    let cipher = public.oaep_encrypt(data).expect("OAEP takes up to 214 bytes");
+    let cipher = public
+        .oaep_encrypt(data)
+        .expect("OAEP takes up to 214 bytes");
     match Hello::open(&cipher, private) {
         Ok(hello) => {
             assert_eq!(data.len(), HELLO_LEN, "a Hello of another length opened");
