@@ -913,6 +913,19 @@ fn xlreg_fuzz(raw_inputs: usize, session_inputs: usize) -> Result<()> {
         );
     }
 
+    // Length prefixes over the 64 KiB limit, or impossible for the
+    // version: closed without a reply, before any body is read.
+    for (version, prefix) in [
+        (Version::V2, 0xFFFF_FFFFu32),
+        (Version::V2, 65_537),
+        (Version::V2, 47),
+        (Version::V1, 15),
+    ] {
+        let probe = XlregProbe::connect(&address, daemon.dir(), version)?;
+        let (msgs, leftover) = probe.exchange(&prefix.to_be_bytes(), ANSWER)?;
+        ensure!(msgs.is_empty() && !leftover, "prefix {prefix}: {msgs:?}");
+    }
+
     // After the handshake: raw bytes, sealed garbage, sealed mutations of
     // the requests above, in both session versions.
     let seeds: Vec<Vec<u8>> = refused_requests()
@@ -984,7 +997,7 @@ fn xlreg_fuzz(raw_inputs: usize, session_inputs: usize) -> Result<()> {
         "figure: xlReg port: {raw_inputs} bad Hellos in {raw_took:.2?}, all closed without a \
          reply (except {replied_to_intact} whose first 256 bytes were a valid Hello); {sessions} bad session inputs after a real handshake in {session_took:.2?}: \
          {errors} answered with Error/Ack, {silent} closed silently; {} refused requests each \
-         answered with Error; registry log unchanged; seed {seed}",
+         answered with Error; 4 bad length prefixes closed silently; registry log unchanged; seed {seed}",
         refused_requests().len()
     );
     ensure!(errors > 0, "no session input reached the request rules");
