@@ -1,36 +1,42 @@
 //! The services table: every registered service in the cluster, keyed by
-//! URI, merged with last-writer-wins and tombstones.
+//! URI and origin, merged with last-writer-wins and tombstones.
 //!
-//! Each change ([`Change::Add`] or [`Change::Delete`]) carries its version:
-//! the hybrid logical clock [`Timestamp`] at which its origin node made it
-//! and the origin's name. Versions compare as `(ts, origin)`,
-//! lexicographically. A change takes effect only if its version is strictly
-//! greater than the version held for its URI, whether that is a live entry
-//! or a tombstone; an equal or older change is [`Applied::Ignored`], which
-//! makes applying a change idempotent and lets floods die out (a node
-//! forwards only what it did not ignore). Deletes leave a [`Tombstone`]
-//! carrying their version, so that an older add arriving late cannot
-//! resurrect the service. Because each URI ends up holding the change with
-//! the greatest version among all it has seen, nodes that have applied the
-//! same set of changes hold the same table whatever the order of arrival.
-//! That relies on versions being unique per URI, which they are: an origin's
-//! clock never hands out the same timestamp twice.
+//! Each node is the only writer of its own registrations: a [`Change`] is
+//! made by its origin node and applies to that origin's *slot* for the URI
+//! (a live entry or the tombstone of a delete). Each change carries the
+//! hybrid logical clock [`Timestamp`] at which its origin made it; it takes
+//! effect only if it is strictly newer than the slot it targets, otherwise
+//! it is [`Applied::Ignored`], which makes applying a change idempotent and
+//! lets floods die out (a node forwards only what it did not ignore).
+//! Deletes leave a [`Tombstone`] in the slot, so that an older add arriving
+//! late cannot resurrect the registration. Since an origin's clock never
+//! hands out the same timestamp twice, every slot ends up holding its
+//! origin's latest change whatever the order of arrival, and nodes that
+//! have seen the same changes hold the same table. Keeping one writer per
+//! slot is what makes per-origin digests and replacements exact: one
+//! node's delete can never retire (or be retired by) another node's
+//! registration of the same URI.
+//!
+//! What clients see is one entry per URI: the *visible* entry, the newest
+//! live registration among origins that are not hidden (an origin is hidden
+//! while it is unreachable, see the supervisor). [`Applied`] describes how a
+//! change moved the visible entry of its URI, so the caller can route
+//! events without looking at slots.
 //!
 //! Tombstones are purged after a while ([`ServicesTable::purge_tombstones`]);
-//! the table remembers the highest purge bound as its
-//! [`purge_horizon`](ServicesTable::purge_horizon), which tells the sync
-//! protocol that a peer whose knowledge is older needs a full resync rather
-//! than a merge. The table itself applies late changes normally whatever
-//! their age.
+//! the table remembers, per origin, just past the newest tombstone purged,
+//! which tells the sync protocol that a peer whose knowledge of that origin
+//! is older needs its view replaced rather than merged. The table itself
+//! applies late changes normally whatever their age.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::hlc::Timestamp;
 
 /// A registered service, as held in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    /// The service URI: the table key.
+    /// The service URI.
     pub uri: String,
     /// Attributes given at registration.
     pub attrs: BTreeMap<String, String>,
@@ -41,22 +47,24 @@ pub struct Service {
 }
 
 impl Service {
-    /// The version of this entry, compared for last-writer-wins.
+    /// The version of this entry: which of several origins' registrations
+    /// of one URI is visible.
     pub fn version(&self) -> (Timestamp, &str) {
         (self.ts, &self.origin)
     }
 }
 
-/// A change to the table, made locally or received from a peer.
+/// A change to the table, made by its origin node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Register (or re-register) a service.
     Add(Service),
-    /// Remove the service with this URI.
+    /// Remove the origin's registration of this URI.
     Delete {
         /// The service URI.
         uri: String,
-        /// Name of the node that issued the delete.
+        /// Name of the node that issued the delete (and whose registration
+        /// it removes).
         origin: String,
         /// When the origin issued it.
         ts: Timestamp,
@@ -72,7 +80,7 @@ impl Change {
         }
     }
 
-    /// The version of this change, compared for last-writer-wins.
+    /// The timestamp and origin of this change.
     pub fn version(&self) -> (Timestamp, &str) {
         match self {
             Self::Add(s) => s.version(),
@@ -81,28 +89,31 @@ impl Change {
     }
 }
 
-/// What [`ServicesTable::apply`] did with a change.
+/// How a change (or a retirement, hiding or showing) moved the visible
+/// entry of its URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    /// A new live entry (no live entry before).
+    /// The URI became visible with this entry.
     Added(Service),
-    /// A live entry replaced by a newer add.
+    /// The URI's visible entry changed.
     Updated {
-        /// The entry replaced.
+        /// The entry visible before.
         old: Service,
-        /// The entry now held.
+        /// The entry visible now.
         new: Service,
     },
-    /// A live entry removed by a newer delete (the removed entry).
+    /// The URI is no longer visible (the entry visible before).
     Deleted(Service),
-    /// A newer delete for a URI with no live entry: recorded as tombstone
-    /// only.
-    Tombstoned,
-    /// Not newer than what is held (live or tombstone): nothing changed.
+    /// Newer than its slot and kept, but the visible entry of the URI did
+    /// not change: a delete where nothing was visible, or an entry shadowed
+    /// by a newer registration of another origin, or of a hidden origin.
+    Invisible,
+    /// Not newer than its slot: nothing changed.
     Ignored,
 }
 
-/// The record of a delete, kept so that older adds lose against it.
+/// The record of a delete, kept so that older adds of its origin lose
+/// against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
     /// The deleted service URI.
@@ -113,22 +124,82 @@ pub struct Tombstone {
     pub ts: Timestamp,
 }
 
-impl Tombstone {
-    /// The version of this tombstone, compared for last-writer-wins.
-    pub fn version(&self) -> (Timestamp, &str) {
-        (self.ts, &self.origin)
+/// One origin's latest change of one URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Live(Service),
+    Dead(Tombstone),
+}
+
+impl Slot {
+    fn origin(&self) -> &str {
+        match self {
+            Slot::Live(s) => &s.origin,
+            Slot::Dead(t) => &t.origin,
+        }
+    }
+
+    fn ts(&self) -> Timestamp {
+        match self {
+            Slot::Live(s) => s.ts,
+            Slot::Dead(t) => t.ts,
+        }
+    }
+
+    fn live(&self) -> Option<&Service> {
+        match self {
+            Slot::Live(s) => Some(s),
+            Slot::Dead(_) => None,
+        }
+    }
+
+    fn dead(&self) -> Option<&Tombstone> {
+        match self {
+            Slot::Live(_) => None,
+            Slot::Dead(t) => Some(t),
+        }
     }
 }
 
-/// Live services and tombstones, keyed by URI. A URI has at most one of the
-/// two at any time.
+/// The slots of one URI (nearly always one), in origin order.
+type Slots = Vec<Slot>;
+
+/// The newest live entry among `slots` whose origin is not hidden.
+fn visible<'a>(slots: &'a [Slot], hidden: &BTreeSet<String>) -> Option<&'a Service> {
+    slots
+        .iter()
+        .filter_map(Slot::live)
+        .filter(|s| !hidden.contains(&s.origin))
+        .max_by(|a, b| a.version().cmp(&b.version()))
+}
+
+/// What a move of the visible entry from `before` to `after` looks like.
+fn transition(before: Option<Service>, after: Option<&Service>) -> Applied {
+    match (before, after) {
+        (None, None) => Applied::Invisible,
+        (None, Some(a)) => Applied::Added(a.clone()),
+        (Some(b), None) => Applied::Deleted(b),
+        (Some(b), Some(a)) if b == *a => Applied::Invisible,
+        (Some(b), Some(a)) => Applied::Updated {
+            old: b,
+            new: a.clone(),
+        },
+    }
+}
+
+/// Live entries and tombstones, keyed by URI and origin, and the origins
+/// currently hidden.
 #[derive(Debug, Default)]
 pub struct ServicesTable {
-    /// Live entries by URI.
-    live: BTreeMap<String, Service>,
-    /// Tombstones by URI.
-    tombstones: BTreeMap<String, Tombstone>,
-    /// Highest `older_than` ever given to `purge_tombstones`.
+    by_uri: BTreeMap<String, Slots>,
+    hidden: BTreeSet<String>,
+    /// URIs with a visible entry.
+    visible: usize,
+    /// Live slots.
+    live: usize,
+    /// Dead slots.
+    dead: usize,
+    /// Highest bound of what `purge_tombstones` actually forgot.
     purge_horizon: Timestamp,
     /// Per origin: just past the newest tombstone of that origin purged.
     purge_horizons: BTreeMap<String, Timestamp>,
@@ -140,135 +211,249 @@ impl ServicesTable {
         Self::default()
     }
 
-    /// Applies `change` if its version `(ts, origin)` is strictly greater
-    /// than the version held for its URI (live entry or tombstone), and
-    /// says what happened.
+    /// Applies `change` if it is newer than what its origin's slot for the
+    /// URI holds (live entry or tombstone), and says how the visible entry
+    /// of the URI moved.
     pub fn apply(&mut self, change: Change) -> Applied {
-        let held = match (
-            self.live.get(change.uri()),
-            self.tombstones.get(change.uri()),
-        ) {
-            (Some(s), _) => Some(s.version()),
-            (None, Some(t)) => Some(t.version()),
-            (None, None) => None,
-        };
-        if held.is_some_and(|held| change.version() <= held) {
-            return Applied::Ignored;
+        let (ts, origin) = change.version();
+        let slots = self.by_uri.get(change.uri());
+        let held = slots.and_then(|s| s.iter().position(|x| x.origin() == origin));
+        if let (Some(slots), Some(i)) = (slots, held) {
+            if ts <= slots[i].ts() {
+                return Applied::Ignored;
+            }
         }
-        match change {
-            Change::Add(new) => {
-                self.tombstones.remove(&new.uri);
-                match self.live.insert(new.uri.clone(), new.clone()) {
-                    Some(old) => Applied::Updated { old, new },
-                    None => Applied::Added(new),
-                }
+        let uri = change.uri().to_string();
+        let slots = self.by_uri.entry(uri).or_default();
+        let before = visible(slots, &self.hidden).cloned();
+        let new = match change {
+            Change::Add(s) => {
+                self.live += 1;
+                Slot::Live(s)
             }
             Change::Delete { uri, origin, ts } => {
-                let removed = self.live.remove(&uri);
-                self.tombstones
-                    .insert(uri.clone(), Tombstone { uri, origin, ts });
-                match removed {
-                    Some(old) => Applied::Deleted(old),
-                    None => Applied::Tombstoned,
-                }
+                self.dead += 1;
+                Slot::Dead(Tombstone { uri, origin, ts })
             }
+        };
+        match held {
+            Some(i) => {
+                match &slots[i] {
+                    Slot::Live(_) => self.live -= 1,
+                    Slot::Dead(_) => self.dead -= 1,
+                }
+                slots[i] = new;
+            }
+            None => {
+                let at = slots.partition_point(|x| x.origin() < new.origin());
+                slots.insert(at, new);
+            }
+        }
+        let applied = transition(before, visible(slots, &self.hidden));
+        self.count(&applied);
+        applied
+    }
+
+    fn count(&mut self, applied: &Applied) {
+        match applied {
+            Applied::Added(_) => self.visible += 1,
+            Applied::Deleted(_) => self.visible -= 1,
+            _ => {}
         }
     }
 
-    /// Retires every live entry whose version is from `origin`, no newer
-    /// than `as_of`, and whose URI is not in `keep`: each becomes a tombstone with the same version, so a
-    /// stale copy arriving later is ignored. Returns the entries retired.
-    /// Used when a batch replaces everything held from an origin.
+    /// Retires every live entry of `origin` no newer than `as_of` whose URI
+    /// is not in `keep`: each becomes a tombstone with the same version, so
+    /// a stale copy arriving later is ignored. Returns one outcome per entry
+    /// retired. Used when a batch replaces everything held from an origin.
     pub fn remove_origin_except(
         &mut self,
         origin: &str,
-        keep: &std::collections::HashSet<String>,
+        keep: &HashSet<String>,
         as_of: Timestamp,
-    ) -> Vec<Service> {
-        let gone: Vec<String> = self
-            .live
-            .values()
-            .filter(|s| s.origin == origin && s.ts <= as_of && !keep.contains(&s.uri))
-            .map(|s| s.uri.clone())
-            .collect();
-        let mut removed = Vec::with_capacity(gone.len());
-        for uri in gone {
-            if let Some(s) = self.live.remove(&uri) {
-                self.tombstones.insert(
-                    uri.clone(),
-                    Tombstone {
-                        uri,
-                        origin: s.origin.clone(),
-                        ts: s.ts,
-                    },
-                );
-                removed.push(s);
+    ) -> Vec<Applied> {
+        let mut out = Vec::new();
+        for (uri, slots) in self.by_uri.iter_mut() {
+            if keep.contains(uri) {
+                continue;
             }
+            let Some(i) = slots.iter().position(|x| {
+                x.live()
+                    .is_some_and(|s| s.origin == origin && s.ts <= as_of)
+            }) else {
+                continue;
+            };
+            let before = visible(slots, &self.hidden).cloned();
+            let retired = Tombstone {
+                uri: uri.clone(),
+                origin: origin.to_string(),
+                ts: slots[i].ts(),
+            };
+            slots[i] = Slot::Dead(retired);
+            self.live -= 1;
+            self.dead += 1;
+            out.push(transition(before, visible(slots, &self.hidden)));
         }
-        removed
+        for applied in &out {
+            self.count(applied);
+        }
+        out
     }
 
-    /// The live entry for `uri`.
+    /// Hides `origin`: its entries stop being visible. Returns how each
+    /// URI it holds moved (nothing if it was hidden already).
+    pub fn hide(&mut self, origin: &str) -> Vec<Applied> {
+        self.set_hidden(origin, true)
+    }
+
+    /// Shows `origin` again. Returns how each URI it holds moved.
+    pub fn show(&mut self, origin: &str) -> Vec<Applied> {
+        self.set_hidden(origin, false)
+    }
+
+    /// True while `origin` is hidden.
+    pub fn is_hidden(&self, origin: &str) -> bool {
+        self.hidden.contains(origin)
+    }
+
+    fn set_hidden(&mut self, origin: &str, hide: bool) -> Vec<Applied> {
+        if self.hidden.contains(origin) == hide {
+            return Vec::new();
+        }
+        let holds = |slots: &Slots| {
+            slots
+                .iter()
+                .any(|x| x.live().is_some_and(|s| s.origin == origin))
+        };
+        let uris: Vec<&String> = self
+            .by_uri
+            .iter()
+            .filter(|(_, slots)| holds(slots))
+            .map(|(uri, _)| uri)
+            .collect();
+        let before: Vec<Option<Service>> = uris
+            .iter()
+            .map(|uri| visible(&self.by_uri[*uri], &self.hidden).cloned())
+            .collect();
+        let mut hidden = self.hidden.clone();
+        if hide {
+            hidden.insert(origin.to_string());
+        } else {
+            hidden.remove(origin);
+        }
+        let out: Vec<Applied> = uris
+            .iter()
+            .zip(before)
+            .map(|(uri, before)| transition(before, visible(&self.by_uri[*uri], &hidden)))
+            .collect();
+        self.hidden = hidden;
+        for applied in &out {
+            self.count(applied);
+        }
+        out
+    }
+
+    /// Our purge horizon for `add`'s origin when `add` is older than it
+    /// and we hold nothing of that origin for its URI: it may be a service
+    /// whose delete we forgot, and must not be taken.
+    pub fn may_be_forgotten(&self, add: &Service) -> Option<Timestamp> {
+        let horizon = *self.purge_horizons.get(&add.origin)?;
+        let held = self
+            .by_uri
+            .get(&add.uri)
+            .is_some_and(|slots| slots.iter().any(|x| x.origin() == add.origin));
+        (add.ts < horizon && !held).then_some(horizon)
+    }
+
+    /// The visible entry for `uri`.
     pub fn get(&self, uri: &str) -> Option<&Service> {
-        self.live.get(uri)
+        visible(self.by_uri.get(uri)?, &self.hidden)
     }
 
-    /// The tombstone for `uri`.
-    pub fn tombstone(&self, uri: &str) -> Option<&Tombstone> {
-        self.tombstones.get(uri)
+    /// `origin`'s live entry for `uri`, hidden or not.
+    pub fn get_from(&self, uri: &str, origin: &str) -> Option<&Service> {
+        self.by_uri
+            .get(uri)?
+            .iter()
+            .filter_map(Slot::live)
+            .find(|s| s.origin == origin)
     }
 
-    /// Live entries, in URI order.
+    /// `origin`'s tombstone for `uri`.
+    pub fn tombstone(&self, uri: &str, origin: &str) -> Option<&Tombstone> {
+        self.by_uri
+            .get(uri)?
+            .iter()
+            .filter_map(Slot::dead)
+            .find(|t| t.origin == origin)
+    }
+
+    /// Visible entries, one per URI, in URI order.
     pub fn iter(&self) -> impl Iterator<Item = &Service> {
-        self.live.values()
+        self.by_uri
+            .values()
+            .filter_map(|slots| visible(slots, &self.hidden))
     }
 
-    /// Number of live entries.
+    /// Number of visible entries.
     pub fn len(&self) -> usize {
-        self.live.len()
+        self.visible
     }
 
-    /// True when there is no live entry (there may be tombstones).
+    /// True when nothing is visible (there may be tombstones, and entries
+    /// of hidden origins).
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
+        self.visible == 0
+    }
+
+    /// Every live entry of every origin, hidden or shadowed included, in
+    /// URI order.
+    pub fn live_entries(&self) -> impl Iterator<Item = &Service> {
+        self.by_uri.values().flatten().filter_map(Slot::live)
+    }
+
+    /// Number of live entries of every origin.
+    pub fn live_count(&self) -> usize {
+        self.live
     }
 
     /// Tombstones, in URI order.
     pub fn tombstones(&self) -> impl Iterator<Item = &Tombstone> {
-        self.tombstones.values()
+        self.by_uri.values().flatten().filter_map(Slot::dead)
     }
 
     /// Number of tombstones.
     pub fn tombstone_count(&self) -> usize {
-        self.tombstones.len()
+        self.dead
     }
 
     /// Removes the tombstones with `ts < older_than` (a tombstone at exactly
-    /// `older_than` is kept), returns how many were removed, and raises the
-    /// purge horizon to `older_than` if it was lower.
+    /// `older_than` is kept) and returns how many were removed; raises the
+    /// purge horizons as far as what was actually forgotten (a node that
+    /// purged nothing refuses nothing).
     pub fn purge_tombstones(&mut self, older_than: Timestamp) -> usize {
-        // The horizon rises only as far as what is actually forgotten: a
-        // node that purged nothing refuses nothing.
-        let newest = self
-            .tombstones
-            .values()
-            .filter(|t| t.ts < older_than)
-            .map(|t| t.ts)
-            .max();
-        let before = self.tombstones.len();
-        for t in self.tombstones.values().filter(|t| t.ts < older_than) {
-            let h = self.purge_horizons.entry(t.origin.clone()).or_default();
-            *h = (*h).max(t.ts.successor());
+        let mut purged = 0;
+        for slots in self.by_uri.values_mut() {
+            slots.retain(|x| {
+                let Slot::Dead(t) = x else { return true };
+                if t.ts >= older_than {
+                    return true;
+                }
+                let h = self.purge_horizons.entry(t.origin.clone()).or_default();
+                *h = (*h).max(t.ts.successor());
+                self.purge_horizon = self.purge_horizon.max(t.ts.successor());
+                purged += 1;
+                false
+            });
         }
-        self.tombstones.retain(|_, t| t.ts >= older_than);
-        if let Some(newest) = newest {
-            self.purge_horizon = self.purge_horizon.max(newest.successor());
+        if purged > 0 {
+            self.by_uri.retain(|_, slots| !slots.is_empty());
+            self.dead -= purged;
         }
-        before - self.tombstones.len()
+        purged
     }
 
-    /// The highest `older_than` ever passed to
-    /// [`purge_tombstones`](Self::purge_tombstones) (zero if never): deletes
+    /// Just past the newest tombstone ever purged (zero if none): deletes
     /// older than this may have been forgotten.
     pub fn purge_horizon(&self) -> Timestamp {
         self.purge_horizon

@@ -4,19 +4,25 @@
 //! listeners on port 0, reads its JSON log from standard error on a thread,
 //! and lets a test wait for a log event with a deadline (never a sleep).
 //! [`Conn`] is a blocking client connection speaking the frame protocol.
+//! [`Cluster`] runs several nodes whose peer links pass through
+//! fault-injecting [`Proxy`]s, to kill nodes and cut links.
 //! Every process started here is killed when its handle is dropped.
 
 pub mod bad_input;
 mod cli;
+mod cluster;
 mod conn;
 mod daemon;
 mod probe;
+mod proxy;
 mod tls;
 
 pub use cli::{Cli, CliOutput, RunningCli};
+pub use cluster::{Cluster, ClusterBuilder, Listed, Listing, log_time};
 pub use conn::{Conn, read_frame, write_frame};
 pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
 pub use probe::{http_get, link_changed};
+pub use proxy::{Mode, Proxy};
 pub use tls::{TestCa, TlsFiles};
 
 use std::time::Duration;

@@ -35,14 +35,8 @@ async fn next(sub: &mut Subscription, deadline: Duration) -> Result<Subscription
 
 /// The next add or delete, skipping snapshot ends.
 async fn next_change(sub: &mut Subscription) -> Result<(&'static str, String)> {
-    loop {
-        match next(sub, DEADLINE).await? {
-            SubscriptionEvent::Added { service, .. } => return Ok(("added", service.uri)),
-            SubscriptionEvent::Deleted { service } => return Ok(("deleted", service.uri)),
-            SubscriptionEvent::SnapshotEnd { .. } => continue,
-            other => bail!("unexpected {other:?}"),
-        }
-    }
+    let (kind, uri, _origin) = next_change_from(sub).await?;
+    Ok((kind, uri))
 }
 
 #[test]
@@ -321,4 +315,69 @@ fn a_restarted_origin_does_not_bring_back_its_old_services() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(())
+}
+
+/// The next add or delete as (kind, uri, origin), skipping snapshot ends.
+async fn next_change_from(sub: &mut Subscription) -> Result<(&'static str, String, String)> {
+    loop {
+        match next(sub, DEADLINE).await? {
+            SubscriptionEvent::Added { service, .. } => {
+                return Ok(("added", service.uri, service.origin));
+            }
+            SubscriptionEvent::Deleted { service } => {
+                return Ok(("deleted", service.uri, service.origin));
+            }
+            SubscriptionEvent::SnapshotEnd { .. } => continue,
+            other => bail!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Two nodes register the same URI: each keeps its own registration, the
+/// newest is what subscribers see, and one node's unregister removes only
+/// its own (the other's shows again), never the other node's.
+#[test]
+fn one_nodes_unregister_never_removes_another_nodes_registration() -> Result<()> {
+    let ca = TestCa::new("test-ca")?;
+    let a = Daemon::builder()
+        .name("node-a")
+        .tls(&ca.node("node-a")?)
+        .peer("node-b", "")
+        .start()?;
+    let mut b = Daemon::builder()
+        .name("node-b")
+        .tls(&ca.node("node-b")?)
+        .peer("node-a", &a.peer)
+        .start()?;
+    b.wait_log(DEADLINE, |l| {
+        l["message"] == "initial sync done" && l["peer"] == "node-a"
+    })?;
+    let uri = "tcp://shared:1";
+    let rt = runtime();
+    rt.block_on(async {
+        let at_a = Client::connect(&unix(&a)).await?;
+        let at_b = Client::connect(&unix(&b)).await?;
+        let mut sub = at_b.subscribe("^tcp://shared").await?;
+        let change = |kind, origin: &str| (kind, uri.to_string(), origin.to_string());
+
+        at_a.register(uri, BTreeMap::new()).await?;
+        assert_eq!(next_change_from(&mut sub).await?, change("added", "node-a"));
+        // B's registration is newer: it becomes the visible one.
+        at_b.register(uri, BTreeMap::new()).await?;
+        assert_eq!(next_change_from(&mut sub).await?, change("added", "node-b"));
+        // B unregisters: A's registration shows again, at B...
+        at_b.unregister(uri).await?;
+        assert_eq!(next_change_from(&mut sub).await?, change("added", "node-a"));
+        // ...and A still holds it (B's delete did not travel as A's).
+        let held = at_a.list("^tcp://shared").await?;
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert_eq!(held[0].origin, "node-a");
+        // A unregisters: now it is gone.
+        at_a.unregister(uri).await?;
+        assert_eq!(
+            next_change_from(&mut sub).await?,
+            change("deleted", "node-a")
+        );
+        Ok::<_, anyhow::Error>(())
+    })
 }

@@ -51,6 +51,7 @@ fn new_table_is_empty() {
     assert_eq!(table.tombstone_count(), 0);
     assert_eq!(table.purge_horizon(), Timestamp::default());
     assert_eq!(table.get("tcp://x"), None);
+    assert_eq!(table.live_count(), 0);
 }
 
 #[test]
@@ -64,47 +65,105 @@ fn add_update_delete_lifecycle() {
     assert_eq!(table.get("tcp://a:1"), Some(&s1));
     assert_eq!(table.len(), 1);
 
-    let s2 = service("tcp://a:1", "n2", ts(11, 0));
+    let mut s1b = service("tcp://a:1", "n1", ts(11, 0));
+    s1b.attrs.insert("k".into(), "v".into());
     assert_eq!(
-        table.apply(Change::Add(s2.clone())),
+        table.apply(Change::Add(s1b.clone())),
         Applied::Updated {
             old: s1,
-            new: s2.clone()
+            new: s1b.clone()
         }
     );
-    assert_eq!(table.get("tcp://a:1"), Some(&s2));
+    assert_eq!(table.get("tcp://a:1"), Some(&s1b));
 
     assert_eq!(
         table.apply(delete("tcp://a:1", "n1", ts(12, 0))),
-        Applied::Deleted(s2)
+        Applied::Deleted(s1b)
     );
     assert!(table.is_empty());
     assert_eq!(table.tombstone_count(), 1);
+    assert_eq!(table.live_count(), 0);
     assert_eq!(
-        table.tombstone("tcp://a:1"),
+        table.tombstone("tcp://a:1", "n1"),
         Some(&tomb("tcp://a:1", "n1", ts(12, 0)))
     );
 }
 
 #[test]
-fn delete_without_live_entry_is_tombstoned() {
+fn a_delete_removes_only_its_origins_registration() {
+    let mut table = ServicesTable::new();
+    let a = service("u:1", "n1", ts(10, 0));
+    let b = service("u:1", "n2", ts(11, 0));
+    table.apply(Change::Add(a.clone()));
+    // The newer registration of another origin becomes the visible one.
+    assert_eq!(
+        table.apply(Change::Add(b.clone())),
+        Applied::Updated {
+            old: a.clone(),
+            new: b.clone()
+        }
+    );
+    assert_eq!(table.len(), 1);
+    assert_eq!(table.live_count(), 2);
+    // n1's delete, newer than both, removes only n1's registration:
+    // nothing visible moves.
+    assert_eq!(
+        table.apply(delete("u:1", "n1", ts(20, 0))),
+        Applied::Invisible
+    );
+    assert_eq!(table.get("u:1"), Some(&b));
+    assert_eq!(table.get_from("u:1", "n1"), None);
+    // n2's delete removes the last one.
+    assert_eq!(
+        table.apply(delete("u:1", "n2", ts(12, 0))),
+        Applied::Deleted(b)
+    );
+    assert!(table.is_empty());
+    assert_eq!(table.tombstone_count(), 2);
+    // n1 registers again: visible again.
+    let a2 = service("u:1", "n1", ts(21, 0));
+    assert_eq!(table.apply(Change::Add(a2.clone())), Applied::Added(a2));
+}
+
+#[test]
+fn deleting_the_visible_entry_shows_the_next_newest() {
+    let mut table = ServicesTable::new();
+    let a = service("u:1", "n1", ts(10, 0));
+    let b = service("u:1", "n2", ts(11, 0));
+    table.apply(Change::Add(a.clone()));
+    table.apply(Change::Add(b.clone()));
+    assert_eq!(
+        table.apply(delete("u:1", "n2", ts(12, 0))),
+        Applied::Updated { old: b, new: a }
+    );
+    assert_eq!(table.len(), 1);
+}
+
+#[test]
+fn delete_without_live_entry_is_invisible() {
     let mut table = ServicesTable::new();
     assert_eq!(
         table.apply(delete("u:1", "n1", ts(5, 0))),
-        Applied::Tombstoned
+        Applied::Invisible
     );
     assert_eq!(table.tombstone_count(), 1);
-    // A newer delete replaces the tombstone.
+    // A newer delete of the same origin replaces the tombstone.
     assert_eq!(
-        table.apply(delete("u:1", "n2", ts(6, 0))),
-        Applied::Tombstoned
+        table.apply(delete("u:1", "n1", ts(6, 0))),
+        Applied::Invisible
     );
     assert_eq!(
         table.tombstones().collect::<Vec<_>>(),
-        vec![&tomb("u:1", "n2", ts(6, 0))]
+        vec![&tomb("u:1", "n1", ts(6, 0))]
     );
     // An older one does not.
     assert_eq!(table.apply(delete("u:1", "n1", ts(5, 9))), Applied::Ignored);
+    // Another origin's delete has a slot of its own.
+    assert_eq!(
+        table.apply(delete("u:1", "n2", ts(1, 0))),
+        Applied::Invisible
+    );
+    assert_eq!(table.tombstone_count(), 2);
 }
 
 #[test]
@@ -116,7 +175,6 @@ fn delete_older_than_add_loses() {
         table.apply(delete("u:1", "n1", ts(10, 2))),
         Applied::Ignored
     );
-    assert_eq!(table.apply(delete("u:1", "n9", ts(9, 0))), Applied::Ignored);
     assert_eq!(table.get("u:1"), Some(&s));
     assert_eq!(table.tombstone_count(), 0);
 }
@@ -125,15 +183,15 @@ fn delete_older_than_add_loses() {
 fn add_older_than_tombstone_loses_and_newer_add_resurrects() {
     let mut table = ServicesTable::new();
     table.apply(delete("u:1", "n1", ts(10, 0)));
-    assert_eq!(table.apply(add("u:1", "n2", ts(9, 99))), Applied::Ignored);
+    assert_eq!(table.apply(add("u:1", "n1", ts(9, 99))), Applied::Ignored);
     assert!(table.is_empty());
 
-    let s = service("u:1", "n2", ts(10, 1));
+    let s = service("u:1", "n1", ts(10, 1));
     assert_eq!(table.apply(Change::Add(s.clone())), Applied::Added(s));
     assert_eq!(
         table.tombstone_count(),
         0,
-        "the newer add removes the tombstone"
+        "the newer add replaces the tombstone"
     );
     assert_eq!(table.len(), 1);
 }
@@ -144,21 +202,21 @@ fn equal_timestamps_are_tie_broken_by_origin() {
     let mut table = ServicesTable::new();
     let b = service("u:1", "node-b", t);
     table.apply(Change::Add(b.clone()));
-    // "node-a" < "node-b": loses.
-    assert_eq!(table.apply(add("u:1", "node-a", t)), Applied::Ignored);
-    assert_eq!(table.apply(delete("u:1", "node-a", t)), Applied::Ignored);
-    // "node-c" > "node-b": wins.
+    // "node-a" < "node-b": held, but not visible.
+    assert_eq!(table.apply(add("u:1", "node-a", t)), Applied::Invisible);
+    // "node-c" > "node-b": visible.
     let c = service("u:1", "node-c", t);
     assert_eq!(
         table.apply(Change::Add(c.clone())),
         Applied::Updated {
-            old: b,
+            old: b.clone(),
             new: c.clone()
         }
     );
-    assert_eq!(table.apply(delete("u:1", "node-d", t)), Applied::Deleted(c));
-    // Timestamp comes before origin: an older ts loses whatever the name.
-    assert_eq!(table.apply(add("u:1", "zzz", ts(100, 6))), Applied::Ignored);
+    assert_eq!(
+        table.apply(delete("u:1", "node-c", ts(100, 8))),
+        Applied::Updated { old: c, new: b }
+    );
 }
 
 #[test]
@@ -169,6 +227,71 @@ fn equal_version_is_ignored() {
     assert_eq!(table.apply(Change::Add(s)), Applied::Ignored);
     table.apply(delete("u:1", "n1", ts(2, 0)));
     assert_eq!(table.apply(delete("u:1", "n1", ts(2, 0))), Applied::Ignored);
+}
+
+#[test]
+fn hidden_origins_are_not_visible() {
+    let mut table = ServicesTable::new();
+    let a = service("u:1", "n1", ts(10, 0));
+    let b = service("u:1", "n2", ts(11, 0));
+    let c = service("u:2", "n2", ts(12, 0));
+    for s in [&a, &b, &c] {
+        table.apply(Change::Add(s.clone()));
+    }
+    assert_eq!(
+        table.hide("n2"),
+        vec![
+            Applied::Updated {
+                old: b.clone(),
+                new: a.clone()
+            },
+            Applied::Deleted(c.clone())
+        ]
+    );
+    assert!(table.hide("n2").is_empty(), "hiding twice moves nothing");
+    assert!(table.is_hidden("n2"));
+    assert_eq!(table.len(), 1);
+    assert_eq!(table.iter().collect::<Vec<_>>(), vec![&a]);
+    assert_eq!(table.get_from("u:2", "n2"), Some(&c));
+    // Changes of a hidden origin are kept, not shown.
+    let c2 = service("u:2", "n2", ts(13, 0));
+    assert_eq!(table.apply(Change::Add(c2.clone())), Applied::Invisible);
+    assert_eq!(
+        table.show("n2"),
+        vec![
+            Applied::Updated {
+                old: a,
+                new: b.clone()
+            },
+            Applied::Added(c2)
+        ]
+    );
+    assert_eq!(table.len(), 2);
+}
+
+#[test]
+fn retiring_an_origin_keeps_what_it_should() {
+    let mut table = ServicesTable::new();
+    let a = service("u:1", "n1", ts(10, 0));
+    let b = service("u:1", "n2", ts(11, 0));
+    let kept = service("u:2", "n2", ts(12, 0));
+    let newer = service("u:3", "n2", ts(30, 0));
+    for s in [&a, &b, &kept, &newer] {
+        table.apply(Change::Add(s.clone()));
+    }
+    let keep = HashSet::from(["u:2".to_string()]);
+    assert_eq!(
+        table.remove_origin_except("n2", &keep, ts(20, 0)),
+        vec![Applied::Updated {
+            old: b.clone(),
+            new: a.clone()
+        }]
+    );
+    assert_eq!(table.tombstone("u:1", "n2"), Some(&tomb("u:1", "n2", b.ts)));
+    assert_eq!(table.get("u:2"), Some(&kept));
+    assert_eq!(table.get("u:3"), Some(&newer), "newer than the as-of");
+    // A stale copy of the retired entry is ignored.
+    assert_eq!(table.apply(Change::Add(b)), Applied::Ignored);
 }
 
 #[test]
@@ -271,18 +394,25 @@ proptest! {
         }
         prop_assert_eq!(snapshot(&a), snapshot(&b));
 
-        // And both hold, per URI, the change with the greatest version.
-        let mut best: BTreeMap<&str, &Change> = BTreeMap::new();
+        // And both hold, per URI and origin, the newest change; the visible
+        // entry of a URI is its newest live one.
+        let mut best: BTreeMap<(&str, &str), &Change> = BTreeMap::new();
         for c in &changes {
-            let e = best.entry(c.uri()).or_insert(c);
+            let e = best.entry((c.uri(), c.version().1)).or_insert(c);
             if c.version() > e.version() {
                 *e = c;
             }
         }
-        let live: Vec<Service> = best.values().filter_map(|c| match c {
-            Change::Add(s) => Some(s.clone()),
-            Change::Delete { .. } => None,
-        }).collect();
+        let mut visible: BTreeMap<&str, &Service> = BTreeMap::new();
+        for c in best.values() {
+            if let Change::Add(s) = c {
+                let e = visible.entry(&s.uri).or_insert(s);
+                if s.version() > e.version() {
+                    *e = s;
+                }
+            }
+        }
+        let live: Vec<Service> = visible.values().map(|s| (*s).clone()).collect();
         let tombs: Vec<Tombstone> = best.values().filter_map(|c| match c {
             Change::Add(_) => None,
             Change::Delete { uri, origin, ts } => Some(tomb(uri, origin, *ts)),
@@ -308,33 +438,45 @@ proptest! {
         let mut table = ServicesTable::new();
         for c in changes {
             let uri = c.uri().to_owned();
-            let live_before = table.get(&uri).cloned();
+            let origin = c.version().1.to_owned();
+            let visible_before = table.get(&uri).cloned();
             let before = snapshot(&table);
             let outcome = table.apply(c.clone());
-            match outcome {
+            let visible_after = table.get(&uri).cloned();
+            match &outcome {
                 Applied::Ignored => prop_assert_eq!(snapshot(&table), before),
                 Applied::Added(s) => {
-                    prop_assert!(live_before.is_none());
-                    prop_assert_eq!(Change::Add(s.clone()), c);
-                    prop_assert_eq!(table.get(&uri), Some(&s));
-                    prop_assert!(table.tombstone(&uri).is_none());
+                    prop_assert!(visible_before.is_none());
+                    prop_assert_eq!(Some(s), visible_after.as_ref());
                 }
                 Applied::Updated { old, new } => {
-                    prop_assert_eq!(Some(old), live_before);
-                    prop_assert_eq!(table.get(&uri), Some(&new));
+                    prop_assert_eq!(Some(old), visible_before.as_ref());
+                    prop_assert_eq!(Some(new), visible_after.as_ref());
+                    prop_assert_ne!(old, new);
                 }
                 Applied::Deleted(old) => {
-                    prop_assert_eq!(Some(old), live_before);
-                    prop_assert!(table.get(&uri).is_none());
-                    prop_assert!(table.tombstone(&uri).is_some());
+                    prop_assert_eq!(Some(old), visible_before.as_ref());
+                    prop_assert!(visible_after.is_none());
                 }
-                Applied::Tombstoned => {
-                    prop_assert!(live_before.is_none());
-                    prop_assert!(table.tombstone(&uri).is_some());
+                Applied::Invisible => prop_assert_eq!(&visible_before, &visible_after),
+            }
+            if outcome != Applied::Ignored {
+                // The origin's slot holds the change, live or dead.
+                match &c {
+                    Change::Add(s) => {
+                        prop_assert_eq!(table.get_from(&uri, &origin), Some(s));
+                        prop_assert!(table.tombstone(&uri, &origin).is_none());
+                    }
+                    Change::Delete { .. } => {
+                        prop_assert!(table.get_from(&uri, &origin).is_none());
+                        prop_assert!(table.tombstone(&uri, &origin).is_some());
+                    }
                 }
             }
-            // Never both a live entry and a tombstone for one URI.
-            prop_assert!(table.get(&uri).is_none() || table.tombstone(&uri).is_none());
+            // The counters match the contents.
+            prop_assert_eq!(table.len(), table.iter().count());
+            prop_assert_eq!(table.live_count(), table.live_entries().count());
+            prop_assert_eq!(table.tombstone_count(), table.tombstones().count());
         }
     }
 }

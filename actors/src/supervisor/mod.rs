@@ -121,10 +121,10 @@ impl CatalogueSupervisor {
     /// Routes the services events of an applied batch; reacts to link
     /// changes.
     fn route_outcome(&mut self, outcome: BatchOutcome, ctx: &mut Context<Self>) {
-        if outcome.services.len() + outcome.removed.len() > self.config.bulk_threshold {
-            self.rebase(&outcome);
+        if outcome.services.len() > self.config.bulk_threshold {
+            self.rebase(&outcome.services);
         } else {
-            self.route_each(outcome.services, outcome.removed);
+            self.route_each(outcome.services);
         }
         self.update_table_gauges();
         if outcome.links_changed {
@@ -145,20 +145,16 @@ impl CatalogueSupervisor {
     }
 
     /// A large change: every subscription it touches gets a fresh snapshot.
-    fn rebase(&mut self, outcome: &BatchOutcome) {
+    fn rebase(&mut self, services: &[Applied]) {
         let mut touched = HashSet::new();
-        let uris = outcome
-            .services
+        let uris = services
             .iter()
             .filter_map(|a| match a {
                 Applied::Added(s) | Applied::Updated { new: s, .. } | Applied::Deleted(s) => {
-                    Some(s)
+                    Some(s.uri.clone())
                 }
-                Applied::Tombstoned | Applied::Ignored => None,
+                Applied::Invisible | Applied::Ignored => None,
             })
-            .chain(outcome.removed.iter())
-            .filter(|s| !self.hidden.contains_key(&s.origin))
-            .map(|s| s.uri.clone())
             .collect::<Vec<_>>();
         for uri in uris {
             self.matcher.matches(&uri, &mut self.matched);
@@ -175,25 +171,20 @@ impl CatalogueSupervisor {
         }
     }
 
-    fn route_each(&mut self, services: Vec<Applied>, removed: Vec<Service>) {
+    /// Routes an event for each move of a visible entry.
+    fn route_each(&mut self, services: Vec<Applied>) {
         for applied in services {
             match applied {
                 Applied::Added(s) | Applied::Updated { new: s, .. } => {
                     self.route(EventKind::Added, s)
                 }
                 Applied::Deleted(s) => self.route(EventKind::Deleted, s),
-                Applied::Tombstoned | Applied::Ignored => {}
+                Applied::Invisible | Applied::Ignored => {}
             }
-        }
-        for s in removed {
-            self.route(EventKind::Deleted, s);
         }
     }
 
     fn route(&mut self, kind: EventKind, service: Service) {
-        if self.hidden.contains_key(&service.origin) {
-            return;
-        }
         self.matcher.matches(&service.uri, &mut self.matched);
         if self.matched.is_empty() {
             return;
@@ -215,7 +206,7 @@ impl CatalogueSupervisor {
         self.replica
             .services
             .iter()
-            .filter(|s| !self.hidden.contains_key(&s.origin) && regex.is_match(&s.uri))
+            .filter(|s| regex.is_match(&s.uri))
             .map(|s| Arc::new(s.clone()))
             .collect()
     }
@@ -352,7 +343,6 @@ impl Handler<ListServices> for CatalogueSupervisor {
             .replica
             .services
             .iter()
-            .filter(|s| !self.hidden.contains_key(&s.origin))
             .filter(|s| msg.regex.as_ref().is_none_or(|r| r.is_match(&s.uri)))
             .cloned()
             .collect();

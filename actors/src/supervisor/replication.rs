@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use actix::prelude::*;
-use catalogue_proto::catalogue::{Error, ErrorCode, EventKind};
+use catalogue_proto::catalogue::{Error, ErrorCode};
 use tracing::{debug, info, warn};
 
 use super::{CatalogueSupervisor, GetDigest, PeerBatch, PlanFor, SyncDone};
@@ -34,7 +34,7 @@ impl CatalogueSupervisor {
         let origins: BTreeSet<String> = self
             .replica
             .services
-            .iter()
+            .live_entries()
             .map(|s| s.origin.clone())
             .collect();
         // Back in reach: stop pending hides. Hidden origins are shown again
@@ -109,27 +109,12 @@ impl CatalogueSupervisor {
         {
             return;
         }
-        let count = self.route_origin(&origin, EventKind::Deleted);
-        info!(%origin, services = count, "origin unreachable: its services are withdrawn");
+        let moved = self.replica.services.hide(&origin);
+        info!(%origin, services = moved.len(), "origin unreachable: its services are withdrawn");
+        self.route_each(moved);
+        self.update_table_gauges();
         let now = self.hlc.now();
         self.hidden.insert(origin, now);
-    }
-
-    /// Routes an event of `kind` for every service of `origin`; returns
-    /// how many.
-    fn route_origin(&mut self, origin: &str, kind: EventKind) -> usize {
-        let services: Vec<_> = self
-            .replica
-            .services
-            .iter()
-            .filter(|s| s.origin == origin)
-            .cloned()
-            .collect();
-        let count = services.len();
-        for s in services {
-            self.route(kind, s);
-        }
-        count
     }
 
     /// Shows the services of `origin` again.
@@ -137,8 +122,10 @@ impl CatalogueSupervisor {
         if self.hidden.remove(origin).is_none() {
             return;
         }
-        let count = self.route_origin(origin, EventKind::Added);
-        info!(%origin, services = count, "origin reachable again: its services are visible");
+        let moved = self.replica.services.show(origin);
+        info!(%origin, services = moved.len(), "origin reachable again: its services are visible");
+        self.route_each(moved);
+        self.update_table_gauges();
     }
 }
 
@@ -157,7 +144,12 @@ impl Handler<PlanFor> for CatalogueSupervisor {
     fn handle(&mut self, msg: PlanFor, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("PlanFor");
         let batch: Batch = self.replica.plan(&msg.digest);
-        debug!(peer = %msg.peer, entries = batch.entries.len(), replace = ?batch.replace_origins, "initial batch planned");
+        let services = batch
+            .entries
+            .iter()
+            .filter(|e| e.table() == crate::sync::entry::Table::Services)
+            .count();
+        debug!(peer = %msg.peer, entries = batch.entries.len(), services, replace = ?batch.replace_origins, "initial batch planned");
         MessageResult(batch)
     }
 }
@@ -202,9 +194,15 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             self.stats
                 .propagation_ms(now_ms.saturating_sub(e.ts().physical_ms));
         }
-        let outcome = self.replica.apply_batch(&batch);
+        let outcome = self.replica.apply_batch(&batch, &from);
         if outcome.refused > 0 {
-            warn!(peer = %from, refused = outcome.refused, "entries older than our purge horizon refused");
+            warn!(peer = %from, refused = outcome.refused, origins = ?outcome.refused_origins.keys().collect::<Vec<_>>(), "entries whose deletes may have been purged refused; sending our view of their origins");
+            let (origins, as_of): (Vec<String>, Vec<_>) =
+                outcome.refused_origins.clone().into_iter().unzip();
+            if let Some(l) = self.peer_links.get(&from).filter(|l| l.id == link) {
+                l.addr
+                    .do_send(SendBatch(self.replica.replacement(&origins, &as_of)));
+            }
         }
         if initial {
             debug!(peer = %from, entries = batch.entries.len(), applied = outcome.forward.len(), "initial batch applied");

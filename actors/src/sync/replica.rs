@@ -12,7 +12,12 @@
 //! * [`Replica::apply_batch`]: applies a received batch by last writer wins.
 //!   (Resurrections by a stale peer are prevented at the source: a node
 //!   whose newest entry from an origin is older than the peer's purge
-//!   horizon sends nothing of that origin and lets the peer replace it.)
+//!   horizon sends nothing of that origin and lets the peer replace it. A
+//!   batch planned before the receiver purged can still carry such an add:
+//!   an add of a third origin, older than what we forgot of that origin,
+//!   for a URI where we hold nothing of it, is refused, and the driver
+//!   sends the sender our view of that origin as a replacement as of our
+//!   purge horizon, which retires the stale add there and beyond.)
 //!   For each replaced origin, the
 //!   live entries we hold from it that the batch does not contain are
 //!   retired as tombstones of the same version (so a stale copy cannot come
@@ -21,7 +26,7 @@
 //!   origin is the authority on its own entries (see the supervisor, which
 //!   answers stale copies of its own entries with fresh deletes).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::{
     digest::{Digest, OriginSummary},
@@ -30,7 +35,7 @@ use super::{
 use crate::{
     hlc::Timestamp,
     links::{LinkApplied, LinkKey, LinksTable},
-    services::{Applied, Change, Service, ServicesTable},
+    services::{Applied, Change, ServicesTable},
 };
 
 /// Entries sent together and applied together.
@@ -50,16 +55,19 @@ pub struct Batch {
 /// What applying a batch did.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
-    /// Effects on the services table, in order (for subscriber events).
+    /// How the visible services moved, in order (for subscriber events),
+    /// retirements by a replacement included.
     pub services: Vec<Applied>,
-    /// Live services removed because a replacement did not contain them.
-    pub removed: Vec<Service>,
     /// True when the set of live links changed.
     pub links_changed: bool,
     /// Entries newer than what was held: to forward to other peers.
     pub forward: Vec<SyncEntry>,
     /// Entries refused as possible resurrections.
     pub refused: usize,
+    /// Per origin of a refused entry, our purge horizon for it: the sender
+    /// holds entries of that origin whose deletes we forgot, and should get
+    /// our view of it as a replacement as of that horizon.
+    pub refused_origins: BTreeMap<String, Timestamp>,
     /// True when a replacement retired something: the replacement should
     /// travel on to the other peers.
     pub replaced: bool,
@@ -73,7 +81,7 @@ pub struct BatchOutcome {
 #[derive(Debug)]
 pub struct Replica {
     node: String,
-    /// Services by URI.
+    /// Services by URI and origin.
     pub services: ServicesTable,
     /// Links by node pair.
     pub links: LinksTable,
@@ -105,7 +113,7 @@ impl Replica {
     pub fn entries(&self) -> Vec<SyncEntry> {
         let mut out: Vec<SyncEntry> = self
             .services
-            .iter()
+            .live_entries()
             .map(|s| SyncEntry::Service(Change::Add(s.clone())))
             .collect();
         out.extend(self.services.tombstones().map(|t| {
@@ -224,7 +232,7 @@ impl Replica {
             SyncEntry::Service(change) => {
                 let applied = self.services.apply(change.clone());
                 let newer = applied != Applied::Ignored;
-                if !matches!(applied, Applied::Ignored | Applied::Tombstoned) {
+                if !matches!(applied, Applied::Ignored | Applied::Invisible) {
                     outcome.services.push(applied);
                 }
                 newer
@@ -237,8 +245,8 @@ impl Replica {
         }
     }
 
-    /// Applies a batch received from a peer.
-    pub fn apply_batch(&mut self, batch: &Batch) -> BatchOutcome {
+    /// Applies a batch received from peer `from`.
+    pub fn apply_batch(&mut self, batch: &Batch, from: &str) -> BatchOutcome {
         // Nobody replaces our view of ourselves: we are the authority on
         // our own entries. (A missing as-of reads as "knew nothing".)
         let replaced: Vec<(&String, Timestamp)> = batch
@@ -256,9 +264,19 @@ impl Replica {
         let mut outcome = BatchOutcome::default();
         for entry in &batch.entries {
             if let SyncEntry::Service(Change::Add(svc)) = entry {
-                if svc.origin == self.node && self.services.get(&svc.uri) != Some(svc) {
+                if svc.origin == self.node
+                    && self.services.get_from(&svc.uri, &self.node) != Some(svc)
+                {
                     outcome.stale_own.push(svc.uri.clone());
                     continue;
+                }
+                // (The origin itself speaks for its entries.)
+                if svc.origin != from {
+                    if let Some(horizon) = self.services.may_be_forgotten(svc) {
+                        outcome.refused += 1;
+                        outcome.refused_origins.insert(svc.origin.clone(), horizon);
+                        continue;
+                    }
                 }
             }
 
@@ -289,11 +307,15 @@ impl Replica {
                     SyncEntry::Service(_) => None,
                 })
                 .collect();
-            let removed = self
+            let retired = self
                 .services
                 .remove_origin_except(origin, &keep_services, as_of);
-            outcome.replaced |= !removed.is_empty();
-            outcome.removed.extend(removed);
+            outcome.replaced |= !retired.is_empty();
+            outcome.services.extend(
+                retired
+                    .into_iter()
+                    .filter(|a| !matches!(a, Applied::Invisible | Applied::Ignored)),
+            );
             if self.links.remove_origin_except(origin, &keep_links, as_of) > 0 {
                 outcome.links_changed = true;
                 outcome.replaced = true;

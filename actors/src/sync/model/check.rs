@@ -6,13 +6,19 @@
 use std::collections::BTreeSet;
 
 use super::world::World;
-use crate::{hlc::Timestamp, services::Service};
+use crate::services::Service;
 
 /// A live link as the table holds it: its two ends.
 type LiveLink = (String, String);
 
+/// Every live entry of every origin (the model hides nothing).
 fn live_services(world: &World, n: usize) -> Vec<Service> {
-    world.nodes[n].replica.services.iter().cloned().collect()
+    world.nodes[n]
+        .replica
+        .services
+        .live_entries()
+        .cloned()
+        .collect()
 }
 
 fn live_links(world: &World, n: usize) -> BTreeSet<LiveLink> {
@@ -40,8 +46,8 @@ pub(super) struct Checks {
     /// Every live entry of an origin in the component is its current
     /// registration (nothing deleted comes back).
     pub legitimate: bool,
-    /// Every registration that is the newest write of its URI is everywhere
-    /// in its component.
+    /// Every registration held by a local program is everywhere in its
+    /// component.
     pub complete: bool,
     /// Every link that is up is live in the tables of its component.
     pub links_up: bool,
@@ -123,7 +129,7 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
         }
         if checks.legitimate {
             for &n in &members {
-                for s in world.nodes[n].replica.services.iter() {
+                for s in world.nodes[n].replica.services.live_entries() {
                     match index(&s.origin) {
                         Some(o) if component.contains(&o) => {
                             if world.nodes[o].local.get(&s.uri) != Some(s) {
@@ -155,19 +161,11 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
         if checks.complete {
             for &o in &members {
                 for (uri, s) in &world.nodes[o].local {
-                    let newest: Option<(Timestamp, &str)> = world
-                        .history
-                        .newest
-                        .get(uri)
-                        .map(|(ts, origin)| (*ts, origin.as_str()));
-                    if newest != Some(s.version()) {
-                        continue; // a later write of another node decides
-                    }
                     for &n in &members {
-                        let held = world.nodes[n].replica.services.get(uri);
+                        let held = world.nodes[n].replica.services.get_from(uri, &s.origin);
                         if held != Some(s) {
                             out.push(format!(
-                                "lost: {} registered {} (the newest write of {uri}) but {} holds {:?}",
+                                "lost: {} registered {} but {} holds {:?}",
                                 name(o),
                                 show(s),
                                 name(n),

@@ -50,50 +50,50 @@
 //!   registered before the origin restarted: a node re-registers nothing).
 //!   Of an origin in another component the component cannot know the
 //!   latest; such an entry must at least have been registered by it once.
-//! * *nothing lost*: a registration held now that is the newest write of
-//!   its URI ever made anywhere is live at every node of its origin's
-//!   component. A registration that a later write of the same URI by
-//!   another node (an add, or a delete) superseded is not required: last
-//!   writer wins is the rule, and that later write must win everywhere.
+//! * *nothing lost*: a registration a local program holds now is live at
+//!   every node of its origin's component (each origin owns its own
+//!   registration of a URI; another node's registration or delete of the
+//!   same URI never touches it).
 //! * *links are true*: every link that is up is live in its component's
 //!   tables, and no link with an end in the component is live while it is
 //!   down (reachability, hence which origins are withdrawn, comes from
 //!   this table).
 //! * no protocol error between two correct nodes, no timestamp refused.
 //!
-//! **What runs** ([`tests`], [`scenarios`]): in CI, 1,000 seeds of clusters
-//! of 2 to 5 nodes with every fault but restarts and purges, and 1,000 more
-//! with clock skew (about 2.6 s each in a debug build, in parallel), plus
-//! targeted scenarios (a partition healing with deletes on both sides,
-//! flapping links under concurrent writes of one URI, a node away longer
-//! than the TTL). By hand: `cargo test -p catalogue-actors --lib
-//! sync::model::tests::long_run -- --ignored --nocapture` runs 100,000
-//! seeds per family (`MODEL_SEEDS` to change), clusters of up to 8 nodes
-//! included; `tests::replay` and `tests::survey` replay a seed or survey
-//! failures under a profile taken from the environment.
+//! **What runs** ([`tests`], [`scenarios`]): in CI, 2,000 seeds of
+//! clusters of 2 to 5 nodes with every fault (drops, duplicates,
+//! reordering, clock skew, restarts, purges with a very short TTL), 2,000
+//! with every fault but purges, 1,000 + 1,000 of the faults of a cluster
+//! whose nodes stay up, without and with clock skew, plus targeted
+//! scenarios (a partition healing with deletes on both sides, flapping
+//! links under concurrent writes of one URI, a node away longer than the
+//! TTL, and one per bug below). By hand: `MODEL_FULL_SEEDS=100000 cargo
+//! test -p catalogue-actors --lib sync::model::tests::every_fault --
+//! --exact` runs more seeds of every fault; `tests::long_run` runs 100,000
+//! seeds per family, clusters of up to 8 nodes included; `tests::replay`
+//! and `tests::survey` replay a seed or survey failures under a profile
+//! taken from the environment.
 //!
-//! **Bugs found**, each reproduced by an `#[ignore]`d `bug_*` scenario
-//! (and by `tests::every_fault`); the `fixed_*` scenarios and
-//! `tests::every_fault_but_purges_with_the_proposed_fixes` run the same
-//! with the fix proposed for it applied in the model's driver
-//! (`World::proposed_fix`):
-//! 1. a restarted node gets back its previous life's registrations from a
-//!    peer (`Replica::apply_batch` applies entries of its own origin);
-//! 2. the same for its links, in the links table;
-//! 3. two ends' concurrent changes of their link (a flap within the same
-//!    millisecond, or within the clock skew) can leave a down link live;
-//! 4. a replacement planned from a peer's digest retires the entries of
-//!    its origin that reached the peer since by another path; passed on,
-//!    it retires them at the origin itself;
-//! 5. with tombstones purged, entries older than the purge horizon are
-//!    refused even when they are live and legitimate (a node that joins
-//!    late never gets long-lived services of other origins), and two nodes
-//!    that each see the other as stale replace each other's view (a node
-//!    away longer than the TTL brings a deleted service back).
-//!
-//! The CI families avoid restarts and purges (bugs 1, 2, 5) and do not
-//! check ghost links (bug 3); bug 4 shows in about 1 seed in 10,000 of
-//! them, so `tests::long_run` fails until it is fixed.
+//! **Bugs found**, each reproduced by a `regression_*` scenario, all fixed:
+//! 1. a restarted node got back its previous life's registrations from a
+//!    peer (now: adds of its own origin it does not hold are answered with
+//!    fresh deletes);
+//! 2. the same for its links (now: each end re-asserts its own link);
+//! 3. two ends' concurrent changes of their link (a flap within the clock
+//!    skew) could leave a down link live (same fix as 2);
+//! 4. a replacement planned from a peer's digest retired entries of its
+//!    origin that reached the peer since by another path, and passed on,
+//!    retired them at the origin itself (now: `Lock.replace_as_of`);
+//! 5. with tombstones purged, entries older than the purge horizon were
+//!    refused even when live and legitimate, and two nodes that each saw
+//!    the other as stale replaced each other's view (now: per-origin purge
+//!    horizons; the stale side sends nothing);
+//! 6. two nodes registering the same URI: one origin's delete beat the
+//!    other's add by last writer wins, and once its tombstone was purged,
+//!    a node still holding the other origin's add could never learn of it
+//!    (8 seeds in 30,000 of every fault). Now the services table is keyed
+//!    by (URI, origin): each entry has one writer, so per-origin digests
+//!    and replacements are exact.
 
 mod check;
 mod rng;

@@ -31,8 +31,6 @@ pub(super) struct Profile {
     pub max_skew_ms: u64,
     /// What to check at the end.
     pub checks: Checks,
-    /// Apply the fixes proposed for the bugs found, in the driver.
-    pub proposed_fix: bool,
 }
 
 impl Profile {
@@ -46,7 +44,6 @@ impl Profile {
         purges: true,
         max_skew_ms: 3,
         checks: Checks::ALL,
-        proposed_fix: false,
     };
 }
 
@@ -86,7 +83,6 @@ pub(super) fn run(seed: u64, profile: &Profile, trace: bool) -> Run {
     );
     let mut world = World::new(rng, nodes, tuning, profile.max_skew_ms);
     world.duplicate_percent = duplicate_percent;
-    world.proposed_fix = profile.proposed_fix;
     if trace {
         world.enable_trace();
     }

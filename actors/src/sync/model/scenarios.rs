@@ -5,8 +5,7 @@
 //! The `regression_*` scenarios reproduce bugs the model found in the
 //! replication code (restarted nodes getting old entries back, ghost links,
 //! a delayed replacement retiring newer entries, a late joiner refusing old
-//! services); they pass since the fixes. `with_fix_flag_*` run the same
-//! scripts with the model's `proposed_fix` flag (now the default behaviour).
+//! services); they pass since the fixes.
 
 use super::{
     check::{Checks, violations},
@@ -86,9 +85,10 @@ fn nowhere(w: &World, name: &str, seed: u64) {
 }
 
 /// A ring of four nodes splits in two halves; each half unregisters
-/// services of both halves' origins, registers new ones and re-registers
-/// URIs the other half holds; the ring heals. Every delete must hold on
-/// both sides, every newest registration must be everywhere.
+/// services, registers new ones and registers URIs the other half holds;
+/// the ring heals. Every delete must hold on both sides, and remove only
+/// its own origin's registration; the newest live registration of each
+/// URI must be visible everywhere.
 #[test]
 fn partition_and_heal_with_deletes_on_both_sides() {
     for seed in 0..SCHEDULES {
@@ -113,7 +113,7 @@ fn partition_and_heal_with_deletes_on_both_sides() {
         w.register(1, &uri("d"), 1); // ...d taken over on the left...
         w.register(0, &uri("f"), 0);
         w.advance(2);
-        w.unregister(2, &uri("d")); // ...then deleted on the right: the delete is newer
+        w.unregister(2, &uri("d")); // ...then n2's deleted on the right: n1's stays
         w.register(3, &uri("a"), 2); // a taken over on the right, after its delete
         w.unregister(3, &uri("e"));
         w.register(2, &uri("b"), 3); // b re-registered on the right, newest
@@ -130,8 +130,12 @@ fn partition_and_heal_with_deletes_on_both_sides() {
         everywhere(&w, "b", 2, seed);
         everywhere(&w, "c", 1, seed);
         everywhere(&w, "f", 0, seed);
-        nowhere(&w, "d", seed);
+        everywhere(&w, "d", 1, seed);
         nowhere(&w, "e", seed);
+        for n in 0..4 {
+            let gone = w.nodes[n].replica.services.get_from(&uri("d"), "n2");
+            assert_eq!(gone, None, "schedule {seed}: n{n} still holds n2's d");
+        }
     }
 }
 
@@ -170,10 +174,9 @@ fn flapping_links_under_concurrent_changes_of_the_same_uris() {
 /// n0 registered services and synced them along the chain n0-n1-n2, then
 /// restarted (empty, re-registering nothing) and registered one new
 /// service. Its old services must be gone from every node.
-fn restart_of_a_node_that_held_services(fix: bool) {
+fn restart_of_a_node_that_held_services() {
     for seed in 0..SCHEDULES {
         let mut w = world(3, seed);
-        w.proposed_fix = fix;
         w.link_up(0, 1);
         w.link_up(1, 2);
         w.register(0, &uri("old1"), 0);
@@ -199,21 +202,14 @@ fn restart_of_a_node_that_held_services(fix: bool) {
 /// n2 keeps them for good.
 #[test]
 fn regression_restart_resurrects_the_services_of_the_previous_incarnation() {
-    restart_of_a_node_that_held_services(false);
-}
-
-/// The same script with the proposed fix in the driver.
-#[test]
-fn with_fix_flag_restart_resurrects_nothing() {
-    restart_of_a_node_that_held_services(true);
+    restart_of_a_node_that_held_services();
 }
 
 /// The links table after a restart: n0's links of its previous life must
 /// not come back either (here, its link to n2, which is down).
-fn restart_of_a_node_that_had_links(fix: bool) {
+fn restart_of_a_node_that_had_links() {
     for seed in 0..SCHEDULES {
         let mut w = world(3, seed);
-        w.proposed_fix = fix;
         w.link_up(0, 1);
         w.link_up(0, 2);
         w.settle();
@@ -229,13 +225,7 @@ fn restart_of_a_node_that_had_links(fix: bool) {
 /// links it sends back to n0, which applies it.
 #[test]
 fn regression_restart_resurrects_links_of_the_previous_incarnation() {
-    restart_of_a_node_that_had_links(false);
-}
-
-/// The same script with the proposed fix in the driver.
-#[test]
-fn with_fix_flag_restart_resurrects_no_link() {
-    restart_of_a_node_that_had_links(true);
+    restart_of_a_node_that_had_links();
 }
 
 /// n0 leaves the chain n0-n1-n2 while it still holds u1 of n2; n2 then
@@ -298,10 +288,9 @@ fn node_away_longer_than_the_ttl_that_purged_nothing_resurrects_nothing() {
 /// n2 registered a service long ago (more than the TTL) and has been
 /// linked to n1 all along; n0 was up but alone, purging on its timer like
 /// every node, and now links to n1. n0 must receive n2's service.
-fn late_joiner(fix: bool) {
+fn late_joiner() {
     for seed in 0..SCHEDULES {
         let mut w = world(3, seed);
-        w.proposed_fix = fix;
         w.link_up(1, 2);
         w.register(2, &uri("old"), 0);
         w.register(1, &uri("mine"), 0);
@@ -319,14 +308,7 @@ fn late_joiner(fix: bool) {
 /// BUG (purge horizon): see `late_joiner`.
 #[test]
 fn regression_a_late_joiner_refuses_long_lived_services_of_other_origins() {
-    late_joiner(false);
-}
-
-/// The same script with the proposed fix in the driver (the horizon only
-/// rises as far as tombstones actually purged: n0 forgot nothing).
-#[test]
-fn with_fix_flag_a_late_joiner_receives_long_lived_services() {
-    late_joiner(true);
+    late_joiner();
 }
 
 /// n0's clock runs 20 ms ahead of the others (production allows 5 s). Its link to n1 comes up and
@@ -334,10 +316,9 @@ fn with_fix_flag_a_late_joiner_receives_long_lived_services() {
 /// (its link to n2 breaks too), and n1's `LinkDelete`, stamped by a clock
 /// behind n0's, is older than n0's `LinkAdd`. n1 and n2 then hold n0-n1 as
 /// up, and n0 as reachable, for good, though n1 knows the link is down.
-fn skewed_link_flap(fix: bool) {
+fn skewed_link_flap() {
     for seed in 0..SCHEDULES {
         let mut w = world(3, seed);
-        w.proposed_fix = fix;
         w.set_skew(0, 20);
         w.link_up(0, 2);
         w.settle();
@@ -354,13 +335,7 @@ fn skewed_link_flap(fix: bool) {
 /// BUG (links, clock skew): see `skewed_link_flap`.
 #[test]
 fn regression_a_link_flap_under_clock_skew_leaves_a_ghost_link() {
-    skewed_link_flap(false);
-}
-
-/// The same script with the proposed fix in the driver.
-#[test]
-fn with_fix_flag_a_link_flap_under_clock_skew_leaves_no_ghost() {
-    skewed_link_flap(true);
+    skewed_link_flap();
 }
 
 /// n0 restarts and links to n1 and n2 (n1 and n2 stay linked). n0's
@@ -370,10 +345,9 @@ fn with_fix_flag_a_link_flap_under_clock_skew_leaves_no_ghost() {
 /// `new` as a tombstone of the same version, and travels on: through n2 back
 /// to n0, which retires its own registration. `new` is lost everywhere while
 /// n0's program still holds it.
-fn replacement_overtaken_by_a_newer_entry(fix: bool) {
+fn replacement_overtaken_by_a_newer_entry() {
     for seed in 0..SCHEDULES {
         let mut w = world(3, seed);
-        w.proposed_fix = fix;
         w.link_up(0, 1);
         w.link_up(0, 2);
         w.link_up(1, 2);
@@ -396,11 +370,5 @@ fn replacement_overtaken_by_a_newer_entry(fix: bool) {
 /// BUG (replacement race): see `replacement_overtaken_by_a_newer_entry`.
 #[test]
 fn regression_a_replacement_overtaken_by_a_newer_entry_retires_it_everywhere() {
-    replacement_overtaken_by_a_newer_entry(false);
-}
-
-/// The same script with the proposed fix in the driver.
-#[test]
-fn with_fix_flag_a_replacement_overtaken_by_a_newer_entry_retires_nothing() {
-    replacement_overtaken_by_a_newer_entry(true);
+    replacement_overtaken_by_a_newer_entry();
 }

@@ -97,8 +97,6 @@ struct Link {
 pub(super) struct History {
     /// `(uri, origin, ts)` of every service add.
     pub adds: BTreeSet<(String, String, Timestamp)>,
-    /// Per URI, the greatest version `(ts, origin)` of any add or delete.
-    pub newest: BTreeMap<String, (Timestamp, String)>,
 }
 
 /// Counters of what a run exercised.
@@ -137,10 +135,6 @@ pub(super) struct World {
     /// errors, refused clocks, a missing quiescence.
     pub errors: Vec<String>,
     trace: Option<Vec<String>>,
-    /// Applies, in this driver, the fixes proposed for the bugs the model
-    /// found (see `fix_before_apply`, `fix_after_apply` and `purge`); off
-    /// unless a test validating them turns it on.
-    pub proposed_fix: bool,
 }
 
 impl World {
@@ -176,7 +170,6 @@ impl World {
             counters: Counters::default(),
             errors: Vec::new(),
             trace: None,
-            proposed_fix: false,
         }
     }
 
@@ -258,21 +251,10 @@ impl World {
     /// `CatalogueSupervisor::apply_local`: apply, and send to every link if
     /// newer.
     fn apply_local(&mut self, n: usize, entry: SyncEntry) {
-        if let SyncEntry::Service(change) = &entry {
-            let (ts, origin) = change.version();
-            let newest = self
-                .history
-                .newest
-                .entry(change.uri().to_string())
-                .or_insert((ts, origin.to_string()));
-            if (ts, origin) > (newest.0, newest.1.as_str()) {
-                *newest = (ts, origin.to_string());
-            }
-            if let Change::Add(s) = change {
-                self.history
-                    .adds
-                    .insert((s.uri.clone(), s.origin.clone(), s.ts));
-            }
+        if let SyncEntry::Service(Change::Add(s)) = &entry {
+            self.history
+                .adds
+                .insert((s.uri.clone(), s.origin.clone(), s.ts));
         }
         if self.nodes[n]
             .replica
@@ -321,7 +303,7 @@ impl World {
             self.errors.push(msg);
         }
         let from_name = self.nodes[from].name.clone();
-        let outcome = self.nodes[n].replica.apply_batch(&batch);
+        let outcome = self.nodes[n].replica.apply_batch(&batch, &from_name);
         // As the supervisor: stale adds of our own origin that no local
         // program holds get a fresh delete.
         let stale_own: Vec<String> = outcome
@@ -337,15 +319,15 @@ impl World {
         }
         self.note(|w| {
             format!(
-                "{} applies {}batch from {}: {} entries, replace {:?}, {} newer, {} removed, \
-                 {} refused{}",
+                "{} applies {}batch from {}: {} entries, replace {:?}, {} newer, {} visible \
+                 changes, {} refused{}",
                 w.name(n),
                 if initial { "initial " } else { "" },
                 from_name,
                 batch.entries.len(),
                 batch.replace_origins,
                 outcome.forward.len(),
-                outcome.removed.len(),
+                outcome.services.len(),
                 outcome.refused,
                 describe(&batch.entries),
             )
@@ -363,17 +345,33 @@ impl World {
                 self.send(p, end, out);
             }
         }
-        self.fix_after_apply(n, &batch, stale_own);
+        if !outcome.refused_origins.is_empty() {
+            // As the supervisor: the sender holds entries whose deletes we
+            // forgot; it gets our view of their origins as a replacement.
+            let (origins, as_of): (Vec<String>, Vec<Timestamp>) =
+                outcome.refused_origins.into_iter().unzip();
+            let replacement = self.nodes[n].replica.replacement(&origins, &as_of);
+            for (p, end) in self.links_of(n, None) {
+                if self.links[&p].ends[1 - end] != from {
+                    continue;
+                }
+                let now = self.now_ms;
+                let link = self.links.get_mut(&p).expect("link");
+                let out = link.sessions[end].send_batch(replacement.clone(), now);
+                self.send(p, end, out);
+            }
+        }
+        self.after_apply(n, &batch, stale_own);
     }
 
-    // ----- the fixes proposed for the bugs found (`proposed_fix`) -----
+    // ----- what the supervisor does after applying a batch -----
 
     /// After applying a batch at `n` (as the supervisor does): a fresh delete
     /// (new timestamp, so it wins everywhere) for each stale URI of its own;
     /// and each end of a link is the authority on it: if the table now
     /// says a link of `n` is up while it is down, or down while it is up,
     /// `n` issues a fresh `LinkDelete` or `LinkAdd`.
-    fn fix_after_apply(&mut self, n: usize, batch: &Batch, stale: Vec<String>) {
+    fn after_apply(&mut self, n: usize, batch: &Batch, stale: Vec<String>) {
         for uri in stale {
             let node = &mut self.nodes[n];
             let change = Change::Delete {
@@ -572,35 +570,13 @@ impl World {
         self.note(|w| format!("{} restarted", w.name(n)));
     }
 
-    /// `CatalogueSupervisor::purge_tombstones` on `n` with a TTL of `ttl_ms`
-    /// (with `proposed_fix`, the horizon rises only as far as the newest
-    /// tombstone actually purged).
+    /// `CatalogueSupervisor::purge_tombstones` on `n` with a TTL of `ttl_ms`.
     pub(super) fn purge(&mut self, n: usize, ttl_ms: u64) {
         let node = &mut self.nodes[n];
         let now = node.hlc.now();
         let horizon = Timestamp::new(now.physical_ms.saturating_sub(ttl_ms), 0);
-        let purged = if self.proposed_fix {
-            // Raise the horizon only as far as what is actually forgotten.
-            let services = node
-                .replica
-                .services
-                .tombstones()
-                .map(|t| t.ts)
-                .filter(|ts| *ts < horizon)
-                .max();
-            let links = node
-                .replica
-                .links
-                .changes()
-                .filter(|c| c.op == LinkOp::Delete && c.ts < horizon)
-                .map(|c| c.ts)
-                .max();
-            services.map_or(0, |m| node.replica.services.purge_tombstones(m.successor()))
-                + links.map_or(0, |m| node.replica.links.purge_tombstones(m.successor()))
-        } else {
-            node.replica.services.purge_tombstones(horizon)
-                + node.replica.links.purge_tombstones(horizon)
-        };
+        let purged = node.replica.services.purge_tombstones(horizon)
+            + node.replica.links.purge_tombstones(horizon);
         self.counters.purged += purged as u64;
         self.note(|w| {
             format!(

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::services::Service;
 
 fn ts(ms: u64) -> Timestamp {
     Timestamp {
@@ -34,7 +35,7 @@ fn del(r: &mut Replica, uri: &str, origin: &str, ms: u64) {
 fn sync(from: &Replica, to: &mut Replica) -> (usize, BatchOutcome) {
     let batch = from.plan(&to.digest());
     let sent = batch.entries.len();
-    let outcome = to.apply_batch(&batch);
+    let outcome = to.apply_batch(&batch, from.node());
     (sent, outcome)
 }
 
@@ -92,10 +93,10 @@ fn a_restarted_node_refuses_its_old_entries_and_they_die_by_fresh_deletes() {
     // A's own entries travel plainly; nobody takes a replacement of A from A.
     let batch = a.plan(&b.digest());
     assert!(batch.replace_origins.is_empty());
-    b.apply_batch(&batch);
+    b.apply_batch(&batch, "a");
     assert_eq!(live(&b), ["tcp://new:1", "tcp://old:1"]);
     // B sends A its old entry back: A does not take it, and reports it.
-    let outcome = a.apply_batch(&b.plan(&a.digest()));
+    let outcome = a.apply_batch(&b.plan(&a.digest()), "b");
     assert_eq!(outcome.stale_own, ["tcp://old:1"]);
     assert_eq!(live(&a), ["tcp://new:1"]);
     // The fresh delete A issues wins at B.
@@ -114,12 +115,12 @@ fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
     add(&mut b, "tcp://y:1", "c", 20);
     del(&mut b, "tcp://x:1", "c", 30);
     b.services.purge_tombstones(ts(100));
-    assert!(b.services.tombstone("tcp://x:1").is_none());
+    assert!(b.services.tombstone("tcp://x:1", "c").is_none());
 
     // a comes back: b sees a's knowledge of c is older than its horizon.
     let batch = b.plan(&a.digest());
     assert_eq!(batch.replace_origins, ["c"]);
-    a.apply_batch(&batch);
+    a.apply_batch(&batch, "b");
     assert_eq!(live(&a), ["tcp://y:1"], "x:1 is gone, y:1 arrived");
 
     // The stale side sends nothing of that origin: nothing comes back.
@@ -127,7 +128,7 @@ fn a_peer_away_longer_than_the_ttl_gets_a_replacement_not_a_merge() {
     add(&mut stale, "tcp://x:1", "c", 10);
     let batch = stale.plan(&b.digest());
     assert!(batch.entries.is_empty(), "{batch:?}");
-    b.apply_batch(&batch);
+    b.apply_batch(&batch, "s");
     assert_eq!(live(&b), ["tcp://y:1"]);
 }
 
@@ -139,7 +140,40 @@ fn an_origin_speaks_for_itself_even_about_old_entries() {
     let mut a = Replica::new("a");
     add(&mut a, "tcp://a:1", "a", 10);
     let batch = a.plan(&b.digest());
-    let outcome = b.apply_batch(&batch);
+    let outcome = b.apply_batch(&batch, "peer");
     assert_eq!(outcome.refused, 0, "a's own entry is accepted though old");
     assert!(b.services.get("tcp://a:1").is_some());
+}
+
+#[test]
+fn an_add_planned_before_the_receiver_purged_its_delete_is_refused() {
+    // c registered x then deleted it; a holds the delete, b only the add.
+    let mut a = Replica::new("a");
+    let mut b = Replica::new("b");
+    add(&mut a, "tcp://x:1", "c", 10);
+    del(&mut a, "tcp://x:1", "c", 20);
+    add(&mut b, "tcp://x:1", "c", 10);
+    // b plans while a still holds the tombstone; a purges before the
+    // batch arrives (with a 60-minute TTL, a tombstone crossing the TTL
+    // while a batch is in flight).
+    let batch = b.plan(&a.digest());
+    assert!(batch.entries.iter().any(|e| !e.is_delete()), "{batch:?}");
+    a.services.purge_tombstones(ts(100));
+    let outcome = a.apply_batch(&batch, "b");
+    assert_eq!(outcome.refused, 1);
+    assert!(live(&a).is_empty(), "the forgotten delete still holds");
+    // a answers with its view of c as a replacement as of its horizon: b
+    // retires the stale add.
+    let horizon = outcome.refused_origins["c"];
+    assert_eq!(horizon, ts(20).successor());
+    let reply = a.replacement(&["c".to_string()], &[horizon]);
+    let outcome = b.apply_batch(&reply, "a");
+    assert!(outcome.replaced);
+    assert!(live(&b).is_empty());
+    // The origin itself is never refused: it speaks for its entries.
+    let mut c = Replica::new("c");
+    add(&mut c, "tcp://x:1", "c", 10);
+    let outcome = a.apply_batch(&c.plan(&a.digest()), "c");
+    assert_eq!(outcome.refused, 0);
+    assert_eq!(live(&a), ["tcp://x:1"]);
 }
