@@ -8,6 +8,7 @@
 //! fault-injecting [`Proxy`]s, to kill nodes and cut links.
 //! Every process started here is killed when its handle is dropped.
 
+pub mod bad_input;
 mod cli;
 mod cluster;
 mod conn;

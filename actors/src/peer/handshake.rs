@@ -328,7 +328,19 @@ async fn accept_inner(
     framed
         .send(Frame::new(0, Body::Welcome(local.welcome())))
         .await?;
-    let frame = next_frame(&mut framed).await?;
+    let frame = match next_frame(&mut framed).await {
+        Ok(frame) => frame,
+        Err(HandshakeError::Codec(e)) => {
+            // PROTOCOL.md §1: a framing error is answered where the other
+            // side can still read it (0x14, 0x15), then the link closes.
+            if let Some(code) = e.error_code() {
+                let error = Error::new(code, e.to_string());
+                let _ = framed.send(Frame::new(1, Body::Error(error))).await;
+            }
+            return Err(HandshakeError::Codec(e));
+        }
+        Err(e) => return Err(e),
+    };
     let peer = match frame.body {
         Some(Body::Peer(peer)) => peer,
         other => {

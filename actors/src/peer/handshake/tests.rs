@@ -124,3 +124,43 @@ async fn an_unknown_name_is_refused_in_plaintext_and_the_connector_reads_why() {
         })
     ));
 }
+
+#[tokio::test]
+async fn a_framing_error_before_peer_is_answered_then_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::Decoder;
+
+    for (input, code) in [
+        (vec![0xFF; 4], ErrorCode::FrameTooLarge),
+        (vec![0, 0, 0, 3, 0xFF, 0xFF, 0xFF], ErrorCode::Undecodable),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let dir = directory(&["a"]);
+        let server = async {
+            let (stream, remote) = listener.accept().await.expect("accept");
+            accept(stream, remote, &local("b"), &dir, None, 1 << 20).await
+        };
+        let client = async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(&input).await.expect("write");
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.expect("read");
+            answer
+        };
+        let (answer, server) = tokio::join!(client, server);
+        assert!(matches!(server, Err(HandshakeError::Codec(_))));
+        // Welcome, then the Error.
+        let mut codec = FrameCodec::new(1 << 20);
+        let mut buf = bytes::BytesMut::from(&answer[..]);
+        let welcome = codec.decode(&mut buf).expect("frame").expect("welcome");
+        assert!(matches!(welcome.body, Some(Body::Welcome(_))));
+        let error = codec.decode(&mut buf).expect("frame").expect("error");
+        match error.body {
+            Some(Body::Error(e)) => assert_eq!(e.code(), code),
+            other => panic!("expected Error {}, got {other:?}", code.hex()),
+        }
+    }
+}
