@@ -125,6 +125,7 @@ impl Msg {
                 links: links.into_iter().map(|(a, b)| link(a, b)).collect(),
                 replace_origins: vec![],
                 replace_as_of: vec![],
+                marks: vec![],
             }),
             Msg::ServiceAdd(u, o, t) => Body::ServiceAdd(ServiceAdd {
                 uri: uri(u),
@@ -431,7 +432,7 @@ fuzz_target!(|input: Input| {
                 h.sent(frames);
             }
             Step::Changes(specs) => {
-                let frames = h.session.queue_changes(entries(&specs), h.now);
+                let frames = h.session.queue_changes(entries(&specs), Vec::new(), h.now);
                 h.sent(frames);
             }
             Step::Forward(specs) => {
