@@ -57,6 +57,11 @@ use crate::{
 /// Time open connections get to finish after `Bye` before the node exits.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Initial read buffer of a client connection: most requests are far
+/// smaller than the codec's 8 KiB default, and idle connections are many;
+/// the buffer grows for a bigger frame.
+const READ_BUFFER: usize = 512;
+
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -152,7 +157,7 @@ impl Acceptor {
         let stop = self.stop.clone();
         let codec = FrameCodec::new(self.max_frame);
         ClientConnection::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(read, codec));
+            ctx.add_stream(FramedRead::with_capacity(read, codec, READ_BUFFER));
             ClientConnection::new(id, transport, tx, shared, stop)
         });
     }

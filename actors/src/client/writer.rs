@@ -20,6 +20,9 @@ pub const OUTBOUND_FRAMES: usize = 256;
 /// Bytes written before a flush even if more frames are waiting.
 const FLUSH_BYTES: usize = 64 * 1024;
 
+/// Initial write buffer of a connection.
+const WRITE_BUFFER: usize = 512;
+
 /// Writes everything `rx` yields to `io` until the senders are gone,
 /// numbering frames from 0.
 pub async fn run<W: AsyncWrite + Unpin>(io: W, rx: mpsc::Receiver<Body>, max_frame: usize) {
@@ -46,7 +49,10 @@ async fn write_loop<W, T>(
 ) where
     W: AsyncWrite + Unpin,
 {
-    let mut framed = FramedWrite::new(io, FrameCodec::new(max_frame));
+    // A small first buffer (idle connections are many; it grows for a
+    // burst), flushed at the codec's usual 8 KiB as before.
+    let mut framed = FramedWrite::with_capacity(io, FrameCodec::new(max_frame), WRITE_BUFFER);
+    framed.set_backpressure_boundary(8 * 1024);
     while let Some(item) = rx.recv().await {
         let mut next = Some(item);
         while let Some(item) = next.take() {
