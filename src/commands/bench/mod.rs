@@ -66,10 +66,10 @@ pub struct BenchArgs {
     /// Fixed rate (events per second) of the notify and cluster rows.
     #[arg(long, default_value_t = 1000)]
     rate: u32,
-    /// Events in the cluster saturation row.
+    /// Events in the cluster saturation row and the pipelined notify row.
     #[arg(long, default_value_t = 20_000)]
     saturation_events: usize,
-    /// Writes in flight in the cluster saturation row.
+    /// Writes in flight in the cluster saturation and pipelined notify rows.
     #[arg(long, default_value_t = 32)]
     inflight: usize,
     /// Subscription counts of the fan-out rows, comma-separated.
@@ -139,7 +139,13 @@ async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
         let node = node::BenchNode::start("bench", &args.node_sets).await?;
         let result = async {
             if args.selected(Workload::Notify) {
-                notify::run(&node, args.events, args.rate).await?;
+                notify::run(
+                    &node,
+                    args.events,
+                    args.rate,
+                    (args.saturation_events, args.inflight),
+                )
+                .await?;
             }
             if args.selected(Workload::Fanout) {
                 fanout::run(&node, args.events, &args.subscriptions).await?;

@@ -1,19 +1,27 @@
 //! Register-to-event latency on one node: a registrar registers, a
 //! subscriber on its own connection waits for the event; the time between
-//! the register call and the event, in microseconds.
+//! the register call and the event, in microseconds. One at a time (at a
+//! fixed rate and back to back), then with many registrations in flight on
+//! the registrar's connection (the events/s one subscriber receives).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 
 use super::{
-    measure::{closed_loop, latency_header, latency_row, within},
+    measure::{Pace, closed_loop, latency_header, latency_row, open_loop, within},
     node::BenchNode,
 };
 use crate::client::{Client, Subscription, SubscriptionEvent};
 
-/// Runs the workload with `events` registrations per rate.
-pub async fn run(node: &BenchNode, events: usize, rate: u32) -> Result<()> {
+/// Runs the workload with `events` registrations per rate, then
+/// `pipelined.0` with `pipelined.1` in flight.
+pub async fn run(
+    node: &BenchNode,
+    events: usize,
+    rate: u32,
+    pipelined: (usize, usize),
+) -> Result<()> {
     let registrar = Client::connect(&node.options()).await?;
     let watcher = Client::connect(&node.options()).await?;
     let sub = tokio::sync::Mutex::new(watcher.subscribe("^tcp://notify/").await?);
@@ -45,6 +53,40 @@ pub async fn run(node: &BenchNode, events: usize, rate: u32) -> Result<()> {
         .await?;
         latency_row(&label, measured);
     }
+    let (events, inflight) = pipelined;
+    let pace = Pace::Saturate(inflight);
+    let sub = tokio::sync::Mutex::new(sub.into_inner());
+    let measured = open_loop(
+        events,
+        pace,
+        |i| {
+            let uri = format!("tcp://notify/pipelined/{i}");
+            let registrar = &registrar;
+            async move { Ok(registrar.register(&uri, BTreeMap::new()).await?) }
+        },
+        || {
+            let sub = &sub;
+            async move {
+                let mut sub = sub.lock().await;
+                loop {
+                    match sub.next().await {
+                        Some(SubscriptionEvent::Added { service, .. }) => {
+                            if let Some(i) = service.uri.strip_prefix("tcp://notify/pipelined/") {
+                                return Ok(i.parse()?);
+                            }
+                        }
+                        Some(SubscriptionEvent::Overflow { dropped, .. }) => {
+                            bail!("the subscriber overflowed ({dropped} events dropped)")
+                        }
+                        Some(_) => continue,
+                        None => bail!("subscription ended"),
+                    }
+                }
+            }
+        },
+    )
+    .await?;
+    latency_row(&format!("pipelined-x{inflight}"), measured);
     Ok(())
 }
 
