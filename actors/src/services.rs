@@ -29,7 +29,7 @@
 //! is older needs its view replaced rather than merged. The table itself
 //! applies late changes normally whatever their age.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use crate::hlc::Timestamp;
 
@@ -161,15 +161,18 @@ impl Slot {
     }
 }
 
+/// Hidden origins, and since when.
+type Hidden = BTreeMap<String, Timestamp>;
+
 /// The slots of one URI (nearly always one), in origin order.
 type Slots = Vec<Slot>;
 
 /// The newest live entry among `slots` whose origin is not hidden.
-fn visible<'a>(slots: &'a [Slot], hidden: &BTreeSet<String>) -> Option<&'a Service> {
+fn visible<'a>(slots: &'a [Slot], hidden: &Hidden) -> Option<&'a Service> {
     slots
         .iter()
         .filter_map(Slot::live)
-        .filter(|s| !hidden.contains(&s.origin))
+        .filter(|s| !hidden.contains_key(&s.origin))
         .max_by(|a, b| a.version().cmp(&b.version()))
 }
 
@@ -192,7 +195,7 @@ fn transition(before: Option<Service>, after: Option<&Service>) -> Applied {
 #[derive(Debug, Default)]
 pub struct ServicesTable {
     by_uri: BTreeMap<String, Slots>,
-    hidden: BTreeSet<String>,
+    hidden: Hidden,
     /// URIs with a visible entry.
     visible: usize,
     /// Live slots.
@@ -307,24 +310,31 @@ impl ServicesTable {
         out
     }
 
-    /// Hides `origin`: its entries stop being visible. Returns how each
-    /// URI it holds moved (nothing if it was hidden already).
-    pub fn hide(&mut self, origin: &str) -> Vec<Applied> {
-        self.set_hidden(origin, true)
+    /// Hides `origin` as of `since`: its entries stop being visible.
+    /// Returns how each URI it holds moved (nothing if it was hidden
+    /// already).
+    pub fn hide(&mut self, origin: &str, since: Timestamp) -> Vec<Applied> {
+        self.set_hidden(origin, Some(since))
     }
 
-    /// Shows `origin` again. Returns how each URI it holds moved.
+    /// Shows `origin` again. Returns how each URI it holds moved (nothing
+    /// if it was not hidden).
     pub fn show(&mut self, origin: &str) -> Vec<Applied> {
-        self.set_hidden(origin, false)
+        self.set_hidden(origin, None)
     }
 
     /// True while `origin` is hidden.
     pub fn is_hidden(&self, origin: &str) -> bool {
-        self.hidden.contains(origin)
+        self.hidden.contains_key(origin)
     }
 
-    fn set_hidden(&mut self, origin: &str, hide: bool) -> Vec<Applied> {
-        if self.hidden.contains(origin) == hide {
+    /// The hidden origins, and since when.
+    pub fn hidden(&self) -> &BTreeMap<String, Timestamp> {
+        &self.hidden
+    }
+
+    fn set_hidden(&mut self, origin: &str, since: Option<Timestamp>) -> Vec<Applied> {
+        if self.hidden.contains_key(origin) == since.is_some() {
             return Vec::new();
         }
         let holds = |slots: &Slots| {
@@ -342,18 +352,15 @@ impl ServicesTable {
             .iter()
             .map(|uri| visible(&self.by_uri[*uri], &self.hidden).cloned())
             .collect();
-        let mut hidden = self.hidden.clone();
-        if hide {
-            hidden.insert(origin.to_string());
-        } else {
-            hidden.remove(origin);
-        }
+        match since {
+            Some(since) => self.hidden.insert(origin.to_string(), since),
+            None => self.hidden.remove(origin),
+        };
         let out: Vec<Applied> = uris
             .iter()
             .zip(before)
-            .map(|(uri, before)| transition(before, visible(&self.by_uri[*uri], &hidden)))
+            .map(|(uri, before)| transition(before, visible(&self.by_uri[*uri], &self.hidden)))
             .collect();
-        self.hidden = hidden;
         for applied in &out {
             self.count(applied);
         }

@@ -165,6 +165,20 @@ impl HandshakeError {
     }
 }
 
+/// What a dialer makes of a frame other than the one it waits for: the
+/// peer's refusal, or an unexpected message.
+fn not_expected(body: Option<Body>) -> HandshakeError {
+    match body {
+        Some(Body::Error(e)) => HandshakeError::RefusedByPeer {
+            code: e.code(),
+            message: e.message,
+        },
+        other => {
+            HandshakeError::Unexpected(other.as_ref().map_or("empty frame", Body::kind).into())
+        }
+    }
+}
+
 /// A link whose handshake is done.
 pub struct Established {
     /// The peer's node name (checked against its certificate).
@@ -433,33 +447,13 @@ async fn connect_inner(
     let mut framed = Framed::new(stream, FrameCodec::new(max_frame));
     let welcome = match next_frame(&mut framed).await?.body {
         Some(Body::Welcome(w)) => w,
-        Some(Body::Error(e)) => {
-            return Err(HandshakeError::RefusedByPeer {
-                code: e.code(),
-                message: e.message,
-            });
-        }
-        other => {
-            return Err(HandshakeError::Unexpected(
-                other.as_ref().map_or("empty frame", Body::kind).into(),
-            ));
-        }
+        other => return Err(not_expected(other)),
     };
     check_welcome(local, expected, &welcome)?;
     framed.send(Frame::new(0, Body::Peer(local.peer()))).await?;
     match next_frame(&mut framed).await?.body {
         Some(Body::Success(_)) => {}
-        Some(Body::Error(e)) => {
-            return Err(HandshakeError::RefusedByPeer {
-                code: e.code(),
-                message: e.message,
-            });
-        }
-        other => {
-            return Err(HandshakeError::Unexpected(
-                other.as_ref().map_or("empty frame", Body::kind).into(),
-            ));
-        }
+        other => return Err(not_expected(other)),
     }
     let io = unframe(framed);
     let mut peer_cert = None;

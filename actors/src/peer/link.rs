@@ -49,7 +49,7 @@ const OUTBOUND_FRAMES: usize = 4096;
 pub type LinkId = u64;
 
 /// Entries to send to the peer (batched by the session).
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct SendEntries(
     pub Vec<SyncEntry>,
@@ -58,7 +58,7 @@ pub struct SendEntries(
 );
 
 /// A whole batch to send as it is (a replacement).
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct SendBatch(pub crate::sync::replica::Batch);
 

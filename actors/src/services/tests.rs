@@ -239,7 +239,7 @@ fn hidden_origins_are_not_visible() {
         table.apply(Change::Add(s.clone()));
     }
     assert_eq!(
-        table.hide("n2"),
+        table.hide("n2", ts(99, 0)),
         vec![
             Applied::Updated {
                 old: b.clone(),
@@ -248,7 +248,10 @@ fn hidden_origins_are_not_visible() {
             Applied::Deleted(c.clone())
         ]
     );
-    assert!(table.hide("n2").is_empty(), "hiding twice moves nothing");
+    assert!(
+        table.hide("n2", ts(99, 0)).is_empty(),
+        "hiding twice moves nothing"
+    );
     assert!(table.is_hidden("n2"));
     assert_eq!(table.len(), 1);
     assert_eq!(table.iter().collect::<Vec<_>>(), vec![&a]);

@@ -69,8 +69,6 @@ pub struct CatalogueSupervisor {
     /// Known peers and their states.
     directory: PeerDirectory,
     config: SupervisorConfig,
-    /// Origins whose services are withdrawn from subscribers, and since when.
-    hidden: HashMap<String, Timestamp>,
     /// Unreachable origins waiting out the grace period, by generation.
     hiding: HashMap<String, u64>,
     next_generation: u64,
@@ -102,7 +100,6 @@ impl CatalogueSupervisor {
             peer_links: HashMap::new(),
             directory,
             config,
-            hidden: HashMap::new(),
             hiding: HashMap::new(),
             next_generation: 0,
             metrics: ActorMetrics::new(stats.clone(), "supervisor"),

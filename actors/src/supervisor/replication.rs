@@ -21,10 +21,18 @@ impl CatalogueSupervisor {
             return;
         }
         let marks = self.replica.marks_for(&entries);
+        self.to_links(except, SendEntries(entries, marks));
+    }
+
+    /// Sends `msg` to every current link except the one to `except`.
+    fn to_links<M>(&self, except: Option<&str>, msg: M)
+    where
+        M: Message<Result = ()> + Clone + Send + 'static,
+        crate::peer::link::PeerLink: Handler<M>,
+    {
         for (peer, link) in &self.peer_links {
             if Some(peer.as_str()) != except {
-                link.addr
-                    .do_send(SendEntries(entries.clone(), marks.clone()));
+                link.addr.do_send(msg.clone());
             }
         }
     }
@@ -46,7 +54,7 @@ impl CatalogueSupervisor {
         self.hiding.retain(|origin, _| !reachable.contains(origin));
         for origin in origins {
             if reachable.contains(&origin)
-                || self.hidden.contains_key(&origin)
+                || self.replica.services.is_hidden(&origin)
                 || self.hiding.contains_key(&origin)
             {
                 continue;
@@ -111,17 +119,16 @@ impl CatalogueSupervisor {
         {
             return;
         }
-        let moved = self.replica.services.hide(&origin);
+        let now = self.hlc.now();
+        let moved = self.replica.services.hide(&origin, now);
         info!(%origin, services = moved.len(), "origin unreachable: its services are withdrawn");
         self.route_each(moved);
         self.update_table_gauges();
-        let now = self.hlc.now();
-        self.hidden.insert(origin, now);
     }
 
     /// Shows the services of `origin` again.
     fn unhide(&mut self, origin: &str) {
-        if self.hidden.remove(origin).is_none() {
+        if !self.replica.services.is_hidden(origin) {
             return;
         }
         let moved = self.replica.services.show(origin);
@@ -238,12 +245,7 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             // A restarted origin: every node must learn it, with or
             // without entries of it to carry the news.
             debug!(peer = %from, origins = ?outcome.born.iter().map(|m| &m.origin).collect::<Vec<_>>(), "restarted origins learnt: their older entries are dead");
-            for (peer, l) in &self.peer_links {
-                if *peer != from {
-                    l.addr
-                        .do_send(SendEntries(Vec::new(), outcome.born.clone()));
-                }
-            }
+            self.to_links(Some(&from), SendEntries(Vec::new(), outcome.born.clone()));
         }
         if outcome.replaced {
             // The replacement retired entries here: pass it on, so nodes
@@ -251,11 +253,7 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
             let replacement = self
                 .replica
                 .replacement(&batch.replace_origins, &batch.replace_as_of);
-            for (peer, l) in &self.peer_links {
-                if *peer != from {
-                    l.addr.do_send(SendBatch(replacement.clone()));
-                }
-            }
+            self.to_links(Some(&from), SendBatch(replacement));
         }
         self.route_outcome(outcome, ctx);
         for uri in stale_own {
@@ -264,10 +262,12 @@ impl Handler<PeerBatch> for CatalogueSupervisor {
         self.assert_own_links(&batch, ctx);
         // An entry from a hidden origin, newer than its hiding, proves we
         // hear from it again (after any replacement it sent).
-        if !self.hidden.is_empty() {
+        if !self.replica.services.hidden().is_empty() {
             let reachable = self.replica.links.reachable_from(&self.node);
             let back: Vec<String> = self
-                .hidden
+                .replica
+                .services
+                .hidden()
                 .iter()
                 .filter(|(origin, since)| {
                     reachable.contains(*origin)
@@ -313,7 +313,9 @@ impl Handler<SyncDone> for CatalogueSupervisor {
         // are current.
         let reachable = self.replica.links.reachable_from(&self.node);
         let back: Vec<String> = self
-            .hidden
+            .replica
+            .services
+            .hidden()
             .keys()
             .filter(|o| reachable.contains(*o))
             .cloned()

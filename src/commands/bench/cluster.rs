@@ -6,15 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::{
-    measure::{Pace, latency_header, latency_row, open_loop, within},
+    measure::{Pace, latency_header, latency_row, next_index, open_loop, within},
     node::BenchNode,
     notify::wait_snapshot_end,
     peers::{Neighbour, Pki, ports, start_peer},
 };
-use crate::client::{Client, Subscription, SubscriptionEvent};
+use crate::client::Client;
 
 /// Sizes of the workload.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +89,11 @@ async fn measure(chain: &Chain, sizes: ClusterSizes) -> Result<()> {
     registrar
         .register("tcp://cluster/warm-up/0", BTreeMap::new())
         .await?;
-    within("the warm-up event at C", next_index(&mut sub, "warm-up")).await??;
+    within(
+        "the warm-up event at C",
+        next_index(&mut sub, "tcp://cluster/warm-up/"),
+    )
+    .await??;
     latency_header(&format!(
         "cluster propagation (register at A -> event at C, 2 TLS hops), {} / {} events",
         sizes.events, sizes.saturation_events
@@ -111,31 +115,11 @@ async fn measure(chain: &Chain, sizes: ClusterSizes) -> Result<()> {
             },
             || {
                 let (sub, tag) = (&sub, &tag);
-                async move { next_index(*sub.lock().await, tag).await }
+                async move { next_index(*sub.lock().await, &format!("tcp://cluster/{tag}/")).await }
             },
         )
         .await?;
         latency_row(&pace.label(), measured);
     }
     Ok(())
-}
-
-/// The index `i` of the next `tcp://cluster/<tag>/<i>` added at the
-/// subscriber; other events are skipped.
-async fn next_index(sub: &mut Subscription, tag: &str) -> Result<usize> {
-    let prefix = format!("tcp://cluster/{tag}/");
-    loop {
-        match sub.next().await {
-            Some(SubscriptionEvent::Added { service, .. }) => {
-                if let Some(i) = service.uri.strip_prefix(&prefix) {
-                    return i.parse().context("an index in the URI");
-                }
-            }
-            Some(SubscriptionEvent::Overflow { dropped, .. }) => {
-                bail!("the subscriber at C overflowed ({dropped} events dropped)")
-            }
-            Some(_) => continue,
-            None => bail!("the subscription at C ended"),
-        }
-    }
 }

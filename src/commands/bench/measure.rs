@@ -14,10 +14,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, stream};
 
 use super::percentiles;
+use crate::client::{Subscription, SubscriptionEvent};
 
 /// Longest wait for one event before a workload gives up.
 pub const STALL: Duration = Duration::from_secs(30);
@@ -194,4 +195,23 @@ pub fn latency_row(label: &str, mut measured: Measured) {
         "{label:<18} {p50:>10} {p99:>10} {max:>10} {:>12.0}",
         measured.per_second
     );
+}
+
+/// The index `i` of the next `<prefix><i>` added at subscription `sub`;
+/// other events are skipped, an overflow is an error.
+pub async fn next_index(sub: &mut Subscription, prefix: &str) -> Result<usize> {
+    loop {
+        match sub.next().await {
+            Some(SubscriptionEvent::Added { service, .. }) => {
+                if let Some(i) = service.uri.strip_prefix(prefix) {
+                    return i.parse().context("an index in the URI");
+                }
+            }
+            Some(SubscriptionEvent::Overflow { dropped, .. }) => {
+                bail!("the subscriber overflowed ({dropped} events dropped)")
+            }
+            Some(_) => continue,
+            None => bail!("the subscription ended"),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 use super::{
-    measure::{Pace, closed_loop, latency_header, latency_row, open_loop, within},
+    measure::{Pace, closed_loop, latency_header, latency_row, next_index, open_loop, within},
     node::BenchNode,
 };
 use crate::client::{Client, Subscription, SubscriptionEvent};
@@ -66,23 +66,7 @@ pub async fn run(
         },
         || {
             let sub = &sub;
-            async move {
-                let mut sub = sub.lock().await;
-                loop {
-                    match sub.next().await {
-                        Some(SubscriptionEvent::Added { service, .. }) => {
-                            if let Some(i) = service.uri.strip_prefix("tcp://notify/pipelined/") {
-                                return Ok(i.parse()?);
-                            }
-                        }
-                        Some(SubscriptionEvent::Overflow { dropped, .. }) => {
-                            bail!("the subscriber overflowed ({dropped} events dropped)")
-                        }
-                        Some(_) => continue,
-                        None => bail!("subscription ended"),
-                    }
-                }
-            }
+            async move { next_index(&mut *sub.lock().await, "tcp://notify/pipelined/").await }
         },
     )
     .await?;

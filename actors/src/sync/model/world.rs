@@ -271,23 +271,35 @@ impl World {
             return;
         }
         let marks = self.nodes[n].replica.marks_for(entries);
-        for (p, end) in self.links_of(n, except) {
-            let now = self.now_ms;
-            let link = self.links.get_mut(&p).expect("link");
-            let out = link.sessions[end].queue_changes(entries.to_vec(), marks.clone(), now);
-            self.send(p, end, out);
-        }
+        self.on_links(
+            n,
+            |peer| Some(peer) != except,
+            |session, now| session.queue_changes(entries.to_vec(), marks.clone(), now),
+        );
     }
 
-    /// The links of `n` (and its end of each) but the one to `except`.
-    fn links_of(&self, n: usize, except: Option<usize>) -> Vec<(Pair, usize)> {
-        self.links
+    /// Runs `act` on `n`'s session of each of its links to a peer `to`
+    /// accepts, and sends what it returns.
+    fn on_links(
+        &mut self,
+        n: usize,
+        to: impl Fn(usize) -> bool,
+        mut act: impl FnMut(&mut SyncSession, u64) -> Vec<Frame>,
+    ) {
+        let ends: Vec<(Pair, usize)> = self
+            .links
             .iter()
             .filter_map(|(p, l)| {
                 let end = l.ends.iter().position(|&e| e == n)?;
-                (Some(l.ends[1 - end]) != except).then_some((*p, end))
+                to(l.ends[1 - end]).then_some((*p, end))
             })
-            .collect()
+            .collect();
+        for (p, end) in ends {
+            let now = self.now_ms;
+            let link = self.links.get_mut(&p).expect("link");
+            let out = act(&mut link.sessions[end], now);
+            self.send(p, end, out);
+        }
     }
 
     /// `Handler<PeerBatch>`: observe every timestamp, apply, forward what
@@ -341,24 +353,22 @@ impl World {
         self.broadcast(n, &outcome.forward, Some(from));
         if !outcome.born.is_empty() {
             // As the supervisor: births learnt travel on, entries or not.
-            for (p, end) in self.links_of(n, Some(from)) {
-                let now = self.now_ms;
-                let link = self.links.get_mut(&p).expect("link");
-                let out = link.sessions[end].queue_changes(Vec::new(), outcome.born.clone(), now);
-                self.send(p, end, out);
-            }
+            self.on_links(
+                n,
+                |peer| peer != from,
+                |session, now| session.queue_changes(Vec::new(), outcome.born.clone(), now),
+            );
         }
         if outcome.replaced {
             // The replacement retired entries here: it travels on.
             let replacement = self.nodes[n]
                 .replica
                 .replacement(&batch.replace_origins, &batch.replace_as_of);
-            for (p, end) in self.links_of(n, Some(from)) {
-                let now = self.now_ms;
-                let link = self.links.get_mut(&p).expect("link");
-                let out = link.sessions[end].send_batch(replacement.clone(), now);
-                self.send(p, end, out);
-            }
+            self.on_links(
+                n,
+                |peer| peer != from,
+                |session, now| session.send_batch(replacement.clone(), now),
+            );
         }
         if !outcome.refused_origins.is_empty() {
             // As the supervisor: the sender holds entries whose deletes we
@@ -366,15 +376,11 @@ impl World {
             let (origins, as_of): (Vec<String>, Vec<Timestamp>) =
                 outcome.refused_origins.into_iter().unzip();
             let replacement = self.nodes[n].replica.replacement(&origins, &as_of);
-            for (p, end) in self.links_of(n, None) {
-                if self.links[&p].ends[1 - end] != from {
-                    continue;
-                }
-                let now = self.now_ms;
-                let link = self.links.get_mut(&p).expect("link");
-                let out = link.sessions[end].send_batch(replacement.clone(), now);
-                self.send(p, end, out);
-            }
+            self.on_links(
+                n,
+                |peer| peer == from,
+                |session, now| session.send_batch(replacement.clone(), now),
+            );
         }
         self.after_apply(n, &batch, stale_own);
     }
