@@ -171,6 +171,22 @@ impl LinksTable {
         retired
     }
 
+    /// Retires every live link with `node` at one end that is older than
+    /// `born` (the start of `node`'s current life: the links of a previous
+    /// life ended when it stopped): each becomes a delete with the same
+    /// version. Returns how many.
+    pub fn retire_touching_before(&mut self, node: &str, born: Timestamp) -> usize {
+        let mut retired = 0;
+        for (key, held) in &mut self.entries {
+            if key.touches(node) && held.op == LinkOp::Add && held.ts < born {
+                held.op = LinkOp::Delete;
+                retired += 1;
+            }
+        }
+        self.live -= retired;
+        retired
+    }
+
     /// Live links, sorted.
     pub fn live(&self) -> impl Iterator<Item = (&LinkKey, &str, Timestamp)> {
         self.entries

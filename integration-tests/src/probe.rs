@@ -1,5 +1,5 @@
-//! Small probes tests share: a predicate for "links table changed" log
-//! lines, and a plain HTTP GET for the metrics endpoint.
+//! Small probes tests share: predicates for "links table changed" and
+//! "unlinked" log lines, and a plain HTTP GET for the metrics endpoint.
 
 use std::{
     io::{Read, Write},
@@ -24,6 +24,13 @@ pub fn link_changed(x: &str, y: &str, op: &'static str) -> impl Fn(&LogLine) -> 
             && l["b"] == b.as_str()
             && l["op"] == op
     }
+}
+
+/// A log line saying this node's current link to `peer` ended (whether or
+/// not it had entered the links table: a link enters it once synced).
+pub fn unlinked(peer: &str) -> impl Fn(&LogLine) -> bool {
+    let peer = peer.to_string();
+    move |l: &LogLine| l["message"] == "unlinked" && l["peer"] == peer.as_str()
 }
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.

@@ -6,9 +6,13 @@
 //! two node names, a few URIs, batch numbers and counts near the right
 //! ones, serials that usually follow on) so that the fuzzer gets through
 //! Hello, Register, digests and Lock/entries/UnlockAll; some are arbitrary
-//! `Frame`s. The harness answers `Registered` and `PeerDigest` as the
-//! `PeerLink` actor does and stops at the first `ProtocolError`, where the
-//! actor closes the link.
+//! `Frame`s. Behind the session stands the node's real replication
+//! `Driver` (the code the supervisor runs), holding the input's initial
+//! registrations: the harness answers `Registered` with its digest and
+//! `PeerDigest` with its plan, hands it every batch and the end of the
+//! initial sync, and carries out what it says to send to this peer, as the
+//! `PeerLink` actor and the supervisor do. It stops at the first
+//! `ProtocolError`, where the actor closes the link.
 //!
 //! Nothing may panic, and these invariants must hold after every step:
 //! - an `Ack` the session sends never acknowledges a serial the peer did
@@ -27,11 +31,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use arbitrary::Arbitrary;
-use catalogue_actors::sync::{
-    digest::Digest,
-    entry::SyncEntry,
-    replica::Batch,
-    session::{Role, SessionConfig, SessionEvent, SyncSession},
+use catalogue_actors::{
+    hlc::{Hlc, ManualClock},
+    sync::{
+        driver::{Driver, DriverConfig, Effects, Outgoing},
+        entry::SyncEntry,
+        replica::Batch,
+        session::{Role, SessionConfig, SessionEvent, SyncSession},
+    },
 };
 use catalogue_proto::{
     Body, Frame,
@@ -237,7 +244,10 @@ struct Seen {
 struct Harness {
     session: SyncSession,
     window: usize,
-    initial: Vec<SyncEntry>,
+    driver: Driver<ManualClock>,
+    clock: ManualClock,
+    /// Entries of the initial batch the driver planned.
+    initial_len: Option<usize>,
     now: u64,
     seen: Seen,
     closed: bool,
@@ -277,17 +287,16 @@ impl Harness {
                 SessionEvent::Registered => {
                     assert!(!self.seen.registered, "registered twice");
                     self.seen.registered = true;
-                    let frames = self.session.send_digest(&Digest::default(), self.now);
+                    let digest = self.driver.digest();
+                    let frames = self.session.send_digest(&digest, self.now);
                     self.sent(frames);
                 }
-                SessionEvent::PeerDigest(_) => {
+                SessionEvent::PeerDigest(digest) => {
                     assert!(self.seen.registered, "digest before Register");
                     assert!(!self.seen.peer_digest, "two digests");
                     self.seen.peer_digest = true;
-                    let batch = Batch {
-                        entries: self.initial.clone(),
-                        ..Batch::default()
-                    };
+                    let batch = self.driver.plan(PEER, &digest);
+                    self.initial_len = Some(batch.entries.len());
                     let frames = self.session.send_initial(batch, self.now);
                     self.seen.initial_sent = true;
                     self.sent(frames);
@@ -304,13 +313,17 @@ impl Harness {
                         assert!(!self.seen.initial_received, "two initial batches");
                         self.seen.initial_received = true;
                     }
+                    let fx = self.driver.peer_batch(PEER, batch, initial);
+                    self.carry_out(fx);
                 }
                 SessionEvent::InitialSyncDone { sent, received } => {
                     assert!(!self.seen.initial_done, "initial sync done twice");
                     assert!(self.seen.initial_sent && self.seen.initial_received);
-                    assert_eq!(sent, self.initial.len());
+                    assert_eq!(Some(sent), self.initial_len);
                     let _ = received;
                     self.seen.initial_done = true;
+                    let fx = self.driver.link_synced(PEER);
+                    self.carry_out(fx);
                 }
                 SessionEvent::ProtocolError(_) => {
                     // The PeerLink actor closes the link here.
@@ -318,6 +331,28 @@ impl Harness {
                     return;
                 }
             }
+        }
+    }
+
+    /// Does what the driver says for this link, as the supervisor and the
+    /// `PeerLink` actor do (grace periods end at once).
+    fn carry_out(&mut self, fx: Effects) {
+        for (to, what) in fx.sends {
+            if !to.includes(PEER) {
+                continue;
+            }
+            let frames = match what {
+                Outgoing::Changes { entries, marks } => {
+                    self.session.queue_changes(entries, marks, self.now)
+                }
+                Outgoing::Batch(batch) => self.session.send_batch(batch, self.now),
+                Outgoing::Error(e) => vec![self.session.unacknowledged(Body::Error(e))],
+            };
+            self.sent(frames);
+        }
+        for timer in fx.timers {
+            let fx = self.driver.grace_over(&timer);
+            self.carry_out(fx);
         }
     }
 
@@ -377,10 +412,24 @@ fuzz_target!(|input: Input| {
         max_batch_entries: MAX_BATCH,
         max_uri: 2048,
     };
+    let clock = ManualClock::new(1_000);
+    let mut driver = Driver::new(
+        ME,
+        Hlc::new(clock.clone(), std::time::Duration::from_secs(5)),
+        DriverConfig {
+            tombstone_ttl: std::time::Duration::from_millis(50),
+        },
+    );
+    for e in entries(&input.initial) {
+        let _ = driver.register(e.key(), BTreeMap::new());
+    }
+    driver.link_connected(PEER);
     let mut h = Harness {
         session: SyncSession::new(cfg, u64::from(input.first_serial)),
         window,
-        initial: entries(&input.initial),
+        driver,
+        clock,
+        initial_len: None,
         now: 1_000,
         seen: Seen::default(),
         closed: false,
@@ -428,6 +477,8 @@ fuzz_target!(|input: Input| {
             }
             Step::Tick(ms) => {
                 h.now += u64::from(ms);
+                h.clock.set(h.now);
+                h.driver.purge_tombstones();
                 let frames = h.session.tick(h.now);
                 h.sent(frames);
             }

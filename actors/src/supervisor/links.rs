@@ -1,7 +1,8 @@
 //! The supervisor's side of peer links: which link is current for each
 //! peer (one per peer; when both nodes dial each other at once, both keep
-//! the connection dialed by the node whose name sorts first), our own
-//! LinkAdd when a link comes up and LinkDelete when it goes down, and the
+//! the connection dialed by the node whose name sorts first), telling the
+//! driver when a link is connected or gone (it issues our own LinkAdd once
+//! the link has synced, and LinkDelete when it goes down), and the
 //! listings for `catalogue links|peers`.
 
 use actix::prelude::*;
@@ -12,12 +13,11 @@ use super::{
     ListPeers, RecheckLinks, Shutdown,
 };
 use crate::{
-    links::{LinkChange, LinkKey, LinkOp},
+    links::{LinkChange, LinkOp},
     peer::{
         directory::PeerInfo,
         link::{Close, LinkId, PeerLink, Recheck},
     },
-    sync::entry::SyncEntry,
 };
 
 /// The current link to one peer.
@@ -43,32 +43,10 @@ pub(super) fn keep_current_link(
     current_dialer != new_dialer && current_dialer == preferred
 }
 
-pub(super) fn log_change(change: &LinkChange) {
-    let op = match change.op {
-        LinkOp::Add => "add",
-        LinkOp::Delete => "delete",
-    };
-    debug!(a = change.key.a(), b = change.key.b(), op, origin = %change.origin, "link table changed");
-}
-
-impl CatalogueSupervisor {
-    /// Issues a change of our own link to `peer`, applies and floods it.
-    pub(super) fn issue_link_change(&mut self, op: LinkOp, peer: &str, ctx: &mut Context<Self>) {
-        let change = LinkChange {
-            op,
-            key: LinkKey::new(self.node.clone(), peer),
-            origin: self.node.clone(),
-            ts: self.hlc.now(),
-        };
-        log_change(&change);
-        self.apply_local(SyncEntry::Link(change), ctx);
-    }
-}
-
 impl Handler<LinkUp> for CatalogueSupervisor {
     type Result = Result<(), DuplicateLink>;
 
-    fn handle(&mut self, msg: LinkUp, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: LinkUp, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("LinkUp");
         if let Some(current) = self.peer_links.get(&msg.peer) {
             if keep_current_link(&self.node, &msg.peer, &current.dialer, &msg.dialer) {
@@ -94,8 +72,8 @@ impl Handler<LinkUp> for CatalogueSupervisor {
         self.directory.set_linked(&msg.peer, Some(msg.direction));
         if first {
             info!(peer = %msg.peer, direction = msg.direction.as_str(), "linked");
-            self.issue_link_change(LinkOp::Add, &msg.peer, ctx);
         }
+        self.driver.link_connected(&msg.peer);
         Ok(())
     }
 }
@@ -116,7 +94,8 @@ impl Handler<LinkDown> for CatalogueSupervisor {
         self.stats.peer_links.set(self.peer_links.len() as i64);
         self.directory.set_linked(&msg.peer, None);
         info!(peer = %msg.peer, "unlinked");
-        self.issue_link_change(LinkOp::Delete, &msg.peer, ctx);
+        let fx = self.driver.link_down(&msg.peer);
+        self.execute(fx, None, ctx);
     }
 }
 
@@ -126,7 +105,8 @@ impl Handler<ListLinks> for CatalogueSupervisor {
     fn handle(&mut self, _msg: ListLinks, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("ListLinks");
         let links = self
-            .replica
+            .driver
+            .replica()
             .links
             .live()
             .map(|(key, origin, ts)| LinkChange {
@@ -139,12 +119,7 @@ impl Handler<ListLinks> for CatalogueSupervisor {
         MessageResult(LinksView {
             node: self.node.clone(),
             links,
-            reachable: self
-                .replica
-                .links
-                .reachable_from(&self.node)
-                .into_iter()
-                .collect(),
+            reachable: self.driver.reachable().iter().cloned().collect(),
         })
     }
 }
@@ -188,10 +163,8 @@ impl Handler<Shutdown> for CatalogueSupervisor {
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Shutdown");
-        let peers: Vec<String> = self.peer_links.keys().cloned().collect();
-        for peer in &peers {
-            self.issue_link_change(LinkOp::Delete, peer, ctx);
-        }
+        let fx = self.driver.shutdown();
+        self.execute(fx, None, ctx);
         for (peer, link) in self.peer_links.drain() {
             self.directory.set_linked(&peer, None);
             link.addr.do_send(Close("shutting down".into()));

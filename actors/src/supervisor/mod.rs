@@ -1,16 +1,15 @@
-//! The `CatalogueSupervisor` actor: one per node. It owns the replicated
-//! tables (services and links, in a [`Replica`]), the clock, the
-//! subscription matcher and the record of which local connection
-//! registered which service. Every change goes through it, in one order:
-//! it applies the change, routes the resulting event to the matching
-//! subscriptions, and sends the change to every peer link (except the one
-//! it came from). It never waits on another actor.
-//!
-//! Services whose origin is no longer reachable in the links graph are
-//! withdrawn from subscribers (delete events) after `sync.unreachable_grace`
-//! and return (add events) when their origin is reachable again; the table
-//! keeps them meanwhile.
+//! The `CatalogueSupervisor` actor: one per node. It holds the node's
+//! replication [`Driver`] (the services and links tables, the clock, the
+//! state of its own links and of unreachable origins), the subscription
+//! matcher and the record of which local connection registered which
+//! service. Every change goes through it, in one order: the driver decides
+//! (applies the change, says what to send to which link and how the
+//! visible services moved), and the supervisor carries that out: it sends
+//! to the peer links, routes events to the matching subscriptions and runs
+//! the grace timers of unreachable origins. It never waits on another
+//! actor.
 
+mod effects;
 mod links;
 mod messages;
 mod owners;
@@ -27,16 +26,13 @@ use catalogue_proto::catalogue::EventKind;
 use tracing::{debug, info};
 
 use crate::{
-    hlc::{Hlc, Timestamp},
+    hlc::Hlc,
     matcher::Matcher,
     peer::directory::PeerDirectory,
-    services::{Applied, Change, Service},
+    services::{Applied, Service},
     stats::{ActorMetrics, Stats},
     subscription::{Deliver, Rebase, Snapshot, SubKey, Subscription, queue::Event},
-    sync::{
-        entry::SyncEntry,
-        replica::{BatchOutcome, Replica},
-    },
+    sync::driver::{Driver, DriverConfig},
 };
 pub use messages::*;
 use owners::Owners;
@@ -59,8 +55,7 @@ pub struct SupervisorConfig {
 /// The node's supervisor.
 pub struct CatalogueSupervisor {
     node: String,
-    replica: Replica,
-    hlc: Hlc,
+    driver: Driver,
     matcher: Matcher,
     subscriptions: HashMap<SubKey, (Addr<Subscription>, regex::Regex)>,
     owners: Owners,
@@ -69,9 +64,6 @@ pub struct CatalogueSupervisor {
     /// Known peers and their states.
     directory: PeerDirectory,
     config: SupervisorConfig,
-    /// Unreachable origins waiting out the grace period, by generation.
-    hiding: HashMap<String, u64>,
-    next_generation: u64,
     stats: Arc<Stats>,
     metrics: ActorMetrics,
     /// Reused buffer for matcher results.
@@ -79,61 +71,51 @@ pub struct CatalogueSupervisor {
 }
 
 impl CatalogueSupervisor {
-    /// A supervisor for node `node` with empty tables.
+    /// A supervisor for node `node` with empty tables, born now.
     pub fn new(
         node: String,
-        mut hlc: Hlc,
+        hlc: Hlc,
         directory: PeerDirectory,
         config: SupervisorConfig,
         stats: Arc<Stats>,
     ) -> Self {
-        // This life begins now: entries of our origin older than this are
-        // from a previous run, and dead.
-        let born = hlc.now();
-        CatalogueSupervisor {
-            replica: Replica::born_at(node.clone(), born),
-            node,
+        let driver = Driver::new(
+            node.clone(),
             hlc,
+            DriverConfig {
+                tombstone_ttl: config.tombstone_ttl,
+            },
+        );
+        CatalogueSupervisor {
+            driver,
+            node,
             matcher: Matcher::new(),
             subscriptions: HashMap::new(),
             owners: Owners::default(),
             peer_links: HashMap::new(),
             directory,
             config,
-            hiding: HashMap::new(),
-            next_generation: 0,
             metrics: ActorMetrics::new(stats.clone(), "supervisor"),
             stats,
             matched: Vec::new(),
         }
     }
 
-    /// Applies a change made on this node, routes its event and sends it to
-    /// every peer.
-    fn apply_local(&mut self, entry: SyncEntry, ctx: &mut Context<Self>) {
-        let mut outcome = BatchOutcome::default();
-        if self.replica.apply_entry(&entry, &mut outcome) {
-            self.broadcast(vec![entry], None);
+    /// Routes the moves of visible services: event by event, or, for a
+    /// large change, a fresh snapshot to every subscription it touches.
+    fn route_services(&mut self, services: Vec<Applied>) {
+        if services.is_empty() {
+            return;
         }
-        self.route_outcome(outcome, ctx);
-    }
-
-    /// Routes the services events of an applied batch; reacts to link
-    /// changes.
-    fn route_outcome(&mut self, outcome: BatchOutcome, ctx: &mut Context<Self>) {
-        if outcome.services.len() > self.config.bulk_threshold {
-            self.rebase(&outcome.services);
+        if services.len() > self.config.bulk_threshold {
+            self.rebase(&services);
         } else {
-            self.route_each(outcome.services);
-        }
-        self.update_table_gauges();
-        if outcome.links_changed {
-            self.reachability_changed(ctx);
+            self.route_each(services);
         }
     }
 
     fn update_table_gauges(&self) {
-        let r = &self.replica;
+        let r = self.driver.replica();
         self.stats.services.set(r.services.len() as i64);
         self.stats
             .service_tombstones
@@ -203,7 +185,8 @@ impl CatalogueSupervisor {
 
     /// Visible services matching `regex`.
     fn snapshot(&self, regex: &regex::Regex) -> Vec<Arc<Service>> {
-        self.replica
+        self.driver
+            .replica()
             .services
             .iter()
             .filter(|s| regex.is_match(&s.uri))
@@ -211,29 +194,8 @@ impl CatalogueSupervisor {
             .collect()
     }
 
-    pub(super) fn delete_local(&mut self, uri: String, ctx: &mut Context<Self>) {
-        let ts = self.hlc.now();
-        self.apply_local(
-            SyncEntry::Service(Change::Delete {
-                uri,
-                origin: self.node.clone(),
-                ts,
-            }),
-            ctx,
-        );
-    }
-
     fn purge_tombstones(&mut self) {
-        let now = self.hlc.now();
-        let ttl_ms = u64::try_from(self.config.tombstone_ttl.as_millis()).unwrap_or(u64::MAX);
-        let horizon = Timestamp {
-            physical_ms: now.physical_ms.saturating_sub(ttl_ms),
-            logical: 0,
-        };
-        let purged = self.replica.services.purge_tombstones(horizon)
-            + self.replica.links.purge_tombstones(horizon);
-        if purged > 0 {
-            debug!(purged, "expired tombstones purged");
+        if self.driver.purge_tombstones() > 0 {
             self.update_table_gauges();
         }
     }
@@ -259,14 +221,8 @@ impl Handler<RegisterService> for CatalogueSupervisor {
     fn handle(&mut self, msg: RegisterService, ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("RegisterService");
         self.owners.claim(msg.conn, &msg.uri)?;
-        let ts = self.hlc.now();
-        let entry = SyncEntry::Service(Change::Add(Service {
-            uri: msg.uri,
-            attrs: msg.attrs,
-            origin: self.node.clone(),
-            ts,
-        }));
-        self.apply_local(entry, ctx);
+        let fx = self.driver.register(msg.uri, msg.attrs);
+        self.execute(fx, None, ctx);
         Ok(())
     }
 }
@@ -277,7 +233,8 @@ impl Handler<UnregisterService> for CatalogueSupervisor {
     fn handle(&mut self, msg: UnregisterService, ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("UnregisterService");
         self.owners.release(msg.conn, &msg.uri)?;
-        self.delete_local(msg.uri, ctx);
+        let fx = self.driver.unregister(msg.uri);
+        self.execute(fx, None, ctx);
         Ok(())
     }
 }
@@ -296,7 +253,8 @@ impl Handler<ConnectionClosed> for CatalogueSupervisor {
             );
         }
         for uri in uris {
-            self.delete_local(uri, ctx);
+            let fx = self.driver.unregister(uri);
+            self.execute(fx, None, ctx);
         }
     }
 }
@@ -340,7 +298,8 @@ impl Handler<ListServices> for CatalogueSupervisor {
     fn handle(&mut self, msg: ListServices, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("ListServices");
         let mut services: Vec<Service> = self
-            .replica
+            .driver
+            .replica()
             .services
             .iter()
             .filter(|s| msg.regex.as_ref().is_none_or(|r| r.is_match(&s.uri)))

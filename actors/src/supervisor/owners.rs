@@ -33,11 +33,6 @@ impl Owners {
         }
     }
 
-    /// Does any local connection hold `uri`?
-    pub fn holds(&self, uri: &str) -> bool {
-        self.by_uri.contains_key(uri)
-    }
-
     /// Releases `uri` held by `conn`.
     pub fn release(&mut self, conn: ConnId, uri: &str) -> Result<(), RegisterError> {
         if self.by_uri.get(uri) != Some(&conn) {

@@ -14,7 +14,8 @@
 //!   origin, and when each origin's current life began.
 //! * [`Replica::apply_batch`]: applies a received batch, newest wins per
 //!   entry. A birth newer than we knew retires the origin's older entries
-//!   (a restarted node re-registers nothing) and drops late copies of them.
+//!   (a restarted node re-registers nothing) and the links with it at one
+//!   end older than the birth, and drops late copies of them.
 //!   Resurrections by a stale peer are prevented at the source (a node
 //!   whose newest entry from an origin is older than the peer's purge
 //!   horizon sends nothing of it and lets the peer replace it); a batch
@@ -36,7 +37,7 @@ use super::{
 };
 use crate::{
     hlc::Timestamp,
-    links::{LinkApplied, LinkKey, LinksTable},
+    links::{LinkApplied, LinkKey, LinkOp, LinksTable},
     services::{Applied, Change, ServicesTable},
 };
 
@@ -69,7 +70,8 @@ pub struct BatchOutcome {
     pub forward: Vec<SyncEntry>,
     /// Entries refused as possible resurrections.
     pub refused: usize,
-    /// Adds of an origin's previous life (older than its birth), dropped.
+    /// Adds of an origin's previous life (older than its birth), and links
+    /// of a node's previous life, dropped.
     pub dead: usize,
     /// Births we learnt from this batch: to pass on to the other peers
     /// (marks with only `born` set).
@@ -171,6 +173,15 @@ impl Replica {
             complete: self.own_max,
             born: self.born,
             ..self.mark_of_other(&self.node)
+        }
+    }
+
+    /// When `node`'s current life began, as far as we know.
+    fn born_of(&self, node: &str) -> Timestamp {
+        if node == self.node {
+            self.born
+        } else {
+            self.known.get(node).map(|k| k.born).unwrap_or_default()
         }
     }
 
@@ -424,9 +435,24 @@ impl Replica {
                         .into_iter()
                         .filter(|a| !matches!(a, Applied::Invisible | Applied::Ignored)),
                 );
+                // Its links of the previous life ended with it.
+                if self.links.retire_touching_before(&mark.origin, mark.born) > 0 {
+                    outcome.links_changed = true;
+                }
             }
         }
         for entry in &batch.entries {
+            if let SyncEntry::Link(l) = entry {
+                // A link of a node's previous life ended with it.
+                if l.op == LinkOp::Add
+                    && [l.key.a(), l.key.b()]
+                        .into_iter()
+                        .any(|end| l.ts < self.born_of(end))
+                {
+                    outcome.dead += 1;
+                    continue;
+                }
+            }
             if let SyncEntry::Service(Change::Add(svc)) = entry {
                 if svc.origin != self.node
                     && self.known.get(&svc.origin).is_some_and(|k| svc.ts < k.born)
@@ -440,11 +466,24 @@ impl Replica {
                     outcome.stale_own.push(svc.uri.clone());
                     continue;
                 }
-                // (The origin itself speaks for its entries.)
-                if svc.origin != from {
-                    if let Some(horizon) = self.services.may_be_forgotten(svc) {
+                if let Some(horizon) = self.services.may_be_forgotten(svc) {
+                    if svc.origin != from {
                         outcome.refused += 1;
                         outcome.refused_origins.insert(svc.origin.clone(), horizon);
+                        continue;
+                    }
+                    // The origin itself speaks for its entries, but a
+                    // change it queued before planning its initial batch
+                    // can arrive after that batch, older than it: an add we
+                    // held every change of (our mark of it is complete past
+                    // it) and no longer hold was deleted, its tombstone
+                    // since purged.
+                    if self
+                        .known
+                        .get(&svc.origin)
+                        .is_some_and(|k| svc.ts <= k.complete)
+                    {
+                        outcome.dead += 1;
                         continue;
                     }
                 }

@@ -3,7 +3,7 @@
 //! documentation of `model` for why these are the right ones). Each
 //! violation is returned as a line of text naming the nodes and entries.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::world::World;
 use crate::{hlc::Timestamp, services::Service};
@@ -11,10 +11,10 @@ use crate::{hlc::Timestamp, services::Service};
 /// A live link as the table holds it: its two ends.
 type LiveLink = (String, String);
 
-/// Every live entry of every origin (the model hides nothing).
+/// Every live entry of every origin, hidden or not.
 fn live_services(world: &World, n: usize) -> Vec<Service> {
     world.nodes[n]
-        .replica
+        .replica()
         .services
         .live_entries()
         .cloned()
@@ -23,11 +23,31 @@ fn live_services(world: &World, n: usize) -> Vec<Service> {
 
 fn live_links(world: &World, n: usize) -> BTreeSet<LiveLink> {
     world.nodes[n]
-        .replica
+        .replica()
         .links
         .live()
         .map(|(k, _, _)| (k.a().to_string(), k.b().to_string()))
         .collect()
+}
+
+/// What `n` should show: per URI, the newest live entry it holds among
+/// origins in `component`.
+fn visible_in(world: &World, n: usize, component: &BTreeSet<usize>) -> Vec<Service> {
+    let inside: BTreeSet<&str> = component
+        .iter()
+        .map(|&m| world.nodes[m].name.as_str())
+        .collect();
+    let mut best: BTreeMap<&str, &Service> = BTreeMap::new();
+    for s in world.nodes[n].replica().services.live_entries() {
+        if !inside.contains(s.origin.as_str()) {
+            continue;
+        }
+        let slot = best.entry(s.uri.as_str()).or_insert(s);
+        if s.version() > slot.version() {
+            *slot = s;
+        }
+    }
+    best.into_values().cloned().collect()
 }
 
 fn show(s: &Service) -> String {
@@ -58,6 +78,10 @@ pub(super) struct Checks {
     /// (only without purges and restarts, which legitimately leave
     /// different tombstones behind).
     pub same_digest: bool,
+    /// What each node shows (lists, and has told its subscribers) is, per
+    /// URI, the newest live registration among the origins of its
+    /// component, and nothing of the origins it cannot reach.
+    pub visible: bool,
 }
 
 impl Checks {
@@ -69,6 +93,7 @@ impl Checks {
         links_up: true,
         no_ghost_links: true,
         same_digest: true,
+        visible: true,
     };
 
     /// Everything but tombstones.
@@ -115,7 +140,7 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
         if checks.same_digest {
             // What is held, not how far each node knows it is complete.
             let digest = |n: usize| {
-                let mut d = world.nodes[n].replica.digest();
+                let mut d = world.nodes[n].replica().digest();
                 for s in d.services.values_mut() {
                     s.complete = Timestamp::default();
                     s.born = Timestamp::default();
@@ -130,16 +155,16 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
                     out.push(format!(
                         "digests differ: {} holds {:?} but {} holds {:?}",
                         name(first),
-                        world.nodes[first].replica.entries(),
+                        world.nodes[first].replica().entries(),
                         name(n),
-                        world.nodes[n].replica.entries()
+                        world.nodes[n].replica().entries()
                     ));
                 }
             }
         }
         if checks.legitimate {
             for &n in &members {
-                for s in world.nodes[n].replica.services.live_entries() {
+                for s in world.nodes[n].replica().services.live_entries() {
                     match index(&s.origin) {
                         Some(o) if component.contains(&o) => {
                             if world.nodes[o].local.get(&s.uri) != Some(s) {
@@ -172,7 +197,7 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
             for &o in &members {
                 for (uri, s) in &world.nodes[o].local {
                     for &n in &members {
-                        let held = world.nodes[n].replica.services.get_from(uri, &s.origin);
+                        let held = world.nodes[n].replica().services.get_from(uri, &s.origin);
                         if held != Some(s) {
                             out.push(format!(
                                 "lost: {} registered {} but {} holds {:?}",
@@ -183,6 +208,21 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
                             ));
                         }
                     }
+                }
+            }
+        }
+        if checks.visible {
+            for &n in &members {
+                let expected = visible_in(world, n, &component);
+                let shown: Vec<Service> =
+                    world.nodes[n].replica().services.iter().cloned().collect();
+                if shown != expected {
+                    out.push(format!(
+                        "visible: {} shows [{}] but its component's origins hold [{}]",
+                        name(n),
+                        show_all(&shown),
+                        show_all(&expected)
+                    ));
                 }
             }
         }

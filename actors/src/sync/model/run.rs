@@ -9,7 +9,8 @@
 use super::{
     check::{Checks, violations},
     rng::Rng,
-    world::{Counters, Tuning, World},
+    topology::Shape,
+    world::{Counters, Pair, Tuning, World},
 };
 
 /// What a family of runs exercises.
@@ -31,12 +32,14 @@ pub(super) struct Profile {
     pub max_skew_ms: u64,
     /// What to check at the end.
     pub checks: Checks,
+    /// The topology families a run is drawn from.
+    pub shapes: &'static [Shape],
 }
 
 impl Profile {
     /// Every fault the model knows.
     pub(super) const FULL: Profile = Profile {
-        max_nodes: 5,
+        max_nodes: 6,
         steps: (50, 300),
         drops: true,
         duplicates: true,
@@ -44,6 +47,7 @@ impl Profile {
         purges: true,
         max_skew_ms: 3,
         checks: Checks::ALL,
+        shapes: Shape::ALL,
     };
 }
 
@@ -61,15 +65,21 @@ pub(super) struct Run {
 /// Runs seed `seed` of `profile`.
 pub(super) fn run(seed: u64, profile: &Profile, trace: bool) -> Run {
     let mut rng = Rng::new(seed);
-    let nodes = 2 + rng.below(profile.max_nodes - 1);
+    let shape = rng.pick(profile.shapes).unwrap_or(Shape::Mesh);
+    // Sparse shapes need room for several hops.
+    let smallest = if shape == Shape::Mesh { 2 } else { 3 };
+    let nodes = smallest + rng.below(profile.max_nodes.max(smallest + 1) - smallest + 1);
+    let edges = shape.edges(nodes, &mut rng);
     let uris = 2 + rng.below(5);
+    let ttl_ms = rng.between(10, 150);
     let tuning = Tuning {
         window: 1 + rng.below(12),
         batch_max_entries: 1 + rng.below(6),
         batch_delay_ms: rng.between(0, 3),
         ack_timeout_ms: rng.between(5, 60),
+        ttl_ms,
+        grace_ms: rng.between(5, 100),
     };
-    let ttl_ms = rng.between(10, 150);
     let steps = rng.between(profile.steps.0, profile.steps.1);
     let connect_all = rng.percent(70);
     let duplicate_percent = if profile.duplicates {
@@ -78,7 +88,7 @@ pub(super) fn run(seed: u64, profile: &Profile, trace: bool) -> Run {
         0
     };
     let setup = format!(
-        "{nodes} nodes, {uris} URIs, {steps} steps, {tuning:?}, ttl {ttl_ms} ms, \
+        "{shape:?} of {nodes} nodes ({edges:?}), {uris} URIs, {steps} steps, {tuning:?}, ttl {ttl_ms} ms, \
          duplicates {duplicate_percent}%, connect all at the end: {connect_all}"
     );
     let mut world = World::new(rng, nodes, tuning, profile.max_skew_ms);
@@ -86,11 +96,22 @@ pub(super) fn run(seed: u64, profile: &Profile, trace: bool) -> Run {
     if trace {
         world.enable_trace();
     }
+    // A sparse cluster starts with its links up.
+    for &(a, b) in edges.iter().flatten() {
+        world.link_up(a, b);
+    }
     for _ in 0..steps {
-        step(&mut world, profile, uris, ttl_ms);
+        step(&mut world, profile, uris, edges.as_deref());
     }
     if connect_all {
-        connect(&mut world);
+        match &edges {
+            Some(edges) => {
+                for &(a, b) in edges {
+                    world.link_up(a, b);
+                }
+            }
+            None => connect(&mut world),
+        }
     }
     world.settle();
     let mut checks = profile.checks;
@@ -103,8 +124,8 @@ pub(super) fn run(seed: u64, profile: &Profile, trace: bool) -> Run {
     }
 }
 
-/// One random operation.
-fn step(world: &mut World, profile: &Profile, uris: usize, ttl_ms: u64) {
+/// One random operation; links come up only along `edges` when given.
+fn step(world: &mut World, profile: &Profile, uris: usize, edges: Option<&[Pair]>) {
     let nodes = world.nodes.len();
     let roll = world.rng.below(100);
     match roll {
@@ -140,9 +161,15 @@ fn step(world: &mut World, profile: &Profile, uris: usize, ttl_ms: u64) {
             }
         }
         79..86 => {
-            let a = world.rng.below(nodes);
-            let b = world.rng.below(nodes);
-            world.link_up(a, b);
+            let (a, b) = match edges {
+                Some(edges) => world.rng.pick(edges).unwrap_or((0, 0)),
+                None => (world.rng.below(nodes), world.rng.below(nodes)),
+            };
+            if world.rng.percent(50) {
+                world.link_up(a, b);
+            } else {
+                world.link_up(b, a);
+            }
         }
         86..91 if profile.drops => {
             let linked = world.linked();
@@ -156,7 +183,7 @@ fn step(world: &mut World, profile: &Profile, uris: usize, ttl_ms: u64) {
         }
         93..97 if profile.purges => {
             let n = world.rng.below(nodes);
-            world.purge(n, ttl_ms);
+            world.purge(n);
         }
         _ => {}
     }

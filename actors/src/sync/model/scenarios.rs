@@ -12,7 +12,7 @@ use super::{
     rng::Rng,
     world::{Tuning, World},
 };
-use crate::services::Service;
+use crate::services::{Applied, Service};
 
 /// Schedules (seeds) each scenario runs under.
 const SCHEDULES: u64 = 30;
@@ -25,6 +25,8 @@ const TUNING: Tuning = Tuning {
     batch_max_entries: 3,
     batch_delay_ms: 1,
     ack_timeout_ms: 20,
+    ttl_ms: TTL_MS,
+    grace_ms: 30,
 };
 
 fn world(nodes: usize, seed: u64) -> World {
@@ -39,7 +41,7 @@ fn uri(name: &str) -> String {
 }
 
 fn held<'a>(w: &'a World, n: usize, name: &str) -> Option<&'a Service> {
-    w.nodes[n].replica.services.get(&uri(name))
+    w.nodes[n].replica().services.get(&uri(name))
 }
 
 /// Panics with the violations and the trace if any check fails (every
@@ -133,7 +135,7 @@ fn partition_and_heal_with_deletes_on_both_sides() {
         everywhere(&w, "d", 1, seed);
         nowhere(&w, "e", seed);
         for n in 0..4 {
-            let gone = w.nodes[n].replica.services.get_from(&uri("d"), "n2");
+            let gone = w.nodes[n].replica().services.get_from(&uri("d"), "n2");
             assert_eq!(gone, None, "schedule {seed}: n{n} still holds n2's d");
         }
     }
@@ -247,7 +249,7 @@ fn regression_node_away_longer_than_the_ttl_resurrects() {
         w.settle();
         w.advance(TTL_MS + 50);
         for n in 0..3 {
-            w.purge(n, TTL_MS);
+            w.purge(n);
         }
         w.link_up(0, 1);
         w.settle();
@@ -274,8 +276,8 @@ fn node_away_longer_than_the_ttl_that_purged_nothing_resurrects_nothing() {
         w.unregister(2, &uri("u1"));
         w.settle();
         w.advance(TTL_MS + 50);
-        w.purge(1, TTL_MS);
-        w.purge(2, TTL_MS);
+        w.purge(1);
+        w.purge(2);
         w.link_up(0, 1);
         w.settle();
         nowhere(&w, "u1", seed);
@@ -296,7 +298,7 @@ fn late_joiner() {
         w.register(1, &uri("mine"), 0);
         w.settle();
         w.advance(TTL_MS + 50);
-        w.purge(0, TTL_MS);
+        w.purge(0);
         w.link_up(0, 1);
         w.settle();
         everywhere(&w, "mine", 1, seed); // from the sender itself: accepted
@@ -371,4 +373,221 @@ fn replacement_overtaken_by_a_newer_entry() {
 #[test]
 fn regression_a_replacement_overtaken_by_a_newer_entry_retires_it_everywhere() {
     replacement_overtaken_by_a_newer_entry();
+}
+
+// ----- sparse topologies (chains and rings) -----
+
+/// Links up along a chain n0 - n1 - ... - n(k-1).
+fn chain(w: &mut World) {
+    for n in 1..w.nodes.len() {
+        w.link_up(n - 1, n);
+    }
+}
+
+/// No subscriber of any node was told, at or after `since_ms`, of an add
+/// of one of `gone` (URI, origin index): services deleted before then.
+fn never_shown_again(w: &World, gone: &[(String, usize)], since_ms: u64, seed: u64) {
+    for e in w.events().iter().filter(|e| e.at_ms >= since_ms) {
+        let shown = match &e.applied {
+            Applied::Added(s) | Applied::Updated { new: s, .. } => s,
+            _ => continue,
+        };
+        let deleted = gone
+            .iter()
+            .any(|(u, o)| *u == shown.uri && w.nodes[*o].name == shown.origin);
+        assert!(
+            !deleted,
+            "schedule {seed}: n{} showed {} of {} again at {} ms, deleted before {since_ms} ms\n{}",
+            e.node,
+            shown.uri,
+            shown.origin,
+            e.at_ms,
+            w.trace().join("\n")
+        );
+    }
+}
+
+/// Issue 13, symptom 1: a chain n0..n4 with services at both ends is cut
+/// in the middle (n2 - n3); after the grace period each side withdraws the
+/// other's services; the far end deletes some; the link comes back. Every
+/// node must show every live service again (they stayed hidden at n0 and
+/// n1, which learn the heal only through a replicated link entry), and no
+/// subscriber may see a service deleted during the cut come back.
+fn chain_cut_and_heal(purge: bool) {
+    for seed in 0..SCHEDULES {
+        let mut w = world(5, seed);
+        w.record_events();
+        chain(&mut w);
+        for i in 0..3 {
+            w.register(0, &uri(&format!("a{i}")), 0);
+            w.register(4, &uri(&format!("e{i}")), 0);
+        }
+        w.settle();
+        assert_sound(&w, seed);
+
+        w.link_down(2, 3, None);
+        w.settle(); // grace periods included
+        for n in 0..3 {
+            assert!(
+                held(&w, n, "e0").is_none(),
+                "schedule {seed}: n{n} still shows e0"
+            );
+        }
+        assert!(
+            held(&w, 4, "a0").is_none(),
+            "schedule {seed}: n4 still shows a0"
+        );
+        w.unregister(4, &uri("e1"));
+        w.unregister(0, &uri("a1"));
+        w.settle();
+        if purge {
+            w.advance(TTL_MS + 1);
+            for n in 0..5 {
+                w.purge(n);
+            }
+        }
+
+        let heal_ms = w.now_ms;
+        w.link_up(3, 2);
+        w.settle();
+        assert_sound(&w, seed);
+        for name in ["a0", "a2"] {
+            everywhere(&w, name, 0, seed);
+        }
+        for name in ["e0", "e2"] {
+            everywhere(&w, name, 4, seed);
+        }
+        nowhere(&w, "a1", seed);
+        nowhere(&w, "e1", seed);
+        never_shown_again(&w, &[(uri("e1"), 4), (uri("a1"), 0)], heal_ms, seed);
+    }
+}
+
+#[test]
+fn regression_a_chain_cut_in_the_middle_shows_the_far_side_again_after_the_heal() {
+    chain_cut_and_heal(false);
+}
+
+/// Issue 13, symptom 4: the same with the deletes' tombstones purged
+/// before the heal.
+#[test]
+fn regression_services_deleted_during_a_cut_never_come_back_at_the_heal() {
+    chain_cut_and_heal(true);
+}
+
+/// Issue 13, symptom 2: the middle node of the chain n0..n4 crashes while
+/// n0 registers, and starts again (empty). Its neighbours hold link
+/// entries of its previous life, which must not make anything reachable;
+/// once it is linked again every node shows every live service.
+#[test]
+fn regression_restart_of_the_middle_node_of_a_chain_during_registrations() {
+    for seed in 0..SCHEDULES {
+        let mut w = world(5, seed);
+        chain(&mut w);
+        for i in 0..3 {
+            w.register(4, &uri(&format!("e{i}")), 0);
+        }
+        w.settle();
+        for i in 0..6 {
+            w.register(0, &uri(&format!("a{i}")), 0);
+            for _ in 0..w.rng.below(10) {
+                let busy = w.busy();
+                if let Some((p, to)) = w.rng.pick(&busy) {
+                    w.deliver_one(p, to, true);
+                }
+            }
+            if i == 2 {
+                w.restart(2);
+                // One neighbour links first, the other after a while.
+                let (first, second) = if w.rng.percent(50) { (1, 3) } else { (3, 1) };
+                w.link_up(2, first);
+                w.settle_link(2, first);
+                w.advance(TUNING.ack_timeout_ms);
+                w.link_up(second, 2);
+            }
+        }
+        w.settle();
+        assert_sound(&w, seed);
+        for i in 0..6 {
+            everywhere(&w, &format!("a{i}"), 0, seed);
+        }
+        for i in 0..3 {
+            everywhere(&w, &format!("e{i}"), 4, seed);
+        }
+    }
+}
+
+/// Issue 13, the 32-node ring: a ring of eight split in two by two
+/// opposite nodes going silent (their links break), then healed. Each half
+/// withdraws the other's services, and every node shows them all again
+/// after the heal, not only the neighbours of the nodes that came back.
+#[test]
+fn regression_a_ring_split_by_two_opposite_nodes_converges_after_the_heal() {
+    for seed in 0..SCHEDULES {
+        let mut w = world(8, seed);
+        chain(&mut w);
+        w.link_up(7, 0);
+        for n in 0..8 {
+            w.register(n, &uri(&format!("s{n}")), 0);
+        }
+        w.settle();
+        for paused in [0, 4] {
+            w.link_down(paused, (paused + 1) % 8, None);
+            w.link_down(paused, (paused + 7) % 8, None);
+        }
+        w.settle();
+        assert!(
+            held(&w, 2, "s6").is_none(),
+            "schedule {seed}: n2 still shows s6"
+        );
+        for paused in [0, 4] {
+            w.link_up((paused + 1) % 8, paused);
+            w.link_up(paused, (paused + 7) % 8);
+        }
+        w.settle();
+        assert_sound(&w, seed);
+        for n in 0..8 {
+            everywhere(&w, &format!("s{n}"), n, seed);
+        }
+    }
+}
+
+/// Issue 13, symptom 2 (the log of the middle node's neighbour): the chain
+/// n0..n4 loses its middle node n2 long enough for each side to withdraw
+/// the other's services; n0 unregisters a0 meanwhile; n2 starts again,
+/// empty, and links to n3 first. n3 still holds n1 - n2 (it never heard
+/// n1's delete of it): that link of n2's previous life must not make n0
+/// reachable again through n2 before n2 has linked back to n1, or n3 shows
+/// a0 again although n0 deleted it.
+#[test]
+fn regression_a_restarted_nodes_old_links_make_nothing_reachable() {
+    for seed in 0..SCHEDULES {
+        let mut w = world(5, seed);
+        w.record_events();
+        chain(&mut w);
+        for i in 0..3 {
+            w.register(0, &uri(&format!("a{i}")), 0);
+            w.register(4, &uri(&format!("e{i}")), 0);
+        }
+        w.settle();
+        w.restart(2);
+        w.settle(); // both sides withdraw the other's services
+        assert!(held(&w, 3, "a0").is_none(), "schedule {seed}: n3 shows a0");
+        let deleted_ms = w.now_ms;
+        w.unregister(0, &uri("a0"));
+        w.settle();
+        w.link_up(2, 3);
+        w.settle();
+        never_shown_again(&w, &[(uri("a0"), 0)], deleted_ms, seed);
+        assert!(
+            held(&w, 3, "a1").is_none(),
+            "schedule {seed}: n3 reaches n0 through n2's old link"
+        );
+        w.link_up(1, 2);
+        w.settle();
+        assert_sound(&w, seed);
+        nowhere(&w, "a0", seed);
+        everywhere(&w, "a1", 0, seed);
+        everywhere(&w, "e1", 4, seed);
+    }
 }

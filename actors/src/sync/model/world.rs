@@ -1,20 +1,22 @@
-//! The simulated cluster: nodes with the real [`Replica`], an
-//! [`Hlc<ManualClock>`] each and the services their local programs
-//! registered; links between pairs of nodes, each made of two real
-//! [`SyncSession`]s and the frames in flight each way. The world does what
-//! the actors do, in plain code and in one thread: `apply_local`,
-//! `broadcast` and `peer_batch` mirror `CatalogueSupervisor`
-//! (`supervisor/mod.rs`, `replication.rs`, `links.rs`; a replacement that
-//! retired something is passed on whole, as `SendBatch` does), and the
-//! handling of session events mirrors `PeerLink` (`peer/link.rs`). Every decision comes from the seeded
-//! [`Rng`] and every collection iterated is ordered, so a seed replays the
-//! same run.
+//! The simulated cluster: nodes, each with the real replication
+//! [`Driver`] over an [`Hlc<ManualClock>`] and the services its local
+//! programs registered; links between pairs of nodes, each made of two real
+//! [`SyncSession`]s and the frames in flight each way. The world plays the
+//! actors in plain code and in one thread: it calls the driver where the
+//! supervisor does (local changes, batches, links connected, synced and
+//! down, grace periods over, purges) and carries out the driver's effects
+//! as the supervisor does (messages to links, grace timers), and it answers
+//! session events as `PeerLink` does. No replication rule is written here:
+//! what the model checks is the daemon's code. Every decision comes from
+//! the seeded [`Rng`] and every collection iterated is ordered, so a seed
+//! replays the same run.
 //!
 //! Frames of one direction of a link arrive in order (TCP), every frame
 //! goes through protobuf encoding and decoding, and a copy of a frame may be
 //! delivered again later (a retransmission, which the session must ignore).
 //! Dropping a link delivers a random prefix of what is in flight each way
-//! and loses the rest; each surviving end then issues its `LinkDelete`.
+//! and loses the rest; each surviving end's driver then learns the link is
+//! down. Grace timers fire when the world's time passes their due time.
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -27,11 +29,11 @@ use prost::Message;
 use super::rng::Rng;
 use crate::{
     hlc::{Hlc, ManualClock, Timestamp},
-    links::{LinkChange, LinkKey, LinkOp},
-    services::{Change, Service},
+    services::{Applied, Service},
     sync::{
+        driver::{Driver, DriverConfig, Effects, GraceTimer, Outgoing},
         entry::SyncEntry,
-        replica::{Batch, BatchOutcome, Replica},
+        replica::{Batch, Replica},
         session::{Role, SessionConfig, SessionEvent, SyncSession},
     },
 };
@@ -53,6 +55,10 @@ pub(super) struct Tuning {
     pub batch_delay_ms: u64,
     /// Retransmit timeout, in simulated milliseconds.
     pub ack_timeout_ms: u64,
+    /// Tombstone TTL, in simulated milliseconds.
+    pub ttl_ms: u64,
+    /// Grace period of an unreachable origin, in simulated milliseconds.
+    pub grace_ms: u64,
 }
 
 /// One node.
@@ -63,9 +69,8 @@ pub(super) struct Node {
     /// This node's wall clock: the world's time plus `skew_ms`.
     clock: ManualClock,
     skew_ms: u64,
-    hlc: Hlc<ManualClock>,
-    /// The tables under test.
-    pub replica: Replica,
+    /// The code under test.
+    pub driver: Driver<ManualClock>,
     /// What the node's local connections hold registered right now (the
     /// `Service` as issued), by URI.
     pub local: BTreeMap<String, Service>,
@@ -73,6 +78,33 @@ pub(super) struct Node {
     pub incarnation: u32,
     /// Ids this node assigned to connecting peers (`PeerContext::ids`).
     ids: BTreeMap<String, u32>,
+}
+
+impl Node {
+    /// The node's tables.
+    pub fn replica(&self) -> &Replica {
+        self.driver.replica()
+    }
+}
+
+/// A grace timer started by a node's driver.
+#[derive(Debug)]
+struct Timer {
+    /// When it fires (world time).
+    due_ms: u64,
+    node: usize,
+    /// The node's incarnation that started it (a restart cancels it).
+    incarnation: u32,
+    timer: GraceTimer,
+}
+
+/// What a node's subscribers were told: one move of a visible service.
+#[derive(Debug, Clone)]
+pub(super) struct Event {
+    /// World time.
+    pub at_ms: u64,
+    pub node: usize,
+    pub applied: Applied,
 }
 
 /// A link, by its two node indices, smaller first.
@@ -131,6 +163,10 @@ pub(super) struct World {
     max_skew_ms: u64,
     pub history: History,
     pub counters: Counters,
+    /// Grace timers running.
+    timers: Vec<Timer>,
+    /// What subscribers were told, when recorded.
+    events: Option<Vec<Event>>,
     /// Things that must never happen whatever the schedule: protocol
     /// errors, refused clocks, a missing quiescence.
     pub errors: Vec<String>,
@@ -148,10 +184,9 @@ impl World {
                 let clock = ManualClock::new(now_ms + skew_ms);
                 Node {
                     name: format!("n{i}"),
-                    hlc: Hlc::new(clock.clone(), MAX_DRIFT),
+                    driver: new_driver(&format!("n{i}"), &clock, &tuning),
                     clock,
                     skew_ms,
-                    replica: Replica::new(format!("n{i}")),
                     local: BTreeMap::new(),
                     incarnation: 0,
                     ids: BTreeMap::new(),
@@ -168,9 +203,21 @@ impl World {
             max_skew_ms,
             history: History::default(),
             counters: Counters::default(),
+            timers: Vec::new(),
+            events: None,
             errors: Vec::new(),
             trace: None,
         }
+    }
+
+    /// Records what subscribers are told, for [`World::events`].
+    pub(super) fn record_events(&mut self) {
+        self.events = Some(Vec::new());
+    }
+
+    /// What subscribers were told since [`World::record_events`].
+    pub(super) fn events(&self) -> &[Event] {
+        self.events.as_deref().unwrap_or(&[])
     }
 
     /// Records what happens, for a failure report.
@@ -230,12 +277,38 @@ impl World {
         groups.into_values().collect()
     }
 
-    /// Moves time forward.
+    /// Moves time forward; grace timers now due fire.
     pub(super) fn advance(&mut self, ms: u64) {
         self.now_ms += ms;
         for node in &self.nodes {
             node.clock.set(self.now_ms + node.skew_ms);
         }
+        self.fire_timers();
+    }
+
+    /// Fires the grace timers due by now, in order.
+    fn fire_timers(&mut self) {
+        while let Some(i) = self
+            .timers
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.due_ms <= self.now_ms)
+            .min_by_key(|(i, t)| (t.due_ms, *i))
+            .map(|(i, _)| i)
+        {
+            let t = self.timers.remove(i);
+            if t.incarnation != self.nodes[t.node].incarnation {
+                continue;
+            }
+            self.note(|w| format!("{} grace over for {}", w.name(t.node), t.timer.origin));
+            let fx = self.nodes[t.node].driver.grace_over(&t.timer);
+            self.execute(t.node, fx);
+        }
+    }
+
+    /// When the next grace timer fires, if any runs.
+    fn next_timer(&self) -> Option<u64> {
+        self.timers.iter().map(|t| t.due_ms).min()
     }
 
     /// Sets how far `n`'s clock runs ahead of the world's.
@@ -248,34 +321,53 @@ impl World {
 
     // ----- what the supervisor does -----
 
-    /// `CatalogueSupervisor::apply_local`: apply, and send to every link if
-    /// newer.
-    fn apply_local(&mut self, n: usize, entry: SyncEntry) {
-        if let SyncEntry::Service(Change::Add(s)) = &entry {
-            self.history
-                .adds
-                .insert((s.uri.clone(), s.origin.clone(), s.ts));
+    /// Carries out `fx`, effects of `n`'s driver, as the supervisor does:
+    /// messages go to `n`'s links, timers start, events are recorded.
+    fn execute(&mut self, n: usize, fx: Effects) {
+        let Effects {
+            sends,
+            services,
+            timers,
+            ..
+        } = fx;
+        for (to, what) in sends {
+            let names: Vec<String> = self.nodes.iter().map(|x| x.name.clone()).collect();
+            self.on_links(
+                n,
+                |peer| to.includes(&names[peer]),
+                |session, now| match &what {
+                    Outgoing::Changes { entries, marks } => {
+                        session.queue_changes(entries.clone(), marks.clone(), now)
+                    }
+                    Outgoing::Batch(batch) => session.send_batch(batch.clone(), now),
+                    // Refused clocks are reported as errors (below).
+                    Outgoing::Error(_) => Vec::new(),
+                },
+            );
+            if let Outgoing::Error(e) = &what {
+                let msg = format!(
+                    "{} refused a timestamp too far ahead: {}",
+                    self.name(n),
+                    e.message
+                );
+                self.errors.push(msg);
+            }
         }
-        if self.nodes[n]
-            .replica
-            .apply_entry(&entry, &mut BatchOutcome::default())
-        {
-            self.broadcast(n, &[entry], None);
+        if let Some(events) = &mut self.events {
+            events.extend(services.into_iter().map(|applied| Event {
+                at_ms: self.now_ms,
+                node: n,
+                applied,
+            }));
         }
-    }
-
-    /// `CatalogueSupervisor::broadcast`: queue `entries` on every link of
-    /// `n` but the one to `except`.
-    fn broadcast(&mut self, n: usize, entries: &[SyncEntry], except: Option<usize>) {
-        if entries.is_empty() {
-            return;
-        }
-        let marks = self.nodes[n].replica.marks_for(entries);
-        self.on_links(
-            n,
-            |peer| Some(peer) != except,
-            |session, now| session.queue_changes(entries.to_vec(), marks.clone(), now),
-        );
+        let incarnation = self.nodes[n].incarnation;
+        let due_ms = self.now_ms + self.tuning.grace_ms;
+        self.timers.extend(timers.into_iter().map(|timer| Timer {
+            due_ms,
+            node: n,
+            incarnation,
+            timer,
+        }));
     }
 
     /// Runs `act` on `n`'s session of each of its links to a peer `to`
@@ -302,46 +394,19 @@ impl World {
         }
     }
 
-    /// `Handler<PeerBatch>`: observe every timestamp, apply, forward what
-    /// was newer to every other link, and pass a replacement that retired
-    /// something on to every other link.
-    fn peer_batch(&mut self, n: usize, from: usize, mut batch: Batch, initial: bool) {
-        let node = &mut self.nodes[n];
-        let before = batch.entries.len();
-        batch.entries.retain(|e| node.hlc.observe(e.ts()).is_ok());
-        // The supervisor reads its clock here (propagation latency).
-        let _ = node.hlc.now();
-        if batch.entries.len() != before {
-            let msg = format!("{} refused a timestamp too far ahead", node.name);
-            self.errors.push(msg);
-        }
+    /// `Handler<PeerBatch>`: the driver applies the batch; its effects are
+    /// carried out.
+    fn peer_batch(&mut self, n: usize, from: usize, batch: Batch, initial: bool) {
         let from_name = self.nodes[from].name.clone();
-        let outcome = self.nodes[n].replica.apply_batch(&batch, &from_name);
-        // As the supervisor: stale adds of our own origin that no local
-        // program holds get a fresh delete.
-        let stale_own: Vec<String> = outcome
-            .stale_own
-            .iter()
-            .filter(|uri| !self.nodes[n].local.contains_key(*uri))
-            .cloned()
-            .collect();
         self.counters.batches += 1;
-        self.counters.refused += outcome.refused as u64;
         if !batch.replace_origins.is_empty() {
             self.counters.replacements += 1;
         }
-        self.note(|w| {
+        let summary = (self.trace.is_some()).then(|| {
             format!(
-                "{} applies {}batch from {}: {} entries, replace {:?}, {} newer, {} visible \
-                 changes, {} refused{}",
-                w.name(n),
-                if initial { "initial " } else { "" },
-                from_name,
+                "{} entries, replace {:?}{}",
                 batch.entries.len(),
                 batch.replace_origins,
-                outcome.forward.len(),
-                outcome.services.len(),
-                outcome.refused,
                 describe(&batch.entries)
                     + &batch
                         .marks
@@ -350,93 +415,21 @@ impl World {
                         .collect::<String>(),
             )
         });
-        self.broadcast(n, &outcome.forward, Some(from));
-        if !outcome.born.is_empty() {
-            // As the supervisor: births learnt travel on, entries or not.
-            self.on_links(
-                n,
-                |peer| peer != from,
-                |session, now| session.queue_changes(Vec::new(), outcome.born.clone(), now),
-            );
-        }
-        if outcome.replaced {
-            // The replacement retired entries here: it travels on.
-            let replacement = self.nodes[n]
-                .replica
-                .replacement(&batch.replace_origins, &batch.replace_as_of);
-            self.on_links(
-                n,
-                |peer| peer != from,
-                |session, now| session.send_batch(replacement.clone(), now),
-            );
-        }
-        if !outcome.refused_origins.is_empty() {
-            // As the supervisor: the sender holds entries whose deletes we
-            // forgot; it gets our view of their origins as a replacement.
-            let (origins, as_of): (Vec<String>, Vec<Timestamp>) =
-                outcome.refused_origins.into_iter().unzip();
-            let replacement = self.nodes[n].replica.replacement(&origins, &as_of);
-            self.on_links(
-                n,
-                |peer| peer == from,
-                |session, now| session.send_batch(replacement.clone(), now),
-            );
-        }
-        self.after_apply(n, &batch, stale_own);
-    }
-
-    // ----- what the supervisor does after applying a batch -----
-
-    /// After applying a batch at `n` (as the supervisor does): a fresh delete
-    /// (new timestamp, so it wins everywhere) for each stale URI of its own;
-    /// and each end of a link is the authority on it: if the table now
-    /// says a link of `n` is up while it is down, or down while it is up,
-    /// `n` issues a fresh `LinkDelete` or `LinkAdd`.
-    fn after_apply(&mut self, n: usize, batch: &Batch, stale: Vec<String>) {
-        for uri in stale {
-            let node = &mut self.nodes[n];
-            let change = Change::Delete {
-                uri,
-                origin: node.name.clone(),
-                ts: node.hlc.now(),
-            };
-            self.apply_local(n, SyncEntry::Service(change));
-        }
-        let me = self.nodes[n].name.clone();
-        let peers: BTreeSet<usize> = batch
-            .entries
-            .iter()
-            .filter_map(|e| match e {
-                SyncEntry::Link(l) if l.key.touches(&me) => {
-                    let other = if l.key.a() == me {
-                        l.key.b()
-                    } else {
-                        l.key.a()
-                    };
-                    self.nodes.iter().position(|x| x.name == other)
-                }
-                _ => None,
-            })
-            .collect();
-        for peer in peers {
-            let key = LinkKey::new(me.clone(), self.nodes[peer].name.clone());
-            let up = self.links.get(&pair(n, peer)).is_some_and(|l| !l.dying);
-            if self.nodes[n].replica.links.is_live(&key) != up {
-                let op = if up { LinkOp::Add } else { LinkOp::Delete };
-                self.issue_link_change(n, peer, op);
-            }
-        }
-    }
-
-    /// Issues this node's own change of its link to `peer`.
-    fn issue_link_change(&mut self, n: usize, peer: usize, op: LinkOp) {
-        let change = LinkChange {
-            op,
-            key: LinkKey::new(self.nodes[n].name.clone(), self.nodes[peer].name.clone()),
-            origin: self.nodes[n].name.clone(),
-            ts: self.nodes[n].hlc.now(),
-        };
-        self.apply_local(n, SyncEntry::Link(change));
+        let fx = self.nodes[n].driver.peer_batch(&from_name, batch, initial);
+        self.counters.refused += fx.refused as u64;
+        self.note(|w| {
+            format!(
+                "{} applies {}batch from {}: {}; {} sends, {} visible changes, {} refused",
+                w.name(n),
+                if initial { "initial " } else { "" },
+                from_name,
+                summary.unwrap_or_default(),
+                fx.sends.len(),
+                fx.services.len(),
+                fx.refused,
+            )
+        });
+        self.execute(n, fx);
     }
 
     // ----- what local programs and operators do -----
@@ -444,13 +437,17 @@ impl World {
     /// A local program on `n` registers `uri` (again, if it holds it).
     pub(super) fn register(&mut self, n: usize, uri: &str, value: u64) {
         let node = &mut self.nodes[n];
-        let service = Service {
-            uri: uri.to_string(),
-            attrs: BTreeMap::from([("v".to_string(), value.to_string())]),
-            origin: node.name.clone(),
-            ts: node.hlc.now(),
+        let attrs = BTreeMap::from([("v".to_string(), value.to_string())]);
+        let fx = node.driver.register(uri.to_string(), attrs);
+        let Some(service) = node.replica().services.get_from(uri, &node.name).cloned() else {
+            self.errors
+                .push(format!("{} does not hold {uri} it registered", node.name));
+            return;
         };
         node.local.insert(uri.to_string(), service.clone());
+        self.history
+            .adds
+            .insert((service.uri.clone(), service.origin.clone(), service.ts));
         self.counters.registers += 1;
         self.note(|w| {
             format!(
@@ -459,7 +456,7 @@ impl World {
                 service.ts
             )
         });
-        self.apply_local(n, SyncEntry::Service(Change::Add(service)));
+        self.execute(n, fx);
     }
 
     /// The program holding `uri` on `n` unregisters it (or its connection
@@ -469,22 +466,18 @@ impl World {
         if node.local.remove(uri).is_none() {
             return false;
         }
-        let ts = node.hlc.now();
-        let change = Change::Delete {
-            uri: uri.to_string(),
-            origin: node.name.clone(),
-            ts,
-        };
+        let fx = node.driver.unregister(uri.to_string());
         self.counters.unregisters += 1;
-        self.note(|w| format!("{} unregisters {uri} at {ts}", w.name(n)));
-        self.apply_local(n, SyncEntry::Service(change));
+        self.note(|w| format!("{} unregisters {uri}", w.name(n)));
+        self.execute(n, fx);
         true
     }
 
     /// `dialer` connects to `acceptor`: two fresh sessions (serials from 1
     /// and 2, as after the real handshake), the connector's Hello in
-    /// flight, and each supervisor's `LinkUp` (its own `LinkAdd`). False if
-    /// they are already linked.
+    /// flight, and each driver told the link is connected (each issues its
+    /// `LinkAdd` once the link has synced). False if they are already
+    /// linked.
     pub(super) fn link_up(&mut self, dialer: usize, acceptor: usize) -> bool {
         if dialer == acceptor || self.is_linked(dialer, acceptor) {
             return false;
@@ -523,22 +516,17 @@ impl World {
         );
         self.counters.links_up += 1;
         self.note(|_| format!("link up: {d_name} dials {a_name}"));
+        self.nodes[dialer].driver.link_connected(&a_name);
+        self.nodes[acceptor].driver.link_connected(&d_name);
         let now = self.now_ms;
         let hello = self.links.get_mut(&p).expect("link").sessions[0].start(now);
         self.send(p, 0, hello);
-        let (first, second) = if self.rng.percent(50) {
-            (dialer, acceptor)
-        } else {
-            (acceptor, dialer)
-        };
-        self.issue_link_change(first, second, LinkOp::Add);
-        self.issue_link_change(second, first, LinkOp::Add);
         true
     }
 
     /// The link between `a` and `b` breaks: a random prefix of what is in
     /// flight each way still arrives (except at `crashed`), the rest is
-    /// lost, and each end that is not `crashed` issues its `LinkDelete`.
+    /// lost, and each end that is not `crashed` learns the link is down.
     pub(super) fn link_down(&mut self, a: usize, b: usize, crashed: Option<usize>) {
         let p = pair(a, b);
         let Some(link) = self.links.get_mut(&p) else {
@@ -561,7 +549,9 @@ impl World {
         self.links.remove(&p);
         for (n, peer) in [(ends[0], ends[1]), (ends[1], ends[0])] {
             if Some(n) != crashed {
-                self.issue_link_change(n, peer, LinkOp::Delete);
+                let peer_name = self.nodes[peer].name.clone();
+                let fx = self.nodes[n].driver.link_down(&peer_name);
+                self.execute(n, fx);
             }
         }
     }
@@ -582,8 +572,7 @@ impl World {
         let down = 2 * self.max_skew_ms + 1 + self.rng.between(0, 3);
         self.advance(down);
         let node = &mut self.nodes[n];
-        node.hlc = Hlc::new(node.clock.clone(), MAX_DRIFT);
-        node.replica = Replica::born_at(node.name.clone(), node.hlc.now());
+        node.driver = new_driver(&node.name, &node.clock, &self.tuning);
         node.local.clear();
         node.ids.clear();
         node.incarnation += 1;
@@ -591,20 +580,12 @@ impl World {
         self.note(|w| format!("{} restarted", w.name(n)));
     }
 
-    /// `CatalogueSupervisor::purge_tombstones` on `n` with a TTL of `ttl_ms`.
-    pub(super) fn purge(&mut self, n: usize, ttl_ms: u64) {
-        let node = &mut self.nodes[n];
-        let now = node.hlc.now();
-        let horizon = Timestamp::new(now.physical_ms.saturating_sub(ttl_ms), 0);
-        let purged = node.replica.services.purge_tombstones(horizon)
-            + node.replica.links.purge_tombstones(horizon);
+    /// `CatalogueSupervisor::purge_tombstones` on `n` (TTL from the
+    /// tuning).
+    pub(super) fn purge(&mut self, n: usize) {
+        let purged = self.nodes[n].driver.purge_tombstones();
         self.counters.purged += purged as u64;
-        self.note(|w| {
-            format!(
-                "{} purges {purged} tombstones older than {horizon}",
-                w.name(n)
-            )
-        });
+        self.note(|w| format!("{} purges {purged} tombstones", w.name(n)));
     }
 
     // ----- what the peer links do -----
@@ -666,8 +647,8 @@ impl World {
         sent
     }
 
-    /// `PeerLink::on_events` at end `end` of link `p`, with the supervisor
-    /// answering at once.
+    /// What `PeerLink` does with session events at end `end` of link `p`
+    /// (the driver answering at once, as the supervisor does).
     fn on_events(&mut self, p: Pair, end: usize, events: Vec<SessionEvent>) {
         let (n, peer) = {
             let l = &self.links[&p];
@@ -677,14 +658,14 @@ impl World {
             let now = self.now_ms;
             match event {
                 SessionEvent::Registered => {
-                    let digest = self.nodes[n].replica.digest();
+                    let digest = self.nodes[n].driver.digest();
                     let link = self.links.get_mut(&p).expect("link");
                     let out = link.sessions[end].send_digest(&digest, now);
                     self.send(p, end, out);
                 }
                 SessionEvent::PeerDigest(digest) => {
                     let peer_name = self.nodes[peer].name.clone();
-                    let batch = self.nodes[n].replica.plan(&peer_name, &digest);
+                    let batch = self.nodes[n].driver.plan(&peer_name, &digest);
                     self.counters.initial_entries += batch.entries.len() as u64;
                     self.note(|w| {
                         format!(
@@ -701,7 +682,12 @@ impl World {
                     self.send(p, end, out);
                 }
                 SessionEvent::Batch { batch, initial } => self.peer_batch(n, peer, batch, initial),
-                SessionEvent::InitialSyncDone { .. } => {}
+                SessionEvent::InitialSyncDone { .. } => {
+                    let peer_name = self.nodes[peer].name.clone();
+                    self.note(|w| format!("{} synced with {peer_name}", w.name(n)));
+                    let fx = self.nodes[n].driver.link_synced(&peer_name);
+                    self.execute(n, fx);
+                }
                 SessionEvent::ProtocolError(problem) => {
                     let msg = format!(
                         "protocol error at {} on its link to {}: {problem}",
@@ -759,7 +745,8 @@ impl World {
     }
 
     /// Runs the cluster with no new operation until nothing is in flight,
-    /// nothing is batched and every frame is acknowledged: random
+    /// nothing is batched, every frame is acknowledged and no grace timer
+    /// runs: random
     /// deliveries (copies included) across links, and, when the wires are
     /// empty, time passes and every session's timers run.
     pub(super) fn settle(&mut self) {
@@ -783,13 +770,28 @@ impl World {
                     .all(|s| s.unacked() == 0 && s.waiting() == 0)
             });
             if idle {
-                return;
+                match self.next_timer() {
+                    Some(due) => self.advance(due.saturating_sub(self.now_ms)),
+                    None => return,
+                }
+                continue;
             }
             self.advance(self.tuning.ack_timeout_ms);
         }
         self.errors
             .push(format!("no quiescence after {SETTLE_LIMIT} steps"));
     }
+}
+
+/// A node's driver, born now on `clock`.
+fn new_driver(name: &str, clock: &ManualClock, tuning: &Tuning) -> Driver<ManualClock> {
+    Driver::new(
+        name,
+        Hlc::new(clock.clone(), MAX_DRIFT),
+        DriverConfig {
+            tombstone_ttl: Duration::from_millis(tuning.ttl_ms),
+        },
+    )
 }
 
 /// The link key of `a` and `b`.
