@@ -11,6 +11,7 @@ pub mod client;
 pub mod hlc;
 pub mod links;
 pub mod listen;
+pub mod log_limit;
 pub mod matcher;
 pub mod membership;
 pub mod metrics_http;

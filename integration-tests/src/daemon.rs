@@ -262,6 +262,27 @@ impl Daemon {
         }
     }
 
+    /// Reads the log for `window`, keeping every line for
+    /// [`Daemon::logged`]. For a test's measurement window (how often
+    /// something happens over a stretch of time), never to wait for an
+    /// event: that is [`Daemon::wait_log`].
+    pub fn record_for(&mut self, window: Duration) -> Result<()> {
+        let end = Instant::now() + window;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            match self.log.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("daemon log ended; log so far:\n{}", self.log_text())
+                }
+            }
+        }
+    }
+
     /// Every log line received so far.
     pub fn logged(&self) -> &[Value] {
         &self.seen

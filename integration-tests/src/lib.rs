@@ -21,7 +21,7 @@ pub use cli::{Cli, CliOutput, RunningCli};
 pub use cluster::{Cluster, ClusterBuilder, Listed, Listing, log_time};
 pub use conn::{Conn, read_frame, write_frame};
 pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
-pub use probe::{http_get, link_changed, unlinked};
+pub use probe::{http_get, link_changed, scrape, unlinked};
 pub use proxy::{Mode, Proxy};
 pub use tls::{TestCa, TlsFiles};
 

@@ -1,12 +1,14 @@
 //! Small probes tests share: predicates for "links table changed" and
-//! "unlinked" log lines, and a plain HTTP GET for the metrics endpoint.
+//! "unlinked" log lines, a plain HTTP GET for the metrics endpoint, and a
+//! parsed scrape of its `/metrics`.
 
 use std::{
+    collections::BTreeMap,
     io::{Read, Write},
     net::TcpStream,
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::{DEADLINE, LogLine};
 
@@ -53,4 +55,29 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// A scrape of `/metrics` at `addr`, parsed: the value of each counter,
+/// gauge or untyped sample, keyed `name{label=value,...}` with the labels
+/// sorted (histograms and summaries are left out).
+pub fn scrape(addr: &str) -> Result<BTreeMap<String, f64>> {
+    let (status, body) = http_get(addr, "/metrics")?;
+    if status != 200 {
+        bail!("/metrics answered {status}");
+    }
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let parsed = prometheus_parse::Scrape::parse(lines).context("Prometheus text format")?;
+    let mut out = BTreeMap::new();
+    for s in parsed.samples {
+        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        let value = match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => continue,
+        };
+        out.insert(format!("{}{{{}}}", s.metric, labels.join(",")), value);
+    }
+    Ok(out)
 }

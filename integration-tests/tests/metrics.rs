@@ -6,30 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint};
-use catalogue_integration_tests::{DEADLINE, Daemon, http_get};
-
-/// The scrape, parsed: value of each sample by name and labels.
-fn scrape(addr: &str) -> Result<BTreeMap<String, f64>> {
-    let (status, body) = http_get(addr, "/metrics")?;
-    if status != 200 {
-        bail!("/metrics answered {status}");
-    }
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    let parsed = prometheus_parse::Scrape::parse(lines).context("Prometheus text format")?;
-    let mut out = BTreeMap::new();
-    for s in parsed.samples {
-        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        labels.sort();
-        let value = match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => continue,
-        };
-        out.insert(format!("{}{{{}}}", s.metric, labels.join(",")), value);
-    }
-    Ok(out)
-}
+use catalogue_integration_tests::{DEADLINE, Daemon, http_get, scrape};
 
 fn value(m: &BTreeMap<String, f64>, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(0.0)

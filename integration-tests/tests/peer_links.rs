@@ -172,6 +172,17 @@ fn rogue_tls(
     match config.connect("", stream) {
         Err(e) => Ok(RogueOutcome::HandshakeFailed(e.to_string())),
         Ok(mut tls) => {
+            // The sync session's first frame: the node counts a link as up
+            // only once it has read a frame over TLS.
+            let hello = Frame::new(
+                1,
+                Body::Hello(Hello {
+                    name: claimed.into(),
+                }),
+            );
+            if let Err(e) = write_frame(&mut tls, &hello) {
+                return Ok(RogueOutcome::HandshakeFailed(format!("{e:#}")));
+            }
             // TLS 1.3 reports the server's rejection of our certificate
             // only when we read.
             match read_frame(&mut tls) {

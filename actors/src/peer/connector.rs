@@ -1,16 +1,39 @@
 //! Outbound links: one task per configured peer with an address. It dials,
-//! runs the handshake, starts the [`PeerLink`], waits for the link to end,
-//! and dials again after a jittered exponential backoff. It does not dial a
-//! peer that is already linked (the peer dialed us), and it stops for good
-//! after an environment mismatch until the configuration changes.
+//! runs the handshake, starts the [`PeerLink`](super::link::PeerLink),
+//! waits for the link's first frame from the peer (only then is the link
+//! up, see [`super::link`]), waits for the link to end, and dials again
+//! after a jittered exponential backoff. It does not dial a peer that is
+//! already linked (the peer dialed us), and it stops for good after an
+//! environment mismatch until the configuration changes.
+//!
+//! The backoff (`sync.retry_initial` up to `sync.retry_max`,
+//! [`crate::backoff`]) holds for every failed attempt, and is reset only
+//! when a link comes up. How long a failure waits depends on what it cost
+//! the peer ([`HandshakeError::failure`]): a dial that made no TCP
+//! connection (connection refused, host or network unreachable, connect
+//! timed out) is retried within `retry_initial` without growing the
+//! backoff, so a peer that returns after an outage is linked at once; a
+//! failure after the connection was made (TLS or authentication refused,
+//! protocol error, the link closed before its first frame) doubles it, so
+//! a peer that refuses us is not hammered. docs/PROTOCOL.md ("End") states
+//! the rule for operators. Failures are counted in
+//! `catalogue_peer_handshake_failures_total` and logged at most once per
+//! reason every [`FAILURE_LOG_INTERVAL`].
 
-use std::{collections::HashMap, rc::Rc, time::Duration};
+use std::{collections::HashMap, rc::Rc, time::Instant};
 
-use tokio::{sync::watch, task::JoinSet};
+use tokio::{
+    sync::{oneshot, watch},
+    task::JoinSet,
+};
 use tracing::{debug, info, warn};
 
-use super::{PeerContext, directory::PeerState, handshake};
-use crate::{backoff::Backoff, supervisor::LinkUp};
+use super::{
+    FAILURE_LOG_INTERVAL, PeerContext,
+    directory::PeerState,
+    handshake::{self, HandshakeError},
+};
+use crate::{backoff::Backoff, log_limit::LogLimit};
 
 /// Dials `name` at `address` until `stop` turns true.
 pub async fn run(
@@ -20,6 +43,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Backoff::new(ctx.retry_initial, ctx.retry_max);
+    let mut failure_log = LogLimit::new(FAILURE_LOG_INTERVAL);
     let Some(mut linked) = ctx.directory.linked(&name) else {
         return;
     };
@@ -35,36 +59,18 @@ pub async fn run(
             return;
         }
         ctx.directory.set_state(&name, PeerState::Connecting, None);
-        let tls = ctx.tls.borrow().clone();
-        let attempt =
-            handshake::connect(&name, &address, &ctx.local, tls.as_deref(), ctx.max_frame);
         let result = tokio::select! {
-            result = attempt => result,
+            result = dial(&name, &address, &ctx) => result,
             _ = stop.changed() => return,
         };
-        match result {
-            Ok(established) => {
-                let id = ctx.new_link_id();
-                let direction = established.direction;
-                let (addr, ended) = ctx.start_link(id, established);
-                let accepted = ctx
-                    .supervisor
-                    .send(LinkUp {
-                        peer: name.clone(),
-                        link: id,
-                        direction,
-                        dialer: ctx.local.name.clone(),
-                        addr: addr.clone(),
-                    })
-                    .await;
-                if !matches!(accepted, Ok(Ok(()))) {
-                    debug!(peer = %name, "outbound link not kept (the peer's own link wins)");
-                }
+        let delay = match result {
+            Ok(ended) => {
                 backoff.reset();
                 tokio::select! {
                     _ = ended => {}
                     _ = stop.changed() => return,
                 }
+                backoff.next_delay(&mut rand::rng())
             }
             Err(e) if e.is_permanent() => {
                 warn!(peer = %name, %address, error = %e, reason = e.reason(), "peer refused for good; not retrying until the configuration changes");
@@ -75,19 +81,42 @@ pub async fn run(
                 return;
             }
             Err(e) => {
-                ctx.stats.handshake_failure(e.reason());
-                info!(peer = %name, %address, error = %e, reason = e.reason(), "cannot link to peer");
+                let reason = e.reason();
+                ctx.stats.handshake_failure(reason);
+                if let Some(unlogged) = failure_log.check(reason, Instant::now()) {
+                    info!(peer = %name, %address, error = %e, reason, unlogged, "cannot link to peer");
+                }
                 ctx.directory
                     .set_state(&name, PeerState::Backoff, Some(e.to_string()));
+                backoff.after_failure(e.failure(), &mut rand::rng())
             }
-        }
-        let delay: Duration = backoff.next_delay(&mut rand::rng());
+        };
         debug!(peer = %name, ?delay, "next attempt");
+        // The whole delay, even if a link to the peer comes up meanwhile:
+        // the loop's head then waits for it to end.
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            _ = linked.changed() => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// One attempt: the handshake, then the link's first frame from the peer.
+/// `Ok` once the link is up, with the signal of its end.
+async fn dial(
+    name: &str,
+    address: &str,
+    ctx: &PeerContext,
+) -> Result<oneshot::Receiver<()>, HandshakeError> {
+    let tls = ctx.tls.borrow().clone();
+    let established =
+        handshake::connect(name, address, &ctx.local, tls.as_deref(), ctx.max_frame).await?;
+    let link = ctx.start_link(ctx.new_link_id(), established);
+    match link.up.await {
+        Ok(Ok(())) => Ok(link.ended),
+        Ok(Err(e)) => Err(e),
+        // The link went away without a word (the system is stopping).
+        Err(_) => Err(HandshakeError::Closed),
     }
 }
 

@@ -12,6 +12,8 @@
 //!   |<------- Success | Error 0x03.. -----|  serial 1 (Error: then close)
 //!   |============ TLS handshake ==========|  A client, B server, both certs
 //!   | A: B's cert names B                 | B: A's cert names A (else Error 0x03 over TLS)
+//!   |------ Hello (sync session) -------->|  B: first frame read: link up
+//!   |<------------ SyncWelcome -----------|  A: first frame read: link up
 //! ```
 //!
 //! The `Success` step is the seed RFC's answer to ServerAuth: it lets the
@@ -20,13 +22,25 @@
 //! are handed to TLS ([`crate::tls::Prefixed`]), so nothing sent early is
 //! lost. In debug mode the link stays plaintext after `Success`.
 //!
+//! [`connect`] and [`accept`] return once TLS is established, but with TLS
+//! 1.3 the connector's half finishes before the acceptor has checked the
+//! connector's certificate: a refusal arrives as an alert on the first
+//! read. So a link counts as up only once the first frame from the other
+//! side has been read over TLS ([`check_first_frame`]; the
+//! [`super::link::PeerLink`] actor reads it); a read error before it is a
+//! failed handshake ([`first_read_error`]).
+//!
+//! The TCP connect has its own deadline ([`CONNECT_TIMEOUT`]) and error
+//! ([`HandshakeError::Connect`]): a dial that made no connection cost the
+//! peer nothing and is retried soon ([`HandshakeError::failure`]).
+//!
 //! The checks themselves are plain functions ([`check_peer`],
-//! [`check_welcome`]), tested without sockets.
+//! [`check_welcome`], [`check_first_frame`]), tested without sockets.
 
 use std::{net::SocketAddr, time::Duration};
 
 use catalogue_proto::{
-    Body, Frame, FrameCodec,
+    Body, CodecError, Frame, FrameCodec,
     catalogue::{Error, ErrorCode, Peer, Success, Welcome},
     version,
 };
@@ -38,10 +52,17 @@ use tokio::{
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::directory::{Direction, PeerDirectory};
-use crate::tls::{self, Prefixed, TlsContexts};
+use crate::{
+    backoff::Failure,
+    tls::{self, HandshakeFailure, Prefixed, TlsContexts},
+};
 
 /// Time a handshake may take, TCP connect to TLS done.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time the TCP connect may take, within [`HANDSHAKE_TIMEOUT`] (shorter, so
+/// a connect that times out is told from a handshake that stalls).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A byte stream a link runs over (TLS, or plaintext in debug mode).
 pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + 'static {}
@@ -87,7 +108,11 @@ impl LocalIdentity {
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    /// TCP connect or I/O failed.
+    /// No TCP connection was made (refused, unreachable, timed out, address
+    /// not resolved): nothing reached the peer's daemon.
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    /// I/O failed on the connection.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     /// Framing failed.
@@ -135,6 +160,14 @@ impl HandshakeError {
     /// Short label for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
+            HandshakeError::Connect(e) => match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection_refused",
+                std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                    "unreachable"
+                }
+                std::io::ErrorKind::TimedOut => "connect_timeout",
+                _ => "connect",
+            },
             HandshakeError::Io(_) => "io",
             HandshakeError::Codec(_) => "framing",
             HandshakeError::Timeout => "timeout",
@@ -149,6 +182,16 @@ impl HandshakeError {
                 }
             }
             HandshakeError::Tls(e) => e.reason(),
+        }
+    }
+
+    /// What the failed attempt cost the peer, for the backoff: nothing when
+    /// no connection was made; a connection, a handshake and maybe a TLS
+    /// handshake otherwise.
+    pub fn failure(&self) -> Failure {
+        match self {
+            HandshakeError::Connect(_) => Failure::NoConnection,
+            _ => Failure::AfterConnect,
         }
     }
 
@@ -176,6 +219,33 @@ fn not_expected(body: Option<Body>) -> HandshakeError {
         other => {
             HandshakeError::Unexpected(other.as_ref().map_or("empty frame", Body::kind).into())
         }
+    }
+}
+
+/// Does the first frame read on an established link make it up? Any frame
+/// does (it proves the other side accepted us), except a refusal (`Error`,
+/// e.g. 0x03 when our certificate does not name us) or a `Bye`.
+pub fn check_first_frame(body: Option<&Body>) -> Result<(), HandshakeError> {
+    match body {
+        Some(Body::Error(e)) => Err(HandshakeError::RefusedByPeer {
+            code: e.code(),
+            message: e.message.clone(),
+        }),
+        Some(Body::Bye(_)) => Err(HandshakeError::Closed),
+        _ => Ok(()),
+    }
+}
+
+/// What a read error before the first frame means. Over TLS an I/O error is
+/// classified like a failed TLS handshake: with TLS 1.3 it is how the
+/// acceptor's refusal of our certificate arrives (an alert).
+pub fn first_read_error(error: CodecError, over_tls: bool) -> HandshakeError {
+    match error {
+        CodecError::Io(e) if over_tls => HandshakeError::Tls(tls::TlsError::Handshake {
+            reason: HandshakeFailure::from_io_error(&e),
+        }),
+        CodecError::Io(e) => HandshakeError::Io(e),
+        other => HandshakeError::Codec(other),
     }
 }
 
@@ -441,7 +511,16 @@ async fn connect_inner(
     tls: Option<&TlsContexts>,
     max_frame: usize,
 ) -> Result<Established, HandshakeError> {
-    let stream = TcpStream::connect(address).await?;
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(HandshakeError::Connect(e)),
+        Err(_) => {
+            return Err(HandshakeError::Connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {CONNECT_TIMEOUT:?}"),
+            )));
+        }
+    };
     let _ = stream.set_nodelay(true);
     let remote = stream.peer_addr()?;
     let mut framed = Framed::new(stream, FrameCodec::new(max_frame));

@@ -6,6 +6,18 @@
 //! the session. An idle link sends an `Ack` every [`HEARTBEAT`] as a
 //! keepalive, and a link that has received nothing for [`LINK_TIMEOUT`] is
 //! closed.
+//!
+//! A link is *up* only once the first frame from the other side has been
+//! read ([`handshake::check_first_frame`]): with TLS 1.3 the dialer's TLS
+//! handshake returns before the acceptor has checked its certificate, so a
+//! refused dialer learns it on its first read. Until then the link is
+//! pending: it says nothing to the supervisor and logs nothing at info or
+//! above. When the first frame comes, the actor logs `peer link up` and
+//! sends [`LinkUp`] itself (so the supervisor has it before anything else
+//! from this link); whoever started it learns the outcome through
+//! [`LinkProgress::up`]: `Ok`, or why the link ended before that, as a
+//! [`HandshakeError`] (a failed attempt, counted and backed off like a
+//! failed handshake).
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,11 +33,14 @@ use tokio::{
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
-use super::{directory::Direction, handshake::Established};
+use super::{
+    directory::Direction,
+    handshake::{self, Established, HandshakeError},
+};
 use crate::{
     client::writer,
     stats::{ActorMetrics, Stats},
-    supervisor::{CatalogueSupervisor, GetDigest, LinkDown, PeerBatch, PlanFor, SyncDone},
+    supervisor::{CatalogueSupervisor, GetDigest, LinkDown, LinkUp, PeerBatch, PlanFor, SyncDone},
     sync::{
         entry::SyncEntry,
         session::{SessionConfig, SessionCounters, SessionEvent, SyncSession},
@@ -47,6 +62,26 @@ const OUTBOUND_FRAMES: usize = 4096;
 
 /// Node-wide id of a link (a reconnect gets a new id).
 pub type LinkId = u64;
+
+/// How whoever started a link follows it.
+#[derive(Debug)]
+pub struct LinkProgress {
+    /// `Ok` once the first frame from the other side has been read (the
+    /// link is up and offered to the supervisor); `Err` with why the link
+    /// ended before that. Dropping it abandons a pending link: it closes
+    /// instead of coming up.
+    pub up: oneshot::Receiver<Result<(), HandshakeError>>,
+    /// Resolves when the link has ended.
+    pub ended: oneshot::Receiver<()>,
+}
+
+/// Whether the first frame from the other side has been read.
+enum Phase {
+    /// Not yet: the starter waits on the sender.
+    Pending(oneshot::Sender<Result<(), HandshakeError>>),
+    /// Up: the supervisor knows the link.
+    Up,
+}
 
 /// Entries to send to the peer (batched by the session).
 #[derive(Debug, Clone, Message)]
@@ -89,6 +124,11 @@ pub struct PeerLink {
     id: LinkId,
     peer: String,
     direction: Direction,
+    /// The node that dialed (ours or the peer's name), for [`LinkUp`].
+    dialer: String,
+    phase: Phase,
+    /// Why a pending link ended, for [`LinkProgress::up`].
+    not_up: Option<HandshakeError>,
     supervisor: Addr<CatalogueSupervisor>,
     session: SyncSession,
     outbound: mpsc::Sender<Frame>,
@@ -103,8 +143,8 @@ pub struct PeerLink {
 }
 
 impl PeerLink {
-    /// Starts the actor and the writer for an established link. The
-    /// returned receiver resolves when the link has ended.
+    /// Starts the actor and the writer for an established link, pending
+    /// until its first frame from the other side.
     pub fn start(
         id: LinkId,
         established: Established,
@@ -112,7 +152,7 @@ impl PeerLink {
         supervisor: Addr<CatalogueSupervisor>,
         max_frame: usize,
         stats: Arc<Stats>,
-    ) -> (Addr<PeerLink>, oneshot::Receiver<()>) {
+    ) -> LinkProgress {
         let Established {
             peer,
             direction,
@@ -125,13 +165,21 @@ impl PeerLink {
         let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES);
         actix_rt::spawn(writer::run_frames(write, rx, max_frame));
         let (ended_tx, ended_rx) = oneshot::channel();
-        let addr = PeerLink::create(move |ctx| {
+        let (up_tx, up_rx) = oneshot::channel();
+        let dialer = match direction {
+            Direction::Outbound => cfg.node.clone(),
+            Direction::Inbound => peer.clone(),
+        };
+        PeerLink::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, FrameCodec::new(max_frame)));
             let now = Instant::now();
             PeerLink {
                 id,
                 peer,
                 direction,
+                dialer,
+                phase: Phase::Pending(up_tx),
+                not_up: None,
                 supervisor,
                 session: SyncSession::new(cfg, next_serial),
                 outbound: tx,
@@ -145,7 +193,47 @@ impl PeerLink {
                 ended: Some(ended_tx),
             }
         });
-        (addr, ended_rx)
+        LinkProgress {
+            up: up_rx,
+            ended: ended_rx,
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        matches!(self.phase, Phase::Up)
+    }
+
+    /// Ends a link that is not up yet; `why` goes to its starter.
+    fn fail_pending(&mut self, why: HandshakeError, ctx: &mut Context<Self>) {
+        debug!(peer = %self.peer, link = self.id, error = %why, "peer link ended before its first frame");
+        self.not_up = Some(why);
+        ctx.stop();
+    }
+
+    /// The first frame from the other side has been read: the link is up,
+    /// unless its starter has given up on it. False when the link closes.
+    fn come_up(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Phase::Pending(up) = std::mem::replace(&mut self.phase, Phase::Up) else {
+            return true;
+        };
+        if up.is_closed() {
+            self.phase = Phase::Pending(up);
+            debug!(peer = %self.peer, link = self.id, "closing a link nobody waits for");
+            ctx.stop();
+            return false;
+        }
+        info!(peer = %self.peer, direction = self.direction.as_str(), link = self.id, "peer link up");
+        // Before any other message from this link: the supervisor learns
+        // of the link before its digest request or batches.
+        self.supervisor.do_send(LinkUp {
+            peer: self.peer.clone(),
+            link: self.id,
+            direction: self.direction,
+            dialer: self.dialer.clone(),
+            addr: ctx.address(),
+        });
+        let _ = up.send(Ok(()));
+        true
     }
 
     fn now_ms(&self) -> u64 {
@@ -174,8 +262,12 @@ impl PeerLink {
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         if now.duration_since(self.last_received) > LINK_TIMEOUT {
-            warn!(peer = %self.peer, "peer link silent for {LINK_TIMEOUT:?}: closing it");
-            ctx.stop();
+            if self.is_up() {
+                warn!(peer = %self.peer, "peer link silent for {LINK_TIMEOUT:?}: closing it");
+                ctx.stop();
+            } else {
+                self.fail_pending(HandshakeError::Timeout, ctx);
+            }
             return;
         }
         let frames = self.session.tick(self.now_ms());
@@ -274,6 +366,19 @@ impl PeerLink {
 
     fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         self.last_received = Instant::now();
+        if !self.is_up() {
+            if ctx.state().stopping() {
+                // Frames read after the link failed or was abandoned.
+                return;
+            }
+            if let Err(why) = handshake::check_first_frame(frame.body.as_ref()) {
+                self.fail_pending(why, ctx);
+                return;
+            }
+            if !self.come_up(ctx) {
+                return;
+            }
+        }
         match &frame.body {
             Some(Body::Bye(Bye { reason })) => {
                 info!(peer = %self.peer, %reason, "peer said goodbye");
@@ -299,7 +404,6 @@ impl Actor for PeerLink {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics.started();
-        info!(peer = %self.peer, direction = self.direction.as_str(), link = self.id, "peer link up");
         let now = self.now_ms();
         let frames = self.session.start(now);
         self.write(frames, ctx);
@@ -309,11 +413,19 @@ impl Actor for PeerLink {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.stopped();
         self.report();
-        info!(peer = %self.peer, link = self.id, "peer link down");
-        self.supervisor.do_send(LinkDown {
-            peer: self.peer.clone(),
-            link: self.id,
-        });
+        match std::mem::replace(&mut self.phase, Phase::Up) {
+            Phase::Pending(up) => {
+                let why = self.not_up.take().unwrap_or(HandshakeError::Closed);
+                let _ = up.send(Err(why));
+            }
+            Phase::Up => {
+                info!(peer = %self.peer, link = self.id, "peer link down");
+                self.supervisor.do_send(LinkDown {
+                    peer: self.peer.clone(),
+                    link: self.id,
+                });
+            }
+        }
         if let Some(ended) = self.ended.take() {
             let _ = ended.send(());
         }
@@ -328,13 +440,19 @@ impl StreamHandler<Result<Frame, CodecError>> for PeerLink {
         match item {
             Ok(frame) => self.on_frame(frame, ctx),
             Err(e) => {
-                warn!(peer = %self.peer, error = %e, "closing peer link after a framing error");
                 if let Some(code) = e.error_code() {
                     let _ = self
                         .outbound
                         .try_send(Frame::new(0, Body::Error(Error::new(code, e.to_string()))));
                 }
-                ctx.stop();
+                if self.is_up() {
+                    warn!(peer = %self.peer, error = %e, "closing peer link after a framing error");
+                    ctx.stop();
+                } else {
+                    // Only a TLS link has the peer's certificate.
+                    let over_tls = self.peer_cert.is_some();
+                    self.fail_pending(handshake::first_read_error(e, over_tls), ctx);
+                }
             }
         }
     }

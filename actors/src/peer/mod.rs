@@ -2,6 +2,12 @@
 //! ([`link::PeerLink`]), outbound dialing with backoff ([`connector`]), the
 //! inbound side ([`accept_link`]) and the directory of known peers
 //! ([`directory`]).
+//!
+//! An attempt, either side, succeeds only when the link's first frame from
+//! the other side has been read ([`link`]); anything short of that is a
+//! failed attempt: counted in `catalogue_peer_handshake_failures_total` by
+//! reason, and logged at most once per reason every
+//! [`FAILURE_LOG_INTERVAL`] (the line says how many were left out).
 
 pub mod connector;
 pub mod directory;
@@ -18,7 +24,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use actix::Addr;
@@ -26,19 +32,24 @@ use tokio::net::TcpStream;
 use tracing::warn;
 
 use crate::{
+    log_limit::LogLimit,
     settings::Settings,
     stats::Stats,
-    supervisor::{CatalogueSupervisor, LinkUp},
+    supervisor::CatalogueSupervisor,
     sync::session::{Role, SessionConfig},
     tls::TlsContexts,
 };
 use directory::PeerDirectory;
-use handshake::LocalIdentity;
-use link::{LinkId, PeerLink};
+use handshake::{HandshakeError, LocalIdentity};
+use link::{LinkId, LinkProgress, PeerLink};
 
 /// Most entries accepted in one batch from a peer (a full transfer of a
 /// large catalogue is one batch).
 pub const MAX_BATCH_ENTRIES: usize = 10_000_000;
+
+/// At most one log line per failure reason in this time, for refused
+/// inbound links (per node) and failed dials (per peer dialed).
+pub const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What every link of a node shares.
 pub struct PeerContext {
@@ -65,6 +76,8 @@ pub struct PeerContext {
     /// Ids given to connecting nodes, by name, so a returning node gets its
     /// old id back.
     ids: RefCell<HashMap<String, u32>>,
+    /// Rate of the `peer link refused` lines.
+    refusal_log: RefCell<LogLimit>,
 }
 
 impl PeerContext {
@@ -102,6 +115,7 @@ impl PeerContext {
             session,
             next_link: AtomicU64::new(1),
             ids: RefCell::new(HashMap::new()),
+            refusal_log: RefCell::new(LogLimit::new(FAILURE_LOG_INTERVAL)),
         }
     }
 
@@ -124,12 +138,10 @@ impl PeerContext {
         }
     }
 
-    /// Starts the link actor of an established link.
-    pub fn start_link(
-        &self,
-        id: LinkId,
-        established: handshake::Established,
-    ) -> (Addr<PeerLink>, tokio::sync::oneshot::Receiver<()>) {
+    /// Starts the link actor of an established link; it comes up (and
+    /// tells the supervisor) when its first frame from the other side is
+    /// read.
+    pub fn start_link(&self, id: LinkId, established: handshake::Established) -> LinkProgress {
         let cfg = self.session_for(&established.peer, established.direction);
         PeerLink::start(
             id,
@@ -145,10 +157,22 @@ impl PeerContext {
     pub fn new_link_id(&self) -> LinkId {
         self.next_link.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// Counts and (rate-limited) logs an inbound link from `remote` that
+    /// failed before it was up.
+    fn refused(&self, remote: SocketAddr, e: &HandshakeError) {
+        let reason = e.reason();
+        self.stats.handshake_failure(reason);
+        if let Some(unlogged) = self.refusal_log.borrow_mut().check(reason, Instant::now()) {
+            warn!(%remote, error = %e, reason, unlogged, "peer link refused");
+        }
+    }
 }
 
 /// Runs the accepting side of a link on `stream` and, if the handshake
-/// succeeds, starts its [`PeerLink`] and offers it to the supervisor.
+/// succeeds, starts its [`PeerLink`], which offers itself to the supervisor
+/// once the dialer's first frame is read. Returns when the link is up or
+/// has failed.
 pub async fn accept_link(stream: TcpStream, remote: SocketAddr, ctx: Rc<PeerContext>) {
     let _ = stream.set_nodelay(true);
     let tls = ctx.tls.borrow().clone();
@@ -163,24 +187,10 @@ pub async fn accept_link(stream: TcpStream, remote: SocketAddr, ctx: Rc<PeerCont
     .await;
     let established = match result {
         Ok(established) => established,
-        Err(e) => {
-            ctx.stats.handshake_failure(e.reason());
-            warn!(%remote, error = %e, reason = e.reason(), "peer link refused");
-            return;
-        }
+        Err(e) => return ctx.refused(remote, &e),
     };
-    let id = ctx.new_link_id();
-    let peer = established.peer.clone();
-    let direction = established.direction;
-    let (addr, _ended) = ctx.start_link(id, established);
-    let _ = ctx
-        .supervisor
-        .send(LinkUp {
-            peer: peer.clone(),
-            link: id,
-            direction,
-            dialer: peer,
-            addr,
-        })
-        .await;
+    let link = ctx.start_link(ctx.new_link_id(), established);
+    if let Ok(Err(e)) = link.up.await {
+        ctx.refused(remote, &e);
+    }
 }

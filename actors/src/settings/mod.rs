@@ -178,10 +178,11 @@ pub struct SyncSettings {
     /// Time without an ack before a frame is resent.
     #[serde(with = "humantime_serde")]
     pub ack_timeout: Duration,
-    /// First reconnect delay of an outbound link.
+    /// First reconnect delay of an outbound link, and the longest wait
+    /// after a dial that made no TCP connection (see `crate::backoff`).
     #[serde(with = "humantime_serde")]
     pub retry_initial: Duration,
-    /// Upper bound of the reconnect delay.
+    /// Upper bound of the reconnect delay (reached by refused handshakes).
     #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
 }

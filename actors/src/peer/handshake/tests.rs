@@ -164,3 +164,85 @@ async fn a_framing_error_before_peer_is_answered_then_closed() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_dial_where_nothing_listens_made_no_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let err = connect("b", &addr, &local("a"), None, 1 << 20)
+        .await
+        .err()
+        .expect("nothing listens");
+    assert!(matches!(err, HandshakeError::Connect(_)), "{err}");
+    assert_eq!(err.reason(), "connection_refused");
+    assert_eq!(err.failure(), Failure::NoConnection);
+}
+
+#[test]
+fn failures_after_the_connect_back_off_fully() {
+    let io = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    let after_connect = [
+        HandshakeError::Io(io()),
+        HandshakeError::Timeout,
+        HandshakeError::Closed,
+        HandshakeError::RefusedByPeer {
+            code: ErrorCode::ServerAuthFailed,
+            message: "unknown name".into(),
+        },
+        first_read_error(CodecError::Io(io()), true),
+    ];
+    for e in after_connect {
+        assert_eq!(e.failure(), Failure::AfterConnect, "{e}");
+    }
+    let unreachable = HandshakeError::Connect(std::io::ErrorKind::HostUnreachable.into());
+    assert_eq!(unreachable.reason(), "unreachable");
+    assert_eq!(unreachable.failure(), Failure::NoConnection);
+    let timed_out = HandshakeError::Connect(std::io::ErrorKind::TimedOut.into());
+    assert_eq!(timed_out.reason(), "connect_timeout");
+}
+
+#[test]
+fn any_first_frame_but_a_refusal_or_bye_makes_the_link_up() {
+    use catalogue_proto::catalogue::{Ack, Bye, Hello};
+
+    let hello = Body::Hello(Hello { name: "a".into() });
+    assert!(check_first_frame(Some(&hello)).is_ok());
+    assert!(check_first_frame(Some(&Body::Ack(Ack { ack_serial: 0 }))).is_ok());
+    assert!(check_first_frame(None).is_ok(), "an empty frame is a frame");
+    let refusal = Body::Error(Error::new(ErrorCode::ServerAuthFailed, "not you"));
+    match check_first_frame(Some(&refusal)) {
+        Err(HandshakeError::RefusedByPeer { code, message }) => {
+            assert_eq!(code, ErrorCode::ServerAuthFailed);
+            assert_eq!(message, "not you");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let bye = Body::Bye(Bye {
+        reason: "shutting down".into(),
+    });
+    assert!(matches!(
+        check_first_frame(Some(&bye)),
+        Err(HandshakeError::Closed)
+    ));
+}
+
+#[test]
+fn a_read_error_before_the_first_frame_is_a_tls_failure_over_tls_only() {
+    let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    let over_tls = first_read_error(CodecError::Io(reset()), true);
+    assert!(matches!(over_tls, HandshakeError::Tls(_)), "{over_tls}");
+    assert_eq!(over_tls.reason(), "connection_closed");
+    let plain = first_read_error(CodecError::Io(reset()), false);
+    assert!(matches!(plain, HandshakeError::Io(_)), "{plain}");
+    let truncated = first_read_error(
+        CodecError::Truncated {
+            received: 2,
+            expected: 0,
+        },
+        true,
+    );
+    assert!(matches!(truncated, HandshakeError::Codec(_)), "{truncated}");
+}
