@@ -2,19 +2,24 @@
 //! fault-injecting [`Proxy`], for tests that kill nodes and cut links.
 //!
 //! [`Cluster::builder`] starts N `catalogue serve` processes named `n1` to
-//! `nN` with certificates from one [`TestCa`], in a full mesh: for every
-//! pair `i < j`, node `i` dials node `j` through the proxy of that pair, and
-//! node `j` only accepts from `i`. Each node keeps its UNIX socket and its
-//! peer port across restarts ([`Cluster::kill`] sends SIGKILL,
+//! `nN` with certificates from one [`TestCa`], in a full mesh by default,
+//! or in any topology given as a list of links ([`ClusterBuilder::edges`],
+//! [`ClusterBuilder::chain`]). Nodes are numbered from 0 (`n1`) in every
+//! call. For every link `i < j`, node `i` dials node `j` through the proxy
+//! of that link, and node `j` only accepts from `i`; a node's `[[peers]]`
+//! name its neighbours and no one else. Each node keeps its UNIX socket and
+//! its peer port across restarts ([`Cluster::kill`] sends SIGKILL,
 //! [`Cluster::restart`] starts it again with the same name, ports and
 //! settings), so its peers reconnect through their proxies. Links are cut
 //! and restored one by one ([`Cluster::cut`]) or by sides
 //! ([`Cluster::partition`], [`Cluster::heal`]). Convergence is waited for by
-//! comparing full listings with a deadline ([`Cluster::wait_listings`]).
+//! comparing full listings with a deadline ([`Cluster::wait_listings`],
+//! [`Cluster::wait_views`]); when the deadline passes, the error says what
+//! every node lists against what it should.
 //! Dropping the cluster kills every node and closes every proxy.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::PathBuf,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -24,46 +29,75 @@ use catalogue::client::{ConnectOptions, Endpoint};
 use catalogue_proto::{Body, catalogue::List};
 use tempfile::TempDir;
 
-use crate::{Conn, DEADLINE, Daemon, DaemonBuilder, LogLine, Proxy, TestCa, TlsFiles};
+use crate::{
+    Conn, DEADLINE, Daemon, DaemonBuilder, Listed, Listing, LogLine, Proxy, Registrar, TestCa,
+    TlsFiles, Watcher,
+    listing::{difference, summary},
+};
 
 /// How often [`Cluster::wait_listings`] asks the nodes for their tables
 /// while waiting for them to match (the poll interval; what is waited for
 /// is the listings, under a deadline).
 const LISTING_POLL: Duration = Duration::from_millis(50);
 
-/// A service as a listing shows it, keyed by URI in a [`Listing`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    /// Node where it was registered.
-    pub origin: String,
-    /// Its attributes.
-    pub attrs: BTreeMap<String, String>,
-}
-
-/// A node's full table: URI -> service.
-pub type Listing = BTreeMap<String, Listed>;
-
 /// Builds a [`Cluster`].
 #[derive(Debug)]
 pub struct ClusterBuilder {
     size: usize,
     settings: Vec<(String, String)>,
+    /// The links, when not a full mesh.
+    edges: Option<Vec<(usize, usize)>>,
 }
 
 impl ClusterBuilder {
+    /// Links only these pairs of nodes (numbered from 0, in either order),
+    /// each through its own proxy, instead of every pair.
+    pub fn edges(mut self, edges: &[(usize, usize)]) -> Self {
+        self.edges = Some(edges.to_vec());
+        self
+    }
+
+    /// A chain: node 0 linked to 1, 1 to 2, and so on to the last.
+    pub fn chain(self) -> Self {
+        let edges: Vec<(usize, usize)> = (1..self.size).map(|j| (j - 1, j)).collect();
+        self.edges(&edges)
+    }
+
     /// Adds `--set key=value` to every node (now and on restarts).
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.settings.push((key.to_string(), value.to_string()));
         self
     }
 
+    /// The links as `(low, high)` pairs: the given ones, checked, or every
+    /// pair.
+    fn links(&self) -> Result<BTreeSet<(usize, usize)>> {
+        let Some(edges) = &self.edges else {
+            return Ok((0..self.size)
+                .flat_map(|j| (0..j).map(move |i| (i, j)))
+                .collect());
+        };
+        let mut links = BTreeSet::new();
+        for &(a, b) in edges {
+            if a == b || a.max(b) >= self.size {
+                bail!("link ({a}, {b}) in a cluster of {} nodes", self.size);
+            }
+            if !links.insert((a.min(b), a.max(b))) {
+                bail!("link ({a}, {b}) given twice");
+            }
+        }
+        Ok(links)
+    }
+
     /// Starts the nodes and waits until every node has finished its
-    /// initial sync with every other.
+    /// initial sync with each of its neighbours.
     pub fn start(self) -> Result<Cluster> {
+        let links = self.links()?;
         let ca = TestCa::new("cluster-ca")?;
         let dir = tempfile::tempdir().context("cluster dir")?;
         let mut cluster = Cluster {
             nodes: Vec::with_capacity(self.size),
+            links,
             proxies: BTreeMap::new(),
             settings: self.settings,
             dir,
@@ -86,14 +120,14 @@ impl ClusterBuilder {
         for j in (0..self.size).rev() {
             let daemon = cluster.node_builder(j).start()?;
             cluster.nodes[j].peer = daemon.peer.clone();
-            for i in 0..j {
+            for i in cluster.neighbours(j).into_iter().filter(|&i| i < j) {
                 cluster.proxies.insert((i, j), Proxy::start(&daemon.peer)?);
             }
             cluster.nodes[j].daemon = Some(daemon);
         }
         for i in 0..self.size {
-            let others: Vec<usize> = (0..self.size).filter(|&k| k != i).collect();
-            cluster.wait_synced(i, 0, &others, DEADLINE)?;
+            let neighbours = cluster.neighbours(i);
+            cluster.wait_synced(i, 0, &neighbours, DEADLINE)?;
         }
         Ok(cluster)
     }
@@ -113,6 +147,10 @@ struct Node {
 pub struct Cluster {
     // Field order is drop order: nodes first, then proxies, then files.
     nodes: Vec<Node>,
+    /// The links, as `(low, high)` pairs (all of them before their
+    /// proxies exist: a node starting names its lower neighbours too).
+    links: BTreeSet<(usize, usize)>,
+    /// One per link, keyed like `links`.
     proxies: BTreeMap<(usize, usize), Proxy>,
     settings: Vec<(String, String)>,
     dir: TempDir,
@@ -120,8 +158,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A builder for `size` nodes, with short reconnect backoff (so a
-    /// restored link comes back within a second).
+    /// A builder for `size` nodes in a full mesh, with short reconnect
+    /// backoff (so a restored link comes back within a second).
     pub fn builder(size: usize) -> ClusterBuilder {
         ClusterBuilder {
             size,
@@ -129,6 +167,7 @@ impl Cluster {
                 ("sync.retry_initial".into(), "100ms".into()),
                 ("sync.retry_max".into(), "1s".into()),
             ],
+            edges: None,
         }
     }
 
@@ -157,6 +196,18 @@ impl Cluster {
         ConnectOptions::new(Endpoint::Unix(self.nodes[i].socket.clone()))
     }
 
+    /// A registering connection to node `i` (see [`Registrar`]).
+    pub fn registrar(&self, i: usize) -> Result<Registrar> {
+        Registrar::connect(&self.client_options(i))
+            .with_context(|| format!("registrar on {}", self.nodes[i].name))
+    }
+
+    /// A subscriber to `regex` on node `i`, recording its events from the
+    /// end of its snapshot on (see [`Watcher`]).
+    pub fn watch(&self, i: usize, regex: &str) -> Result<Watcher> {
+        Watcher::start(&self.nodes[i].name, &self.client_options(i), regex)
+    }
+
     /// Node `i`'s daemon, if it runs.
     pub fn daemon(&mut self, i: usize) -> Result<&mut Daemon> {
         let name = self.nodes[i].name.clone();
@@ -171,9 +222,29 @@ impl Cluster {
         self.nodes[i].daemon.is_some()
     }
 
-    /// The proxy between nodes `a` and `b` (either order).
+    /// The links, as `(low, high)` pairs of node numbers.
+    pub fn links(&self) -> Vec<(usize, usize)> {
+        self.links.iter().copied().collect()
+    }
+
+    /// The nodes linked to node `i`.
+    pub fn neighbours(&self, i: usize) -> Vec<usize> {
+        self.links
+            .iter()
+            .filter_map(|&(a, b)| match (a == i, b == i) {
+                (true, _) => Some(b),
+                (_, true) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The proxy between nodes `a` and `b` (either order). Panics when they
+    /// are not linked.
     pub fn proxy(&self, a: usize, b: usize) -> &Proxy {
-        &self.proxies[&(a.min(b), a.max(b))]
+        self.proxies
+            .get(&(a.min(b), a.max(b)))
+            .unwrap_or_else(|| panic!("nodes {a} and {b} are not linked"))
     }
 
     /// Cuts the link between `a` and `b`.
@@ -186,7 +257,8 @@ impl Cluster {
         self.proxy(a, b).restore();
     }
 
-    /// Cuts every link between `side` and the rest of the cluster.
+    /// Cuts every link between `side` and the rest of the cluster (those
+    /// that exist).
     pub fn partition(&self, side: &[usize]) {
         for (&(a, b), proxy) in &self.proxies {
             if side.contains(&a) != side.contains(&b) {
@@ -282,22 +354,42 @@ impl Cluster {
 
     /// Waits until every node of `nodes` lists exactly `expected` (URI and
     /// origin; attributes too where `expected` has any); returns how long
-    /// that took. On timeout the error says what differed.
+    /// that took. On timeout the error says what each node lists.
     pub fn wait_listings(
         &self,
         nodes: &[usize],
         expected: &Listing,
         deadline: Duration,
     ) -> Result<Duration> {
+        let views: Vec<(usize, &Listing)> = nodes.iter().map(|&i| (i, expected)).collect();
+        self.wait_views(&views, deadline)
+    }
+
+    /// Waits until each `(node, expected)` of `views` holds at once: the
+    /// node lists exactly its expected listing (as in
+    /// [`Cluster::wait_listings`]); returns how long that took. On timeout
+    /// the error has one line per node: what it lists, per origin, against
+    /// what it should, with a few missing and extra URIs.
+    pub fn wait_views(&self, views: &[(usize, &Listing)], deadline: Duration) -> Result<Duration> {
         self.wait_until(deadline, || {
-            let mut differences = Vec::new();
-            for &i in nodes {
+            let mut lines = Vec::new();
+            let mut matched = true;
+            for &(i, expected) in views {
                 let listing = self.listing(i)?;
-                if let Some(diff) = difference(expected, &listing) {
-                    differences.push(format!("{}: {diff}", self.nodes[i].name));
+                let name = &self.nodes[i].name;
+                match difference(expected, &listing) {
+                    Some(diff) => {
+                        matched = false;
+                        lines.push(format!("{name}: {diff}"));
+                    }
+                    None => lines.push(format!(
+                        "{name}: lists {} ({}) as expected",
+                        listing.len(),
+                        summary(&listing)
+                    )),
                 }
             }
-            Ok((differences.is_empty(), differences.join("\n")))
+            Ok((matched, lines.join("\n")))
         })
     }
 
@@ -313,7 +405,12 @@ impl Cluster {
             let listing = self.listing(i)?;
             Ok((
                 pred(&listing),
-                format!("{} lists {} services", self.nodes[i].name, listing.len()),
+                format!(
+                    "{} lists {} ({})",
+                    self.nodes[i].name,
+                    listing.len(),
+                    summary(&listing)
+                ),
             ))
         })
     }
@@ -345,46 +442,19 @@ impl Cluster {
             .tls(&node.tls)
             .socket(&node.socket)
             .peer_listen(&node.peer);
-        for (j, other) in self.nodes.iter().enumerate() {
-            if j < i {
-                builder = builder.peer(&other.name, "");
-            } else if j > i {
-                builder = builder.peer(&other.name, self.proxies[&(i, j)].addr());
-            }
+        for j in self.neighbours(i) {
+            let other = &self.nodes[j].name;
+            builder = if j < i {
+                builder.peer(other, "")
+            } else {
+                builder.peer(other, self.proxy(i, j).addr())
+            };
         }
         for (key, value) in &self.settings {
             builder = builder.set(key, value);
         }
         builder
     }
-}
-
-/// What `listing` lacks or has too many of, compared with `expected`;
-/// `None` when they match.
-fn difference(expected: &Listing, listing: &Listing) -> Option<String> {
-    let missing: Vec<&String> = expected
-        .iter()
-        .filter(|(uri, want)| {
-            listing.get(*uri).is_none_or(|got| {
-                got.origin != want.origin || (!want.attrs.is_empty() && got.attrs != want.attrs)
-            })
-        })
-        .map(|(uri, _)| uri)
-        .collect();
-    let extra: Vec<&String> = listing
-        .keys()
-        .filter(|uri| !expected.contains_key(*uri))
-        .collect();
-    if missing.is_empty() && extra.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "{} missing or different (e.g. {:?}), {} extra (e.g. {:?})",
-        missing.len(),
-        missing.iter().take(3).collect::<Vec<_>>(),
-        extra.len(),
-        extra.iter().take(3).collect::<Vec<_>>(),
-    ))
 }
 
 /// When a JSON log line was written, from its RFC 3339 `timestamp` field
@@ -419,6 +489,29 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topologies_are_a_full_mesh_by_default_or_the_links_given() -> Result<()> {
+        let mesh = Cluster::builder(4).links()?;
+        assert_eq!(mesh.len(), 6);
+        assert!(mesh.iter().all(|&(a, b)| a < b && b < 4));
+        let chain = Cluster::builder(5).chain().links()?;
+        assert_eq!(
+            chain.into_iter().collect::<Vec<_>>(),
+            [(0, 1), (1, 2), (2, 3), (3, 4)]
+        );
+        let star = Cluster::builder(4)
+            .edges(&[(1, 0), (0, 2), (3, 0)])
+            .links()?;
+        assert_eq!(
+            star.into_iter().collect::<Vec<_>>(),
+            [(0, 1), (0, 2), (0, 3)]
+        );
+        for bad in [&[(0, 0)][..], &[(0, 4)], &[(0, 1), (1, 0)]] {
+            assert!(Cluster::builder(4).edges(bad).links().is_err(), "{bad:?}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn log_times_parse_as_utc() {

@@ -4,8 +4,11 @@
 //! listeners on port 0, reads its JSON log from standard error on a thread,
 //! and lets a test wait for a log event with a deadline (never a sleep).
 //! [`Conn`] is a blocking client connection speaking the frame protocol.
-//! [`Cluster`] runs several nodes whose peer links pass through
-//! fault-injecting [`Proxy`]s, to kill nodes and cut links.
+//! [`Cluster`] runs several nodes, in a full mesh or any other topology,
+//! whose peer links pass through fault-injecting [`Proxy`]s, to kill nodes
+//! and cut links; [`Listing`] is a node's table as tests compare it.
+//! [`Registrar`] registers services from blocking test code, and
+//! [`Watcher`] records what a subscriber is told while a test runs.
 //! Every process started here is killed when its handle is dropped.
 
 pub mod bad_input;
@@ -13,17 +16,23 @@ mod cli;
 mod cluster;
 mod conn;
 mod daemon;
+mod listing;
 mod probe;
 mod proxy;
+mod registrar;
 mod tls;
+mod watcher;
 
 pub use cli::{Cli, CliOutput, RunningCli};
-pub use cluster::{Cluster, ClusterBuilder, Listed, Listing, log_time};
+pub use cluster::{Cluster, ClusterBuilder, log_time};
 pub use conn::{Conn, read_frame, write_frame};
 pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
+pub use listing::{Listed, Listing, difference, listing_of, only, summary, uris};
 pub use probe::{http_get, link_changed, scrape, unlinked};
 pub use proxy::{Mode, Proxy};
+pub use registrar::Registrar;
 pub use tls::{TestCa, TlsFiles};
+pub use watcher::{Watcher, added, deleted, describe};
 
 use std::time::Duration;
 
