@@ -8,6 +8,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use catalogue::client::{Client, ConnectOptions, Endpoint, SubscriptionEvent};
 use catalogue_integration_tests::{
     Cli, DEADLINE, Daemon, TestCa, link_changed, read_frame, write_frame,
 };
@@ -453,5 +454,83 @@ fn two_nodes_dialing_each_other_end_with_one_link() -> Result<()> {
             .count()
     };
     assert_eq!((linked(&a), linked(&b)), (1, 1));
+    Ok(())
+}
+
+/// Nodes that did not run for a while (SIGSTOP, a paused VM or host) do
+/// not take their own stall for their peers' silence: resumed, they log
+/// no "peer link silent" warning (a paused node logged one per queued tick
+/// of every link, 128 per link after 20 s, and closed every link) and their
+/// link carries on.
+#[test]
+fn nodes_resumed_after_a_stall_do_not_blame_their_peers() -> Result<()> {
+    // The fault itself: how long both nodes are stopped, longer than the
+    // keepalive timeout (5 s). Nothing happens meanwhile to wait on.
+    const STALL: std::time::Duration = std::time::Duration::from_secs(6);
+    let ca = TestCa::new("test-ca")?;
+    let mut a = Daemon::builder()
+        .name("node-a")
+        .tls(&ca.node("node-a")?)
+        .peer("node-b", "")
+        .start()?;
+    let mut b = Daemon::builder()
+        .name("node-b")
+        .tls(&ca.node("node-b")?)
+        .peer("node-a", &a.peer)
+        .start()?;
+    b.wait_log(DEADLINE, |l| {
+        l["message"] == "initial sync done" && l["peer"] == "node-a"
+    })?;
+    a.wait_log(DEADLINE, link_changed("node-a", "node-b", "add"))?;
+    let marks = [a.mark(), b.mark()];
+    a.signal(libc::SIGSTOP)?;
+    b.signal(libc::SIGSTOP)?;
+    std::thread::sleep(STALL);
+    a.signal(libc::SIGCONT)?;
+    b.signal(libc::SIGCONT)?;
+    let stalled = |l: &Value| {
+        l["message"] == "this node did not run for a while: the peer's silence is not counted"
+    };
+    a.wait_log_from(marks[0], DEADLINE, stalled)?;
+    b.wait_log_from(marks[1], DEADLINE, stalled)?;
+    // The link still carries changes: a registration at A reaches a
+    // subscriber at B.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let options = |d: &Daemon| ConnectOptions::new(Endpoint::Unix(d.socket.clone()));
+        let at_b = Client::connect(&options(&b)).await?;
+        let mut sub = at_b.subscribe("^tcp://after-stall").await?;
+        let at_a = Client::connect(&options(&a)).await?;
+        at_a.register("tcp://after-stall:1", Default::default())
+            .await?;
+        loop {
+            match tokio::time::timeout(DEADLINE, sub.next()).await {
+                Ok(Some(SubscriptionEvent::Added { service, .. })) => {
+                    assert_eq!(service.uri, "tcp://after-stall:1");
+                    break;
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => bail!("subscription ended"),
+                Err(_) => bail!("the registration at A never reached B"),
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    for (daemon, mark) in [(&a, marks[0]), (&b, marks[1])] {
+        let blamed: Vec<&Value> = daemon.logged()[mark..]
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("peer link silent") || m == "unlinked")
+            })
+            .collect();
+        assert!(
+            blamed.is_empty(),
+            "a stall taken for a peer's silence: {blamed:?}"
+        );
+    }
     Ok(())
 }

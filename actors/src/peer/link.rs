@@ -56,6 +56,11 @@ pub const LINK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the session's timers run (retransmits, acks, keepalive).
 const TICK: Duration = Duration::from_millis(100);
 
+/// A gap between two ticks longer than this means this node itself did
+/// not run (SIGSTOP, a paused VM, a starved CPU): the peer's silence over
+/// that time is ours, and the peer gets a fresh [`LINK_TIMEOUT`] from now.
+const STALLED: Duration = Duration::from_secs(1);
+
 /// Frames that may wait in the writer's channel; the session's window is
 /// what bounds the frames in flight.
 const OUTBOUND_FRAMES: usize = 4096;
@@ -133,6 +138,11 @@ pub struct PeerLink {
     session: SyncSession,
     outbound: mpsc::Sender<Frame>,
     last_received: Instant,
+    /// When the last tick ran (to notice that this node was stalled).
+    last_tick: Instant,
+    /// The link is closing: later ticks (queued while the node was
+    /// stalled) do nothing.
+    closing: bool,
     last_sent: Instant,
     started: Instant,
     flush_scheduled: bool,
@@ -184,6 +194,8 @@ impl PeerLink {
                 session: SyncSession::new(cfg, next_serial),
                 outbound: tx,
                 last_received: now,
+                last_tick: now,
+                closing: false,
                 last_sent: now,
                 started: now,
                 flush_scheduled: false,
@@ -260,8 +272,18 @@ impl PeerLink {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
         let now = Instant::now();
+        let gap = now.duration_since(self.last_tick);
+        self.last_tick = now;
+        if gap > STALLED {
+            info!(peer = %self.peer, stalled = ?gap, "this node did not run for a while: the peer's silence is not counted");
+            self.last_received = now;
+        }
         if now.duration_since(self.last_received) > LINK_TIMEOUT {
+            self.closing = true;
             if self.is_up() {
                 warn!(peer = %self.peer, "peer link silent for {LINK_TIMEOUT:?}: closing it");
                 ctx.stop();
