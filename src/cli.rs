@@ -174,6 +174,11 @@ pub struct ClientArgs {
     /// Configuration file to read `listen.socket` from; repeatable.
     #[arg(long = "config", short = 'c', value_name = "FILE")]
     pub config: Vec<PathBuf>,
+
+    /// Also trust a node's UNIX socket served by this user (besides root,
+    /// yourself and the owner of the socket's private directory); repeatable.
+    #[arg(long = "trust-uid", value_name = "UID")]
+    pub trust_uid: Vec<u32>,
 }
 
 /// Configuration files and command-line overrides, applied after the

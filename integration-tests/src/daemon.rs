@@ -114,6 +114,9 @@ impl DaemonBuilder {
             .arg("--log-level")
             .arg("debug")
             .arg("serve")
+            // Not production: tests may run nodes in debug mode.
+            .arg("--set")
+            .arg("node.environment=test")
             .arg("--set")
             .arg("listen.client=127.0.0.1:0")
             .arg("--set")

@@ -94,6 +94,35 @@ fn check_passes_on_the_defaults() {
     );
 }
 
+/// Debug mode (plaintext, unauthenticated peer links) is refused where
+/// others can reach it and in production: the defaults listen for peers on
+/// 0.0.0.0 in environment "production".
+#[test]
+fn check_refuses_debug_mode_off_loopback_or_in_production() {
+    let run = catalogue(&["config", "check", "--debug"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let keys: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error: "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert_eq!(keys, ["listen.peer", "node.debug"], "{}", run.stderr);
+    let run = catalogue(
+        &[
+            "config",
+            "check",
+            "--debug",
+            "--environment",
+            "dev",
+            "--set",
+            "listen.peer=127.0.0.1:7481",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
 #[test]
 fn a_missing_config_file_exits_2_naming_it() {
     let run = catalogue(&["config", "check", "--config", "/nonexistent/x.toml"], &[]);

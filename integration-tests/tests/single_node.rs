@@ -430,7 +430,7 @@ fn environment_mismatch_exits_3_without_retrying() -> Result<()> {
         assert_eq!(out.code, 3, "{command}: {}", out.stderr);
         assert!(
             out.stderr
-                .contains("environment mismatch: expected staging, server production"),
+                .contains("environment mismatch: expected staging, server test"),
             "{command}: {}",
             out.stderr
         );
@@ -529,5 +529,65 @@ fn subscribe_command_reconnects_and_resubscribes() -> Result<()> {
     assert_eq!(line["event"], "added");
     assert_eq!(line["uri"], "tcp://again:1");
     drop(client);
+    Ok(())
+}
+
+/// Another local user binds the node's socket path first (in a shared
+/// directory like `/tmp`, anyone can): a client asks the kernel who
+/// listens, refuses to talk to that user's process, and sends it nothing.
+#[test]
+fn a_client_sends_nothing_to_a_socket_another_user_bound_first() -> Result<()> {
+    use std::{
+        io::{BufRead, BufReader},
+        os::unix::{fs::PermissionsExt, process::CommandExt},
+        process::{Command, Stdio},
+        sync::mpsc,
+    };
+    if !is_root() {
+        eprintln!("skipped: running a listener as uid {NOBODY} needs root");
+        return Ok(());
+    }
+    let shared = tempfile::tempdir()?;
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777))?;
+    let path = shared.path().join("catalogue.sock");
+    // The squatter: accepts one connection and says how many bytes came.
+    let mut squatter = Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys\n\
+             s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n\
+             print('ready', flush=True)\n\
+             c,_=s.accept(); n=len(c.recv(4096)); print('got', n, flush=True)",
+        ])
+        .arg(&path)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = squatter.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(lines.recv_timeout(DEADLINE)?, "ready");
+    let out = Cli::new([
+        "register",
+        "tcp://x:1",
+        "--socket",
+        &path.display().to_string(),
+    ])
+    .output(DEADLINE)?;
+    let got = lines.recv_timeout(DEADLINE)?;
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing to use") && out.stderr.contains("uid 65534"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(got, "got 0", "the squatter received bytes");
     Ok(())
 }

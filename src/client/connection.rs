@@ -41,6 +41,7 @@ pub(super) async fn open(options: &ConnectOptions) -> Result<Opened, ClientError
     match &options.endpoint {
         Endpoint::Unix(path) => {
             let stream = UnixStream::connect(path).await.map_err(connect_error)?;
+            super::owner::check(&stream, path, &options.trusted_uids)?;
             start(stream, options).await
         }
         Endpoint::Tcp(addr) => {

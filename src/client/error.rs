@@ -13,6 +13,22 @@ pub enum ClientError {
         /// The operating system's reason.
         reason: String,
     },
+    /// The process listening on the UNIX socket runs as a user the client
+    /// does not trust: nothing was sent.
+    #[error(
+        "refusing to use {path}: the process listening there (pid {pid:?}) runs as uid {uid}, \
+         not root, this user or the owner of the socket's private directory; another user may \
+         have bound the path first. Put the node's socket in a directory only its user can \
+         write (e.g. /run/catalogue), or trust that user with --trust-uid {uid}"
+    )]
+    UntrustedSocket {
+        /// The socket.
+        path: String,
+        /// The listener's uid.
+        uid: u32,
+        /// The listener's pid, when the kernel says.
+        pid: Option<i32>,
+    },
     /// The node belongs to another environment than expected.
     #[error("environment mismatch: expected {expected}, server {server}")]
     EnvironmentMismatch {
@@ -58,14 +74,15 @@ impl From<CodecError> for ClientError {
 }
 
 impl ClientError {
-    /// True when retrying cannot help (wrong environment or version, or a
-    /// request the node refused).
+    /// True when retrying cannot help (wrong environment or version, a
+    /// request the node refused, or a socket served by an untrusted user).
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
             ClientError::EnvironmentMismatch { .. }
                 | ClientError::VersionMismatch { .. }
                 | ClientError::Server { .. }
+                | ClientError::UntrustedSocket { .. }
         )
     }
 }

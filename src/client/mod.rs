@@ -21,6 +21,7 @@
 
 mod connection;
 mod error;
+mod owner;
 
 use std::{
     collections::BTreeMap,
@@ -71,6 +72,10 @@ pub struct ConnectOptions {
     pub expect_environment: Option<String>,
     /// Largest frame accepted from the node.
     pub max_frame: usize,
+    /// Users, besides root, this one and the owner of the socket's private
+    /// directory, whose process may listen on a UNIX socket endpoint (the
+    /// node's user when its socket is in a shared directory).
+    pub trusted_uids: Vec<u32>,
 }
 
 impl ConnectOptions {
@@ -80,6 +85,7 @@ impl ConnectOptions {
             endpoint,
             expect_environment: None,
             max_frame: DEFAULT_MAX_FRAME_LEN,
+            trusted_uids: Vec::new(),
         }
     }
 }

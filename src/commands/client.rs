@@ -35,6 +35,7 @@ pub fn options(args: &ClientArgs) -> ConnectOptions {
     };
     let mut options = ConnectOptions::new(endpoint);
     options.expect_environment = args.expect_environment.clone();
+    options.trusted_uids = args.trust_uid.clone();
     options
 }
 

@@ -184,6 +184,31 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         );
     }
 
+    // Debug mode: plaintext, unauthenticated peer links, registration over
+    // TCP. Never where anyone but this host can reach it, never in
+    // production.
+    if s.node.debug {
+        for (key, value) in [
+            ("listen.peer", &s.listen.peer),
+            ("listen.client", &s.listen.client),
+        ] {
+            let loopback = value
+                .parse::<SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            p.check(value.is_empty() || loopback, key, || {
+                format!(
+                    "{value:?} is not a loopback address: with node.debug = true anyone who \
+                     reaches it could inject services in plaintext (use 127.0.0.1:PORT, or \
+                     turn debug off)"
+                )
+            });
+        }
+        p.check(s.node.environment != "production", "node.debug", || {
+            "must not be true in environment \"production\" (plaintext, unauthenticated peer links)"
+                .into()
+        });
+    }
+
     // [[peers]]
     let mut seen = HashSet::new();
     for (i, peer) in s.peers.iter().enumerate() {

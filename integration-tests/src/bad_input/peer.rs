@@ -25,7 +25,7 @@ pub fn peer_frame(name: &str) -> Frame {
         Body::Peer(Peer {
             name: name.into(),
             cluster: "default".into(),
-            environment: "production".into(),
+            environment: "test".into(),
             protocol_major: catalogue_proto::PROTOCOL_MAJOR,
             protocol_minor: catalogue_proto::PROTOCOL_MINOR,
         }),

@@ -7,6 +7,13 @@ fn defaults() -> Settings {
     toml::from_str(include_str!("../../../../config/default.toml")).expect("defaults parse")
 }
 
+/// Debug mode where it may run: loopback listeners, not production.
+fn debug_on_loopback(s: &mut Settings) {
+    s.node.debug = true;
+    s.node.environment = "dev".into();
+    s.listen.peer = "127.0.0.1:7481".into();
+}
+
 fn keys(s: &Settings) -> Vec<String> {
     s.validate().into_iter().map(|p| p.key).collect()
 }
@@ -50,14 +57,27 @@ fn peers_need_tls_unless_debug() {
         address: "b.example:7481".into(),
     });
     assert_eq!(keys(&s), ["tls.ca"]);
+    debug_on_loopback(&mut s);
+    assert_eq!(keys(&s), Vec::<String>::new());
+}
+
+#[test]
+fn debug_mode_only_on_loopback_and_outside_production() {
+    let mut s = defaults();
     s.node.debug = true;
+    // The defaults: peer listener on 0.0.0.0, environment production.
+    assert_eq!(keys(&s), ["listen.peer", "node.debug"]);
+    s.listen.client = "10.0.0.1:7480".into();
+    assert_eq!(keys(&s), ["listen.peer", "listen.client", "node.debug"]);
+    debug_on_loopback(&mut s);
+    s.listen.client = "[::1]:7480".into();
     assert_eq!(keys(&s), Vec::<String>::new());
 }
 
 #[test]
 fn peers_are_unique_and_not_ourselves() {
     let mut s = defaults();
-    s.node.debug = true;
+    debug_on_loopback(&mut s);
     s.node.name = "a".into();
     for (name, address) in [
         ("b", "10.0.0.2:7481"),
@@ -115,7 +135,7 @@ fn socket_path_must_fit_sun_path() {
 #[test]
 fn xlreg_client_needs_key_and_cluster() {
     let mut s = defaults();
-    s.node.debug = true;
+    debug_on_loopback(&mut s);
     s.xlreg.server = "registry.example:7482".into();
     assert_eq!(keys(&s), ["xlreg.server_key", "xlreg.cluster.name"]);
 }
