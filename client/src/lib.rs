@@ -1,9 +1,11 @@
-//! Client library: connect to a catalogue node, register services, list
-//! them, and subscribe to their changes.
+//! The client library of catalogue: connect to a node, register services,
+//! list them, and subscribe to their changes. It depends on the wire
+//! formats (`catalogue-proto`) and tokio only; the `catalogue` crate
+//! re-exports it as `catalogue::client`.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), catalogue::client::ClientError> {
-//! use catalogue::client::{Client, ConnectOptions, Endpoint};
+//! # async fn demo() -> Result<(), catalogue_client::ClientError> {
+//! use catalogue_client::{Client, ConnectOptions, Endpoint};
 //! let client = Client::connect(&ConnectOptions::new(Endpoint::Unix("/run/catalogue/catalogue.sock".into()))).await?;
 //! client.register("tcp://10.0.0.1:5432", Default::default()).await?;
 //! let mut sub = client.subscribe("^tcp://").await?;
