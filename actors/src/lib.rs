@@ -5,6 +5,23 @@
 //! tested without sockets. This crate also holds the typed [`settings`] a
 //! node runs with (the binary loads and layers them) and [`node::run`],
 //! which binds the listeners and serves until told to stop.
+//!
+//! The actors, one line each (who talks to whom, with every message, is
+//! drawn in `docs/ACTORS.md`):
+//! - [`supervisor::CatalogueSupervisor`], one per node: runs the
+//!   replication [`sync::driver::Driver`] (tables, clock, own links,
+//!   reachability) and carries out what it decides; routes events to
+//!   subscriptions; answers registrations and listings.
+//! - [`client::ClientConnection`], one per client socket: requests to the
+//!   supervisor, the services it registered, its subscriptions.
+//! - [`subscription::Subscription`], one per subscription: a bounded queue
+//!   of events toward its connection.
+//! - [`peer::link::PeerLink`], one per peer link: drives the link's
+//!   [`sync::session::SyncSession`], hands batches to the supervisor.
+//! - `xlreg::server` `RegistryActor` (the registry of a hosting node) and
+//!   `RegistrySession` (one per xlReg client connection).
+//! - [`membership::ClusterMembership`]: a node's xlReg client, reporting
+//!   the members it discovers.
 
 pub mod backoff;
 pub mod client;
