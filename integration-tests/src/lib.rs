@@ -34,6 +34,13 @@ pub use registrar::Registrar;
 pub use tls::{TestCa, TlsFiles};
 pub use watcher::{Watcher, added, deleted, describe};
 
+/// A current-thread tokio runtime for a test's client calls.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
 use std::time::Duration;
 
 /// Default deadline for anything a test waits on.

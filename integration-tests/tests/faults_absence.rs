@@ -11,20 +11,13 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use catalogue::client::{Client, Subscription, SubscriptionEvent};
-use catalogue_integration_tests::{Cluster, DEADLINE, log_time};
-use tokio::runtime::Runtime;
+use catalogue_integration_tests::{Cluster, DEADLINE, log_time, runtime};
 
 /// Tombstone TTL of the test cluster. The node purges every 10 s, so a
 /// purge past the TTL comes at most about 11 s after the delete.
 const TTL: Duration = Duration::from_secs(1);
 /// Bound on waiting for that purge.
 const PURGE_DEADLINE: Duration = Duration::from_secs(25);
-
-fn runtime() -> Result<Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
 
 /// Reads `sub` until every URI of `sentinels` has been added; returns the
 /// adds and deletes seen, as (kind, URI).

@@ -14,18 +14,12 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use catalogue::client::{Client, ConnectOptions, Subscription, SubscriptionEvent};
-use catalogue_integration_tests::{Cluster, DEADLINE, Listed, Listing};
-use tokio::{runtime::Runtime, task::JoinSet};
+use catalogue_integration_tests::{Cluster, DEADLINE, Listed, Listing, runtime};
+use tokio::task::JoinSet;
 
 /// Bound on the subscriber and the listings matching the final table once
 /// the churn has stopped.
 const CONVERGENCE: Duration = Duration::from_secs(20);
-
-fn runtime() -> Result<Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
 
 /// A small deterministic generator (xorshift64*), so a failing run can be
 /// repeated.

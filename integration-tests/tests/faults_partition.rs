@@ -12,8 +12,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use catalogue::client::Client;
-use catalogue_integration_tests::{Cluster, DEADLINE, Listed, Listing};
-use tokio::runtime::Runtime;
+use catalogue_integration_tests::{Cluster, DEADLINE, Listed, Listing, runtime};
 
 /// Bound on convergence after the partition heals, and on each side
 /// withdrawing the other's services.
@@ -23,12 +22,6 @@ const PER_NODE: usize = 40;
 /// Of those, how many each node unregisters in each of two rounds during
 /// the partition (registering as many new ones).
 const CHURN: usize = 10;
-
-fn runtime() -> Result<Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
 
 fn uri(node: &str, phase: &str, k: usize) -> String {
     format!("tcp://{node}-{phase}-{k}.example:80")

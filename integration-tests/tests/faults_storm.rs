@@ -17,18 +17,12 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use catalogue::client::{Client, ConnectOptions};
-use catalogue_integration_tests::{Cluster, Listed, Listing};
+use catalogue_integration_tests::{Cluster, Listed, Listing, runtime};
 use tokio::{runtime::Runtime, task::JoinSet};
 
 /// Time allowed for the nodes to agree once the last registration is
 /// acknowledged.
 const CONVERGENCE: Duration = Duration::from_secs(30);
-
-fn runtime() -> Result<Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
 
 /// The URIs node `name` registers, `count` of them, tagged with `phase`.
 fn uris(name: &str, phase: &str, count: usize) -> Vec<String> {

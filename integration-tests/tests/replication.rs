@@ -11,15 +11,7 @@ use std::{
 
 use anyhow::{Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint, Subscription, SubscriptionEvent};
-use catalogue_integration_tests::{DEADLINE, Daemon, TestCa};
-use tokio::runtime::Runtime;
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
+use catalogue_integration_tests::{DEADLINE, Daemon, TestCa, runtime};
 
 fn unix(d: &Daemon) -> ConnectOptions {
     ConnectOptions::new(Endpoint::Unix(d.socket.clone()))
@@ -68,7 +60,7 @@ fn a_service_travels_a_chain_and_is_withdrawn_while_its_origin_is_unreachable() 
         l["message"] == "initial sync done" && l["peer"] == "node-b"
     })?;
 
-    let rt = runtime();
+    let rt = runtime()?;
     let (registrar, mut sub) = rt.block_on(async {
         let registrar = Client::connect(&unix(&a)).await?;
         let watcher = Client::connect(&unix(&c)).await?;
@@ -144,7 +136,7 @@ fn a_joining_node_receives_ten_thousand_services_in_one_atomic_batch() -> Result
         .set("limits.registrations_per_connection", "20000")
         .peer("node-d", "")
         .start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     let registrar = rt.block_on(async {
         let registrar = Client::connect(&unix(&a)).await?;
         for i in 0..SERVICES {
@@ -247,7 +239,7 @@ fn a_restarted_origin_does_not_bring_back_its_old_services() -> Result<()> {
     c.wait_log(DEADLINE, |l| {
         l["message"] == "initial sync done" && l["peer"] == "node-b"
     })?;
-    let rt = runtime();
+    let rt = runtime()?;
     let mut sub = rt.block_on(async {
         let watcher = Client::connect(&unix(&c)).await?;
         let sub = watcher.subscribe("^tcp://").await?;
@@ -353,7 +345,7 @@ fn one_nodes_unregister_never_removes_another_nodes_registration() -> Result<()>
         l["message"] == "initial sync done" && l["peer"] == "node-a"
     })?;
     let uri = "tcp://shared:1";
-    let rt = runtime();
+    let rt = runtime()?;
     rt.block_on(async {
         let at_a = Client::connect(&unix(&a)).await?;
         let at_b = Client::connect(&unix(&b)).await?;

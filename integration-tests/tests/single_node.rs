@@ -8,16 +8,9 @@ use anyhow::{Result, anyhow, bail};
 use catalogue::client::{
     Client, ClientError, ConnectOptions, Endpoint, Subscription, SubscriptionEvent,
 };
-use catalogue_integration_tests::{Cli, DEADLINE, Daemon};
+use catalogue_integration_tests::{Cli, DEADLINE, Daemon, runtime};
 use catalogue_proto::catalogue::ErrorCode;
 use tokio::runtime::Runtime;
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn tcp(daemon: &Daemon) -> ConnectOptions {
     ConnectOptions::new(Endpoint::Tcp(daemon.client.clone()))
@@ -72,7 +65,7 @@ fn server_code(e: &ClientError) -> Option<ErrorCode> {
 #[test]
 fn a_registering_process_that_dies_takes_its_service_with_it() -> Result<()> {
     let daemon = Daemon::start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     let (client, mut sub) = rt.block_on(async {
         let client = Client::connect(&tcp(&daemon)).await?;
         let mut sub = client.subscribe("^tcp://db").await?;
@@ -135,7 +128,7 @@ fn a_registering_process_that_dies_takes_its_service_with_it() -> Result<()> {
 #[test]
 fn ctrl_c_unregisters_and_exits_zero() -> Result<()> {
     let daemon = Daemon::start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     let mut sub = watch(&rt, &daemon, "")?;
     let mut registrar = Cli::new([
         "register",
@@ -167,7 +160,7 @@ fn ctrl_c_unregisters_and_exits_zero() -> Result<()> {
 #[test]
 fn register_over_tcp_is_refused_with_0x01_and_changes_nothing() -> Result<()> {
     let daemon = Daemon::start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     rt.block_on(async {
         let client = Client::connect(&tcp(&daemon)).await?;
         let err = client
@@ -188,7 +181,7 @@ fn debug_mode_accepts_register_over_tcp() -> Result<()> {
             .as_str()
             .is_some_and(|m| m.starts_with("debug mode"))
     })?;
-    let rt = runtime();
+    let rt = runtime()?;
     rt.block_on(async {
         let client = Client::connect(&tcp(&daemon)).await?;
         client.register("tcp://x:1", BTreeMap::new()).await?;
@@ -221,7 +214,7 @@ fn a_uid_that_is_not_allowed_is_refused() -> Result<()> {
     );
     assert!(out.stderr.contains("server error 0x01"), "{}", out.stderr);
     assert!(out.stderr.contains("uid 65534"), "{}", out.stderr);
-    let rt = runtime();
+    let rt = runtime()?;
     rt.block_on(async {
         let client = Client::connect(&unix(&daemon)).await?;
         assert!(client.list("").await?.is_empty(), "nothing registered");
@@ -238,7 +231,7 @@ fn an_allowed_uid_may_register() -> Result<()> {
     let daemon = Daemon::builder()
         .set("register.allowed_uids", &format!("[{NOBODY}]"))
         .start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     let mut sub = watch(&rt, &daemon, "")?;
     let _registrar = Cli::new([
         "register",
@@ -260,7 +253,7 @@ fn an_allowed_uid_may_register() -> Result<()> {
 #[test]
 fn bad_input_gets_errors_and_the_connection_stays_usable() -> Result<()> {
     let daemon = Daemon::start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     rt.block_on(async {
         let client = Client::connect(&unix(&daemon)).await?;
         let err = client.subscribe("(unclosed").await.expect_err("bad regex");
@@ -297,7 +290,7 @@ fn bad_input_gets_errors_and_the_connection_stays_usable() -> Result<()> {
 #[test]
 fn a_uri_held_by_another_connection_is_a_conflict() -> Result<()> {
     let daemon = Daemon::start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     rt.block_on(async {
         let first = Client::connect(&unix(&daemon)).await?;
         let second = Client::connect(&unix(&daemon)).await?;
@@ -321,7 +314,7 @@ fn a_uri_held_by_another_connection_is_a_conflict() -> Result<()> {
 #[test]
 fn unsubscribe_stops_events_and_several_subscriptions_are_independent() -> Result<()> {
     let daemon = Daemon::start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     rt.block_on(async {
         let client = Client::connect(&unix(&daemon)).await?;
         let mut a = client.subscribe("^tcp://").await?;
@@ -352,7 +345,7 @@ fn unsubscribe_stops_events_and_several_subscriptions_are_independent() -> Resul
 #[test]
 fn list_command_prints_matching_services() -> Result<()> {
     let daemon = Daemon::builder().arg("--debug").start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     let client = rt.block_on(async {
         let client = Client::connect(&tcp(&daemon)).await?;
         client.register("tcp://b:1", attrs(&[("k", "v")])).await?;
@@ -396,7 +389,7 @@ fn subscribe_command_prints_json_events() -> Result<()> {
     ])
     .spawn()?;
     sub.wait_stderr("snapshot complete", DEADLINE)?;
-    let rt = runtime();
+    let rt = runtime()?;
     let client = rt.block_on(async {
         let client = Client::connect(&tcp(&daemon)).await?;
         client.register("tcp://j:1", attrs(&[("x", "y")])).await?;
@@ -459,7 +452,7 @@ fn a_stalled_subscriber_neither_delays_others_nor_grows_memory() -> Result<()> {
             regex: "^tcp://".into(),
         },
     ))?;
-    let rt = runtime();
+    let rt = runtime()?;
     let big = "x".repeat(4096);
     let (received, baseline_kib) = rt.block_on(async {
         let watcher = Client::connect(&unix(&daemon)).await?;
@@ -518,7 +511,7 @@ fn subscribe_command_reconnects_and_resubscribes() -> Result<()> {
     sub.wait_stderr("reconnecting", DEADLINE)?;
 
     let second = Daemon::builder().socket(&socket).arg("--debug").start()?;
-    let rt = runtime();
+    let rt = runtime()?;
     let client = rt.block_on(async {
         let client = Client::connect(&tcp(&second)).await?;
         client.register("tcp://again:1", BTreeMap::new()).await?;
