@@ -1,4 +1,4 @@
-//! Bad input (issue 8, scenario 6): random and mutated frames on a real
+//! Bad input (docs/RELIABILITY.md §3): random and mutated frames on a real
 //! node's client socket, peer port (before and after the handshake, and
 //! TLS handshakes cut short) and xlReg port; oversized length prefixes,
 //! invalid UTF-8, pathological regexes and registration floods. The node

@@ -1,4 +1,5 @@
-//! Faults on a chain, the sparse topology real deployments use (issue 13):
+//! Faults on a chain, the sparse topology real deployments use
+//! (docs/RELIABILITY.md §5):
 //! five nodes n1-n2-n3-n4-n5, each with static peers to its neighbours
 //! only, a proxy on every link, `sync.unreachable_grace` 1 s.
 //!

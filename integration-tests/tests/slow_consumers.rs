@@ -1,4 +1,4 @@
-//! Slow and dead consumers (issue 8, scenario 5): a thousand subscriptions
+//! Slow and dead consumers (docs/RELIABILITY.md §2): a thousand subscriptions
 //! on one node, a tenth of them on connections that stop reading once
 //! subscribed. While services come and go, every live subscription gets
 //! every matching event (checked URI by URI), the node's memory stays far

@@ -16,7 +16,8 @@
 //!   |<------------ SyncWelcome -----------|  A: first frame read: link up
 //! ```
 //!
-//! The `Success` step is the seed RFC's answer to ServerAuth: it lets the
+//! The `Success` step answers the handshake RFC's ServerAuth (docs/PROTOCOL.md
+//! §4.1): it lets the
 //! connector read a refusal in plaintext instead of mistaking it for TLS.
 //! Whatever bytes the frame reader buffered past the last plaintext frame
 //! are handed to TLS ([`crate::tls::Prefixed`]), so nothing sent early is

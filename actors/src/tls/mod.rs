@@ -20,7 +20,7 @@
 //! - [`pem`]: reading PEM certificates and keys, with errors that name the
 //!   file.
 //!
-//! Who is who on a link (DESIGN.md, "Peer links"): the node that dialled is
+//! Who is who on a link (docs/PROTOCOL.md §4.2): the node that dialled is
 //! the TLS client ([`connect`]), the node that accepted is the TLS server
 //! ([`accept`]). OpenSSL verifies the chain on both sides; the name is
 //! checked afterwards, against the `Peer` message, by [`check_peer_name`].

@@ -9,7 +9,8 @@
 //! [`Registry::snapshot`] gives the shortest sequence that rebuilds the
 //! current state.
 //!
-//! Rules (the seed's, and ours where it is silent):
+//! Rules (docs/XLREG.md §8: the xlReg documents', and ours where they are
+//! silent):
 //! - A new client proposes a name and maybe an ID; a name already taken
 //!   becomes `name-2`, `name-3`...; an ID absent or taken is replaced by 32
 //!   random bytes. Its attrs are kept as proposed. Registering never
