@@ -23,6 +23,7 @@
 
 mod connection;
 mod error;
+mod keeper;
 mod owner;
 
 use std::{
@@ -41,6 +42,7 @@ use catalogue_proto::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use error::ClientError;
+pub use keeper::{KeeperEvent, Registration, keep_registered};
 
 use connection::Command;
 

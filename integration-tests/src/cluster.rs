@@ -276,11 +276,21 @@ impl Cluster {
 
     /// Kills node `i` with SIGKILL and waits for it to exit.
     pub fn kill(&mut self, i: usize) -> Result<()> {
+        self.end(i, libc::SIGKILL)
+    }
+
+    /// Stops node `i` as an operator does (SIGTERM: it says goodbye to its
+    /// links and clients) and waits for it to exit.
+    pub fn stop(&mut self, i: usize) -> Result<()> {
+        self.end(i, libc::SIGTERM)
+    }
+
+    fn end(&mut self, i: usize, signal: i32) -> Result<()> {
         let mut daemon = self.nodes[i]
             .daemon
             .take()
             .ok_or_else(|| anyhow!("node {} is not running", self.nodes[i].name))?;
-        daemon.signal(libc::SIGKILL)?;
+        daemon.signal(signal)?;
         daemon.wait_exit(DEADLINE)?;
         Ok(())
     }

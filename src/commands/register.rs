@@ -1,41 +1,41 @@
-//! `catalogue register URI`: registers a service and holds the connection
-//! open, so the service lives exactly as long as this command.
+//! `catalogue register URI`: registers a service and keeps it registered
+//! while the command runs. When the node goes away (a restart, an upgrade)
+//! it connects again and registers the service again, so the service is
+//! gone only for about as long as the node's restart; Ctrl-C (or SIGTERM)
+//! unregisters it and exits. It gives up only on what retrying cannot mend
+//! (the node refuses the registration, another environment, an untrusted
+//! socket).
 
 use std::collections::BTreeMap;
 
-use tracing::{error, info};
+use tracing::{info, warn};
 
 use super::{Exit, client};
-use crate::{cli::ClientArgs, client::Client};
+use crate::{
+    cli::ClientArgs,
+    client::{KeeperEvent, keep_registered},
+};
 
 /// Runs the command.
 pub fn run(uri: &str, attrs: &[(String, String)], args: &ClientArgs) -> Exit {
     let attrs: BTreeMap<String, String> = attrs.iter().cloned().collect();
     let options = client::options(args);
+    let services = vec![(uri.to_string(), attrs)];
     client::block_on(async move {
-        let interrupted = client::interrupted();
-        let conn = match Client::connect(&options).await {
-            Ok(c) => c,
-            Err(e) => return client::fail(&e),
+        let report = |event: KeeperEvent| match event {
+            KeeperEvent::Registered { node } => {
+                info!(uri, %node, "registered; Ctrl-C to unregister");
+            }
+            KeeperEvent::Lost { error, retry_in } => {
+                warn!(uri, %error, ?retry_in, "the node is gone; registering again once it is back");
+            }
         };
-        if let Err(e) = conn.register(uri, attrs).await {
-            return client::fail(&e);
-        }
-        info!(uri, node = %conn.welcome().server_name, "registered; Ctrl-C to unregister");
-        tokio::select! {
-            () = interrupted => {
-                match conn.unregister(uri).await {
-                    Ok(()) => {
-                        info!(uri, "unregistered");
-                        Exit::Ok
-                    }
-                    Err(e) => client::fail(&e),
-                }
+        match keep_registered(&options, &services, report, client::interrupted()).await {
+            Ok(()) => {
+                info!(uri, "unregistered");
+                Exit::Ok
             }
-            reason = conn.closed() => {
-                error!("the node ended the connection ({reason}); the service is no longer registered");
-                Exit::Failure
-            }
+            Err(e) => client::fail(&e),
         }
     })
 }
