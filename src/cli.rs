@@ -159,11 +159,16 @@ pub enum ConfigAction {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ClientArgs {
     /// The node's UNIX socket.
-    #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "connect",
+        env = "CATALOGUE_SOCKET"
+    )]
     pub socket: Option<PathBuf>,
 
     /// The node's client TCP address instead of the UNIX socket.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "CATALOGUE_CONNECT")]
     pub connect: Option<String>,
 
     /// Disconnect at once, exit with status 3 and never reconnect if the
@@ -174,6 +179,11 @@ pub struct ClientArgs {
     /// Configuration file to read `listen.socket` from; repeatable.
     #[arg(long = "config", short = 'c', value_name = "FILE")]
     pub config: Vec<PathBuf>,
+
+    /// Override one setting of that configuration, e.g. `--set
+    /// listen.socket=/run/catalogue/catalogue.sock`; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
 
     /// Also trust a node's UNIX socket served by this user (besides root,
     /// yourself and the owner of the socket's private directory); repeatable.

@@ -248,6 +248,7 @@ pub async fn run(
         environment: node.environment.clone(),
         protocol_major: catalogue_proto::PROTOCOL_MAJOR,
         protocol_minor: catalogue_proto::PROTOCOL_MINOR,
+        port: catalogue_proto::catalogue::WelcomePort::Client.into(),
     };
     if settings.peers.is_empty() {
         stats.set_ready();

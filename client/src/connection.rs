@@ -1,9 +1,13 @@
 //! The task that owns a client's socket: handshake, serials, replies and
 //! subscription events.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
-use catalogue_proto::{Body, Frame, FrameCodec, PROTOCOL_MAJOR, catalogue::Welcome, version};
+use catalogue_proto::{
+    Body, CodecError, Frame, FrameCodec, PROTOCOL_MAJOR,
+    catalogue::{Welcome, WelcomePort},
+    version,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -13,6 +17,12 @@ use tokio::{
 use tokio_util::codec::Framed;
 
 use super::{ClientError, ConnectOptions, Endpoint, SubscriptionEvent};
+
+/// How long a node may take to send its `Welcome` once connected.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// "HTTP" read as a frame's length prefix: an HTTP server answered.
+const HTTP_AS_LENGTH: u64 = u32::from_be_bytes(*b"HTTP") as u64;
 
 /// Requests from the [`super::Client`] handle to the task.
 #[derive(Debug)]
@@ -57,11 +67,39 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut framed = Framed::new(stream, FrameCodec::new(options.max_frame));
-    let welcome = match framed.next().await {
+    let endpoint = options.endpoint.to_string();
+    let first = tokio::time::timeout(WELCOME_TIMEOUT, framed.next())
+        .await
+        .map_err(|_| ClientError::WrongEndpoint {
+            endpoint: endpoint.clone(),
+            what: format!(
+                "no Welcome within {WELCOME_TIMEOUT:?}: the listener there waits for the client to \
+                 speak first, as an HTTP (metrics) or xlReg endpoint does"
+            ),
+        })?;
+    let welcome = match first {
+        Some(Ok(Frame {
+            body: Some(Body::Welcome(w)),
+            ..
+        })) if w.port() == WelcomePort::Peer => {
+            return Err(ClientError::WrongEndpoint {
+                endpoint,
+                what: format!(
+                    "the peer port of node {} (listen.peer), for links between nodes",
+                    w.server_name
+                ),
+            });
+        }
         Some(Ok(Frame {
             body: Some(Body::Welcome(w)),
             ..
         })) => w,
+        Some(Err(CodecError::FrameTooLarge { len, .. })) if len == HTTP_AS_LENGTH => {
+            return Err(ClientError::WrongEndpoint {
+                endpoint,
+                what: "an HTTP server (the metrics endpoint?)".into(),
+            });
+        }
         Some(Ok(Frame {
             body: Some(Body::Error(e)),
             ..

@@ -29,6 +29,14 @@ pub enum ClientError {
         /// The listener's pid, when the kernel says.
         pid: Option<i32>,
     },
+    /// What answered at the endpoint is not a node's client port.
+    #[error("{endpoint} is not a catalogue client port: it is {what}")]
+    WrongEndpoint {
+        /// Where.
+        endpoint: String,
+        /// What it seems to be.
+        what: String,
+    },
     /// The node belongs to another environment than expected.
     #[error("environment mismatch: expected {expected}, server {server}")]
     EnvironmentMismatch {
@@ -83,6 +91,7 @@ impl ClientError {
                 | ClientError::VersionMismatch { .. }
                 | ClientError::Server { .. }
                 | ClientError::UntrustedSocket { .. }
+                | ClientError::WrongEndpoint { .. }
         )
     }
 }

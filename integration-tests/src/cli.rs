@@ -56,6 +56,12 @@ impl Cli {
         Cli { command }
     }
 
+    /// Sets an environment variable for the command.
+    pub fn env(mut self, key: &str, value: &str) -> Cli {
+        self.command.env(key, value);
+        self
+    }
+
     /// Runs as another user (the test must be root).
     pub fn as_user(mut self, uid: u32, gid: u32) -> Cli {
         self.command.uid(uid).gid(gid);

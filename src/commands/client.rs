@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use tracing::{error, warn};
 
+use catalogue_proto::catalogue::ErrorCode;
+
 use super::Exit;
 use crate::{
     cli::ClientArgs,
@@ -22,7 +24,7 @@ pub fn options(args: &ClientArgs) -> ConnectOptions {
     } else if let Some(path) = &args.socket {
         Endpoint::Unix(path.clone())
     } else {
-        match Layers::from_process(args.config.clone(), vec![]).load() {
+        match Layers::from_process(args.config.clone(), args.set.clone()).load() {
             Ok(loaded) if !loaded.settings.listen.socket.is_empty() => {
                 Endpoint::Unix(PathBuf::from(&loaded.settings.listen.socket))
             }
@@ -39,13 +41,50 @@ pub fn options(args: &ClientArgs) -> ConnectOptions {
     options
 }
 
-/// Logs `e` and returns the exit status it deserves.
+/// Prints `e` as `error: ...` with a hint where one helps, and returns
+/// the exit status it deserves.
 pub fn fail(e: &ClientError) -> Exit {
-    error!("{e}");
+    eprintln!("error: {e}");
+    if let Some(hint) = hint(e) {
+        eprintln!("hint: {hint}");
+    }
     match e {
         ClientError::EnvironmentMismatch { .. } => Exit::EnvironmentMismatch,
         ClientError::Server { .. } => Exit::Refused,
         _ => Exit::Failure,
+    }
+}
+
+/// What to try after `e`, if we can say.
+fn hint(e: &ClientError) -> Option<&'static str> {
+    match e {
+        ClientError::Connect { reason, .. } if reason.contains("No such file") => Some(
+            "is the node running? Its socket is listen.socket of its configuration: pass \
+             --socket PATH (or set CATALOGUE_SOCKET), or --config FILE",
+        ),
+        ClientError::Connect { reason, .. } if reason.contains("refused") => Some(
+            "nothing listens there: is the node running, and is this its listen.client \
+             address (or its socket)?",
+        ),
+        ClientError::Connect { reason, .. } if reason.contains("ermission denied") => Some(
+            "the socket's permissions do not let this user in: ask the node's operator, or \
+             run as a user in register.allowed_uids / allowed_gids",
+        ),
+        ClientError::Server {
+            code: ErrorCode::AuthFailed,
+            ..
+        } => Some(
+            "the node lets only the uids in register.allowed_uids (and gids in \
+             register.allowed_gids) register services",
+        ),
+        ClientError::WrongEndpoint { .. } => Some(
+            "clients use the node's UNIX socket (listen.socket) or its client port \
+             (listen.client, 7480 by default)",
+        ),
+        ClientError::EnvironmentMismatch { .. } => {
+            Some("--expect-environment names another environment than the node's node.environment")
+        }
+        _ => None,
     }
 }
 

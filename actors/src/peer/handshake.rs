@@ -91,6 +91,7 @@ impl LocalIdentity {
             environment: self.environment.clone(),
             protocol_major: catalogue_proto::PROTOCOL_MAJOR,
             protocol_minor: catalogue_proto::PROTOCOL_MINOR,
+            port: catalogue_proto::catalogue::WelcomePort::Peer.into(),
         }
     }
 
