@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Exit, client};
+use super::{Exit, client, output};
 use crate::{cli::ClientArgs, client::Client};
 
 /// Prints the links table and the reachable nodes.
@@ -53,6 +53,17 @@ pub fn peers(json: bool, args: &ClientArgs) -> Exit {
             Ok(peers) => peers,
             Err(e) => return client::fail(&e),
         };
+        if !json {
+            println!(
+                "{:<20} {:<11} ADDRESS [DIRECTION] [LAST ERROR]",
+                "PEER", "STATE"
+            );
+            if peers.is_empty() {
+                eprintln!(
+                    "(no peers: none configured in [[peers]] and none discovered through xlReg)"
+                );
+            }
+        }
         for p in &peers {
             if json {
                 println!(
@@ -63,6 +74,7 @@ pub fn peers(json: bool, args: &ClientArgs) -> Exit {
                         "state": p.state,
                         "direction": p.direction,
                         "since_ms": p.since_ms,
+                        "since": output::iso8601_ms(p.since_ms),
                         "last_error": p.last_error,
                     })
                 );
