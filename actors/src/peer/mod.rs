@@ -13,7 +13,6 @@ pub mod connector;
 pub mod directory;
 pub mod handshake;
 pub mod link;
-pub mod wire;
 
 use std::{
     cell::RefCell,

@@ -10,9 +10,9 @@ use catalogue_proto::{
 use crate::{
     hlc::Timestamp,
     links::LinkChange,
-    peer::wire::{link_change_from_body, link_change_to_body},
     services::{Change, Service},
     settings::validate::name_problem,
+    sync::wire::{link_change_from_body, link_change_to_body},
 };
 
 /// Which table an entry belongs to.

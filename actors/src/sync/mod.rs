@@ -12,3 +12,4 @@ pub mod entry;
 mod model;
 pub mod replica;
 pub mod session;
+pub mod wire;

@@ -1,4 +1,5 @@
-//! Conversions between the links table's changes and their frames, with
+//! Conversions between the links table's changes and their frames (beside
+//! the entries of [`super::entry`], which use them), with
 //! validation of what a peer sends.
 
 use catalogue_proto::{
