@@ -90,6 +90,9 @@ fn environment_values_are_typed_by_the_settings() {
     l.env = env(&[
         ("CATALOGUE__LIMITS__MAX_FRAME_BYTES", "65536"),
         ("CATALOGUE__NODE__DEBUG", "true"),
+        // (Debug mode only on loopback and outside production.)
+        ("CATALOGUE__NODE__ENVIRONMENT", "dev"),
+        ("CATALOGUE__LISTEN__PEER", "127.0.0.1:7481"),
         ("CATALOGUE__SYNC__TOMBSTONE_TTL", "90s"),
         ("CATALOGUE__REGISTER__ALLOWED_UIDS", "0,1000"),
         ("CATALOGUE__NODE__DATA_DIR", "/srv/catalogue"),
@@ -114,6 +117,9 @@ fn flags_take_toml_values_or_strings() {
             r#"[{name = "b", address = "127.0.0.1:9"}]"#.into(),
         ),
         ("node.debug".into(), "true".into()),
+        // (Debug mode only on loopback and outside production.)
+        ("node.environment".into(), "dev".into()),
+        ("listen.peer".into(), "127.0.0.1:7481".into()),
         ("limits.subscription_queue".into(), "100".into()),
         ("limits.subscription_queue".into(), "200".into()),
     ];
