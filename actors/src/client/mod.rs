@@ -31,9 +31,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use crate::{
+    input,
     settings::LimitsSettings,
     stats::{ActorMetrics, Stats},
-    subscription::{Cancel, Subscription, SubscriptionEnded},
+    subscription::{Cancel, Subscription, SubscriptionEnded, ledger::SharedLedger},
     supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed},
 };
 use auth::{RegisterPolicy, Transport};
@@ -51,6 +52,8 @@ pub struct ClientShared {
     pub stats: Arc<Stats>,
     /// Source of node-wide subscription keys.
     pub next_key: AtomicU64,
+    /// Subscriptions per node, uid and address, and their regex memory.
+    pub subscriptions: SharedLedger,
 }
 
 impl ClientShared {
@@ -91,6 +94,14 @@ impl ClientConnection {
             stop,
             metrics: ActorMetrics::new(shared.stats.clone(), "client_connection"),
             shared,
+        }
+    }
+
+    /// The listener this connection came in on, for metrics.
+    fn listener(&self) -> &'static str {
+        match self.transport {
+            Transport::Unix { .. } => "unix",
+            Transport::Tcp { .. } => "tcp",
         }
     }
 
@@ -163,10 +174,11 @@ impl StreamHandler<Result<Frame, CodecError>> for ClientConnection {
             }
             Err(e) => {
                 info!(conn = self.id, transport = %self.transport, error = %e, "closing client connection");
+                self.shared.stats.input_closed(self.listener(), &e);
                 if let Some(code) = e.error_code() {
                     let _ = self
                         .outbound
-                        .try_send(Body::Error(Error::new(code, e.to_string())));
+                        .try_send(Body::Error(Error::new(code, input::closing_message(&e))));
                 }
                 ctx.stop();
             }
