@@ -1,5 +1,7 @@
 //! The `ClientConnection` actor: one per accepted client socket (TCP or
-//! UNIX). It reads frames (the codec is the only parser), turns each request
+//! UNIX). It reads frames (the codec is the only parser; the node's input
+//! limits, `crate::input`, bound what a partial frame holds and for how
+//! long, and a breach closes the connection), turns each request
 //! into a reply, owns the subscriptions and the registrations of its
 //! connection, and hands every outgoing frame body to the connection's
 //! writer task ([`writer`]) through a bounded channel.
