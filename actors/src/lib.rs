@@ -26,6 +26,7 @@
 pub mod backoff;
 pub mod client;
 pub mod hlc;
+pub mod input;
 pub mod links;
 pub mod listen;
 pub mod log_limit;

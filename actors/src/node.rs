@@ -22,7 +22,7 @@ use std::{
 
 use actix::prelude::*;
 use catalogue_proto::{
-    Body, FrameCodec,
+    Body,
     catalogue::{Error, ErrorCode, Welcome},
 };
 use tokio::{
@@ -41,6 +41,7 @@ use crate::{
         writer,
     },
     hlc::{Hlc, SystemClock},
+    input::InputLimits,
     listen::{self, ListenError},
     membership::{ClusterMembership, Discovered, MembershipConfig},
     peer::{
@@ -50,6 +51,7 @@ use crate::{
     reload::Reloader,
     settings::Settings,
     stats::Stats,
+    subscription::ledger::{LedgerLimits, SharedLedger},
     supervisor::{CatalogueSupervisor, Shutdown, SupervisorConfig},
     tls::TlsContexts,
 };
@@ -127,6 +129,8 @@ struct Acceptor {
     stop: watch::Receiver<bool>,
     next_conn: u64,
     max_frame: usize,
+    /// Frame limits, deadline and budget of the connections' readers.
+    input: InputLimits,
     max_connections: usize,
     writers: JoinSet<()>,
 }
@@ -155,9 +159,13 @@ impl Acceptor {
         self.next_conn += 1;
         let shared = self.shared.clone();
         let stop = self.stop.clone();
-        let codec = FrameCodec::new(self.max_frame);
+        let reader = self.input.deadline(FramedRead::with_capacity(
+            read,
+            self.input.codec(),
+            READ_BUFFER,
+        ));
         ClientConnection::create(move |ctx| {
-            ctx.add_stream(FramedRead::with_capacity(read, codec, READ_BUFFER));
+            ctx.add_stream(reader);
             ClientConnection::new(id, transport, tx, shared, stop)
         });
     }
@@ -198,6 +206,8 @@ pub async fn run(
         )?))
     };
     let stats = Arc::new(Stats::default());
+    let input = InputLimits::new(&settings.limits);
+    stats.watch_input(&input.budget);
     let directory = PeerDirectory::default();
     for p in &settings.peers {
         directory.add(&p.name, &p.address);
@@ -227,6 +237,7 @@ pub async fn run(
         directory,
         supervisor.clone(),
         stats.clone(),
+        input.clone(),
     ));
     // SAFETY: geteuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::geteuid() };
@@ -241,6 +252,10 @@ pub async fn run(
         supervisor: supervisor.clone(),
         stats: stats.clone(),
         next_key: AtomicU64::new(1),
+        subscriptions: SharedLedger::new(
+            LedgerLimits::new(&settings.limits),
+            stats.regex_memory.clone(),
+        ),
     });
     let welcome = Welcome {
         server_name: node.name.clone(),
@@ -284,6 +299,7 @@ pub async fn run(
         stop: stop_rx.clone(),
         next_conn: 1,
         max_frame: settings.limits.max_frame_bytes,
+        input,
         max_connections: settings.limits.max_connections,
         writers: JoinSet::new(),
     };

@@ -16,10 +16,12 @@ pub use actor::{ActorMetrics, HandlingTimer};
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
 };
+
+use catalogue_proto::{CodecError, InputBudget};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -109,6 +111,16 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Labels of connections closed for their input.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InputCloseLabels {
+    /// Where the connection came in: `unix`, `tcp` (clients) or `peer`.
+    pub listener: String,
+    /// Why: `frame_timeout`, `input_budget`, `frame_too_large`,
+    /// `undecodable`.
+    pub reason: String,
+}
+
 fn seconds_histogram() -> Histogram {
     // 10 µs to about 42 s.
     Histogram::new(exponential_buckets(0.000_01, 2.0, 22))
@@ -167,6 +179,17 @@ pub struct Stats {
     pub propagation: Histogram,
     /// The hosted xlReg registry's counters, once there is one.
     pub xlreg: Arc<xlreg::XlregCollector>,
+    /// Bytes held in partial frames now, all connections (read from the
+    /// node's input budget at each scrape).
+    input_buffered: Gauge,
+    /// The node's input budget, once the node runs.
+    input_budget: OnceLock<InputBudget>,
+    /// Connections closed for their input, by listener and reason.
+    input_closes: Family<InputCloseLabels, PromCounter>,
+    /// Subscriptions refused, by reason.
+    pub subscription_refusals: Family<ReasonLabel, PromCounter>,
+    /// Estimated memory of the compiled regexes of all subscriptions.
+    pub regex_memory: Gauge,
     actors_live: Family<KindLabel, PromGauge>,
     actors_started: Family<KindLabel, PromCounter>,
     actors_stopped: Family<KindLabel, PromCounter>,
@@ -219,6 +242,11 @@ impl Stats {
             sync_last_success: Family::default(),
             propagation: seconds_histogram(),
             xlreg: Arc::default(),
+            input_buffered: Gauge::default(),
+            input_budget: OnceLock::new(),
+            input_closes: Family::default(),
+            subscription_refusals: Family::default(),
+            regex_memory: Gauge::default(),
             actors_live: Family::default(),
             actors_started: Family::default(),
             actors_stopped: Family::default(),
@@ -346,6 +374,26 @@ impl Stats {
         );
         r.register_collector(Box::new(self.xlreg.clone()));
         r.register(
+            "input_buffered_bytes",
+            "Bytes held in partly received frames, all connections (at most limits.input_buffer_bytes)",
+            self.input_buffered.0.clone(),
+        );
+        r.register(
+            "input_closed_connections",
+            "Connections closed for their input, by listener and reason (frame_timeout: limits.frame_read_timeout; input_budget: limits.input_buffer_bytes; frame_too_large, undecodable)",
+            self.input_closes.clone(),
+        );
+        r.register(
+            "subscription_refusals",
+            "Subscriptions refused, by reason (per_connection, per_uid, per_address, total, regex_memory, invalid_regex)",
+            self.subscription_refusals.clone(),
+        );
+        r.register(
+            "subscription_regex_bytes",
+            "Estimated memory of the compiled regexes of all subscriptions (at most limits.regex_memory_bytes)",
+            self.regex_memory.0.clone(),
+        );
+        r.register(
             "actors_live",
             "Actors alive, by kind",
             self.actors_live.clone(),
@@ -379,6 +427,10 @@ impl Stats {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        if let Some(budget) = self.input_budget.get() {
+            self.input_buffered
+                .set(i64::try_from(budget.held()).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -388,6 +440,34 @@ impl Stats {
     /// Counts a registration refusal.
     pub fn register_refusal(&self, reason: &str) {
         self.register_refusals
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Reports the node's input budget in `catalogue_input_buffered_bytes`
+    /// (the first budget given is kept).
+    pub fn watch_input(&self, budget: &InputBudget) {
+        let _ = self.input_budget.set(budget.clone());
+    }
+
+    /// Counts a connection closed on `listener` because of `e`, when `e` is
+    /// about its input (not the other side going away).
+    pub fn input_closed(&self, listener: &str, e: &CodecError) {
+        if e.error_code().is_some() {
+            self.input_closes
+                .get_or_create(&InputCloseLabels {
+                    listener: listener.into(),
+                    reason: e.reason().into(),
+                })
+                .inc();
+        }
+    }
+
+    /// Counts a refused subscription.
+    pub fn subscription_refusal(&self, reason: &str) {
+        self.subscription_refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
             })

@@ -306,6 +306,11 @@ impl Daemon {
         Ok(())
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The daemon's resident set size in KiB, from /proc.
     pub fn rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

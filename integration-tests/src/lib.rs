@@ -9,6 +9,8 @@
 //! and cut links; [`Listing`] is a node's table as tests compare it.
 //! [`Registrar`] registers services from blocking test code, and
 //! [`Watcher`] records what a subscriber is told while a test runs.
+//! [`hostile`] holds the tools of the hostile-load tests: stalled frames,
+//! subscription floods, RSS sampling.
 //! Every process started here is killed when its handle is dropped.
 
 pub mod bad_input;
@@ -16,6 +18,7 @@ mod cli;
 mod cluster;
 mod conn;
 mod daemon;
+pub mod hostile;
 mod listing;
 mod probe;
 mod proxy;

@@ -4,7 +4,8 @@
 //! peer protocol, one `Frame` envelope per message) and `xlreg.proto` (the
 //! xlReg cluster registry, kept field for field as in the seed). Both are
 //! compiled at build time with prost and protox. This crate also holds the
-//! length-prefixed frame codec used on every client and peer connection and a
+//! length-prefixed frame codec used on every client and peer connection (with
+//! the node-wide budget of buffered input it charges) and a
 //! few helpers around the envelope; it performs no I/O of its own.
 //!
 //! The bytes on the wire are described in `docs/PROTOCOL.md`.
@@ -26,7 +27,10 @@ pub mod reg {
 }
 
 pub use catalogue::{Frame, frame::Body};
-pub use codec::{CodecError, DEFAULT_MAX_FRAME_LEN, FrameCodec, LENGTH_PREFIX_LEN, ProstCodec};
+pub use codec::{
+    BudgetExceeded, CodecError, DEFAULT_MAX_FRAME_LEN, FrameCodec, InputBudget, InputCharge,
+    LENGTH_PREFIX_LEN, ProstCodec, READ_STEP,
+};
 pub use envelope::{NOID, NodeId};
 pub use version::{PROTOCOL_MAJOR, PROTOCOL_MINOR};
 

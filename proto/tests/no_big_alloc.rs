@@ -24,7 +24,8 @@ use bytes::BytesMut;
 use catalogue_proto::{CodecError, DEFAULT_MAX_FRAME_LEN, FrameCodec};
 use tokio_util::codec::Decoder;
 
-/// Largest single allocation a refused decode may make.
+/// Largest single allocation a refused decode may make, and the most room
+/// a decode may reserve beyond the bytes it holds (`READ_STEP`).
 const ALLOWED: usize = 64 * 1024;
 
 /// The system allocator, plus a record of the largest request made by a
@@ -191,17 +192,46 @@ fn a_prefix_split_across_reads_is_refused_when_complete() {
 #[test]
 fn a_length_at_the_limit_is_waited_for() {
     // The other side of the limit: exactly 1024 is accepted and waited for,
-    // with room reserved for no more than that frame.
+    // and no room is reserved for body bytes that have not arrived (the
+    // buffer still has room for more, so it does not grow).
     let mut codec = FrameCodec::new(1024);
     let mut input = hostile_input(1024);
+    let capacity_before = input.capacity();
     let (result, largest) = measure(|| codec.decode(&mut input));
     assert!(
         matches!(result, Ok(None)),
         "a frame at the limit is awaited: {result:?}"
     );
     assert!(largest <= ALLOWED, "allocated {largest} bytes");
+    assert_eq!(
+        input.capacity(),
+        capacity_before,
+        "nothing reserved for the announced body"
+    );
+}
+
+#[test]
+fn a_4_mib_announcement_with_100_bytes_sent_allocates_for_the_bytes_only() {
+    // The report of issue 14: a prefix announcing the largest accepted
+    // frame, then a little of its body, then nothing. Before the fix the
+    // decoder reserved the whole 4 MiB at once.
+    let announced = u32::try_from(DEFAULT_MAX_FRAME_LEN).expect("4 MiB fits in u32");
+    let mut codec = FrameCodec::default();
+    let mut input = BytesMut::with_capacity(512);
+    input.extend_from_slice(&announced.to_be_bytes());
+    input.extend_from_slice(&[0x08; 100]);
+    let (result, largest) = measure(|| codec.decode(&mut input));
     assert!(
-        input.capacity() >= 4 + 1024,
-        "room for the whole frame is reserved"
+        matches!(result, Ok(None)),
+        "the frame is awaited: {result:?}"
+    );
+    assert!(
+        largest <= ALLOWED + 1024,
+        "allocated {largest} bytes for 104 received (allowed: {ALLOWED} plus the bytes held)"
+    );
+    assert!(
+        input.capacity() <= ALLOWED + 1024,
+        "capacity {} for 104 bytes held",
+        input.capacity()
     );
 }

@@ -1,5 +1,7 @@
 //! The `ClientConnection` actor: one per accepted client socket (TCP or
-//! UNIX). It reads frames (the codec is the only parser), turns each request
+//! UNIX). It reads frames (the codec is the only parser; the node's input
+//! limits, `crate::input`, bound what a partial frame holds and for how
+//! long, and a breach closes the connection), turns each request
 //! into a reply, owns the subscriptions and the registrations of its
 //! connection, and hands every outgoing frame body to the connection's
 //! writer task ([`writer`]) through a bounded channel.
@@ -31,9 +33,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use crate::{
+    input,
     settings::LimitsSettings,
     stats::{ActorMetrics, Stats},
-    subscription::{Cancel, Subscription, SubscriptionEnded},
+    subscription::{Cancel, Subscription, SubscriptionEnded, ledger::SharedLedger},
     supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed},
 };
 use auth::{RegisterPolicy, Transport};
@@ -51,6 +54,8 @@ pub struct ClientShared {
     pub stats: Arc<Stats>,
     /// Source of node-wide subscription keys.
     pub next_key: AtomicU64,
+    /// Subscriptions per node, uid and address, and their regex memory.
+    pub subscriptions: SharedLedger,
 }
 
 impl ClientShared {
@@ -91,6 +96,14 @@ impl ClientConnection {
             stop,
             metrics: ActorMetrics::new(shared.stats.clone(), "client_connection"),
             shared,
+        }
+    }
+
+    /// The listener this connection came in on, for metrics.
+    fn listener(&self) -> &'static str {
+        match self.transport {
+            Transport::Unix { .. } => "unix",
+            Transport::Tcp { .. } => "tcp",
         }
     }
 
@@ -163,10 +176,11 @@ impl StreamHandler<Result<Frame, CodecError>> for ClientConnection {
             }
             Err(e) => {
                 info!(conn = self.id, transport = %self.transport, error = %e, "closing client connection");
+                self.shared.stats.input_closed(self.listener(), &e);
                 if let Some(code) = e.error_code() {
                     let _ = self
                         .outbound
-                        .try_send(Body::Error(Error::new(code, e.to_string())));
+                        .try_send(Body::Error(Error::new(code, input::closing_message(&e))));
                 }
                 ctx.stop();
             }

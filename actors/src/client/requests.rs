@@ -1,7 +1,8 @@
 //! Turning each client request into a reply. Every request is answered by
 //! exactly one `Success`, `Error` or `ListReply` naming its serial; the
 //! checks that need no other actor (transport and uid, URI syntax, limits,
-//! regex compilation) happen here, before the supervisor is asked.
+//! regex compilation, the node's subscription ledger) happen here, before
+//! the supervisor is asked.
 
 use std::collections::BTreeMap;
 
@@ -13,13 +14,13 @@ use catalogue_proto::{
     },
 };
 use prost::Message as _;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::ClientConnection;
+use super::{ClientConnection, auth::Transport};
 use crate::{
     matcher::{self, RegexError},
     services::Service,
-    subscription::{Subscription, SubscriptionParts},
+    subscription::{Subscription, SubscriptionParts, ledger::Owner},
     supervisor::{
         AddSubscription, ListLinks, ListPeers, ListServices, RegisterError, RegisterService,
         UnregisterService,
@@ -176,18 +177,37 @@ impl ClientConnection {
                 format!("subscription id {id} is already in use on this connection"),
             );
         }
+        let stats = &self.shared.stats;
         let limit = self.shared.limits.subscriptions_per_connection;
         if self.subscriptions.len() >= limit {
+            stats.subscription_refusal("per_connection");
             return self.error(
                 serial,
                 ErrorCode::LimitExceeded,
                 format!("this connection already holds {limit} subscriptions (limits.subscriptions_per_connection)"),
             );
         }
-        let regex = match self.compile(pattern) {
-            Ok(regex) => regex,
-            Err(e) => return self.error(serial, ErrorCode::InvalidRegex, e.to_string()),
+        let measured = match matcher::compile_measured(pattern, self.shared.limits.max_regex_bytes)
+        {
+            Ok(measured) => measured,
+            Err(e) => {
+                stats.subscription_refusal("invalid_regex");
+                return self.error(serial, ErrorCode::InvalidRegex, e.to_string());
+            }
         };
+        let permit = match self
+            .shared
+            .subscriptions
+            .admit(self.owner(), measured.memory)
+        {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                stats.subscription_refusal(refusal.reason());
+                debug!(conn = self.id, transport = %self.transport, reason = refusal.reason(), "subscription refused");
+                return self.error(serial, ErrorCode::LimitExceeded, refusal.to_string());
+            }
+        };
+        let regex = measured.regex;
         let shared = self.shared.clone();
         let key = shared.new_key();
         let parts = SubscriptionParts {
@@ -200,6 +220,7 @@ impl ClientConnection {
             remove: shared.supervisor.clone().recipient(),
             ended: ctx.address().recipient(),
             stats: shared.stats.clone(),
+            permit,
         };
         // Success goes out before the subscription can send its snapshot.
         Box::pin(self.success(serial).map(move |(), act: &mut Self, _| {
@@ -209,6 +230,14 @@ impl ClientConnection {
                 .supervisor
                 .do_send(AddSubscription { key, regex, addr });
         }))
+    }
+
+    /// Whom this connection's subscriptions count against in the ledger.
+    fn owner(&self) -> Owner {
+        match self.transport {
+            Transport::Unix { uid, .. } => Owner::Uid(uid),
+            Transport::Tcp { peer } => Owner::Address(peer.ip().to_canonical()),
+        }
     }
 
     fn unsubscribe(&mut self, serial: u64, id: u64) -> Reply {

@@ -515,3 +515,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_memory_estimate_grows_with_what_the_regex_compiles_to() {
+    let measure = |p: &str| compile_measured(p, LIMIT).expect(p).memory;
+    let literal = measure(r"^tcp://svc-1\.");
+    let digits = measure(r"\d+x1-2");
+    let word = measure(r"\w+-1-2");
+    assert!(literal >= MEMORY_PER_REGEX, "{literal}");
+    assert!(literal < 32 << 10, "a literal prefix is cheap: {literal}");
+    // Unicode classes compile to large automata: the costly subscriptions
+    // of the issue 14 report (about 100 KiB each once matching).
+    assert!(digits > literal, "{digits} vs {literal}");
+    assert!(word > 4 * digits, "{word} vs {digits}");
+    assert!((64 << 10..256 << 10).contains(&word), "{word}");
+    assert_eq!(
+        compile_measured(r"^tcp://svc-1\.", LIMIT)
+            .expect("compiles")
+            .regex
+            .as_str(),
+        r"^tcp://svc-1\."
+    );
+}
+
+#[test]
+fn the_measured_compile_refuses_what_compile_refuses() {
+    for (pattern, limit) in [("(abc", LIMIT), ("a{1000}{1000}", 10_000)] {
+        assert_eq!(
+            compile_measured(pattern, limit).unwrap_err().to_string(),
+            compile(pattern, limit).unwrap_err().to_string()
+        );
+    }
+}

@@ -110,7 +110,7 @@ async fn dial(
 ) -> Result<oneshot::Receiver<()>, HandshakeError> {
     let tls = ctx.tls.borrow().clone();
     let established =
-        handshake::connect(name, address, &ctx.local, tls.as_deref(), ctx.max_frame).await?;
+        handshake::connect(name, address, &ctx.local, tls.as_deref(), &ctx.input).await?;
     let link = ctx.start_link(ctx.new_link_id(), established);
     match link.up.await {
         Ok(Ok(())) => Ok(link.ended),

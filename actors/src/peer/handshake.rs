@@ -55,6 +55,7 @@ use tokio_util::codec::{Framed, FramedParts};
 use super::directory::{Direction, PeerDirectory};
 use crate::{
     backoff::Failure,
+    input::{self, FrameDeadline, InputLimits},
     tls::{self, HandshakeFailure, Prefixed, TlsContexts},
 };
 
@@ -368,10 +369,13 @@ fn tls_for<'a>(
     }
 }
 
+/// The next frame, which must arrive whole within `frame_timeout` of its
+/// first byte (the whole handshake has [`HANDSHAKE_TIMEOUT`]).
 async fn next_frame<S: AsyncRead + AsyncWrite + Unpin>(
     framed: &mut Framed<S, FrameCodec>,
+    frame_timeout: Duration,
 ) -> Result<Frame, HandshakeError> {
-    match framed.next().await {
+    match FrameDeadline::new(framed, frame_timeout).next().await {
         Some(Ok(frame)) => Ok(frame),
         Some(Err(e)) => Err(e.into()),
         None => Err(HandshakeError::Closed),
@@ -392,11 +396,11 @@ pub async fn accept(
     local: &LocalIdentity,
     directory: &PeerDirectory,
     tls: Option<&TlsContexts>,
-    max_frame: usize,
+    limits: &InputLimits,
 ) -> Result<Established, HandshakeError> {
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        accept_inner(stream, remote, local, directory, tls, max_frame),
+        accept_inner(stream, remote, local, directory, tls, limits),
     )
     .await
     .map_err(|_| HandshakeError::Timeout)?
@@ -408,19 +412,21 @@ async fn accept_inner(
     local: &LocalIdentity,
     directory: &PeerDirectory,
     tls: Option<&TlsContexts>,
-    max_frame: usize,
+    limits: &InputLimits,
 ) -> Result<Established, HandshakeError> {
-    let mut framed = Framed::new(stream, FrameCodec::new(max_frame));
+    // The other side is unknown: frames are limited to the handshake's.
+    let mut framed = Framed::new(stream, limits.handshake_codec());
     framed
         .send(Frame::new(0, Body::Welcome(local.welcome())))
         .await?;
-    let frame = match next_frame(&mut framed).await {
+    let frame = match next_frame(&mut framed, limits.frame_timeout).await {
         Ok(frame) => frame,
         Err(HandshakeError::Codec(e)) => {
             // PROTOCOL.md §1: a framing error is answered where the other
-            // side can still read it (0x14, 0x15), then the link closes.
+            // side can still read it (0x13, 0x14, 0x15), then the link
+            // closes.
             if let Some(code) = e.error_code() {
-                let error = Error::new(code, e.to_string());
+                let error = Error::new(code, input::closing_message(&e));
                 let _ = framed.send(Frame::new(1, Body::Error(error))).await;
             }
             return Err(HandshakeError::Codec(e));
@@ -464,7 +470,7 @@ async fn accept_inner(
             let mut stream = tls::accept(&tls.acceptor, io).await?;
             if let Err(e) = tls::check_stream_peer(&stream, &peer.name) {
                 let message = format!("server auth failed: {e}");
-                let mut framed = Framed::new(&mut stream, FrameCodec::new(max_frame));
+                let mut framed = Framed::new(&mut stream, limits.handshake_codec());
                 let _ = framed
                     .send(Frame::new(
                         2,
@@ -496,11 +502,11 @@ pub async fn connect(
     address: &str,
     local: &LocalIdentity,
     tls: Option<&TlsContexts>,
-    max_frame: usize,
+    limits: &InputLimits,
 ) -> Result<Established, HandshakeError> {
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        connect_inner(expected, address, local, tls, max_frame),
+        connect_inner(expected, address, local, tls, limits),
     )
     .await
     .map_err(|_| HandshakeError::Timeout)?
@@ -511,7 +517,7 @@ async fn connect_inner(
     address: &str,
     local: &LocalIdentity,
     tls: Option<&TlsContexts>,
-    max_frame: usize,
+    limits: &InputLimits,
 ) -> Result<Established, HandshakeError> {
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
@@ -525,14 +531,14 @@ async fn connect_inner(
     };
     let _ = stream.set_nodelay(true);
     let remote = stream.peer_addr()?;
-    let mut framed = Framed::new(stream, FrameCodec::new(max_frame));
-    let welcome = match next_frame(&mut framed).await?.body {
+    let mut framed = Framed::new(stream, limits.handshake_codec());
+    let welcome = match next_frame(&mut framed, limits.frame_timeout).await?.body {
         Some(Body::Welcome(w)) => w,
         other => return Err(not_expected(other)),
     };
     check_welcome(local, expected, &welcome)?;
     framed.send(Frame::new(0, Body::Peer(local.peer()))).await?;
-    match next_frame(&mut framed).await?.body {
+    match next_frame(&mut framed, limits.frame_timeout).await?.body {
         Some(Body::Success(_)) => {}
         other => return Err(not_expected(other)),
     }

@@ -23,7 +23,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use catalogue_proto::{
-    Body, CodecError, Frame, FrameCodec,
+    Body, CodecError, Frame,
     catalogue::{Bye, Error, ErrorCode},
 };
 use tokio::{
@@ -39,6 +39,7 @@ use super::{
 };
 use crate::{
     client::writer,
+    input::{self, InputLimits},
     stats::{ActorMetrics, Stats},
     supervisor::{CatalogueSupervisor, GetDigest, LinkDown, LinkUp, PeerBatch, PlanFor, SyncDone},
     sync::{
@@ -160,7 +161,7 @@ impl PeerLink {
         established: Established,
         cfg: SessionConfig,
         supervisor: Addr<CatalogueSupervisor>,
-        max_frame: usize,
+        limits: &InputLimits,
         stats: Arc<Stats>,
     ) -> LinkProgress {
         let Established {
@@ -173,15 +174,18 @@ impl PeerLink {
         } = established;
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES);
-        actix_rt::spawn(writer::run_frames(write, rx, max_frame));
+        actix_rt::spawn(writer::run_frames(write, rx, limits.max_frame));
         let (ended_tx, ended_rx) = oneshot::channel();
         let (up_tx, up_rx) = oneshot::channel();
         let dialer = match direction {
             Direction::Outbound => cfg.node.clone(),
             Direction::Inbound => peer.clone(),
         };
+        // Until its first frame the link is not up: that frame is limited
+        // as in the handshake.
+        let reader = limits.deadline(FramedRead::new(read, limits.link_codec()));
         PeerLink::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(read, FrameCodec::new(max_frame)));
+            ctx.add_stream(reader);
             let now = Instant::now();
             PeerLink {
                 id,
@@ -462,10 +466,12 @@ impl StreamHandler<Result<Frame, CodecError>> for PeerLink {
         match item {
             Ok(frame) => self.on_frame(frame, ctx),
             Err(e) => {
+                self.metrics.stats().input_closed("peer", &e);
                 if let Some(code) = e.error_code() {
+                    let message = input::closing_message(&e);
                     let _ = self
                         .outbound
-                        .try_send(Frame::new(0, Body::Error(Error::new(code, e.to_string()))));
+                        .try_send(Frame::new(0, Body::Error(Error::new(code, message))));
                 }
                 if self.is_up() {
                     warn!(peer = %self.peer, error = %e, "closing peer link after a framing error");

@@ -31,6 +31,7 @@ use tokio::net::TcpStream;
 use tracing::warn;
 
 use crate::{
+    input::InputLimits,
     log_limit::LogLimit,
     settings::Settings,
     stats::Stats,
@@ -63,6 +64,9 @@ pub struct PeerContext {
     pub supervisor: Addr<CatalogueSupervisor>,
     /// Frame limit.
     pub max_frame: usize,
+    /// Frame limits, deadline and budget of the links' readers (shared
+    /// with the client connections).
+    pub input: InputLimits,
     /// First reconnect delay.
     pub retry_initial: Duration,
     /// Longest reconnect delay.
@@ -88,6 +92,7 @@ impl PeerContext {
         directory: PeerDirectory,
         supervisor: Addr<CatalogueSupervisor>,
         stats: Arc<Stats>,
+        input: InputLimits,
     ) -> Self {
         let sync = &settings.sync;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -108,6 +113,7 @@ impl PeerContext {
             directory,
             supervisor,
             max_frame: settings.limits.max_frame_bytes,
+            input,
             retry_initial: sync.retry_initial,
             retry_max: sync.retry_max,
             stats,
@@ -147,7 +153,7 @@ impl PeerContext {
             established,
             cfg,
             self.supervisor.clone(),
-            self.max_frame,
+            &self.input,
             self.stats.clone(),
         )
     }
@@ -162,6 +168,9 @@ impl PeerContext {
     fn refused(&self, remote: SocketAddr, e: &HandshakeError) {
         let reason = e.reason();
         self.stats.handshake_failure(reason);
+        if let HandshakeError::Codec(e) = e {
+            self.stats.input_closed("peer", e);
+        }
         if let Some(unlogged) = self.refusal_log.borrow_mut().check(reason, Instant::now()) {
             warn!(%remote, error = %e, reason, unlogged, "peer link refused");
         }
@@ -181,7 +190,7 @@ pub async fn accept_link(stream: TcpStream, remote: SocketAddr, ctx: Rc<PeerCont
         &ctx.local,
         &ctx.directory,
         tls.as_deref(),
-        ctx.max_frame,
+        &ctx.input,
     )
     .await;
     let established = match result {

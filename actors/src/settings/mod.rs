@@ -153,6 +153,28 @@ pub struct LimitsSettings {
     pub overflow_policy: OverflowPolicy,
     /// Client connections open at once.
     pub max_connections: usize,
+    /// Largest frame body accepted before the other side is known: the
+    /// plaintext handshake on the peer port (either side) and the first
+    /// frame of a peer link (`max_frame_bytes` applies if smaller).
+    pub handshake_frame_bytes: usize,
+    /// Time a frame may take to arrive whole once part of it has: a
+    /// connection that started a frame and did not finish it in time is
+    /// closed (docs/PROTOCOL.md §1).
+    #[serde(with = "humantime_serde")]
+    pub frame_read_timeout: Duration,
+    /// Bytes held in partly received frames, every client and peer
+    /// connection together; the connection whose bytes would go over it is
+    /// closed.
+    pub input_buffer_bytes: usize,
+    /// Subscriptions on the node, every connection together.
+    pub subscriptions_total: usize,
+    /// Subscriptions held by the UNIX-socket connections of one uid.
+    pub subscriptions_per_uid: usize,
+    /// Subscriptions held by the TCP connections from one IP address.
+    pub subscriptions_per_address: usize,
+    /// Estimated memory of the compiled regexes of every subscription
+    /// together, bytes (`crate::matcher::compile_measured`).
+    pub regex_memory_bytes: usize,
 }
 
 /// `[sync]`: replication tuning.

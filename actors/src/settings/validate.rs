@@ -288,6 +288,48 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         1,
         1 << 24,
     );
+    range(
+        &mut p,
+        "limits.handshake_frame_bytes",
+        l.handshake_frame_bytes,
+        1024,
+        1 << 20,
+    );
+    positive(&mut p, "limits.frame_read_timeout", l.frame_read_timeout);
+    range(
+        &mut p,
+        "limits.input_buffer_bytes",
+        l.input_buffer_bytes,
+        64 << 10,
+        1 << 40,
+    );
+    p.check(
+        !frame_ok || l.input_buffer_bytes >= l.max_frame_bytes + catalogue_proto::LENGTH_PREFIX_LEN,
+        "limits.input_buffer_bytes",
+        || {
+            format!(
+                "must hold at least one whole frame of limits.max_frame_bytes ({}) and its 4-byte prefix",
+                l.max_frame_bytes
+            )
+        },
+    );
+    for (key, value) in [
+        ("limits.subscriptions_total", l.subscriptions_total),
+        ("limits.subscriptions_per_uid", l.subscriptions_per_uid),
+        (
+            "limits.subscriptions_per_address",
+            l.subscriptions_per_address,
+        ),
+    ] {
+        range(&mut p, key, value, 1, 1 << 24);
+    }
+    range(
+        &mut p,
+        "limits.regex_memory_bytes",
+        l.regex_memory_bytes,
+        64 << 10,
+        1 << 40,
+    );
 
     // [sync]
     let y = &s.sync;

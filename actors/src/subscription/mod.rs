@@ -3,8 +3,10 @@
 //! it into its connection's outbound channel as fast as the client reads.
 //! When the channel is full it waits for room without blocking anyone else;
 //! the supervisor keeps sending events, and the queue's overflow rule keeps
-//! memory bounded.
+//! memory bounded. Each subscription holds its place in the node's
+//! [`ledger`] (count and regex memory) until its actor is dropped.
 
+pub mod ledger;
 pub mod queue;
 
 use std::sync::Arc;
@@ -66,6 +68,9 @@ pub struct Subscription {
     reported_depth: usize,
     /// A wait for room in the outbound channel is under way.
     waiting: bool,
+    /// This subscription's place in the node's ledger, given back when the
+    /// actor is dropped.
+    _permit: ledger::Permit,
 }
 
 /// What a subscription needs to start.
@@ -88,6 +93,8 @@ pub struct SubscriptionParts {
     pub ended: Recipient<SubscriptionEnded>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Its place in the node's ledger.
+    pub permit: ledger::Permit,
 }
 
 impl Subscription {
@@ -103,6 +110,7 @@ impl Subscription {
             metrics: ActorMetrics::new(p.stats, "subscription"),
             reported_depth: 0,
             waiting: false,
+            _permit: p.permit,
         }
     }
 

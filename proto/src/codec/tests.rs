@@ -250,3 +250,189 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------------------ memory held by a reader
+
+/// A length prefix announcing `len`, followed by `sent` bytes of body.
+fn announced(len: u32, sent: usize) -> Vec<u8> {
+    let mut bytes = len.to_be_bytes().to_vec();
+    bytes.resize(LENGTH_PREFIX_LEN + sent, 0x08);
+    bytes
+}
+
+/// Feeds `bytes` to `codec` the way tokio-util's frame reader does: makes
+/// room for one byte, reads into the spare room of `buf`, `chunk` bytes at
+/// most per read, decodes after each read. Returns the frames decoded.
+fn read_like_a_socket(
+    codec: &mut FrameCodec,
+    buf: &mut BytesMut,
+    bytes: &[u8],
+    chunk: usize,
+    mut after_each_read: impl FnMut(&FrameCodec, &BytesMut),
+) -> Result<Vec<Frame>, CodecError> {
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let before = buf.capacity();
+        buf.reserve(1);
+        assert!(
+            before == 0 || buf.capacity() == before,
+            "the codec left no room to read into"
+        );
+        let room = buf.capacity() - buf.len();
+        let n = rest.len().min(room).min(chunk);
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        while let Some(frame) = codec.decode(buf)? {
+            frames.push(frame);
+        }
+        after_each_read(codec, buf);
+    }
+    Ok(frames)
+}
+
+#[test]
+fn a_4_mib_announcement_with_100_bytes_sent_holds_about_100_bytes() {
+    // Before: the decoder reserved the whole announced frame (4 MiB).
+    let budget = InputBudget::new(usize::MAX);
+    let mut codec = FrameCodec::default().with_budget(&budget);
+    let mut buf = BytesMut::with_capacity(512);
+    let bytes = announced(DEFAULT_MAX_FRAME_LEN as u32, 100);
+    let frames = read_like_a_socket(&mut codec, &mut buf, &bytes, usize::MAX, |_, _| {})
+        .expect("waits for more");
+    assert!(frames.is_empty());
+    assert_eq!(codec.buffered(), 104, "charged: the bytes that arrived");
+    assert_eq!(budget.held(), 104);
+    assert!(
+        buf.capacity() <= 104 + READ_STEP,
+        "room for at most READ_STEP more bytes, not the announced 4 MiB: capacity {}",
+        buf.capacity()
+    );
+}
+
+#[test]
+fn the_buffer_grows_with_the_bytes_received_and_shrinks_after_a_large_frame() {
+    let budget = InputBudget::new(usize::MAX);
+    let mut codec = FrameCodec::default().with_budget(&budget);
+    let mut buf = BytesMut::with_capacity(512);
+    let frame = Frame::new(
+        1,
+        Body::Subscribe(Subscribe {
+            subscription_id: 1,
+            regex: "r".repeat(1 << 20),
+        }),
+    );
+    let bytes = encode_one(&frame);
+    let mut reads = 0;
+    let mut largest = 0;
+    let frames = read_like_a_socket(&mut codec, &mut buf, &bytes, 16 * 1024, |codec, buf| {
+        reads += 1;
+        largest = largest.max(buf.capacity());
+        if !buf.is_empty() {
+            assert_eq!(codec.buffered(), buf.len(), "the charge follows the bytes");
+            assert!(
+                buf.capacity() <= 2 * buf.len() + READ_STEP,
+                "capacity {} for {} bytes held",
+                buf.capacity(),
+                buf.len()
+            );
+        }
+    })
+    .expect("decodes");
+    assert_eq!(frames, vec![frame]);
+    assert!(reads > 60, "read in steps ({reads} reads)");
+    assert!(
+        largest >= bytes.len(),
+        "the whole frame was held at the end"
+    );
+    assert_eq!(codec.buffered(), 0, "nothing charged once the frame is out");
+    assert_eq!(budget.held(), 0);
+    assert!(
+        buf.capacity() <= READ_STEP,
+        "a small buffer replaces the large one: capacity {}",
+        buf.capacity()
+    );
+}
+
+#[test]
+fn a_connection_whose_bytes_would_exceed_the_budget_is_refused() {
+    let budget = InputBudget::new(10_000);
+    let mut a = FrameCodec::default().with_budget(&budget);
+    let mut b = a.clone();
+    let mut buf_a = BytesMut::new();
+    let mut buf_b = BytesMut::new();
+    read_like_a_socket(
+        &mut a,
+        &mut buf_a,
+        &announced(1 << 20, 6_000),
+        1024,
+        |_, _| {},
+    )
+    .expect("within the budget");
+    assert_eq!(budget.held(), 6_004);
+    let err = read_like_a_socket(
+        &mut b,
+        &mut buf_b,
+        &announced(1 << 20, 6_000),
+        1024,
+        |_, _| {},
+    )
+    .expect_err("over the budget");
+    assert!(
+        matches!(
+            err,
+            CodecError::BudgetExceeded(BudgetExceeded { limit: 10_000, .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.error_code(), Some(ErrorCode::LimitExceeded));
+    assert_eq!(
+        b.buffered(),
+        0,
+        "the refused connection gives its bytes back"
+    );
+    assert_eq!(budget.held(), 6_004, "the other one keeps its own");
+    drop(a);
+    assert_eq!(budget.held(), 0, "a dropped codec gives its bytes back");
+}
+
+#[test]
+fn the_first_frame_has_its_own_smaller_limit() {
+    let small = Frame::new(0, Body::Ack(Ack { ack_serial: 1 }));
+    let big = Frame::new(
+        1,
+        Body::Subscribe(Subscribe {
+            subscription_id: 1,
+            regex: "x".repeat(200),
+        }),
+    );
+    // A large first frame is refused at the small limit...
+    let mut codec = FrameCodec::new(4096).with_first_frame_limit(64);
+    assert_eq!(codec.limit_now(), 64);
+    let mut buf = encode_one(&big);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(CodecError::FrameTooLarge { max: 64, .. })
+    ));
+    // ... and accepted after a first frame that fits.
+    let mut codec = FrameCodec::new(4096).with_first_frame_limit(64);
+    let mut buf = encode_one(&small);
+    buf.extend_from_slice(&encode_one(&big));
+    assert_eq!(codec.decode(&mut buf).expect("small"), Some(small));
+    assert_eq!(codec.limit_now(), 4096);
+    assert_eq!(codec.decode(&mut buf).expect("big"), Some(big));
+}
+
+#[test]
+fn a_clone_shares_the_budget_but_not_the_charge() {
+    let budget = InputBudget::new(1000);
+    let mut a = FrameCodec::new(4096).with_budget(&budget);
+    let mut buf = BytesMut::from(&announced(500, 100)[..]);
+    assert!(a.decode(&mut buf).expect("partial").is_none());
+    let b = a.clone();
+    assert_eq!((a.buffered(), b.buffered()), (104, 0));
+    assert_eq!(budget.held(), 104);
+    drop(a);
+    drop(b);
+    assert_eq!(budget.held(), 0);
+}

@@ -12,6 +12,15 @@ fn local(name: &str) -> LocalIdentity {
     }
 }
 
+fn limits() -> InputLimits {
+    InputLimits {
+        max_frame: 1 << 20,
+        handshake_frame: 64 << 10,
+        frame_timeout: Duration::from_secs(10),
+        budget: catalogue_proto::InputBudget::unlimited(),
+    }
+}
+
 fn directory(names: &[&str]) -> PeerDirectory {
     let d = PeerDirectory::default();
     for n in names {
@@ -82,10 +91,11 @@ async fn a_debug_handshake_over_loopback_links_two_nodes() {
     let dir = directory(&["a"]);
     let server = async {
         let (stream, remote) = listener.accept().await.expect("accept");
-        accept(stream, remote, &local("b"), &dir, None, 1 << 20).await
+        accept(stream, remote, &local("b"), &dir, None, &limits()).await
     };
     let a = local("a");
-    let (client, server) = tokio::join!(connect("b", &addr, &a, None, 1 << 20), server);
+    let limits = limits();
+    let (client, server) = tokio::join!(connect("b", &addr, &a, None, &limits), server);
     let client = client.expect("connect");
     let server = server.expect("accept handshake");
     assert_eq!(client.peer, "b");
@@ -104,10 +114,11 @@ async fn an_unknown_name_is_refused_in_plaintext_and_the_connector_reads_why() {
     let dir = directory(&["someone-else"]);
     let server = async {
         let (stream, remote) = listener.accept().await.expect("accept");
-        accept(stream, remote, &local("b"), &dir, None, 1 << 20).await
+        accept(stream, remote, &local("b"), &dir, None, &limits()).await
     };
     let a = local("a");
-    let (client, server) = tokio::join!(connect("b", &addr, &a, None, 1 << 20), server);
+    let limits = limits();
+    let (client, server) = tokio::join!(connect("b", &addr, &a, None, &limits), server);
     let err = client.err().expect("refused");
     match err {
         HandshakeError::RefusedByPeer { code, message } => {
@@ -141,7 +152,7 @@ async fn a_framing_error_before_peer_is_answered_then_closed() {
         let dir = directory(&["a"]);
         let server = async {
             let (stream, remote) = listener.accept().await.expect("accept");
-            accept(stream, remote, &local("b"), &dir, None, 1 << 20).await
+            accept(stream, remote, &local("b"), &dir, None, &limits()).await
         };
         let client = async {
             let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -172,7 +183,7 @@ async fn a_dial_where_nothing_listens_made_no_connection() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     drop(listener);
-    let err = connect("b", &addr, &local("a"), None, 1 << 20)
+    let err = connect("b", &addr, &local("a"), None, &limits())
         .await
         .err()
         .expect("nothing listens");
@@ -245,4 +256,97 @@ fn a_read_error_before_the_first_frame_is_a_tls_failure_over_tls_only() {
         true,
     );
     assert!(matches!(truncated, HandshakeError::Codec(_)), "{truncated}");
+}
+
+/// Runs the accepting side against a client that writes `input` and then
+/// waits (without closing); returns the handshake's outcome, the frames
+/// the client read until the acceptor closed, and how long that took.
+async fn accept_against(
+    input: Vec<u8>,
+    limits: &InputLimits,
+) -> (Result<Established, HandshakeError>, Vec<Frame>, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::Decoder;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let dir = directory(&["a"]);
+    let started = tokio::time::Instant::now();
+    let server = async {
+        let (stream, remote) = listener.accept().await.expect("accept");
+        let result = accept(stream, remote, &local("b"), &dir, None, limits).await;
+        (result, started.elapsed())
+    };
+    let client = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(&input).await.expect("write");
+        let mut answer = Vec::new();
+        // Ends when the acceptor closes; bounded by the handshake timeout.
+        let _ = stream.read_to_end(&mut answer).await;
+        answer
+    };
+    let (answer, (server, took)) = tokio::join!(client, server);
+    let mut codec = FrameCodec::new(1 << 20);
+    let mut buf = bytes::BytesMut::from(&answer[..]);
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+        frames.push(frame);
+    }
+    (server, frames, took)
+}
+
+fn error_code_of(frames: &[Frame]) -> Option<ErrorCode> {
+    frames.iter().find_map(|f| match &f.body {
+        Some(Body::Error(e)) => Some(e.code()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_frame_above_the_handshake_limit_is_refused_at_once() {
+    // Before the fix the handshake read with limits.max_frame_bytes and
+    // waited for the whole announced frame.
+    let limits = limits();
+    let mut input = ((64 << 10) + 1u32).to_be_bytes().to_vec();
+    input.extend_from_slice(&[0x08; 100]);
+    let (result, frames, took) = accept_against(input, &limits).await;
+    assert!(
+        matches!(
+            result,
+            Err(HandshakeError::Codec(CodecError::FrameTooLarge { max, .. })) if max == 64 << 10
+        ),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(error_code_of(&frames), Some(ErrorCode::FrameTooLarge));
+    assert!(took < HANDSHAKE_TIMEOUT, "refused at once, took {took:?}");
+}
+
+#[tokio::test]
+async fn a_peer_frame_left_unfinished_is_closed_after_the_frame_deadline() {
+    let limits = InputLimits {
+        frame_timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let mut input = 1000u32.to_be_bytes().to_vec();
+    input.extend_from_slice(&[0x08; 100]);
+    let (result, frames, took) = accept_against(input, &limits).await;
+    assert!(
+        matches!(
+            result,
+            Err(HandshakeError::Codec(CodecError::FrameTimeout {
+                received: 104,
+                ..
+            }))
+        ),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(error_code_of(&frames), Some(ErrorCode::LimitExceeded));
+    assert!(
+        took >= limits.frame_timeout && took < HANDSHAKE_TIMEOUT,
+        "closed after the frame deadline, not the handshake's: {took:?}"
+    );
 }

@@ -139,3 +139,37 @@ fn xlreg_client_needs_key_and_cluster() {
     s.xlreg.server = "registry.example:7482".into();
     assert_eq!(keys(&s), ["xlreg.server_key", "xlreg.cluster.name"]);
 }
+
+#[test]
+fn input_and_subscription_limits_are_checked() {
+    let mut s = defaults();
+    s.limits.max_frame_bytes = 65536;
+    s.limits.handshake_frame_bytes = 512;
+    s.limits.frame_read_timeout = Duration::ZERO;
+    s.limits.input_buffer_bytes = 65536;
+    s.limits.subscriptions_per_uid = 0;
+    s.limits.regex_memory_bytes = 1;
+    assert_eq!(
+        keys(&s),
+        [
+            "limits.handshake_frame_bytes",
+            "limits.frame_read_timeout",
+            "limits.input_buffer_bytes",
+            "limits.subscriptions_per_uid",
+            "limits.regex_memory_bytes",
+        ]
+    );
+    let problems = s.validate();
+    assert!(
+        problems[2].problem.contains("one whole frame"),
+        "{}",
+        problems[2]
+    );
+    // Above max_frame_bytes is allowed: the smaller of the two applies.
+    s.limits.handshake_frame_bytes = 1 << 20;
+    s.limits.frame_read_timeout = Duration::from_millis(100);
+    s.limits.input_buffer_bytes = 65540;
+    s.limits.subscriptions_per_uid = 1;
+    s.limits.regex_memory_bytes = 64 << 10;
+    assert_eq!(keys(&s), Vec::<String>::new());
+}
