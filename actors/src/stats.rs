@@ -167,6 +167,8 @@ pub struct Stats {
     pub propagation: Histogram,
     /// The hosted xlReg registry's counters, once there is one.
     pub xlreg: Arc<xlreg::XlregCollector>,
+    /// xlReg clusters this node refused to join, by reason.
+    pub xlreg_cluster_refusals: Family<ReasonLabel, PromCounter>,
     actors_live: Family<KindLabel, PromGauge>,
     actors_started: Family<KindLabel, PromCounter>,
     actors_stopped: Family<KindLabel, PromCounter>,
@@ -219,6 +221,7 @@ impl Stats {
             sync_last_success: Family::default(),
             propagation: seconds_histogram(),
             xlreg: Arc::default(),
+            xlreg_cluster_refusals: Family::default(),
             actors_live: Family::default(),
             actors_started: Family::default(),
             actors_stopped: Family::default(),
@@ -346,6 +349,11 @@ impl Stats {
         );
         r.register_collector(Box::new(self.xlreg.clone()));
         r.register(
+            "xlreg_cluster_refusals",
+            "xlReg clusters this node refused to join (wrong size, creator or name), by reason",
+            self.xlreg_cluster_refusals.clone(),
+        );
+        r.register(
             "actors_live",
             "Actors alive, by kind",
             self.actors_live.clone(),
@@ -397,6 +405,15 @@ impl Stats {
     /// Counts a peer handshake failure.
     pub fn handshake_failure(&self, reason: &str) {
         self.handshake_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts an xlReg cluster this node refused to join.
+    pub fn xlreg_cluster_refusal(&self, reason: &str) {
+        self.xlreg_cluster_refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
             })
