@@ -7,7 +7,11 @@ use std::{env, error::Error, fs, path::PathBuf};
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["proto/catalogue.proto", "proto/xlreg.proto"];
+const PROTOS: &[&str] = &[
+    "proto/catalogue.proto",
+    "proto/xlreg.proto",
+    "proto/xlreg_ext.proto",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     for proto in PROTOS {

@@ -8,19 +8,35 @@
 //! Each member it learns becomes a known peer; the node dials those whose
 //! name sorts before its own (so each pair is dialed once) at the first
 //! endpoint of their token. Only names in member tokens (and configured
-//! peers) are accepted on the peer port. Its member index is its node id in
-//! the cluster.
+//! peers) are accepted on the peer port, and a member that is not a
+//! configured peer must also present a certificate naming the cluster
+//! (`catalogue tls cert --cluster`; see `crate::peer::handshake`). Its
+//! member index is its node id in the cluster.
+//!
+//! A node does not trust the registry's cluster blindly. Before it joins it
+//! checks ([`check_cluster`]) that the registry registered it under its own
+//! name (not `node-c-2`: someone else holds `node-c`), and that the cluster
+//! has the configured size and endpoint count and, when
+//! `xlreg.cluster.creator` is set, was created by that client (the registry
+//! names creators in an extension, docs/XLREG.md §14). With a creator set,
+//! only that node creates the cluster; the others wait for it. A cluster
+//! that fails a check is refused: an error in the log, a count in
+//! `catalogue_xlreg_cluster_refusals_total{reason}`, and no join; the node
+//! tries again later (backing off to 30 s).
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     backoff::Backoff,
     stats::{ActorMetrics, Stats},
-    xlreg::{ClientError, ClusterRef, Identity, Member, PublicKey, RegistryClient},
+    xlreg::{
+        ClientError, ClientOptions, ClusterInfo, ClusterRef, Identity, Member, PublicKey,
+        RegistryClient, client::Secret, keys, registry::RegistryError,
+    },
 };
 
 /// Poll interval while members are missing.
@@ -43,10 +59,158 @@ pub struct MembershipConfig {
     pub size: u32,
     /// Endpoints per member.
     pub endpoints: u32,
+    /// Who must have created the cluster: a client name, a key
+    /// fingerprint (`sha256:<hex>`), or empty (not checked).
+    pub creator: String,
+    /// The registry's shared secret, if it asks for one.
+    pub secret: Option<Secret>,
     /// Where the client identity is kept.
     pub identity_dir: PathBuf,
     /// Our endpoints: the peer listener first.
     pub my_ends: Vec<String>,
+}
+
+impl MembershipConfig {
+    /// Whether this node creates the cluster (no creator configured, or
+    /// this node is it).
+    pub fn creates(&self) -> bool {
+        self.creator.is_empty() || self.creator == self.node
+    }
+}
+
+/// Why a node refuses the cluster the registry offers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterRefusal {
+    /// The registry registered this node under another name.
+    #[error(
+        "the registry registered this node as {given:?}: the name {wanted:?} is held by another \
+         client (squatted?); not joining under another name"
+    )]
+    NameTaken {
+        /// `node.name`.
+        wanted: String,
+        /// The name the registry gave.
+        given: String,
+    },
+    /// The cluster's size differs from `xlreg.cluster.size`.
+    #[error(
+        "cluster {cluster:?} in the registry has size {found}, but xlreg.cluster.size is \
+         {configured}: created by someone else? not joining"
+    )]
+    Size {
+        /// The cluster.
+        cluster: String,
+        /// Its size in the registry.
+        found: u32,
+        /// The configured size.
+        configured: u32,
+    },
+    /// The cluster's endpoint count differs from `xlreg.cluster.endpoints`.
+    #[error(
+        "cluster {cluster:?} in the registry wants {found} endpoints per member, but \
+         xlreg.cluster.endpoints is {configured}: not joining"
+    )]
+    Endpoints {
+        /// The cluster.
+        cluster: String,
+        /// Its endpoint count in the registry.
+        found: u32,
+        /// The configured count.
+        configured: u32,
+    },
+    /// Someone else created the cluster.
+    #[error(
+        "cluster {cluster:?} was created by {found}, but xlreg.cluster.creator is \
+         {configured:?}: not joining"
+    )]
+    Creator {
+        /// The cluster.
+        cluster: String,
+        /// Who the registry says created it (name and key fingerprint).
+        found: String,
+        /// The configured creator.
+        configured: String,
+    },
+    /// The registry does not say who created the cluster.
+    #[error(
+        "the registry does not say who created cluster {cluster:?} (a seed registry, or a \
+         cluster older than that), and xlreg.cluster.creator is {configured:?}: not joining"
+    )]
+    CreatorUnknown {
+        /// The cluster.
+        cluster: String,
+        /// The configured creator.
+        configured: String,
+    },
+}
+
+impl ClusterRefusal {
+    /// Label of `catalogue_xlreg_cluster_refusals_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClusterRefusal::NameTaken { .. } => "name_taken",
+            ClusterRefusal::Size { .. } => "size",
+            ClusterRefusal::Endpoints { .. } => "endpoints",
+            ClusterRefusal::Creator { .. } => "creator",
+            ClusterRefusal::CreatorUnknown { .. } => "creator_unknown",
+        }
+    }
+}
+
+/// Checks the cluster the registry offers against the configuration:
+/// size, endpoint count, and creator when one is configured.
+pub fn check_cluster(cfg: &MembershipConfig, info: &ClusterInfo) -> Result<(), ClusterRefusal> {
+    if info.size != cfg.size {
+        return Err(ClusterRefusal::Size {
+            cluster: info.name.clone(),
+            found: info.size,
+            configured: cfg.size,
+        });
+    }
+    if info.endpoints != cfg.endpoints {
+        return Err(ClusterRefusal::Endpoints {
+            cluster: info.name.clone(),
+            found: info.endpoints,
+            configured: cfg.endpoints,
+        });
+    }
+    if cfg.creator.is_empty() {
+        return Ok(());
+    }
+    let Some(creator) = &info.creator else {
+        return Err(ClusterRefusal::CreatorUnknown {
+            cluster: info.name.clone(),
+            configured: cfg.creator.clone(),
+        });
+    };
+    let matches = match keys::parse_fingerprint(&cfg.creator) {
+        Some(fp) => creator.key == fp,
+        None => creator.name == cfg.creator,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(ClusterRefusal::Creator {
+            cluster: info.name.clone(),
+            found: format!(
+                "{:?} ({})",
+                creator.name,
+                keys::format_fingerprint(&creator.key)
+            ),
+            configured: cfg.creator.clone(),
+        })
+    }
+}
+
+/// Why a session with the registry ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    /// The registry, the connection or the identity failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The offered cluster is not the configured one.
+    #[error(transparent)]
+    Refused(#[from] ClusterRefusal),
 }
 
 /// A member learned from the registry.
@@ -75,6 +239,7 @@ pub struct ClusterMembership {
     known: BTreeMap<String, String>,
     stop: watch::Receiver<bool>,
     metrics: ActorMetrics,
+    stats: Arc<Stats>,
     complete: bool,
 }
 
@@ -91,7 +256,8 @@ impl ClusterMembership {
             found,
             known: BTreeMap::new(),
             stop,
-            metrics: ActorMetrics::new(stats, "membership"),
+            metrics: ActorMetrics::new(stats.clone(), "membership"),
+            stats,
             complete: false,
         }
     }
@@ -106,7 +272,7 @@ impl Actor for ClusterMembership {
         let stop = self.stop.clone();
         let me = ctx.address();
         ctx.spawn(
-            poll_loop(cfg, me, stop)
+            poll_loop(cfg, me, stop, self.stats.clone())
                 .into_actor(self)
                 .map(|(), _, ctx| ctx.stop()),
         );
@@ -159,6 +325,7 @@ async fn poll_loop(
     cfg: MembershipConfig,
     me: Addr<ClusterMembership>,
     mut stop: watch::Receiver<bool>,
+    stats: Arc<Stats>,
 ) {
     let key = match std::fs::read(&cfg.server_key)
         .map_err(|e| e.to_string())
@@ -183,10 +350,32 @@ async fn poll_loop(
             r = session(&cfg, &key, &mut identity, &me, &mut backoff) => r,
             _ = stop.changed() => return,
         };
-        if let Err(e) = result {
-            warn!(server = %cfg.server, error = %e, "xlReg session failed; retrying");
-            if matches!(e, ClientError::UnknownClient) {
-                let _ = identity.forget();
+        match result {
+            Ok(()) => {}
+            Err(SessionError::Refused(refusal)) => {
+                stats.xlreg_cluster_refusal(refusal.reason());
+                error!(
+                    server = %cfg.server,
+                    cluster = %cfg.cluster,
+                    reason = refusal.reason(),
+                    error = %refusal,
+                    "refusing the xlReg cluster"
+                );
+                if matches!(refusal, ClusterRefusal::NameTaken { .. }) {
+                    // Register anew next time: the name may be free then.
+                    let _ = identity.forget();
+                }
+            }
+            Err(SessionError::Client(ClientError::Refused(desc)))
+                if !cfg.creates() && desc == RegistryError::NoSuchCluster.to_string() =>
+            {
+                info!(cluster = %cfg.cluster, creator = %cfg.creator, "waiting for the creator to create the xlReg cluster");
+            }
+            Err(SessionError::Client(e)) => {
+                warn!(server = %cfg.server, error = %e, "xlReg session failed; retrying");
+                if matches!(e, ClientError::UnknownClient) {
+                    let _ = identity.forget();
+                }
             }
         }
         let delay = backoff.next_delay(&mut rand::rng());
@@ -203,11 +392,37 @@ async fn session(
     identity: &mut Identity,
     me: &Addr<ClusterMembership>,
     backoff: &mut Backoff,
-) -> Result<(), ClientError> {
-    let mut client = RegistryClient::connect(&cfg.server, key).await?;
-    client.login(identity, Some(&cfg.my_ends)).await?;
-    client.create(&cfg.cluster, cfg.size, cfg.endpoints).await?;
-    let info = client.join(&cfg.cluster).await?;
+) -> Result<(), SessionError> {
+    let options = ClientOptions {
+        secret: cfg.secret.clone(),
+        ..ClientOptions::default()
+    };
+    let mut client = RegistryClient::connect_with(&cfg.server, key, &options).await?;
+    let registered = client.login(identity, Some(&cfg.my_ends)).await?;
+    if registered.name != cfg.node {
+        return Err(ClusterRefusal::NameTaken {
+            wanted: cfg.node.clone(),
+            given: registered.name,
+        }
+        .into());
+    }
+    let by_name = ClusterRef {
+        id: None,
+        name: Some(cfg.cluster.clone()),
+    };
+    let found = if cfg.creates() {
+        client.create(&cfg.cluster, cfg.size, cfg.endpoints).await?
+    } else {
+        client.get_cluster(&by_name, Some(0)).await?.cluster
+    };
+    check_cluster(cfg, &found)?;
+    // By ID: the cluster checked is the one joined.
+    let info = client
+        .join_ref(ClusterRef {
+            id: Some(found.id.clone()),
+            name: None,
+        })
+        .await?;
     debug!(cluster = %info.name, size = info.size, "joined through xlReg");
     let cluster = ClusterRef {
         id: Some(info.id.clone()),
@@ -222,5 +437,74 @@ async fn session(
             complete,
         });
         tokio::time::sleep(if complete { POLL_SLOW } else { POLL_FAST }).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xlreg::Creator;
+
+    fn cfg(creator: &str) -> MembershipConfig {
+        MembershipConfig {
+            node: "node-c".into(),
+            server: "127.0.0.1:1".into(),
+            server_key: PathBuf::new(),
+            cluster: "prod".into(),
+            size: 3,
+            endpoints: 1,
+            creator: creator.into(),
+            secret: None,
+            identity_dir: PathBuf::new(),
+            my_ends: vec![],
+        }
+    }
+
+    fn cluster(size: u32, endpoints: u32, creator: Option<(&str, u8)>) -> ClusterInfo {
+        ClusterInfo {
+            id: vec![1; 32],
+            name: "prod".into(),
+            size,
+            endpoints,
+            attrs: 0,
+            creator: creator.map(|(name, key)| Creator {
+                name: name.into(),
+                key: [key; 32],
+            }),
+        }
+    }
+
+    #[test]
+    fn the_configured_cluster_passes() {
+        check_cluster(&cfg(""), &cluster(3, 1, None)).expect("no creator configured");
+        check_cluster(&cfg("node-a"), &cluster(3, 1, Some(("node-a", 7)))).expect("by name");
+        let fp = keys::format_fingerprint(&[7; 32]);
+        check_cluster(&cfg(&fp), &cluster(3, 1, Some(("anyone", 7)))).expect("by key");
+    }
+
+    #[test]
+    fn a_squatted_cluster_is_refused_with_the_reason() {
+        let e = check_cluster(&cfg(""), &cluster(2, 1, None)).expect_err("size");
+        assert_eq!(e.reason(), "size");
+        assert!(e.to_string().contains("size 2"), "{e}");
+        let e = check_cluster(&cfg(""), &cluster(3, 2, None)).expect_err("endpoints");
+        assert_eq!(e.reason(), "endpoints");
+        let e =
+            check_cluster(&cfg("node-a"), &cluster(3, 1, Some(("evil", 7)))).expect_err("creator");
+        assert_eq!(e.reason(), "creator");
+        assert!(e.to_string().contains("\"evil\""), "{e}");
+        let fp = keys::format_fingerprint(&[7; 32]);
+        let e = check_cluster(&cfg(&fp), &cluster(3, 1, Some(("node-a", 8)))).expect_err("key");
+        assert_eq!(e.reason(), "creator", "the name alone does not do");
+        let e = check_cluster(&cfg("node-a"), &cluster(3, 1, None)).expect_err("unknown");
+        assert_eq!(e.reason(), "creator_unknown");
+    }
+
+    #[test]
+    fn only_the_creator_creates() {
+        assert!(cfg("").creates());
+        assert!(cfg("node-c").creates());
+        assert!(!cfg("node-a").creates());
+        assert!(!cfg(&keys::format_fingerprint(&[1; 32])).creates());
     }
 }

@@ -195,6 +195,9 @@ pub async fn run(
         "listening"
     );
 
+    for warning in settings.warnings() {
+        warn!(key = %warning.key, "{}", warning.problem);
+    }
     let tls = if node.debug || settings.tls.is_empty() {
         None
     } else {
@@ -204,6 +207,24 @@ pub async fn run(
             t.cert.as_ref(),
             t.key.as_ref(),
         )?))
+    };
+    let xlreg_cluster =
+        (!settings.xlreg.server.is_empty()).then(|| settings.xlreg.cluster.name.clone());
+    if let (Some(cluster), Some(_)) = (&xlreg_cluster, &tls) {
+        warn_unless_certificate_names(&settings.tls.cert, cluster);
+    }
+    let xlreg_secret = match settings.xlreg.secret_file.as_str() {
+        "" => None,
+        path => Some(crate::xlreg::client::Secret(
+            crate::xlreg::admission::read_secret(std::path::Path::new(path)).map_err(
+                |problem| {
+                    crate::xlreg::XlregError::Admission(crate::xlreg::admission::AdmitConfigError {
+                        key: "xlreg.secret_file".into(),
+                        problem,
+                    })
+                },
+            )?,
+        )),
     };
     let stats = Arc::new(Stats::default());
     let input = InputLimits::new(&settings.limits);
@@ -232,6 +253,7 @@ pub async fn run(
             cluster: node.cluster.clone(),
             environment: node.environment.clone(),
             debug: node.debug,
+            xlreg_cluster,
         },
         tls,
         directory,
@@ -331,6 +353,8 @@ pub async fn run(
             cluster: x.cluster.name.clone(),
             size: x.cluster.size,
             endpoints: x.cluster.endpoints,
+            creator: x.cluster.creator.clone(),
+            secret: xlreg_secret.clone(),
             identity_dir: node.data_dir.join("xlreg-client"),
             my_ends,
         };
@@ -376,10 +400,10 @@ pub async fn run(
             }
             Some(member) = found_rx.recv() => {
                 if member.dial {
-                    peers.directory.add(&member.name, &member.address);
+                    peers.directory.add_member(&member.name, &member.address);
                     connectors.start(&member.name, &member.address);
                 } else {
-                    peers.directory.add(&member.name, "");
+                    peers.directory.add_member(&member.name, "");
                 }
             }
             Some(_) = acceptor.writers.join_next(), if !acceptor.writers.is_empty() => {}
@@ -426,6 +450,24 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// Warns when this node's certificate does not name the xlReg cluster it
+/// forms: its peers that know it only from the registry will refuse it.
+fn warn_unless_certificate_names(cert: &str, cluster: &str) {
+    let names = crate::tls::pem::load_certificates(std::path::Path::new(cert))
+        .ok()
+        .and_then(|certs| certs.first().map(|c| crate::tls::cluster_names(c)))
+        .unwrap_or_default();
+    if !names.iter().any(|n| n == cluster) {
+        warn!(
+            cert,
+            cluster,
+            "this node's certificate does not name its xlReg cluster (URI SAN catalogue://cluster/{cluster}); \
+             members that know it only from the registry will refuse its links: issue it with \
+             `catalogue tls cert --cluster {cluster}`"
+        );
+    }
 }
 
 async fn accept_tcp(

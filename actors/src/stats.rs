@@ -190,6 +190,8 @@ pub struct Stats {
     pub subscription_refusals: Family<ReasonLabel, PromCounter>,
     /// Estimated memory of the compiled regexes of all subscriptions.
     pub regex_memory: Gauge,
+    /// xlReg clusters this node refused to join, by reason.
+    pub xlreg_cluster_refusals: Family<ReasonLabel, PromCounter>,
     actors_live: Family<KindLabel, PromGauge>,
     actors_started: Family<KindLabel, PromCounter>,
     actors_stopped: Family<KindLabel, PromCounter>,
@@ -247,6 +249,7 @@ impl Stats {
             input_closes: Family::default(),
             subscription_refusals: Family::default(),
             regex_memory: Gauge::default(),
+            xlreg_cluster_refusals: Family::default(),
             actors_live: Family::default(),
             actors_started: Family::default(),
             actors_stopped: Family::default(),
@@ -394,6 +397,11 @@ impl Stats {
             self.regex_memory.0.clone(),
         );
         r.register(
+            "xlreg_cluster_refusals",
+            "xlReg clusters this node refused to join (wrong size, creator or name), by reason",
+            self.xlreg_cluster_refusals.clone(),
+        );
+        r.register(
             "actors_live",
             "Actors alive, by kind",
             self.actors_live.clone(),
@@ -477,6 +485,15 @@ impl Stats {
     /// Counts a peer handshake failure.
     pub fn handshake_failure(&self, reason: &str) {
         self.handshake_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts an xlReg cluster this node refused to join.
+    pub fn xlreg_cluster_refusal(&self, reason: &str) {
+        self.xlreg_cluster_refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
             })

@@ -1,6 +1,6 @@
 //! Certificates for test clusters: a throwaway CA in a temporary directory
-//! and node certificates signed by it, made with the same library as
-//! `catalogue tls`.
+//! and node certificates signed by it (naming an xlReg cluster or not),
+//! made with the same library as `catalogue tls`.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -50,6 +50,17 @@ impl TestCa {
         let cert = self
             .ca
             .issue(name, Duration::from_secs(24 * 3600))
+            .context("issue node certificate")?;
+        self.write(&cert)
+    }
+
+    /// A certificate and key for node `name` that also names xlReg cluster
+    /// `cluster` (what `catalogue tls cert --cluster` issues), written next
+    /// to the CA.
+    pub fn node_in(&self, name: &str, cluster: &str) -> Result<TlsFiles> {
+        let cert = self
+            .ca
+            .issue_for_clusters(name, Duration::from_secs(24 * 3600), &[cluster.to_string()])
             .context("issue node certificate")?;
         self.write(&cert)
     }

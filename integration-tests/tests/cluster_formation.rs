@@ -1,6 +1,7 @@
 //! A cluster formed through the xlReg registry alone: three nodes with no
-//! static peers learn each other from the member tokens, link over TLS,
-//! and replicate a service end to end.
+//! static peers learn each other from the member tokens, link over TLS
+//! (their certificates name the cluster, as members known only from the
+//! registry must), and replicate a service end to end.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +35,7 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
     let start = |name: &str| -> Result<Daemon> {
         Daemon::builder()
             .name(name)
-            .tls(&ca.node(name)?)
+            .tls(&ca.node_in(name, "formed")?)
             .set("xlreg.server", &address)
             .set("xlreg.server_key", &key)
             .set("xlreg.cluster.name", "formed")

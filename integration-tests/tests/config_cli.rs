@@ -145,3 +145,30 @@ fn serve_with_invalid_settings_exits_2_before_listening() {
         run.stderr
     );
 }
+
+#[test]
+fn check_warns_about_a_registry_served_without_admission_in_production() {
+    let open = catalogue(&["config", "check", "--set", "xlreg.serve=true"], &[]);
+    assert_eq!(open.code, 0, "a warning, not an error: {}", open.stderr);
+    assert!(
+        open.stderr
+            .contains("warning: xlreg.admit: the registry is served (xlreg.serve = true) without admission control"),
+        "{}",
+        open.stderr
+    );
+    for closed in [
+        vec![
+            "--set",
+            "xlreg.serve=true",
+            "--set",
+            "xlreg.admit.secret_file=/etc/catalogue/xlreg.secret",
+        ],
+        vec!["--set", "xlreg.serve=true", "--environment", "staging"],
+    ] {
+        let mut args = vec!["config", "check"];
+        args.extend(closed);
+        let run = catalogue(&args, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stderr.contains("warning"), "{args:?}: {}", run.stderr);
+    }
+}

@@ -1,8 +1,10 @@
 //! Wire formats of catalogue.
 //!
-//! Two protobuf schemas live in `proto/`: `catalogue.proto` (the client and
-//! peer protocol, one `Frame` envelope per message) and `xlreg.proto` (the
-//! xlReg cluster registry, kept field for field as in the seed). Both are
+//! Three protobuf schemas live in `proto/`: `catalogue.proto` (the client and
+//! peer protocol, one `Frame` envelope per message), `xlreg.proto` (the
+//! xlReg cluster registry, kept field for field as in the seed) and
+//! `xlreg_ext.proto` (catalogue's extension fields, numbered where the seed
+//! has none, sent after an `XLRegMsg` in the same plaintext). All are
 //! compiled at build time with prost and protox. This crate also holds the
 //! length-prefixed frame codec used on every client and peer connection (with
 //! the node-wide budget of buffered input it charges) and a
@@ -26,6 +28,13 @@ pub mod reg {
     include!(concat!(env!("OUT_DIR"), "/reg.rs"));
 }
 
+/// Types generated from `proto/xlreg_ext.proto` (package `regext`): fields
+/// catalogue adds to xlReg messages, outside the seed's schema.
+#[allow(clippy::all, missing_docs)]
+pub mod regext {
+    include!(concat!(env!("OUT_DIR"), "/regext.rs"));
+}
+
 pub use catalogue::{Frame, frame::Body};
 pub use codec::{
     BudgetExceeded, CodecError, DEFAULT_MAX_FRAME_LEN, FrameCodec, InputBudget, InputCharge,
@@ -34,7 +43,7 @@ pub use codec::{
 pub use envelope::{NOID, NodeId};
 pub use version::{PROTOCOL_MAJOR, PROTOCOL_MINOR};
 
-/// The encoded `google.protobuf.FileDescriptorSet` of both schemas, as
+/// The encoded `google.protobuf.FileDescriptorSet` of every schema, as
 /// compiled into this crate.
 pub fn file_descriptor_set_bytes() -> &'static [u8] {
     include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"))

@@ -642,3 +642,34 @@ fn garbage_inside_a_block_is_a_parse_error() {
     let err = parse_seed(&edited).expect_err("an unparsable field is an error");
     assert!(err.contains("Token"), "error names the message: {err}");
 }
+
+/// The extension message (`xlreg_ext.proto`, docs/XLREG.md §14) rides in the
+/// same plaintext as an `XLRegMsg`, so none of its numbers may be one the
+/// seed uses anywhere, and it must live outside package `reg`.
+#[test]
+fn the_extension_fields_use_no_number_of_the_seed() {
+    let set = FileDescriptorSet::decode(catalogue_proto::file_descriptor_set_bytes())
+        .expect("the crate's descriptor set decodes");
+    let ext = set
+        .file
+        .iter()
+        .find(|f| f.package() == "regext")
+        .expect("xlreg_ext.proto is compiled");
+    let schema = seed();
+    let seed_numbers: Vec<i32> = schema
+        .messages
+        .values()
+        .flatten()
+        .map(|f| f.number)
+        .collect();
+    let fields: Vec<_> = ext.message_type.iter().flat_map(|m| &m.field).collect();
+    assert!(!fields.is_empty(), "XLRegExt has fields");
+    for field in fields {
+        assert!(
+            field.number() >= 100 && !seed_numbers.contains(&field.number()),
+            "extension field {} = {} collides with the seed's numbers",
+            field.name(),
+            field.number()
+        );
+    }
+}

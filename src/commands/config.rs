@@ -1,4 +1,7 @@
-//! `catalogue config show` and `catalogue config check`.
+//! `catalogue config show` and `catalogue config check`. `check` also prints
+//! the warnings of valid but risky settings (`warning: <key>: <problem>`,
+//! e.g. a registry served without admission control in production); they
+//! do not change its exit status.
 
 use super::{Exit, load_settings};
 use crate::cli::SettingsArgs;
@@ -25,6 +28,9 @@ pub fn show(args: &SettingsArgs) -> Exit {
 pub fn check(args: &SettingsArgs) -> Exit {
     match load_settings(args) {
         Ok(loaded) => {
+            for warning in loaded.settings.warnings() {
+                eprintln!("warning: {warning}");
+            }
             let layers: Vec<String> = loaded
                 .origins()
                 .map(|o| o.describe("").trim_end_matches(' ').to_string())

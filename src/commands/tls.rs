@@ -5,7 +5,13 @@
 //! catalogue tls ca   --out /etc/catalogue/ca                 # ca.pem, ca.key
 //! catalogue tls cert --ca /etc/catalogue/ca --name node-a --out /etc/catalogue/tls
 //! #                                                        # node-a.pem, node-a.key
+//! catalogue tls cert --ca ... --name node-a --cluster prod --out ...
+//! #     also names xlReg cluster prod (URI SAN catalogue://cluster/prod)
 //! ```
+//!
+//! A node that forms its cluster through xlReg needs `--cluster NAME` (its
+//! `xlreg.cluster.name`): its peers that know it only from the registry
+//! link to it only if its certificate names the cluster.
 //!
 //! Keys are written with mode 0600 (directories created 0700); existing
 //! files are left alone unless `--force` is given. Exit status 2 for bad
@@ -14,7 +20,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use catalogue_actors::tls::{CertError, CertificateAuthority, Overwrite, PemError, PemPaths};
+use catalogue_actors::tls::{
+    CertError, CertificateAuthority, Overwrite, PemError, PemPaths, cluster_uri,
+};
 use clap::Subcommand;
 
 use super::Exit;
@@ -40,7 +48,8 @@ pub enum TlsAction {
     },
     /// Issue a node certificate signed by the CA in --ca: DIR/NODE.pem
     /// (`tls.cert`) and DIR/NODE.key (`tls.key`), for both server and
-    /// client authentication, naming NODE as CN and DNS subjectAltName.
+    /// client authentication, naming NODE as CN and DNS subjectAltName,
+    /// and each --cluster as URI subjectAltName catalogue://cluster/NAME.
     Cert {
         /// Directory holding ca.pem and ca.key.
         #[arg(long, value_name = "DIR")]
@@ -51,6 +60,10 @@ pub enum TlsAction {
         /// Directory to write to (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// xlReg cluster the node may join (its `xlreg.cluster.name`);
+        /// repeatable. Members known only from the registry need it.
+        #[arg(long = "cluster", value_name = "NAME")]
+        clusters: Vec<String>,
         /// Validity in days.
         #[arg(long, value_name = "N", default_value_t = 365)]
         days: u32,
@@ -68,9 +81,10 @@ pub fn run(action: &TlsAction) -> Exit {
             ca,
             name,
             out,
+            clusters,
             days,
             force,
-        } => make_cert(ca, name, out, *days, overwrite(*force)),
+        } => make_cert(ca, name, out, clusters, *days, overwrite(*force)),
     };
     match result {
         Ok(()) => Exit::Ok,
@@ -112,6 +126,7 @@ fn make_cert(
     ca_dir: &std::path::Path,
     name: &str,
     out: &std::path::Path,
+    clusters: &[String],
     days: u32,
     overwrite: Overwrite,
 ) -> Result<(), CertError> {
@@ -128,9 +143,15 @@ fn make_cert(
             ca.certificate().not_after()
         );
     }
-    let node = ca.issue(name, validity)?;
+    let node = ca.issue_for_clusters(name, validity, clusters)?;
     let written = node.write_to_dir(out, overwrite)?;
     println!("issued certificate for node {name:?}, valid {days} days");
+    for cluster in clusters {
+        println!(
+            "  naming xlReg cluster {cluster:?} ({})",
+            cluster_uri(cluster)
+        );
+    }
     print_written(
         &written,
         "node certificate; set tls.cert to it",

@@ -1,13 +1,17 @@
 //! `catalogue xlreg ...`: the cluster registry from the command line.
 //!
 //! `pubkey` prints a node's registry public key (making the key pair the
-//! way `catalogue serve` would, if there is none yet). `create`, `join` and
+//! way `catalogue serve` would, if there is none yet). `fingerprint` prints
+//! the fingerprint of a client identity's signing key (`sha256:<hex>`),
+//! what a registry's `xlreg.admit.keys` and a node's
+//! `xlreg.cluster.creator` take. `create`, `join` and
 //! `members` open one registry session each: Hello, `Client` (registering
 //! the identity kept in `--identity-dir` on first use, coming back as it
 //! afterwards), the request, `Bye`. Defaults for `--server`,
 //! `--server-key`, `--name` and `--data-dir` come from the layered
 //! configuration (`xlreg.server`, `xlreg.server_key`, `node.name`,
-//! `node.data_dir`).
+//! `node.data_dir`), and `--secret-file` (the registry's shared secret, for
+//! a registry with admission control) from `xlreg.secret_file`.
 //!
 //! Exit statuses: 0 done; 1 the registry could not be reached or the
 //! handshake failed; 2 bad arguments or configuration; 4 the registry
@@ -16,8 +20,8 @@
 use std::path::{Path, PathBuf};
 
 use catalogue_actors::xlreg::{
-    ClientError, ClientOptions, ClusterRef, Identity, Members, PublicKey, RegistryClient, Version,
-    identity::to_hex, keys,
+    ClientError, ClientOptions, ClusterRef, Identity, Members, PublicKey, RegistryClient, Secret,
+    Version, admission, identity::to_hex, keys,
 };
 use clap::{Args, Subcommand};
 use tracing::{error, warn};
@@ -33,6 +37,15 @@ pub enum XlregAction {
         /// The node's data directory (default: node.data_dir).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+    /// Print the fingerprint of a client identity's signing key
+    /// (`sha256:<hex>`, for `xlreg.admit.keys` and `xlreg.cluster.creator`),
+    /// creating the keys if needed.
+    Fingerprint {
+        /// The identity's directory (default: node.data_dir/xlreg-client,
+        /// the identity `catalogue serve` uses).
+        #[arg(long, value_name = "DIR", env = "CATALOGUE_XLREG_IDENTITY")]
+        identity_dir: Option<PathBuf>,
     },
     /// Create a cluster, or print it unchanged if it exists.
     Create {
@@ -91,6 +104,10 @@ pub struct RegistryArgs {
     /// Name to register under (default: node.name).
     #[arg(long = "name", value_name = "NAME")]
     client_name: Option<String>,
+    /// File holding the registry's shared secret, for a registry whose
+    /// admission control asks for one (default: xlreg.secret_file).
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
     /// Protocol version to ask for (2, or 1 for the seeds' scheme).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     protocol: u8,
@@ -106,6 +123,7 @@ pub struct RegistryArgs {
 pub fn run(action: &XlregAction) -> Exit {
     match action {
         XlregAction::Pubkey { data_dir } => pubkey(data_dir.as_deref()),
+        XlregAction::Fingerprint { identity_dir } => fingerprint(identity_dir.as_deref()),
         XlregAction::Create {
             cluster,
             size,
@@ -186,6 +204,26 @@ fn pubkey(data_dir: Option<&Path>) -> Exit {
     }
 }
 
+fn fingerprint(identity_dir: Option<&Path>) -> Exit {
+    let dir = match identity_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => match default_settings(&[]) {
+            Some(settings) => settings.node.data_dir.join("xlreg-client"),
+            None => return Exit::Config,
+        },
+    };
+    match Identity::load_or_create(&dir, "").and_then(|id| id.fingerprint()) {
+        Ok(fp) => {
+            println!("{fp}");
+            Exit::Ok
+        }
+        Err(e) => {
+            error!("{e}");
+            Exit::Failure
+        }
+    }
+}
+
 /// What a session needs, from the flags or the configuration.
 struct Target {
     server: String,
@@ -195,8 +233,10 @@ struct Target {
 }
 
 fn target(args: &RegistryArgs) -> Result<Target, Exit> {
-    let needs_config =
-        args.server.is_none() || args.server_key.is_none() || args.client_name.is_none();
+    let needs_config = args.server.is_none()
+        || args.server_key.is_none()
+        || args.client_name.is_none()
+        || args.secret_file.is_none();
     let settings = if needs_config {
         default_settings(&args.config)
     } else {
@@ -240,6 +280,17 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
         error!("{e}");
         Exit::Failure
     })?;
+    let secret = match args
+        .secret_file
+        .clone()
+        .or_else(|| from_config(|s| &s.xlreg.secret_file).map(PathBuf::from))
+    {
+        Some(path) => Some(Secret(admission::read_secret(&path).map_err(|e| {
+            error!("--secret-file: {e}");
+            Exit::Config
+        })?)),
+        None => None,
+    };
     let version = if args.protocol == 1 {
         Version::V1
     } else {
@@ -253,6 +304,7 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
             version,
             min_version: version,
             timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+            secret,
         },
     })
 }

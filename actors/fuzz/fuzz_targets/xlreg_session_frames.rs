@@ -124,7 +124,7 @@ fn client_side(keys: &SessionKeys, wire: &[u8], chunk: usize) {
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(msg)) => {
-                    let _ = Reply::from_msg(msg);
+                    let _ = Reply::from_envelope(msg);
                 }
                 Ok(None) => break,
                 Err(_) => return,

@@ -109,8 +109,16 @@ async fn dial(
     ctx: &PeerContext,
 ) -> Result<oneshot::Receiver<()>, HandshakeError> {
     let tls = ctx.tls.borrow().clone();
-    let established =
-        handshake::connect(name, address, &ctx.local, tls.as_deref(), &ctx.input).await?;
+    let cluster = handshake::cluster_to_check(&ctx.local, &ctx.directory, name);
+    let established = handshake::connect(
+        name,
+        address,
+        &ctx.local,
+        tls.as_deref(),
+        &ctx.input,
+        cluster.as_deref(),
+    )
+    .await?;
     let link = ctx.start_link(ctx.new_link_id(), established);
     match link.up.await {
         Ok(Ok(())) => Ok(link.ended),

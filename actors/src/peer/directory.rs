@@ -1,6 +1,9 @@
 //! The peer directory: which peers this node knows (configured `[[peers]]`,
-//! later also xlReg members), their addresses, and the state of each, as
-//! shown by `catalogue peers`. Shared (behind a mutex) by the connectors,
+//! and xlReg members), their addresses, and the state of each, as shown by
+//! `catalogue peers`. A peer known only as an xlReg member must also show a
+//! certificate naming the cluster before it links
+//! ([`PeerDirectory::is_configured`] tells the handshake which check to
+//! run). Shared (behind a mutex) by the connectors,
 //! the accepting side's handshake and the supervisor, which records links
 //! going up and down. Each peer also has a `linked` watch that a connector
 //! waits on, so it does not dial a peer that is already linked (the peer
@@ -85,6 +88,10 @@ pub struct PeerInfo {
 struct Entry {
     info: PeerInfo,
     linked: watch::Sender<bool>,
+    /// Listed in `[[peers]]`.
+    configured: bool,
+    /// Learned as a member of the xlReg cluster.
+    member: bool,
 }
 
 /// The shared directory.
@@ -116,10 +123,28 @@ impl PeerDirectory {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds (or updates the address of) a known peer.
+    /// Adds (or updates the address of) a configured peer.
     pub fn add(&self, name: &str, address: &str) {
         let mut peers = self.lock();
-        let entry = peers.entry(name.to_string()).or_insert_with(|| Entry {
+        let entry = Self::entry(&mut peers, name);
+        entry.configured = true;
+        entry.info.address = address.to_string();
+    }
+
+    /// Adds (or updates) a member of the xlReg cluster. A configured peer
+    /// of that name stays configured; its address changes only when
+    /// `address` is not empty.
+    pub fn add_member(&self, name: &str, address: &str) {
+        let mut peers = self.lock();
+        let entry = Self::entry(&mut peers, name);
+        entry.member = true;
+        if !address.is_empty() || !entry.configured {
+            entry.info.address = address.to_string();
+        }
+    }
+
+    fn entry<'a>(peers: &'a mut BTreeMap<String, Entry>, name: &str) -> &'a mut Entry {
+        peers.entry(name.to_string()).or_insert_with(|| Entry {
             info: PeerInfo {
                 name: name.to_string(),
                 address: String::new(),
@@ -130,13 +155,28 @@ impl PeerDirectory {
                 last_sync_ms: 0,
             },
             linked: watch::channel(false).0,
-        });
-        entry.info.address = address.to_string();
+            configured: false,
+            member: false,
+        })
     }
 
-    /// Forgets a peer (removed from the configuration).
+    /// Forgets a configured peer (removed from the configuration); one that
+    /// is also an xlReg member stays known as a member only.
     pub fn remove(&self, name: &str) {
-        self.lock().remove(name);
+        let mut peers = self.lock();
+        match peers.get_mut(name) {
+            Some(entry) if entry.member => entry.configured = false,
+            Some(_) => {
+                peers.remove(name);
+            }
+            None => {}
+        }
+    }
+
+    /// Is `name` listed in `[[peers]]` (as opposed to known only as an
+    /// xlReg member, or not at all)?
+    pub fn is_configured(&self, name: &str) -> bool {
+        self.lock().get(name).is_some_and(|e| e.configured)
     }
 
     /// The address recorded for `name`, if known.
@@ -236,5 +276,25 @@ mod tests {
             PeerState::Idle,
             "an accept-only peer waits"
         );
+    }
+
+    #[test]
+    fn members_are_known_but_not_configured() {
+        let d = PeerDirectory::default();
+        d.add_member("m", "10.0.0.3:7481");
+        assert!(d.is_known("m") && !d.is_configured("m"));
+        // a configured peer that is also a member stays configured
+        d.add("b", "10.0.0.2:7481");
+        d.add_member("b", "");
+        assert!(d.is_configured("b"));
+        assert_eq!(d.address("b").as_deref(), Some("10.0.0.2:7481"));
+        // removed from the configuration, it is still a member
+        d.remove("b");
+        assert!(d.is_known("b") && !d.is_configured("b"));
+        d.remove("m");
+        assert!(d.is_known("m"), "removing a configured peer leaves members");
+        d.add("x", "");
+        d.remove("x");
+        assert!(!d.is_known("x"));
     }
 }

@@ -12,6 +12,8 @@
 //!   |<------- Success | Error 0x03.. -----|  serial 1 (Error: then close)
 //!   |============ TLS handshake ==========|  A client, B server, both certs
 //!   | A: B's cert names B                 | B: A's cert names A (else Error 0x03 over TLS)
+//!   | and, if B is only an xlReg member,  | and, if A is only an xlReg member,
+//!   | the xlReg cluster                   | the xlReg cluster (else Error 0x03 over TLS)
 //!   |------ Hello (sync session) -------->|  B: first frame read: link up
 //!   |<------------ SyncWelcome -----------|  A: first frame read: link up
 //! ```
@@ -35,8 +37,15 @@
 //! ([`HandshakeError::Connect`]): a dial that made no connection cost the
 //! peer nothing and is retried soon ([`HandshakeError::failure`]).
 //!
+//! A peer that is not in `[[peers]]` but known from the xlReg cluster's
+//! member tokens must present a certificate that also names that cluster
+//! (URI SAN `catalogue://cluster/<name>`, [`crate::tls::check_peer_cluster`]):
+//! anyone with a certificate from the cluster CA can join an open registry,
+//! so membership alone never authorises a link ([`cluster_to_check`]).
+//!
 //! The checks themselves are plain functions ([`check_peer`],
-//! [`check_welcome`], [`check_first_frame`]), tested without sockets.
+//! [`check_welcome`], [`check_first_frame`], [`cluster_to_check`]), tested
+//! without sockets.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -81,6 +90,10 @@ pub struct LocalIdentity {
     pub environment: String,
     /// Debug mode: no TLS.
     pub debug: bool,
+    /// The xlReg cluster this node forms (`xlreg.cluster.name` when it uses
+    /// a registry): what the certificate of a peer known only from the
+    /// cluster's member tokens must name.
+    pub xlreg_cluster: Option<String>,
 }
 
 impl LocalIdentity {
@@ -157,6 +170,10 @@ pub enum HandshakeError {
     /// TLS failed (certificate, CA, protocol).
     #[error("tls: {0}")]
     Tls(#[from] tls::TlsError),
+    /// The peer is known only from the xlReg cluster and its certificate
+    /// does not name that cluster (the acceptor also tells it, 0x03).
+    #[error("refused: {0}")]
+    NotClusterMember(String),
 }
 
 impl HandshakeError {
@@ -185,6 +202,7 @@ impl HandshakeError {
                 }
             }
             HandshakeError::Tls(e) => e.reason(),
+            HandshakeError::NotClusterMember(_) => "cluster_not_in_certificate",
         }
     }
 
@@ -307,6 +325,34 @@ pub fn check_peer(
         ));
     }
     Ok(())
+}
+
+/// Which xlReg cluster `peer`'s certificate must name: none for a peer in
+/// `[[peers]]`; for a peer known only from the xlReg cluster, that cluster
+/// (empty, so that nothing matches, if this node has none).
+pub fn cluster_to_check(
+    local: &LocalIdentity,
+    directory: &PeerDirectory,
+    peer: &str,
+) -> Option<String> {
+    if directory.is_configured(peer) {
+        None
+    } else {
+        Some(local.xlreg_cluster.clone().unwrap_or_default())
+    }
+}
+
+/// Checks the certificate of a TLS stream against the cluster it must
+/// name, if any.
+fn check_cluster_certificate<S>(
+    stream: &tokio_openssl::SslStream<S>,
+    cluster: Option<&str>,
+) -> Result<(), String> {
+    let Some(cluster) = cluster else {
+        return Ok(());
+    };
+    let cert = tls::verified_peer_certificate(stream.ssl()).map_err(|e| e.to_string())?;
+    tls::check_peer_cluster(&cert, cluster).map_err(|e| e.to_string())
 }
 
 /// The connector's check of a `Welcome` from the peer it dialed as
@@ -482,6 +528,18 @@ async fn accept_inner(
                     message,
                 });
             }
+            let cluster = cluster_to_check(local, directory, &peer.name);
+            if let Err(e) = check_cluster_certificate(&stream, cluster.as_deref()) {
+                let message = format!("server auth failed: {e}");
+                let mut framed = Framed::new(&mut stream, limits.handshake_codec());
+                let _ = framed
+                    .send(Frame::new(
+                        2,
+                        Body::Error(Error::new(ErrorCode::ServerAuthFailed, message.clone())),
+                    ))
+                    .await;
+                return Err(HandshakeError::NotClusterMember(message));
+            }
             peer_cert = stream.ssl().peer_certificate();
             Box::new(stream)
         }
@@ -496,17 +554,20 @@ async fn accept_inner(
     })
 }
 
-/// The connecting side: dials `address`, expecting node `expected`.
+/// The connecting side: dials `address`, expecting node `expected`, whose
+/// certificate must also name xlReg cluster `cluster` when given (see
+/// [`cluster_to_check`]).
 pub async fn connect(
     expected: &str,
     address: &str,
     local: &LocalIdentity,
     tls: Option<&TlsContexts>,
     limits: &InputLimits,
+    cluster: Option<&str>,
 ) -> Result<Established, HandshakeError> {
     tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        connect_inner(expected, address, local, tls, limits),
+        connect_inner(expected, address, local, tls, limits, cluster),
     )
     .await
     .map_err(|_| HandshakeError::Timeout)?
@@ -518,6 +579,7 @@ async fn connect_inner(
     local: &LocalIdentity,
     tls: Option<&TlsContexts>,
     limits: &InputLimits,
+    cluster: Option<&str>,
 ) -> Result<Established, HandshakeError> {
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => stream,
@@ -551,6 +613,9 @@ async fn connect_inner(
             tls::check_stream_peer(&stream, expected).map_err(|e| HandshakeError::Refused {
                 code: ErrorCode::ServerAuthFailed,
                 message: format!("server certificate: {e}"),
+            })?;
+            check_cluster_certificate(&stream, cluster).map_err(|e| {
+                HandshakeError::NotClusterMember(format!("server certificate: {e}"))
             })?;
             peer_cert = stream.ssl().peer_certificate();
             Box::new(stream)

@@ -229,13 +229,64 @@ pub struct XlregSettings {
     pub server: String,
     /// PEM public key of that registry.
     pub server_key: String,
-    /// Time allowed to complete the xlReg handshake.
+    /// File holding the shared secret this node proves to the registry at
+    /// `server` (when its admission control asks for one); empty: none.
+    pub secret_file: String,
+    /// Time a connection to the hosted registry has, from its accept, to
+    /// send its Hello and identify (`ClientOK`).
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
-    /// Concurrent handshakes served.
+    /// Concurrent handshakes served (from the Hello's decryption to
+    /// `ClientOK`).
     pub max_handshakes: usize,
+    /// An identified session silent for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// New connections one source address may open per second (token
+    /// bucket refilled at this rate); 0: no limit.
+    pub sessions_per_source: u32,
+    /// Connections one source may open at once above that rate (the
+    /// bucket's size).
+    pub sessions_burst: u32,
+    /// Connections one source address may hold open at once (handshakes and
+    /// sessions); 0: no limit.
+    pub max_connections_per_source: usize,
+    /// Most clients the hosted registry holds.
+    pub max_clients: usize,
+    /// Most clusters the hosted registry holds.
+    pub max_clusters: usize,
+    /// Most live clusters one client may have created.
+    pub max_clusters_per_client: usize,
+    /// A client that has joined no cluster, and created none still alive,
+    /// is forgotten this long after it registered; a cluster nobody has
+    /// joined, this long after its creation.
+    #[serde(with = "humantime_serde")]
+    pub client_ttl: Duration,
+    /// Admission control of the hosted registry (an extension; off when
+    /// both lists are empty).
+    pub admit: XlregAdmitSettings,
     /// Cluster to create or join.
     pub cluster: XlregClusterSettings,
+}
+
+/// `[xlreg.admit]`: who the hosted registry lets identify.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XlregAdmitSettings {
+    /// Client signing keys admitted, each a fingerprint (`sha256:<hex>`, as
+    /// `catalogue xlreg fingerprint` prints), a PEM public key, or the path
+    /// of a PEM public key file. Empty: any key.
+    pub keys: Vec<String>,
+    /// File holding a shared secret every client must prove in `Client`
+    /// (`AdmitProof`). Empty: no secret.
+    pub secret_file: String,
+}
+
+impl XlregAdmitSettings {
+    /// True when admission control is off (the seed's open registry).
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty() && self.secret_file.is_empty()
+    }
 }
 
 /// `[xlreg.cluster]`: the cluster a node forms through the registry.
@@ -244,10 +295,17 @@ pub struct XlregSettings {
 pub struct XlregClusterSettings {
     /// Cluster name; empty: none.
     pub name: String,
-    /// Most members (2..=64), used when the cluster is created.
+    /// Most members (2..=64), used when the cluster is created, and the
+    /// size a found cluster must have.
     pub size: u32,
     /// Endpoints per member (1 or 2).
     pub endpoints: u32,
+    /// Who must have created the cluster: a client name, or the
+    /// fingerprint of its signing key (`sha256:<hex>`). The node of that
+    /// name creates the cluster; the others only join it, and only if the
+    /// registry says that client created it. Empty: any node creates it
+    /// and the creator is not checked.
+    pub creator: String,
 }
 
 impl Settings {
@@ -255,5 +313,12 @@ impl Settings {
     /// problems found, each naming its key, or nothing.
     pub fn validate(&self) -> Vec<Problem> {
         validate::validate(self)
+    }
+
+    /// Valid settings that are probably a mistake in production (e.g. a
+    /// registry served without admission control): each names its key.
+    /// `config check` prints them, `serve` logs them; neither refuses.
+    pub fn warnings(&self) -> Vec<Problem> {
+        validate::warnings(self)
     }
 }

@@ -389,9 +389,108 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
     }
     positive(&mut p, "xlreg.handshake_timeout", x.handshake_timeout);
     range(&mut p, "xlreg.max_handshakes", x.max_handshakes, 1, 1 << 16);
+    // A member's session polls every 5 s; a shorter idle timeout would
+    // close it between polls.
+    p.check(
+        x.idle_timeout >= Duration::from_secs(10),
+        "xlreg.idle_timeout",
+        || "must be at least 10s".into(),
+    );
+    range(
+        &mut p,
+        "xlreg.sessions_per_source",
+        x.sessions_per_source,
+        0,
+        1_000_000,
+    );
+    range(
+        &mut p,
+        "xlreg.sessions_burst",
+        x.sessions_burst,
+        1,
+        1_000_000,
+    );
+    range(
+        &mut p,
+        "xlreg.max_connections_per_source",
+        x.max_connections_per_source,
+        0,
+        1 << 20,
+    );
+    range(&mut p, "xlreg.max_clients", x.max_clients, 1, 10_000_000);
+    range(&mut p, "xlreg.max_clusters", x.max_clusters, 1, 1_000_000);
+    range(
+        &mut p,
+        "xlreg.max_clusters_per_client",
+        x.max_clusters_per_client,
+        1,
+        x.max_clusters.max(1),
+    );
+    p.check(
+        x.client_ttl >= Duration::from_secs(1),
+        "xlreg.client_ttl",
+        || "must be at least 1s".into(),
+    );
+    for (i, entry) in x.admit.keys.iter().enumerate() {
+        let entry = entry.trim();
+        let problem = if entry.is_empty() {
+            Some("must not be empty".to_string())
+        } else if entry.starts_with("sha256:")
+            && crate::xlreg::keys::parse_fingerprint(entry).is_none()
+        {
+            Some(format!("{entry:?} is not sha256: and 64 hex digits"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            p.add(format!("xlreg.admit.keys[{i}]"), problem);
+        }
+    }
     range(&mut p, "xlreg.cluster.size", x.cluster.size, 2, 64);
     range(&mut p, "xlreg.cluster.endpoints", x.cluster.endpoints, 1, 2);
+    let creator = &x.cluster.creator;
+    if creator.starts_with("sha256:") {
+        p.check(
+            crate::xlreg::keys::parse_fingerprint(creator).is_some(),
+            "xlreg.cluster.creator",
+            || format!("{creator:?} is not sha256: and 64 hex digits"),
+        );
+    } else if !creator.is_empty() {
+        if let Some(problem) = name_problem(creator) {
+            p.add("xlreg.cluster.creator", problem);
+        }
+    }
 
+    p.0
+}
+
+/// Valid but risky settings (see [`Settings::warnings`]).
+pub(super) fn warnings(s: &Settings) -> Vec<Problem> {
+    let mut p = Problems::default();
+    let x = &s.xlreg;
+    let production = s.node.environment == "production";
+    if production && x.serve && x.admit.is_open() {
+        p.add(
+            "xlreg.admit",
+            format!(
+                "the registry is served (xlreg.serve = true) without admission control in \
+                 environment production: anyone who reaches {} can register clients and create \
+                 clusters; list the members' keys in xlreg.admit.keys or set \
+                 xlreg.admit.secret_file",
+                x.listen
+            ),
+        );
+    }
+    if production && !x.server.is_empty() && x.cluster.creator.is_empty() {
+        p.add(
+            "xlreg.cluster.creator",
+            format!(
+                "not set: this node joins any cluster named {:?} in the registry, whoever \
+                 created it; name the node that creates it (or its key's fingerprint)",
+                x.cluster.name
+            ),
+        );
+    }
     p.0
 }
 

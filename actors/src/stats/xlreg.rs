@@ -16,6 +16,16 @@ struct Label {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct What {
+    what: &'static str,
+}
+
 /// Encodes the hosted registry's counters, if there is one.
 #[derive(Debug, Default)]
 pub struct XlregCollector {
@@ -53,6 +63,7 @@ impl Collector for XlregCollector {
         let errors = [
             ("frame_refused", get(&s.frames_refused)),
             ("connection_refused", get(&s.connections_refused)),
+            ("idle_closed", get(&s.idle_closed)),
         ];
         let mut family = encoder.encode_descriptor(
             "xlreg_errors",
@@ -70,13 +81,41 @@ impl Collector for XlregCollector {
             None,
             connections.metric_type(),
         )?)?;
-        let open = ConstGauge::new(i64::try_from(get(&s.sessions_open)).unwrap_or(i64::MAX));
-        open.encode(encoder.encode_descriptor(
-            "xlreg_sessions_open",
-            "xlReg sessions open",
+        let gauge = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+        for (name, help, value) in [
+            (
+                "xlreg_sessions_open",
+                "xlReg sessions open",
+                get(&s.sessions_open),
+            ),
+            ("xlreg_clients", "xlReg clients registered", get(&s.clients)),
+            ("xlreg_clusters", "xlReg clusters", get(&s.clusters)),
+        ] {
+            let g = gauge(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "xlreg_refusals",
+            "xlReg connections and requests refused, by reason (per-source bounds, admission, \
+             caps and every other refusal)",
             None,
-            open.metric_type(),
-        )?)?;
+            counter.metric_type(),
+        )?;
+        for (reason, value) in s.refusals() {
+            ConstCounter::new(value).encode(family.encode_family(&Reason { reason })?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "xlreg_expired",
+            "xlReg clients and clusters forgotten past xlreg.client_ttl",
+            None,
+            counter.metric_type(),
+        )?;
+        for (what, value) in [
+            ("client", get(&s.clients_expired)),
+            ("cluster", get(&s.clusters_expired)),
+        ] {
+            ConstCounter::new(value).encode(family.encode_family(&What { what })?)?;
+        }
         Ok(())
     }
 }

@@ -18,7 +18,11 @@
 //! `extendedKeyUsage` serverAuth + clientAuth (a node is the TLS server on
 //! links it accepts and the client on links it dials), subject and
 //! authority key identifiers, a random 128-bit serial, valid one year by
-//! default. Both start one hour in the past ([`BACKDATE`]) so that a node
+//! default. A node that forms its cluster through xlReg also carries one
+//! URI SAN `catalogue://cluster/<name>` per xlReg cluster it may join
+//! ([`cluster_uri`], `catalogue tls cert --cluster NAME`): a member that is
+//! not a configured peer is linked to only when its certificate names the
+//! cluster (docs/XLREG.md §14). Both start one hour in the past ([`BACKDATE`]) so that a node
 //! whose clock is a little behind the issuing host's accepts them at once.
 //!
 //! On disk: `ca.pem`/`ca.key` and `NODE.pem`/`NODE.key` (PKCS#8, not
@@ -67,6 +71,14 @@ const RSA_BITS: u32 = 2048;
 const SERIAL_BITS: i32 = 128;
 /// Longest common name X.509 allows (`ub-common-name`).
 const MAX_CN_LEN: usize = 64;
+/// What a cluster's URI SAN starts with; the cluster name follows.
+pub const CLUSTER_URI_PREFIX: &str = "catalogue://cluster/";
+
+/// The URI SAN naming xlReg cluster `cluster`.
+pub fn cluster_uri(cluster: &str) -> String {
+    format!("{CLUSTER_URI_PREFIX}{cluster}")
+}
+
 /// File names of the CA in its directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
 /// See [`CA_CERT_FILE`].
@@ -190,8 +202,11 @@ fn check_node_name(name: &str) -> Result<(), CertError> {
 pub struct CertSpec {
     /// Subject common name.
     pub common_name: String,
-    /// `subjectAltName` DNS entries; none means no SAN extension.
+    /// `subjectAltName` DNS entries.
     pub dns_names: Vec<String>,
+    /// `subjectAltName` URI entries (e.g. [`cluster_uri`]). No DNS and no
+    /// URI entry means no SAN extension.
+    pub uris: Vec<String>,
     /// Start of validity.
     pub not_before: SystemTime,
     /// End of validity.
@@ -206,6 +221,7 @@ impl CertSpec {
         Self {
             common_name: name.to_string(),
             dns_names: vec![name.to_string()],
+            uris: Vec::new(),
             not_before: now.checked_sub(BACKDATE).unwrap_or(UNIX_EPOCH),
             not_after: now.checked_add(validity).unwrap_or(now),
         }
@@ -423,7 +439,27 @@ impl CertificateAuthority {
     /// Issues the certificate of node `node_name`, valid for `validity`
     /// (see [`DEFAULT_NODE_VALIDITY`]), with a fresh key.
     pub fn issue(&self, node_name: &str, validity: Duration) -> Result<NodeCertificate, CertError> {
+        self.issue_for_clusters(node_name, validity, &[])
+    }
+
+    /// [`Self::issue`], the certificate also naming each xlReg cluster of
+    /// `clusters` (a URI SAN [`cluster_uri`] each; the names follow the
+    /// node-name rules).
+    pub fn issue_for_clusters(
+        &self,
+        node_name: &str,
+        validity: Duration,
+        clusters: &[String],
+    ) -> Result<NodeCertificate, CertError> {
         check_node_name(node_name)?;
+        for cluster in clusters {
+            if let Some(problem) = node_name_problem(cluster) {
+                return Err(CertError::InvalidName {
+                    name: cluster.clone(),
+                    problem: format!("as a cluster name: {problem}"),
+                });
+            }
+        }
         if validity.is_zero() {
             return Err(CertError::InvalidValidity(
                 "must be longer than zero".into(),
@@ -435,7 +471,10 @@ impl CertificateAuthority {
                 MAX_VALIDITY.as_secs() / 86_400
             )));
         }
-        self.issue_spec(&CertSpec::node(node_name, validity))
+        self.issue_spec(&CertSpec {
+            uris: clusters.iter().map(|c| cluster_uri(c)).collect(),
+            ..CertSpec::node(node_name, validity)
+        })
     }
 
     /// Issues a certificate exactly as `spec` says, with a fresh key and the
@@ -474,10 +513,13 @@ impl CertificateAuthority {
                     .map_err(ossl("build extendedKeyUsage"))?,
             )
             .map_err(ossl("add extendedKeyUsage"))?;
-        if !spec.dns_names.is_empty() {
+        if !spec.dns_names.is_empty() || !spec.uris.is_empty() {
             let mut san = SubjectAlternativeName::new();
             for name in &spec.dns_names {
                 san.dns(name);
+            }
+            for uri in &spec.uris {
+                san.uri(uri);
             }
             let san = san
                 .build(&builder.x509v3_context(Some(&self.cert), None))

@@ -9,6 +9,10 @@
 //! does. No wildcards: a certificate name containing `*` matches nothing,
 //! and nothing is trimmed or normalised (a trailing dot is a different
 //! name). Whether the claimed name is a *known* peer is the caller's check.
+//!
+//! A certificate names the xlReg clusters its holder may join with URI SANs
+//! `catalogue://cluster/<name>` ([`cluster_names`], [`check_peer_cluster`]):
+//! membership in an xlReg cluster alone never authorises a link.
 
 use openssl::{
     nid::Nid,
@@ -17,6 +21,8 @@ use openssl::{
 };
 use thiserror::Error;
 use tokio_openssl::SslStream;
+
+use super::certs::CLUSTER_URI_PREFIX;
 
 /// Why a peer's certificate does not establish the identity it claimed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -41,6 +47,26 @@ pub enum IdentityError {
         /// The names in the certificate (CN, then DNS SANs).
         names: Vec<String>,
     },
+    /// The certificate does not name the xlReg cluster the peer comes from.
+    #[error(
+        "peer certificate does not name cluster {cluster:?} (URI SAN {CLUSTER_URI_PREFIX}{cluster}); \
+         it names {}",
+        quoted_clusters(clusters)
+    )]
+    NotInCluster {
+        /// The cluster required.
+        cluster: String,
+        /// The clusters the certificate names.
+        clusters: Vec<String>,
+    },
+}
+
+fn quoted_clusters(clusters: &[String]) -> String {
+    if clusters.is_empty() {
+        "no cluster".to_string()
+    } else {
+        quoted(clusters)
+    }
 }
 
 fn quoted(names: &[String]) -> String {
@@ -73,6 +99,41 @@ pub fn dns_names(cert: &X509Ref) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The URI names of `cert`'s `subjectAltName` extension.
+pub fn uri_names(cert: &X509Ref) -> Vec<String> {
+    cert.subject_alt_names()
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.uri().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The xlReg clusters `cert` names: its URI SANs
+/// `catalogue://cluster/<name>`.
+pub fn cluster_names(cert: &X509Ref) -> Vec<String> {
+    uri_names(cert)
+        .into_iter()
+        .filter_map(|uri| uri.strip_prefix(CLUSTER_URI_PREFIX).map(str::to_string))
+        .collect()
+}
+
+/// Passes if `cert` names xlReg cluster `cluster` (exactly; an empty
+/// cluster matches nothing). `cert` must already be verified.
+pub fn check_peer_cluster(cert: &X509Ref, cluster: &str) -> Result<(), IdentityError> {
+    let clusters = cluster_names(cert);
+    if !cluster.is_empty() && clusters.iter().any(|c| c == cluster) {
+        Ok(())
+    } else {
+        Err(IdentityError::NotInCluster {
+            cluster: cluster.to_string(),
+            clusters,
+        })
+    }
 }
 
 /// Every name `cert` gives its holder: common names, then DNS SANs,

@@ -15,8 +15,9 @@
 //! - [`prefixed`]: [`Prefixed`], a stream that first replays bytes the
 //!   caller already read (the plaintext `Peer` frame may arrive in the same
 //!   read as the start of the TLS handshake).
-//! - [`identity`]: the names a verified certificate carries and
-//!   [`check_peer_name`].
+//! - [`identity`]: the names a verified certificate carries,
+//!   [`check_peer_name`], and the xlReg clusters it names
+//!   ([`check_peer_cluster`]).
 //! - [`pem`]: reading PEM certificates and keys, with errors that name the
 //!   file.
 //!
@@ -35,14 +36,14 @@ pub mod prefixed;
 pub mod trust;
 
 pub use certs::{
-    CertError, CertSpec, CertificateAuthority, DEFAULT_NODE_VALIDITY, NodeCertificate, Overwrite,
-    PemPaths,
+    CLUSTER_URI_PREFIX, CertError, CertSpec, CertificateAuthority, DEFAULT_NODE_VALIDITY,
+    NodeCertificate, Overwrite, PemPaths, cluster_uri,
 };
 pub use context::{TlsContexts, TlsError, accept, connect};
 pub use failure::HandshakeFailure;
 pub use identity::{
-    IdentityError, certificate_names, check_peer, check_peer_name, check_stream_peer,
-    verified_peer_certificate,
+    IdentityError, certificate_names, check_peer, check_peer_cluster, check_peer_name,
+    check_stream_peer, cluster_names, verified_peer_certificate,
 };
 pub use pem::PemError;
 pub use prefixed::Prefixed;

@@ -20,12 +20,21 @@
 //! [`ClientError::UnknownClient`] when the registry does not know a
 //! returning client's ID (call [`Identity::forget`], connect again and
 //! register anew).
+//!
+//! Extensions (docs/XLREG.md §14): every `Client` message announces
+//! `Extensions`, so a catalogue registry names each cluster's creator in
+//! its replies ([`ClusterInfo::creator`]); with [`ClientOptions::secret`]
+//! it also carries `AdmitProof` for a registry whose admission control
+//! asks for a shared secret. A seed registry ignores both.
 
 use std::time::Duration;
 
-use catalogue_proto::reg::{
-    XlRegMsg,
-    xl_reg_msg::{Tag, Token},
+use catalogue_proto::{
+    reg::{
+        XlRegMsg,
+        xl_reg_msg::{Tag, Token},
+    },
+    regext::XlRegExt,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
@@ -35,6 +44,7 @@ use tokio::{
 use tokio_util::codec::Framed;
 
 use super::{
+    ext::{self, Envelope},
     frame::{FrameError, MsgCodec, Role},
     hello::{HandshakeError, Hello, HelloReply, REPLY_WIRE_LEN, Salt},
     identity::{Identity, IdentityError},
@@ -48,6 +58,16 @@ use super::{
 /// Default time allowed for connecting, the Hello exchange and each reply.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A shared secret; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// How a client connects.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -57,6 +77,9 @@ pub struct ClientOptions {
     pub min_version: Version,
     /// Time allowed for each step.
     pub timeout: Duration,
+    /// The registry's shared secret, proved in `Client` (`AdmitProof`)
+    /// when given.
+    pub secret: Option<Secret>,
 }
 
 impl Default for ClientOptions {
@@ -65,6 +88,7 @@ impl Default for ClientOptions {
             version: Version::V2,
             min_version: Version::V2,
             timeout: DEFAULT_TIMEOUT,
+            secret: None,
         }
     }
 }
@@ -198,6 +222,7 @@ pub struct RegistryClient {
     version: Version,
     salt2: Salt,
     timeout: Duration,
+    secret: Option<Secret>,
     open: bool,
 }
 
@@ -258,6 +283,7 @@ impl RegistryClient {
             version: reply.version,
             salt2: reply.salt2,
             timeout,
+            secret: options.secret.clone(),
             open: true,
         })
     }
@@ -275,6 +301,11 @@ impl RegistryClient {
     /// Sends `msg` and waits for the reply. An `Error` reply closes the
     /// session.
     pub async fn request(&mut self, msg: XlRegMsg) -> Result<Reply, ClientError> {
+        self.request_envelope(msg.into()).await
+    }
+
+    /// [`RegistryClient::request`] with extension fields.
+    pub async fn request_envelope(&mut self, msg: Envelope) -> Result<Reply, ClientError> {
         if !self.open {
             return Err(ClientError::SessionClosed);
         }
@@ -296,7 +327,7 @@ impl RegistryClient {
                 return Err(e);
             }
         };
-        match Reply::from_msg(reply) {
+        match Reply::from_envelope(reply) {
             Ok(Reply::Error(desc)) => {
                 self.open = false;
                 if desc == RegistryError::UnknownClient.to_string() {
@@ -311,6 +342,24 @@ impl RegistryClient {
                 Err(ClientError::Unexpected(e.to_string()))
             }
         }
+    }
+
+    /// The extension fields of this session's `Client`: `Extensions`, and
+    /// `AdmitProof` when a secret is configured.
+    fn client_ext(&self) -> Result<XlRegExt, ClientError> {
+        let proof = match &self.secret {
+            Some(secret) => Some(
+                ext::admission_proof(&secret.0, &self.salt2)
+                    .map_err(|e| ClientError::Unexpected(e.to_string()))?
+                    .to_vec(),
+            ),
+            None => None,
+        };
+        Ok(XlRegExt {
+            extensions: Some(ext::EXTENSIONS),
+            admit_proof: proof,
+            ..Default::default()
+        })
     }
 
     fn client_ok(reply: Reply) -> Result<Registered, ClientError> {
@@ -335,7 +384,8 @@ impl RegistryClient {
             dig_sig: Some(signature),
             ..op(Tag::Client)
         };
-        let registered = Self::client_ok(self.request(msg).await?)?;
+        let ext = self.client_ext()?;
+        let registered = Self::client_ok(self.request_envelope(Envelope { msg, ext }).await?)?;
         identity.remember(&registered.id, &registered.name)?;
         Ok(registered)
     }
@@ -363,7 +413,8 @@ impl RegistryClient {
             dig_sig: Some(token::sign(identity.sig_key(), &signed)?),
             ..op(Tag::Client)
         };
-        Self::client_ok(self.request(msg).await?)
+        let ext = self.client_ext()?;
+        Self::client_ok(self.request_envelope(Envelope { msg, ext }).await?)
     }
 
     /// [`resume`](Self::resume) when `identity` has an ID, else

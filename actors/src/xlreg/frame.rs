@@ -10,7 +10,9 @@
 //! ```
 //!
 //! `len` is big-endian and counts the bytes after it; it may not exceed
-//! [`MAX_FRAME_LEN`] (64 KiB). `msg` is the protobuf encoding of `XLRegMsg`.
+//! [`MAX_FRAME_LEN`] (64 KiB). `msg` is the protobuf encoding of `XLRegMsg`,
+//! maybe followed by that of catalogue's extension fields
+//! ([`super::ext::Envelope`]).
 //!
 //! v2 is encrypt-then-MAC: the tag is checked, in constant time, before
 //! anything is decrypted, so a tampered frame never reaches the padding
@@ -33,6 +35,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::{
     crypto::{self, AesKey, BLOCK_LEN, CryptoError, Iv, TAG_LEN},
+    ext::Envelope,
     hello::Salt,
     version::Scheme,
 };
@@ -67,7 +70,7 @@ pub enum FrameError {
     /// Decryption or padding failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    /// The plaintext is not an `XLRegMsg`.
+    /// The plaintext is not an `XLRegMsg` (with extension fields).
     #[error("undecodable message: {0}")]
     Decode(#[from] prost::DecodeError),
     /// Too many frames in one direction (2^64).
@@ -293,7 +296,8 @@ impl Opener {
     }
 }
 
-/// Encodes and seals `XLRegMsg`s (a tokio codec).
+/// Encodes and seals `XLRegMsg`s, or [`Envelope`]s when extension fields
+/// go with them (a tokio codec).
 pub struct MsgEncoder(pub Sealer);
 
 impl Encoder<XlRegMsg> for MsgEncoder {
@@ -306,16 +310,27 @@ impl Encoder<XlRegMsg> for MsgEncoder {
     }
 }
 
-/// Opens and decodes `XLRegMsg`s (a tokio codec).
+impl Encoder<Envelope> for MsgEncoder {
+    type Error = FrameError;
+
+    fn encode(&mut self, env: Envelope, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let frame = self.0.seal(&env.encode_to_vec())?;
+        dst.put_slice(&frame);
+        Ok(())
+    }
+}
+
+/// Opens and decodes messages (a tokio codec): each plaintext is read as an
+/// `XLRegMsg` and as its extension fields ([`Envelope`]).
 pub struct MsgDecoder(pub Opener);
 
 impl Decoder for MsgDecoder {
-    type Item = XlRegMsg;
+    type Item = Envelope;
     type Error = FrameError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<XlRegMsg>, FrameError> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Envelope>, FrameError> {
         match self.0.decode_frame(src)? {
-            Some(plain) => Ok(Some(XlRegMsg::decode(plain.as_slice())?)),
+            Some(plain) => Ok(Some(Envelope::decode(&plain)?)),
             None => Ok(None),
         }
     }
@@ -347,11 +362,19 @@ impl Encoder<XlRegMsg> for MsgCodec {
     }
 }
 
-impl Decoder for MsgCodec {
-    type Item = XlRegMsg;
+impl Encoder<Envelope> for MsgCodec {
     type Error = FrameError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<XlRegMsg>, FrameError> {
+    fn encode(&mut self, env: Envelope, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.encoder.encode(env, dst)
+    }
+}
+
+impl Decoder for MsgCodec {
+    type Item = Envelope;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Envelope>, FrameError> {
         self.decoder.decode(src)
     }
 }

@@ -125,6 +125,13 @@ impl Identity {
         Ok(identity)
     }
 
+    /// The fingerprint of the signing key, `sha256:<hex>`: what
+    /// `xlreg.admit.keys` and `xlreg.cluster.creator` take.
+    pub fn fingerprint(&self) -> Result<String, IdentityError> {
+        let der = self.sig_key.public_key()?.to_der()?;
+        Ok(keys::format_fingerprint(&keys::fingerprint(&der)))
+    }
+
     /// An identity kept in memory only.
     pub fn ephemeral(name: &str, sig_key: PrivateKey, comms_key: PrivateKey) -> Identity {
         Identity {

@@ -388,6 +388,35 @@ pub fn load_or_create(path: &Path) -> Result<(PrivateKey, bool), KeyError> {
     Ok((key, created))
 }
 
+/// A key's fingerprint: SHA-256 of its DER `SubjectPublicKeyInfo`.
+pub type Fingerprint = [u8; 32];
+
+/// The fingerprint of a public key given as DER.
+pub fn fingerprint(der: &[u8]) -> Fingerprint {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(der).into()
+}
+
+/// `sha256:<64 lower-case hex digits>`, how fingerprints are written in
+/// settings and printed by `catalogue xlreg fingerprint`.
+pub fn format_fingerprint(fp: &Fingerprint) -> String {
+    let hex: String = fp.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Reads [`format_fingerprint`]'s form (hex in either case).
+pub fn parse_fingerprint(text: &str) -> Option<Fingerprint> {
+    let hex = text.strip_prefix("sha256:")?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Reads a public key PEM file.
 pub fn read_public(path: &Path) -> Result<PublicKey, KeyError> {
     let pem = fs::read(path).map_err(|source| KeyError::File {
@@ -406,6 +435,28 @@ mod tests {
 
     use super::*;
     use crate::xlreg::test_support::{client_key, server_key};
+
+    #[test]
+    fn fingerprints_print_and_parse() {
+        let der = client_key(0)
+            .public_key()
+            .and_then(|k| k.to_der())
+            .expect("der");
+        let fp = fingerprint(&der);
+        let text = format_fingerprint(&fp);
+        assert!(
+            text.starts_with("sha256:") && text.len() == 7 + 64,
+            "{text}"
+        );
+        assert_eq!(parse_fingerprint(&text), Some(fp));
+        assert_eq!(
+            parse_fingerprint(&text.to_uppercase().replace("SHA256", "sha256")),
+            Some(fp)
+        );
+        assert_eq!(parse_fingerprint(&text[..70]), None);
+        assert_eq!(parse_fingerprint(&text.replace("sha256:", "md5:")), None);
+        assert_eq!(parse_fingerprint("sha256:zz"), None);
+    }
 
     #[test]
     fn oaep_round_trip_and_sizes() {

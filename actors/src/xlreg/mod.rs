@@ -11,18 +11,23 @@
 //! - [`frame`]: v1 and v2 session framing, as tokio codecs.
 //! - [`token`], [`protocol`], [`session`]: signatures, request and reply
 //!   shapes, what a session may do when.
-//! - [`registry`], [`store`], [`commit`]: the rules, the durable log, group
-//!   commit.
-//! - [`server`]: the `Registry` and `RegistrySession` actors, the listener.
+//! - [`ext`]: catalogue's extension fields, outside the seed's schema
+//!   (docs/XLREG.md §14), and [`admission`]: who a registry lets identify.
+//! - [`registry`], [`store`], [`commit`]: the rules (with the bounds against
+//!   abuse and the client TTL), the durable log, group commit.
+//! - [`server`]: the `Registry` and `RegistrySession` actors, the listener
+//!   and its per-source bounds.
 //! - [`client`], [`identity`]: the async client other parts of the node
 //!   (cluster formation) and the CLI use.
 //!
 //! [`host`] is what `catalogue serve` calls: it hosts the registry when
 //! `xlreg.serve` is true.
 
+pub mod admission;
 pub mod client;
 pub mod commit;
 pub mod crypto;
+pub mod ext;
 pub mod frame;
 pub mod hello;
 pub mod identity;
@@ -42,10 +47,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use client::{ClientError, ClientOptions, Member, Members, Registered, RegistryClient};
+pub use client::{ClientError, ClientOptions, Member, Members, Registered, RegistryClient, Secret};
 pub use identity::{Identity, IdentityError};
 pub use keys::{KeyError, PrivateKey, PublicKey};
-pub use protocol::{ClusterInfo, ClusterRef};
+pub use protocol::{ClusterInfo, ClusterRef, Creator};
 pub use server::{ServerConfig, XlregStats};
 pub use version::Version;
 
@@ -60,6 +65,9 @@ pub enum XlregError {
     /// The registry log could not be opened.
     #[error("xlReg registry log: {0}")]
     Store(#[from] store::StoreError),
+    /// `[xlreg.admit]` could not be loaded.
+    #[error("xlReg admission: {0}")]
+    Admission(#[from] admission::AdmitConfigError),
     /// The listener could not be bound.
     #[error("xlReg: cannot listen on {addr}: {source}")]
     Listen {
@@ -101,7 +109,19 @@ pub async fn host(
         data_dir: settings.node.data_dir.clone(),
         handshake_timeout: x.handshake_timeout,
         max_handshakes: x.max_handshakes,
-        limits: registry::Limits::default(),
+        idle_timeout: x.idle_timeout,
+        sources: server::SourceLimits {
+            per_second: x.sessions_per_source,
+            burst: x.sessions_burst,
+            max_open: x.max_connections_per_source,
+        },
+        limits: registry::Limits {
+            max_clients: x.max_clients,
+            max_clusters: x.max_clusters,
+            max_clusters_per_client: x.max_clusters_per_client,
+            client_ttl: x.client_ttl,
+        },
+        admission: admission::Admission::from_settings(&x.admit)?,
         metrics,
     };
     let running = server::serve(config, stop).await?;

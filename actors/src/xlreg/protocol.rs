@@ -1,6 +1,10 @@
-//! What session messages mean: an incoming `XLRegMsg` checked and turned
-//! into a typed [`Request`] (server side), a typed [`Reply`] turned into an
-//! `XLRegMsg` and back (both sides).
+//! What session messages mean: an incoming `XLRegMsg` (with its extension
+//! fields, [`Envelope`]) checked and turned into a typed [`Request`] (server
+//! side), a typed [`Reply`] turned into an `XLRegMsg` and back (both sides).
+//! The extension fields (docs/XLREG.md §14) are `AdmitProof` and
+//! `Extensions` in `Client`, and the cluster's creator in cluster replies,
+//! which [`Reply::to_envelope`] adds only for clients that announced
+//! `Extensions`.
 //!
 //! Shape errors (no `Op`, an op the registry does not serve, a required
 //! field missing, a salt shorter than 8 bytes, an endpoint count other than
@@ -8,12 +12,15 @@
 //! closes. Whether the request is allowed and what it does is decided by
 //! [`super::session`] and [`super::registry`].
 
-use catalogue_proto::reg::{
-    XlRegMsg,
-    xl_reg_msg::{Tag, Token},
+use catalogue_proto::{
+    reg::{
+        XlRegMsg,
+        xl_reg_msg::{Tag, Token},
+    },
+    regext::XlRegExt,
 };
 
-use super::hello::SALT_LEN;
+use super::{ext::Envelope, hello::SALT_LEN, keys::Fingerprint};
 
 /// Why a message was refused for its shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +88,8 @@ pub enum Request {
         token: Token,
         /// `DigSig` over the token.
         signature: Vec<u8>,
+        /// `AdmitProof` (extension), for a registry that asks for one.
+        proof: Option<Vec<u8>>,
     },
     /// `Client` with `ClientID` and `Salt2`: a registered client returns.
     ReturningClient {
@@ -92,6 +101,8 @@ pub enum Request {
         signature: Vec<u8>,
         /// `ClientSpecs`, when the client updates its token.
         update: Option<Token>,
+        /// `AdmitProof` (extension), for a registry that asks for one.
+        proof: Option<Vec<u8>>,
     },
     /// `Create`.
     Create {
@@ -145,13 +156,16 @@ fn cluster_ref(msg: &XlRegMsg) -> ClusterRef {
     }
 }
 
-/// Turns a message from a client into a [`Request`].
-pub fn parse_request(msg: XlRegMsg) -> Result<Request, ProtocolError> {
+/// Turns a message from a client (with or without extension fields) into a
+/// [`Request`].
+pub fn parse_request(msg: impl Into<Envelope>) -> Result<Request, ProtocolError> {
+    let Envelope { msg, ext } = msg.into();
     let op = op_of(&msg)?;
     check_salts(&msg)?;
     match op {
         Tag::Client => {
             let signature = msg.dig_sig.clone().ok_or(missing("Client", "DigSig"))?;
+            let proof = ext.admit_proof;
             if let Some(id) = msg.client_id {
                 let salt2 = msg.salt2.ok_or(missing("Client", "Salt2"))?;
                 Ok(Request::ReturningClient {
@@ -159,6 +173,7 @@ pub fn parse_request(msg: XlRegMsg) -> Result<Request, ProtocolError> {
                     salt2,
                     signature,
                     update: msg.client_specs,
+                    proof,
                 })
             } else {
                 let token = msg
@@ -172,6 +187,7 @@ pub fn parse_request(msg: XlRegMsg) -> Result<Request, ProtocolError> {
                     name,
                     token,
                     signature,
+                    proof,
                 })
             }
         }
@@ -204,6 +220,16 @@ pub fn parse_request(msg: XlRegMsg) -> Result<Request, ProtocolError> {
     }
 }
 
+/// Who created a cluster, as cluster replies say (extension fields
+/// `CreatorName` and `CreatorKey`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creator {
+    /// The creator's client name.
+    pub name: String,
+    /// SHA-256 of its signing key (DER `SubjectPublicKeyInfo`).
+    pub key: Fingerprint,
+}
+
 /// What a cluster looks like in replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterInfo {
@@ -217,6 +243,9 @@ pub struct ClusterInfo {
     pub endpoints: u32,
     /// `ClusterAttrs`.
     pub attrs: u64,
+    /// Who created it (extension; absent from a seed registry, or from a
+    /// cluster created before creators were kept).
+    pub creator: Option<Creator>,
 }
 
 /// A reply from the registry.
@@ -268,8 +297,57 @@ fn cluster_msg(op: Tag, c: &ClusterInfo) -> XlRegMsg {
     }
 }
 
+/// The creator extension fields of `info`.
+fn creator_ext(info: &ClusterInfo) -> XlRegExt {
+    match &info.creator {
+        Some(c) => XlRegExt {
+            creator_name: Some(c.name.clone()),
+            creator_key: Some(c.key.to_vec()),
+            ..Default::default()
+        },
+        None => XlRegExt::default(),
+    }
+}
+
+/// The creator a reply's extension fields name, if both are there and well
+/// formed.
+fn creator_from(ext: &XlRegExt) -> Option<Creator> {
+    let key = Fingerprint::try_from(ext.creator_key.as_deref()?).ok()?;
+    Some(Creator {
+        name: ext.creator_name.clone()?,
+        key,
+    })
+}
+
 impl Reply {
-    /// The message on the wire.
+    /// The message on the wire, with the extension fields when `ext` (the
+    /// client announced `Extensions`); without, exactly the seed's message.
+    pub fn to_envelope(&self, ext: bool) -> Envelope {
+        let msg = self.to_msg();
+        let ext = match self {
+            Reply::CreateReply(c) | Reply::JoinReply(c) | Reply::Members { cluster: c, .. }
+                if ext =>
+            {
+                creator_ext(c)
+            }
+            _ => XlRegExt::default(),
+        };
+        Envelope { msg, ext }
+    }
+
+    /// Reads a reply received by a client, with its extension fields.
+    pub fn from_envelope(env: Envelope) -> Result<Reply, ProtocolError> {
+        let creator = creator_from(&env.ext);
+        let mut reply = Reply::from_msg(env.msg)?;
+        if let Reply::CreateReply(c) | Reply::JoinReply(c) | Reply::Members { cluster: c, .. } =
+            &mut reply
+        {
+            c.creator = creator;
+        }
+        Ok(reply)
+    }
+
+    /// The seed's message on the wire.
     pub fn to_msg(&self) -> XlRegMsg {
         match self {
             Reply::ClientOk { name, id, attrs } => XlRegMsg {
@@ -297,7 +375,7 @@ impl Reply {
         }
     }
 
-    /// Reads a reply received by a client.
+    /// Reads a reply received by a client (seed fields only).
     pub fn from_msg(msg: XlRegMsg) -> Result<Reply, ProtocolError> {
         let op = op_of(&msg)?;
         check_salts(&msg)?;
@@ -308,6 +386,7 @@ impl Reply {
                 size: msg.cluster_size.ok_or(missing(op, "ClusterSize"))?,
                 endpoints: msg.end_point_count.unwrap_or(1),
                 attrs: msg.cluster_attrs.unwrap_or(0),
+                creator: None,
             })
         };
         match op {
@@ -328,6 +407,7 @@ impl Reply {
                     size: msg.cluster_size.unwrap_or(0),
                     endpoints: msg.end_point_count.unwrap_or(0),
                     attrs: msg.cluster_attrs.unwrap_or(0),
+                    creator: None,
                 };
                 Ok(Reply::Members {
                     cluster: info,

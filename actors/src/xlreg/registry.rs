@@ -26,17 +26,31 @@
 //! - `GetCluster` returns the tokens of the members whose bit is set in
 //!   `Which` (bit N = the Nth member to join), in bit order, and the `Which`
 //!   of the tokens actually sent; as many as fit one message.
+//!
+//! Bounds against abuse (docs/XLREG.md, "11. Limits and abuse"):
+//! - [`Admission`]: who may identify at all (off by default).
+//! - A client may have created at most `max_clusters_per_client` live
+//!   clusters; the registry holds at most `max_clients` and `max_clusters`.
+//! - [`Registry::expired`]: a cluster nobody joined within `client_ttl` of
+//!   its creation, and a client that is in no cluster and created none
+//!   still alive `client_ttl` after it registered, are forgotten (changes
+//!   like any other: logged, then applied).
+//! - Renaming a taken name (`name-2`, `name-3`...) starts from the next
+//!   suffix remembered per base name, so it never walks the taken ones.
+//!
+//! Every cluster remembers its creator, which cluster replies name (an
+//! extension, [`ClusterInfo::creator`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use catalogue_proto::reg::{XlRegMsg, xl_reg_msg::Token};
-use prost::Message;
+use catalogue_proto::reg::xl_reg_msg::Token;
 
 use super::{
+    admission::{Admission, AdmissionError},
     crypto::{self, CryptoError},
     frame::MAX_MESSAGE_LEN,
-    keys::PublicKey,
-    protocol::{ClusterInfo, ClusterRef, Reply, Request},
+    keys::{self, Fingerprint, PublicKey},
+    protocol::{ClusterInfo, ClusterRef, Creator, Reply, Request},
     session::SessionContext,
     token::{self, TokenError},
 };
@@ -55,15 +69,32 @@ pub struct Limits {
     pub max_clients: usize,
     /// Most clusters.
     pub max_clusters: usize,
+    /// Most live clusters one client may have created.
+    pub max_clusters_per_client: usize,
+    /// How long a client in no cluster (that created none still alive) is
+    /// kept after it registered, and a cluster nobody joined after its
+    /// creation.
+    pub client_ttl: std::time::Duration,
 }
 
 impl Default for Limits {
+    /// The defaults of `config/default.toml`.
     fn default() -> Self {
         Limits {
             max_clients: 100_000,
             max_clusters: 10_000,
+            max_clusters_per_client: 8,
+            client_ttl: std::time::Duration::from_secs(600),
         }
     }
+}
+
+/// Seconds since the Unix epoch, as registration and creation times are
+/// kept.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Why the registry refused a request (sent to the client in `Error`).
@@ -131,6 +162,17 @@ pub enum RegistryError {
     /// The registry holds as many clients or clusters as it may.
     #[error("the registry is full: no more {0}")]
     Full(&'static str),
+    /// The client may not create another cluster.
+    #[error(
+        "this client has created {max} clusters, the most one client may (xlreg.max_clusters_per_client)"
+    )]
+    TooManyClusters {
+        /// The bound.
+        max: usize,
+    },
+    /// Admission control refused the client.
+    #[error(transparent)]
+    NotAdmitted(#[from] AdmissionError),
     /// The request needs an identified client (a bug in the caller).
     #[error("identify first: send Client")]
     NotIdentified,
@@ -145,14 +187,53 @@ pub enum RegistryError {
     Inconsistent(String),
 }
 
+impl RegistryError {
+    /// A short label for the refusal metric
+    /// (`catalogue_xlreg_refusals_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RegistryError::Token(_) | RegistryError::NameMismatch { .. } => "bad_token",
+            RegistryError::UnknownClient => "unknown_client",
+            RegistryError::SaltMismatch => "bad_salt2",
+            RegistryError::Immutable(_) | RegistryError::UpdateEnds { .. } => "bad_update",
+            RegistryError::NoSuchCluster
+            | RegistryError::ClusterMismatch
+            | RegistryError::NoCluster => "no_such_cluster",
+            RegistryError::ClusterFull { .. } => "cluster_full",
+            RegistryError::Endpoints { .. } => "endpoints",
+            RegistryError::Full("clients") => "registry_full_clients",
+            RegistryError::Full(_) => "registry_full_clusters",
+            RegistryError::TooManyClusters { .. } => "clusters_per_client",
+            RegistryError::NotAdmitted(_) => "not_admitted",
+            RegistryError::NotIdentified => "not_identified",
+            RegistryError::Random(_) | RegistryError::Storage => "storage",
+            RegistryError::Inconsistent(_) => "inconsistent",
+        }
+    }
+}
+
 /// A change to the registry, as logged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// A client registered or updated: the token with its final `Name`,
-    /// `Attrs` and `ID` (and no `DigSig`).
-    PutClient(Token),
+    /// A client registered or updated.
+    PutClient {
+        /// The token with its final `Name`, `Attrs` and `ID` (and no
+        /// `DigSig`).
+        token: Token,
+        /// When it registered (Unix seconds); an update keeps the first
+        /// registration's time.
+        registered: u64,
+    },
     /// A cluster created.
-    CreateCluster(ClusterInfo),
+    CreateCluster {
+        /// The cluster (its `creator` is not part of the change).
+        info: ClusterInfo,
+        /// The ID of the client that created it (absent in logs written
+        /// before creators were kept).
+        creator: Option<Vec<u8>>,
+        /// When (Unix seconds).
+        created: u64,
+    },
     /// A client joined a cluster.
     AddMember {
         /// The cluster's ID.
@@ -160,6 +241,10 @@ pub enum Change {
         /// The client's ID.
         client: Vec<u8>,
     },
+    /// An empty cluster forgotten ([`Registry::expired`]).
+    ForgetCluster(Vec<u8>),
+    /// A client in no cluster forgotten ([`Registry::expired`]).
+    ForgetClient(Vec<u8>),
 }
 
 /// What a planned request does.
@@ -193,35 +278,86 @@ struct Client {
     token: Token,
     /// Its signing key, parsed once.
     sig_key: PublicKey,
+    /// Its signing key's fingerprint.
+    fingerprint: Fingerprint,
+    /// When it registered (Unix seconds).
+    registered: u64,
+    /// IDs of the clusters it is a member of.
+    clusters: Vec<Vec<u8>>,
+    /// Live clusters it created.
+    created: usize,
+}
+
+impl Client {
+    /// A client in a cluster, or the creator of a live one, is kept.
+    fn anchored(&self) -> bool {
+        !self.clusters.is_empty() || self.created > 0
+    }
 }
 
 /// A cluster.
 #[derive(Debug, Clone)]
 struct Cluster {
+    /// As replies show it, less its creator.
     info: ClusterInfo,
     /// Client IDs in join order: member N has bit N of `Which`.
     members: Vec<Vec<u8>>,
+    /// The client that created it.
+    creator: Option<Vec<u8>>,
+    /// When (Unix seconds).
+    created: u64,
+    /// Its place in creation order (key of `cluster_order`).
+    seq: u64,
 }
 
 /// The registry.
 #[derive(Debug, Default)]
 pub struct Registry {
     limits: Limits,
+    admission: Admission,
     clients: HashMap<Vec<u8>, Client>,
     client_names: HashMap<String, Vec<u8>>,
+    /// For each base name, a suffix from which `base-N` is free: every
+    /// registered `base-N` has a lower N. Renaming starts there.
+    name_suffix: HashMap<String, u64>,
     clusters: HashMap<Vec<u8>, Cluster>,
     cluster_names: HashMap<String, Vec<u8>>,
     /// Cluster IDs in creation order (for snapshots).
-    cluster_order: Vec<Vec<u8>>,
+    cluster_order: BTreeMap<u64, Vec<u8>>,
+    next_seq: u64,
+}
+
+/// `name` split as `base-N` (N at least 2, no leading zero), if it is one.
+fn split_suffix(name: &str) -> Option<(&str, u64)> {
+    let (base, n) = name.rsplit_once('-')?;
+    if base.is_empty()
+        || n.is_empty()
+        || n.starts_with('0')
+        || !n.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let n: u64 = n.parse().ok()?;
+    (n >= 2).then_some((base, n))
 }
 
 impl Registry {
-    /// An empty registry with `limits`.
+    /// An empty registry with `limits`, admitting everyone.
     pub fn new(limits: Limits) -> Registry {
         Registry {
             limits,
             ..Default::default()
         }
+    }
+
+    /// Who may identify from now on.
+    pub fn set_admission(&mut self, admission: Admission) {
+        self.admission = admission;
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Number of registered clients.
@@ -251,28 +387,38 @@ impl Registry {
         )
     }
 
-    /// Decides what `request` does in a session with `ctx`.
+    /// Decides what `request` does in a session with `ctx`, now.
     pub fn plan(&self, ctx: &SessionContext, request: &Request) -> Result<Planned, RegistryError> {
+        self.plan_at(ctx, request, unix_now())
+    }
+
+    /// Decides what `request` does in a session with `ctx` at `now` (Unix
+    /// seconds).
+    pub fn plan_at(
+        &self,
+        ctx: &SessionContext,
+        request: &Request,
+        now: u64,
+    ) -> Result<Planned, RegistryError> {
         match request {
             Request::NewClient {
                 name,
                 token,
                 signature,
-            } => self.plan_new_client(name, token, signature),
+                proof,
+            } => self.plan_new_client(ctx, name, token, signature, proof.as_deref(), now),
             Request::ReturningClient {
                 id,
                 salt2,
                 signature,
                 update,
-            } => self.plan_returning(ctx, id, salt2, signature, update.as_ref()),
+                proof,
+            } => self.plan_returning(ctx, id, salt2, signature, update.as_ref(), proof.as_deref()),
             Request::Create {
                 name,
                 size,
                 endpoints,
-            } => {
-                identified(ctx)?;
-                self.plan_create(name, *size, *endpoints)
-            }
+            } => self.plan_create(identified(ctx)?, name, *size, *endpoints, now),
             Request::Join(cluster) => self.plan_join(identified(ctx)?, cluster),
             Request::GetCluster { cluster, which } => {
                 identified(ctx)?;
@@ -284,9 +430,12 @@ impl Registry {
 
     fn plan_new_client(
         &self,
+        ctx: &SessionContext,
         name: &str,
         token: &Token,
         signature: &[u8],
+        proof: Option<&[u8]>,
+        now: u64,
     ) -> Result<Planned, RegistryError> {
         if let Some(token_name) = &token.name {
             if token_name != name {
@@ -298,6 +447,12 @@ impl Registry {
         }
         token::check_name(name)?;
         let checked = token::check(token)?;
+        // Admission first: it costs a hash, the signature an RSA operation.
+        self.admission.check(
+            token.sig_key.as_deref().unwrap_or_default(),
+            proof,
+            &ctx.salt2,
+        )?;
         token::verify(&checked.sig_key, &token::signed_bytes(token), signature)?;
         if self.clients.len() >= self.limits.max_clients {
             return Err(RegistryError::Full("clients"));
@@ -318,7 +473,10 @@ impl Registry {
             dig_sig: None,
         };
         Ok(Planned {
-            change: Some(Change::PutClient(stored)),
+            change: Some(Change::PutClient {
+                token: stored,
+                registered: now,
+            }),
             reply: Reply::ClientOk {
                 name,
                 id: id.clone(),
@@ -336,11 +494,17 @@ impl Registry {
         salt2: &[u8],
         signature: &[u8],
         update: Option<&Token>,
+        proof: Option<&[u8]>,
     ) -> Result<Planned, RegistryError> {
         let client = self.clients.get(id).ok_or(RegistryError::UnknownClient)?;
         if !crypto::constant_time_eq(salt2, &ctx.salt2) {
             return Err(RegistryError::SaltMismatch);
         }
+        self.admission.check(
+            client.token.sig_key.as_deref().unwrap_or_default(),
+            proof,
+            &ctx.salt2,
+        )?;
         token::verify(
             &client.sig_key,
             &token::returning_signed_bytes(id, salt2, update),
@@ -363,10 +527,9 @@ impl Registry {
             if update.sig_key != current.sig_key {
                 return Err(RegistryError::Immutable("signing key"));
             }
-            for cluster in self.clusters.values() {
+            for cluster in client.clusters.iter().filter_map(|c| self.clusters.get(c)) {
                 let needs = cluster.info.endpoints;
-                if cluster.members.iter().any(|m| m == id) && update.my_ends.len() != needs as usize
-                {
+                if update.my_ends.len() != needs as usize {
                     return Err(RegistryError::UpdateEnds {
                         cluster: cluster.info.name.clone(),
                         needs,
@@ -381,7 +544,10 @@ impl Registry {
                 ..current.clone()
             };
             if updated != current {
-                change = Some(Change::PutClient(updated.clone()));
+                change = Some(Change::PutClient {
+                    token: updated.clone(),
+                    registered: client.registered,
+                });
                 current = updated;
             }
         }
@@ -397,7 +563,14 @@ impl Registry {
         })
     }
 
-    fn plan_create(&self, name: &str, size: u32, endpoints: u32) -> Result<Planned, RegistryError> {
+    fn plan_create(
+        &self,
+        client_id: &[u8],
+        name: &str,
+        size: u32,
+        endpoints: u32,
+        now: u64,
+    ) -> Result<Planned, RegistryError> {
         if let Some(cluster) = self
             .cluster_names
             .get(name)
@@ -405,12 +578,21 @@ impl Registry {
         {
             return Ok(Planned {
                 cluster: Some(cluster.info.id.clone()),
-                ..Planned::reply(Reply::CreateReply(cluster.info.clone()))
+                ..Planned::reply(Reply::CreateReply(self.reply_info(cluster)))
             });
         }
         token::check_name(name)?;
+        let client = self
+            .clients
+            .get(client_id)
+            .ok_or(RegistryError::UnknownClient)?;
         if self.clusters.len() >= self.limits.max_clusters {
             return Err(RegistryError::Full("clusters"));
+        }
+        if client.created >= self.limits.max_clusters_per_client {
+            return Err(RegistryError::TooManyClusters {
+                max: self.limits.max_clusters_per_client,
+            });
         }
         let info = ClusterInfo {
             id: self.fresh_id(|id| self.clusters.contains_key(id))?,
@@ -418,13 +600,34 @@ impl Registry {
             size: size.clamp(MIN_CLUSTER_SIZE, MAX_CLUSTER_SIZE),
             endpoints,
             attrs: 0,
+            creator: None,
+        };
+        let reply = ClusterInfo {
+            creator: Some(creator_of(client)),
+            ..info.clone()
         };
         Ok(Planned {
-            change: Some(Change::CreateCluster(info.clone())),
-            cluster: Some(info.id.clone()),
+            change: Some(Change::CreateCluster {
+                info,
+                creator: Some(client_id.to_vec()),
+                created: now,
+            }),
+            cluster: Some(reply.id.clone()),
             client: None,
-            reply: Reply::CreateReply(info),
+            reply: Reply::CreateReply(reply),
         })
+    }
+
+    /// A cluster as replies show it: with its creator, when known.
+    fn reply_info(&self, cluster: &Cluster) -> ClusterInfo {
+        ClusterInfo {
+            creator: cluster
+                .creator
+                .as_ref()
+                .and_then(|id| self.clients.get(id))
+                .map(creator_of),
+            ..cluster.info.clone()
+        }
     }
 
     fn resolve(&self, cluster: &ClusterRef) -> Result<&Cluster, RegistryError> {
@@ -451,7 +654,7 @@ impl Registry {
         let cluster = self.resolve(cluster)?;
         let joined = Planned {
             cluster: Some(cluster.info.id.clone()),
-            ..Planned::reply(Reply::JoinReply(cluster.info.clone()))
+            ..Planned::reply(Reply::JoinReply(self.reply_info(cluster)))
         };
         if cluster.members.iter().any(|m| m == client_id) {
             return Ok(joined);
@@ -495,15 +698,14 @@ impl Registry {
         } else {
             self.resolve(cluster)?
         };
-        let mut msg = XlRegMsg {
-            which: Some(u64::MAX),
-            ..Reply::Members {
-                cluster: cluster.info.clone(),
-                which: 0,
-                tokens: Vec::new(),
-            }
-            .to_msg()
-        };
+        let info = self.reply_info(cluster);
+        // Sized with the extension fields, which some sessions also get.
+        let mut env = Reply::Members {
+            cluster: info.clone(),
+            which: u64::MAX,
+            tokens: Vec::new(),
+        }
+        .to_envelope(true);
         let mut sent = 0u64;
         for (n, id) in cluster.members.iter().enumerate().take(64) {
             let bit = 1u64 << n;
@@ -513,9 +715,9 @@ impl Registry {
             let Some(client) = self.clients.get(id) else {
                 continue;
             };
-            msg.tokens.push(client.token.clone());
-            if msg.encoded_len() > MAX_MESSAGE_LEN {
-                msg.tokens.pop();
+            env.msg.tokens.push(client.token.clone());
+            if env.encoded_len() > MAX_MESSAGE_LEN {
+                env.msg.tokens.pop();
                 break;
             }
             sent |= bit;
@@ -523,9 +725,9 @@ impl Registry {
         Ok(Planned {
             cluster: Some(cluster.info.id.clone()),
             ..Planned::reply(Reply::Members {
-                cluster: cluster.info.clone(),
+                cluster: info,
                 which: sent,
-                tokens: msg.tokens,
+                tokens: env.msg.tokens,
             })
         })
     }
@@ -539,54 +741,118 @@ impl Registry {
         }
     }
 
+    /// `name`, or when taken `name-N` with the first N of the suffix index
+    /// (see `name_suffix`): no walk over the names already taken.
     fn unique_name(&self, name: &str) -> String {
         if !self.client_names.contains_key(name) {
             return name.to_string();
         }
-        (2u64..)
+        let from = self.name_suffix.get(name).copied().unwrap_or(2);
+        // The index says base-N is free from `from` on; the loop is only a
+        // guard, it ends at its first step.
+        (from..)
             .map(|n| format!("{name}-{n}"))
             .find(|candidate| !self.client_names.contains_key(candidate))
             .unwrap_or_else(|| name.to_string())
     }
 
+    /// Notes that `name` is taken, for [`Registry::unique_name`].
+    fn index_name(&mut self, name: &str) {
+        if let Some((base, n)) = split_suffix(name) {
+            let next = self.name_suffix.entry(base.to_string()).or_insert(2);
+            *next = (*next).max(n.saturating_add(1));
+        }
+    }
+
+    /// The changes that forget, at `now`, what has outlived the client TTL:
+    /// clusters nobody has joined, `client_ttl` after their creation, then
+    /// clients in no cluster that created no cluster still alive,
+    /// `client_ttl` after they registered. Apply them in order.
+    pub fn expired(&self, now: u64) -> Vec<Change> {
+        let ttl = self.limits.client_ttl.as_secs();
+        let mut out = Vec::new();
+        let mut freed: HashMap<&Vec<u8>, usize> = HashMap::new();
+        for id in self.cluster_order.values() {
+            let Some(cluster) = self.clusters.get(id) else {
+                continue;
+            };
+            if cluster.members.is_empty() && cluster.created.saturating_add(ttl) <= now {
+                out.push(Change::ForgetCluster(id.clone()));
+                if let Some(creator) = &cluster.creator {
+                    *freed.entry(creator).or_default() += 1;
+                }
+            }
+        }
+        for (id, client) in &self.clients {
+            let created = client
+                .created
+                .saturating_sub(freed.get(id).copied().unwrap_or(0));
+            if client.clusters.is_empty()
+                && created == 0
+                && client.registered.saturating_add(ttl) <= now
+            {
+                out.push(Change::ForgetClient(id.clone()));
+            }
+        }
+        out
+    }
+
     /// Applies a change (planned here, or replayed from the log).
     pub fn apply(&mut self, change: &Change) -> Result<(), RegistryError> {
+        let inconsistent = |what: &str| RegistryError::Inconsistent(what.to_string());
         match change {
-            Change::PutClient(token) => {
-                let inconsistent =
-                    |what: &str| RegistryError::Inconsistent(format!("client {what}"));
-                let id = token.id.clone().ok_or_else(|| inconsistent("without ID"))?;
+            Change::PutClient { token, registered } => {
+                let id = token
+                    .id
+                    .clone()
+                    .ok_or_else(|| inconsistent("client without ID"))?;
                 let name = token
                     .name
                     .clone()
-                    .ok_or_else(|| inconsistent("without name"))?;
-                let sig_key = token
+                    .ok_or_else(|| inconsistent("client without name"))?;
+                let der = token
                     .sig_key
                     .as_deref()
-                    .ok_or_else(|| inconsistent("without SigKey"))
-                    .and_then(|der| {
-                        PublicKey::from_der(der).map_err(|e| inconsistent(&e.to_string()))
-                    })?;
+                    .ok_or_else(|| inconsistent("client without SigKey"))?;
+                let sig_key =
+                    PublicKey::from_der(der).map_err(|e| inconsistent(&format!("client {e}")))?;
                 if let Some(owner) = self.client_names.get(&name) {
                     if *owner != id {
-                        return Err(inconsistent("name taken by another client"));
+                        return Err(inconsistent("client name taken by another client"));
                     }
                 }
-                if let Some(old) = self.clients.get(&id) {
-                    if old.token.name.as_ref() != Some(&name) {
-                        return Err(inconsistent("renamed"));
+                let fingerprint = keys::fingerprint(der);
+                let client = match self.clients.remove(&id) {
+                    Some(old) => {
+                        if old.token.name.as_ref() != Some(&name) {
+                            self.clients.insert(id, old);
+                            return Err(inconsistent("client renamed"));
+                        }
+                        Client {
+                            token: token.clone(),
+                            sig_key,
+                            fingerprint,
+                            ..old
+                        }
                     }
-                }
-                self.client_names.insert(name, id.clone());
-                self.clients.insert(
-                    id,
-                    Client {
+                    None => Client {
                         token: token.clone(),
                         sig_key,
+                        fingerprint,
+                        registered: *registered,
+                        clusters: Vec::new(),
+                        created: 0,
                     },
-                );
+                };
+                self.index_name(&name);
+                self.client_names.insert(name, id.clone());
+                self.clients.insert(id, client);
             }
-            Change::CreateCluster(info) => {
+            Change::CreateCluster {
+                info,
+                creator,
+                created,
+            } => {
                 if self.clusters.contains_key(&info.id)
                     || self.cluster_names.contains_key(&info.name)
                 {
@@ -595,25 +861,40 @@ impl Registry {
                         info.name
                     )));
                 }
+                if let Some(creator) = creator {
+                    self.clients
+                        .get_mut(creator)
+                        .ok_or_else(|| inconsistent("cluster created by no client"))?
+                        .created += 1;
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
                 self.cluster_names
                     .insert(info.name.clone(), info.id.clone());
-                self.cluster_order.push(info.id.clone());
+                self.cluster_order.insert(seq, info.id.clone());
                 self.clusters.insert(
                     info.id.clone(),
                     Cluster {
-                        info: info.clone(),
+                        info: ClusterInfo {
+                            creator: None,
+                            ..info.clone()
+                        },
                         members: Vec::new(),
+                        creator: creator.clone(),
+                        created: *created,
+                        seq,
                     },
                 );
             }
             Change::AddMember { cluster, client } => {
-                if !self.clients.contains_key(client) {
-                    return Err(RegistryError::Inconsistent("member is no client".into()));
-                }
                 let c = self
                     .clusters
                     .get_mut(cluster)
-                    .ok_or_else(|| RegistryError::Inconsistent("member of no cluster".into()))?;
+                    .ok_or_else(|| inconsistent("member of no cluster"))?;
+                let member = self
+                    .clients
+                    .get_mut(client)
+                    .ok_or_else(|| inconsistent("member is no client"))?;
                 if c.members.contains(client) {
                     return Ok(());
                 }
@@ -624,6 +905,41 @@ impl Registry {
                     )));
                 }
                 c.members.push(client.clone());
+                member.clusters.push(cluster.clone());
+            }
+            Change::ForgetCluster(id) => {
+                let cluster = self
+                    .clusters
+                    .get(id)
+                    .ok_or_else(|| inconsistent("forgetting no cluster"))?;
+                if !cluster.members.is_empty() {
+                    return Err(inconsistent("forgetting a cluster with members"));
+                }
+                let cluster = self
+                    .clusters
+                    .remove(id)
+                    .ok_or_else(|| inconsistent("forgetting no cluster"))?;
+                self.cluster_names.remove(&cluster.info.name);
+                self.cluster_order.remove(&cluster.seq);
+                if let Some(creator) = cluster.creator.and_then(|c| self.clients.get_mut(&c)) {
+                    creator.created = creator.created.saturating_sub(1);
+                }
+            }
+            Change::ForgetClient(id) => {
+                let client = self
+                    .clients
+                    .get(id)
+                    .ok_or_else(|| inconsistent("forgetting no client"))?;
+                if client.anchored() {
+                    return Err(inconsistent(
+                        "forgetting a client in a cluster or with clusters",
+                    ));
+                }
+                if let Some(client) = self.clients.remove(id) {
+                    if let Some(name) = &client.token.name {
+                        self.client_names.remove(name);
+                    }
+                }
             }
         }
         Ok(())
@@ -635,18 +951,21 @@ impl Registry {
         let mut out: Vec<Change> = self
             .clients
             .values()
-            .map(|c| Change::PutClient(c.token.clone()))
+            .map(|c| Change::PutClient {
+                token: c.token.clone(),
+                registered: c.registered,
+            })
             .collect();
         let clusters: Vec<&Cluster> = self
             .cluster_order
-            .iter()
+            .values()
             .filter_map(|id| self.clusters.get(id))
             .collect();
-        out.extend(
-            clusters
-                .iter()
-                .map(|c| Change::CreateCluster(c.info.clone())),
-        );
+        out.extend(clusters.iter().map(|c| Change::CreateCluster {
+            info: c.info.clone(),
+            creator: c.creator.clone(),
+            created: c.created,
+        }));
         for c in clusters {
             out.extend(c.members.iter().map(|m| Change::AddMember {
                 cluster: c.info.id.clone(),
@@ -654,6 +973,14 @@ impl Registry {
             }));
         }
         out
+    }
+}
+
+/// What replies say of a cluster's creator.
+fn creator_of(client: &Client) -> Creator {
+    Creator {
+        name: client.token.name.clone().unwrap_or_default(),
+        key: client.fingerprint,
     }
 }
 

@@ -6,10 +6,13 @@
 //! number of `Create`, `Join` and `GetCluster`; `Bye` at any time ends it
 //! with `Ack`. Anything else is answered with `Error` and the connection is
 //! closed; so is any request the registry refuses.
-
-use catalogue_proto::reg::XlRegMsg;
+//!
+//! A `Client` message that announces `Extensions` (docs/XLREG.md §14) makes
+//! the session's cluster replies carry the extension fields
+//! ([`SessionState::extensions`]); a seed client's session never sees one.
 
 use super::{
+    ext::{self, Envelope},
     hello::Salt,
     protocol::{ProtocolError, Reply, Request, parse_request},
 };
@@ -39,6 +42,8 @@ pub enum Next {
 pub struct SessionState {
     context: SessionContext,
     closing: bool,
+    /// The client announced the extension fields.
+    extensions: bool,
 }
 
 impl SessionState {
@@ -51,7 +56,14 @@ impl SessionState {
                 salt2,
             },
             closing: false,
+            extensions: false,
         }
+    }
+
+    /// Whether replies may carry extension fields (the client's `Client`
+    /// announced `Extensions`).
+    pub fn extensions(&self) -> bool {
+        self.extensions
     }
 
     /// The context requests run in.
@@ -70,10 +82,12 @@ impl SessionState {
     }
 
     /// Decides what to do with `msg`. Once closing, nothing more is done.
-    pub fn receive(&mut self, msg: XlRegMsg) -> Option<Next> {
+    pub fn receive(&mut self, msg: impl Into<Envelope>) -> Option<Next> {
         if self.closing {
             return None;
         }
+        let msg = msg.into();
+        let announces = msg.ext.extensions.is_some_and(|e| e >= ext::EXTENSIONS);
         let request = match parse_request(msg) {
             Ok(request) => request,
             Err(e) => return Some(self.fail(e.to_string())),
@@ -83,7 +97,10 @@ impl SessionState {
                 self.closing = true;
                 return Some(Next::ReplyAndClose(Reply::Ack));
             }
-            (Request::NewClient { .. } | Request::ReturningClient { .. }, false) => Ok(()),
+            (Request::NewClient { .. } | Request::ReturningClient { .. }, false) => {
+                self.extensions = announces;
+                Ok(())
+            }
             (Request::NewClient { .. } | Request::ReturningClient { .. }, true) => {
                 Err(ProtocolError::AlreadyIdentified)
             }
@@ -116,7 +133,13 @@ impl SessionState {
 
 #[cfg(test)]
 mod tests {
-    use catalogue_proto::reg::xl_reg_msg::{Tag, Token};
+    use catalogue_proto::{
+        reg::{
+            XlRegMsg,
+            xl_reg_msg::{Tag, Token},
+        },
+        regext::XlRegExt,
+    };
 
     use super::*;
 
@@ -200,6 +223,25 @@ mod tests {
         );
         assert!(s.closing());
         assert_eq!(s.receive(join()), None);
+    }
+
+    #[test]
+    fn a_client_that_announces_extensions_gets_them() {
+        let mut seed = SessionState::new([0; 8]);
+        seed.receive(new_client());
+        assert!(
+            !seed.extensions(),
+            "a seed client never gets extension fields"
+        );
+        let mut ours = SessionState::new([0; 8]);
+        ours.receive(Envelope {
+            msg: new_client(),
+            ext: XlRegExt {
+                extensions: Some(ext::EXTENSIONS),
+                ..Default::default()
+            },
+        });
+        assert!(ours.extensions());
     }
 
     #[test]

@@ -5,12 +5,20 @@
 //! file   = magic "XLREGLG1" ‖ record*
 //! record = len[4, big-endian] ‖ payload[len] ‖ check[8]
 //! check  = the first 8 bytes of SHA-256(len ‖ payload)
-//! payload: an XLRegMsg (the protocol's own schema)
+//! payload: an XLRegMsg (the protocol's own schema), then maybe extension
+//!          fields (an XLRegExt, docs/XLREG.md §14)
 //!   client registered or updated  Op=Client  ClientSpecs=token (final Name, Attrs, ID)
+//!                                            [ext Registered]
 //!   cluster created               Op=Create  ClusterID ClusterName ClusterSize
 //!                                            EndPointCount ClusterAttrs
+//!                                            [ClientID = creator] [ext Created]
 //!   member joined                 Op=Join    ClusterID ClientID
+//!   empty cluster forgotten       Op=Bye     ClusterID
+//!   client forgotten              Op=Bye     ClientID
 //! ```
+//!
+//! A record without its time (written before times were kept) gets the
+//! time of the replay.
 //!
 //! [`Store::append`] writes one record and `fdatasync`s before it returns;
 //! the registry instead [`Store::write`]s and lets a
@@ -23,9 +31,11 @@
 //! (incomplete, or with a bad check when nothing follows it): it was never
 //! acknowledged, so it is dropped with a warning. Anything else that does
 //! not read back is corruption, and the registry refuses to start rather
-//! than forget members. The replayed state is then written as a fresh log
-//! (a snapshot: every client, every cluster, every membership in join
-//! order) to a temporary file, synced, and renamed over the old one.
+//! than forget members. What has outlived the client TTL while the registry
+//! was down is then forgotten ([`Registry::expired`]), and the state is
+//! written as a fresh log (a snapshot: every client, every cluster, every
+//! membership in join order) to a temporary file, synced, and renamed over
+//! the old one: a restart never keeps what the TTL let go.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -34,13 +44,16 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use catalogue_proto::reg::{XlRegMsg, xl_reg_msg::Tag};
-use prost::Message;
+use catalogue_proto::{
+    reg::{XlRegMsg, xl_reg_msg::Tag},
+    regext::XlRegExt,
+};
 use sha2::{Digest, Sha256};
 
 use super::{
+    ext::Envelope,
     protocol::ClusterInfo,
-    registry::{Change, Limits, Registry, RegistryError},
+    registry::{Change, Limits, Registry, RegistryError, unix_now},
 };
 
 /// Name of the log file in the registry's directory.
@@ -93,6 +106,8 @@ pub struct OpenReport {
     pub records: usize,
     /// Bytes of a torn last record dropped.
     pub dropped_bytes: usize,
+    /// Clients and clusters forgotten at start (past the client TTL).
+    pub expired: usize,
 }
 
 /// The registry's log, open for appending.
@@ -108,52 +123,100 @@ pub struct Store {
 /// A change as a record payload.
 pub fn encode_change(change: &Change) -> Vec<u8> {
     let op = |tag: Tag| Some(tag as i32);
-    let msg = match change {
-        Change::PutClient(token) => XlRegMsg {
-            op: op(Tag::Client),
-            client_specs: Some(token.clone()),
-            ..Default::default()
-        },
-        Change::CreateCluster(info) => XlRegMsg {
-            op: op(Tag::Create),
-            cluster_id: Some(info.id.clone()),
-            cluster_name: Some(info.name.clone()),
-            cluster_size: Some(info.size),
-            end_point_count: Some(info.endpoints),
-            cluster_attrs: Some(info.attrs),
-            ..Default::default()
-        },
-        Change::AddMember { cluster, client } => XlRegMsg {
-            op: op(Tag::Join),
-            cluster_id: Some(cluster.clone()),
-            client_id: Some(client.clone()),
-            ..Default::default()
-        },
+    let (msg, ext) = match change {
+        Change::PutClient { token, registered } => (
+            XlRegMsg {
+                op: op(Tag::Client),
+                client_specs: Some(token.clone()),
+                ..Default::default()
+            },
+            XlRegExt {
+                registered: Some(*registered),
+                ..Default::default()
+            },
+        ),
+        Change::CreateCluster {
+            info,
+            creator,
+            created,
+        } => (
+            XlRegMsg {
+                op: op(Tag::Create),
+                cluster_id: Some(info.id.clone()),
+                cluster_name: Some(info.name.clone()),
+                cluster_size: Some(info.size),
+                end_point_count: Some(info.endpoints),
+                cluster_attrs: Some(info.attrs),
+                client_id: creator.clone(),
+                ..Default::default()
+            },
+            XlRegExt {
+                created: Some(*created),
+                ..Default::default()
+            },
+        ),
+        Change::AddMember { cluster, client } => (
+            XlRegMsg {
+                op: op(Tag::Join),
+                cluster_id: Some(cluster.clone()),
+                client_id: Some(client.clone()),
+                ..Default::default()
+            },
+            XlRegExt::default(),
+        ),
+        Change::ForgetCluster(cluster) => (
+            XlRegMsg {
+                op: op(Tag::Bye),
+                cluster_id: Some(cluster.clone()),
+                ..Default::default()
+            },
+            XlRegExt::default(),
+        ),
+        Change::ForgetClient(client) => (
+            XlRegMsg {
+                op: op(Tag::Bye),
+                client_id: Some(client.clone()),
+                ..Default::default()
+            },
+            XlRegExt::default(),
+        ),
     };
-    msg.encode_to_vec()
+    Envelope { msg, ext }.encode_to_vec()
 }
 
-/// A record payload as a change.
-pub fn decode_change(payload: &[u8]) -> Result<Change, String> {
-    let msg = XlRegMsg::decode(payload).map_err(|e| e.to_string())?;
+/// A record payload as a change; `default_time` stands for a time the
+/// record does not carry (a log written before times were kept).
+pub fn decode_change(payload: &[u8], default_time: u64) -> Result<Change, String> {
+    let Envelope { msg, ext } = Envelope::decode(payload).map_err(|e| e.to_string())?;
     let missing = |field: &str| format!("record without {field}");
     match msg.op.map(Tag::try_from) {
-        Some(Ok(Tag::Client)) => Ok(Change::PutClient(
-            msg.client_specs.ok_or_else(|| missing("ClientSpecs"))?,
-        )),
-        Some(Ok(Tag::Create)) => Ok(Change::CreateCluster(ClusterInfo {
-            id: msg.cluster_id.ok_or_else(|| missing("ClusterID"))?,
-            name: msg.cluster_name.ok_or_else(|| missing("ClusterName"))?,
-            size: msg.cluster_size.ok_or_else(|| missing("ClusterSize"))?,
-            endpoints: msg
-                .end_point_count
-                .ok_or_else(|| missing("EndPointCount"))?,
-            attrs: msg.cluster_attrs.unwrap_or(0),
-        })),
+        Some(Ok(Tag::Client)) => Ok(Change::PutClient {
+            token: msg.client_specs.ok_or_else(|| missing("ClientSpecs"))?,
+            registered: ext.registered.unwrap_or(default_time),
+        }),
+        Some(Ok(Tag::Create)) => Ok(Change::CreateCluster {
+            info: ClusterInfo {
+                id: msg.cluster_id.ok_or_else(|| missing("ClusterID"))?,
+                name: msg.cluster_name.ok_or_else(|| missing("ClusterName"))?,
+                size: msg.cluster_size.ok_or_else(|| missing("ClusterSize"))?,
+                endpoints: msg
+                    .end_point_count
+                    .ok_or_else(|| missing("EndPointCount"))?,
+                attrs: msg.cluster_attrs.unwrap_or(0),
+                creator: None,
+            },
+            creator: msg.client_id,
+            created: ext.created.unwrap_or(default_time),
+        }),
         Some(Ok(Tag::Join)) => Ok(Change::AddMember {
             cluster: msg.cluster_id.ok_or_else(|| missing("ClusterID"))?,
             client: msg.client_id.ok_or_else(|| missing("ClientID"))?,
         }),
+        Some(Ok(Tag::Bye)) => match (msg.cluster_id, msg.client_id) {
+            (Some(cluster), None) => Ok(Change::ForgetCluster(cluster)),
+            (None, Some(client)) => Ok(Change::ForgetClient(client)),
+            _ => Err("Bye record without exactly one of ClusterID and ClientID".into()),
+        },
         other => Err(format!("record with op {other:?}")),
     }
 }
@@ -190,7 +253,7 @@ enum Read {
     End,
 }
 
-fn read_record(bytes: &[u8], offset: usize) -> Result<Read, String> {
+fn read_record(bytes: &[u8], offset: usize, now: u64) -> Result<Read, String> {
     let rest = &bytes[offset..];
     if rest.is_empty() {
         return Ok(Read::End);
@@ -216,7 +279,7 @@ fn read_record(bytes: &[u8], offset: usize) -> Result<Read, String> {
     if len > MAX_RECORD_LEN {
         return Err(format!("record of {len} bytes"));
     }
-    Ok(Read::Record(decode_change(payload)?, offset + end))
+    Ok(Read::Record(decode_change(payload, now)?, offset + end))
 }
 
 /// Rebuilds the registry from the bytes of a log (`path` names it in
@@ -234,13 +297,14 @@ pub fn replay(
     let mut registry = Registry::new(limits);
     let mut report = OpenReport::default();
     let mut offset = MAGIC.len();
+    let now = unix_now();
     loop {
         let corrupt = |reason: String| StoreError::Corrupt {
             path: path.to_path_buf(),
             offset,
             reason,
         };
-        match read_record(bytes, offset).map_err(corrupt)? {
+        match read_record(bytes, offset, now).map_err(corrupt)? {
             Read::Record(change, next) => {
                 registry
                     .apply(&change)
@@ -270,20 +334,38 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 }
 
 impl Store {
-    /// Opens (or creates) the log in `dir`, replays it, compacts it.
+    /// Opens (or creates) the log in `dir`, replays it, forgets what has
+    /// outlived the client TTL at `now`, compacts it.
     pub fn open(dir: &Path, limits: Limits) -> Result<(Store, Registry, OpenReport), StoreError> {
+        Self::open_at(dir, limits, unix_now())
+    }
+
+    /// [`Store::open`] at `now` (Unix seconds).
+    pub fn open_at(
+        dir: &Path,
+        limits: Limits,
+        now: u64,
+    ) -> Result<(Store, Registry, OpenReport), StoreError> {
         fs::DirBuilder::new()
             .recursive(true)
             .create(dir)
             .map_err(io_error(dir))?;
         let path = dir.join(LOG_FILE);
-        let (registry, report) = match fs::read(&path) {
+        let (mut registry, mut report) = match fs::read(&path) {
             Ok(bytes) => replay(&bytes, limits, &path)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 (Registry::new(limits), OpenReport::default())
             }
             Err(e) => return Err(io_error(&path)(e)),
         };
+        for change in registry.expired(now) {
+            registry.apply(&change).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason: format!("forgetting what expired: {e}"),
+            })?;
+            report.expired += 1;
+        }
         Self::compact(&path, &registry)?;
         let file = OpenOptions::new()
             .append(true)

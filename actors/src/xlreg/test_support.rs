@@ -73,6 +73,7 @@ pub fn new_client(key: usize, name: &str, ends: &[&str]) -> Request {
         name: name.into(),
         token,
         signature,
+        proof: None,
     }
 }
 
@@ -88,5 +89,6 @@ pub fn returning_client(key: usize, id: &[u8], salt2: &[u8], update: Option<Toke
         salt2: salt2.to_vec(),
         signature,
         update,
+        proof: None,
     }
 }

@@ -44,9 +44,14 @@ struct Target {
 /// Runs the workload.
 pub async fn run(sizes: &XlregSizes, extra: &[String]) -> Result<()> {
     let port = free_port()?;
+    // Every client runs on loopback, one source: lift the per-source
+    // bounds, and let the admin create every cluster the run needs.
     let mut sets = vec![
         "xlreg.serve=true".into(),
         format!("xlreg.listen=127.0.0.1:{port}"),
+        "xlreg.sessions_per_source=0".into(),
+        "xlreg.max_connections_per_source=0".into(),
+        "xlreg.max_clusters_per_client=10000".into(),
     ];
     sets.extend(extra.iter().cloned());
     let mut node = BenchNode::start("xlreg", &sets).await?;

@@ -9,6 +9,7 @@ fn local(name: &str) -> LocalIdentity {
         cluster: "blue".into(),
         environment: "prod".into(),
         debug: true,
+        xlreg_cluster: None,
     }
 }
 
@@ -27,6 +28,26 @@ fn directory(names: &[&str]) -> PeerDirectory {
         d.add(n, "");
     }
     d
+}
+
+#[test]
+fn only_peers_known_from_xlreg_alone_need_the_cluster_in_their_certificate() {
+    let dir = directory(&["a"]);
+    dir.add_member("m", "10.0.0.3:7481");
+    dir.add_member("a", "");
+    let mut b = local("b");
+    assert_eq!(cluster_to_check(&b, &dir, "a"), None, "configured");
+    assert_eq!(
+        cluster_to_check(&b, &dir, "m").as_deref(),
+        Some(""),
+        "no cluster here: nothing matches"
+    );
+    b.xlreg_cluster = Some("prod".into());
+    assert_eq!(cluster_to_check(&b, &dir, "m").as_deref(), Some("prod"));
+    assert_eq!(
+        HandshakeError::NotClusterMember("x".into()).reason(),
+        "cluster_not_in_certificate"
+    );
 }
 
 #[test]
@@ -95,7 +116,7 @@ async fn a_debug_handshake_over_loopback_links_two_nodes() {
     };
     let a = local("a");
     let limits = limits();
-    let (client, server) = tokio::join!(connect("b", &addr, &a, None, &limits), server);
+    let (client, server) = tokio::join!(connect("b", &addr, &a, None, &limits, None), server);
     let client = client.expect("connect");
     let server = server.expect("accept handshake");
     assert_eq!(client.peer, "b");
@@ -118,7 +139,7 @@ async fn an_unknown_name_is_refused_in_plaintext_and_the_connector_reads_why() {
     };
     let a = local("a");
     let limits = limits();
-    let (client, server) = tokio::join!(connect("b", &addr, &a, None, &limits), server);
+    let (client, server) = tokio::join!(connect("b", &addr, &a, None, &limits, None), server);
     let err = client.err().expect("refused");
     match err {
         HandshakeError::RefusedByPeer { code, message } => {
@@ -183,7 +204,7 @@ async fn a_dial_where_nothing_listens_made_no_connection() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     drop(listener);
-    let err = connect("b", &addr, &local("a"), None, &limits())
+    let err = connect("b", &addr, &local("a"), None, &limits(), None)
         .await
         .err()
         .expect("nothing listens");

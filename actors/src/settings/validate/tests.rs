@@ -173,3 +173,58 @@ fn input_and_subscription_limits_are_checked() {
     s.limits.regex_memory_bytes = 64 << 10;
     assert_eq!(keys(&s), Vec::<String>::new());
 }
+
+#[test]
+fn xlreg_bounds_name_their_keys() {
+    let mut s = defaults();
+    s.xlreg.idle_timeout = std::time::Duration::from_secs(5);
+    s.xlreg.sessions_burst = 0;
+    s.xlreg.max_clients = 0;
+    s.xlreg.max_clusters_per_client = s.xlreg.max_clusters + 1;
+    s.xlreg.client_ttl = std::time::Duration::ZERO;
+    s.xlreg.admit.keys = vec!["sha256:1234".into(), String::new(), "/etc/key.pem".into()];
+    s.xlreg.cluster.creator = "bad name".into();
+    assert_eq!(
+        keys(&s),
+        [
+            "xlreg.idle_timeout",
+            "xlreg.sessions_burst",
+            "xlreg.max_clients",
+            "xlreg.max_clusters_per_client",
+            "xlreg.client_ttl",
+            "xlreg.admit.keys[0]",
+            "xlreg.admit.keys[1]",
+            "xlreg.cluster.creator",
+        ]
+    );
+    let mut s = defaults();
+    s.xlreg.cluster.creator = format!("sha256:{}", "ab".repeat(32));
+    s.xlreg.admit.keys = vec![s.xlreg.cluster.creator.clone()];
+    s.xlreg.sessions_per_source = 0;
+    s.xlreg.max_connections_per_source = 0;
+    assert_eq!(keys(&s), Vec::<String>::new(), "0 means no limit");
+}
+
+#[test]
+fn serving_an_open_registry_in_production_is_a_warning() {
+    let warned =
+        |s: &Settings| -> Vec<String> { s.warnings().into_iter().map(|p| p.key).collect() };
+    let mut s = defaults();
+    assert!(warned(&s).is_empty(), "nothing served, nothing joined");
+    s.xlreg.serve = true;
+    assert_eq!(warned(&s), ["xlreg.admit"]);
+    assert!(s.validate().is_empty(), "a warning, not an error");
+    s.xlreg.admit.secret_file = "/etc/catalogue/xlreg.secret".into();
+    assert!(warned(&s).is_empty());
+    s.xlreg.admit.secret_file.clear();
+    s.node.environment = "staging".into();
+    assert!(warned(&s).is_empty(), "only production");
+    // joining a cluster without naming its creator
+    let mut s = defaults();
+    s.xlreg.server = "reg.example:7482".into();
+    s.xlreg.server_key = "/etc/catalogue/registry.pub".into();
+    s.xlreg.cluster.name = "prod".into();
+    assert_eq!(warned(&s), ["xlreg.cluster.creator"]);
+    s.xlreg.cluster.creator = "node-a".into();
+    assert!(warned(&s).is_empty());
+}

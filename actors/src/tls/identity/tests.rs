@@ -1,9 +1,13 @@
 //! Names in certificates and the claimed-name check, on certificates made
 //! for the purpose (no handshake needed: the chain is not the point here).
 
-use super::{IdentityError, certificate_names, check_peer_name, common_names, dns_names};
+use super::{
+    IdentityError, certificate_names, check_peer_cluster, check_peer_name, cluster_names,
+    common_names, dns_names,
+};
 use crate::tls::{
     CertSpec, DEFAULT_NODE_VALIDITY,
+    certs::cluster_uri,
     test_support::{cluster_ca, node_a},
 };
 
@@ -82,5 +86,56 @@ fn a_mismatch_lists_what_the_certificate_names() {
     assert_eq!(
         err.to_string(),
         "peer claims to be \"node-a\" but its certificate names \"node-b\", \"b.example\""
+    );
+}
+
+#[test]
+fn cluster_uris_name_the_xlreg_clusters_a_node_may_join() {
+    let plain = node_a().certificate().expect("parse");
+    assert!(cluster_names(&plain).is_empty());
+    let e = check_peer_cluster(&plain, "prod").expect_err("no cluster");
+    assert_eq!(
+        e,
+        IdentityError::NotInCluster {
+            cluster: "prod".into(),
+            clusters: vec![]
+        }
+    );
+    assert!(e.to_string().contains("catalogue://cluster/prod"), "{e}");
+
+    let cert = cluster_ca()
+        .issue_for_clusters(
+            "node-m",
+            DEFAULT_NODE_VALIDITY,
+            &["prod".into(), "test".into()],
+        )
+        .and_then(|c| c.certificate())
+        .expect("certificate");
+    assert_eq!(cluster_names(&cert), ["prod", "test"]);
+    // the node's own names are unchanged by the URIs
+    assert_eq!(certificate_names(&cert), ["node-m"]);
+    check_peer_cluster(&cert, "prod").expect("prod");
+    check_peer_cluster(&cert, "test").expect("test");
+    for other in ["Prod", "prod2", "pro", ""] {
+        assert!(check_peer_cluster(&cert, other).is_err(), "{other:?}");
+    }
+    // a URI SAN of another shape names no cluster
+    let odd = cluster_ca()
+        .issue_spec(&CertSpec {
+            uris: vec![
+                "https://cluster/prod".into(),
+                format!("{}/x", cluster_uri("p")),
+            ],
+            ..CertSpec::node("node-o", DEFAULT_NODE_VALIDITY)
+        })
+        .and_then(|c| c.certificate())
+        .expect("certificate");
+    assert_eq!(cluster_names(&odd), ["p/x"]);
+    assert!(check_peer_cluster(&odd, "prod").is_err());
+    // a cluster name that could not be one is refused when issuing
+    assert!(
+        cluster_ca()
+            .issue_for_clusters("node-m", DEFAULT_NODE_VALIDITY, &["a/b".into()])
+            .is_err()
     );
 }

@@ -250,7 +250,7 @@ fn codec_decodes_byte_by_byte_in_both_versions() {
         for byte in wire.iter() {
             buf.extend_from_slice(&[*byte]);
             while let Some(m) = decoder.decode(&mut buf).expect("decode") {
-                got.push(m);
+                got.push(m.msg);
             }
         }
         assert_eq!(got, vec![msg, bye()]);

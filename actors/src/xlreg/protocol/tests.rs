@@ -1,5 +1,7 @@
 //! Every shape error of a request, and replies both ways.
 
+use prost::Message;
+
 use super::*;
 
 fn msg(op: Tag) -> XlRegMsg {
@@ -244,6 +246,7 @@ fn replies_round_trip() {
         size: 5,
         endpoints: 2,
         attrs: 0,
+        creator: None,
     };
     let replies = [
         Reply::ClientOk {
@@ -267,5 +270,75 @@ fn replies_round_trip() {
     assert!(matches!(
         Reply::from_msg(msg(Tag::Join)),
         Err(ProtocolError::Unexpected("Join"))
+    ));
+}
+
+#[test]
+fn creators_travel_as_extension_fields_only_to_clients_that_asked() {
+    let info = ClusterInfo {
+        id: vec![3; 32],
+        name: "c".into(),
+        size: 5,
+        endpoints: 1,
+        attrs: 0,
+        creator: Some(Creator {
+            name: "node-a".into(),
+            key: [7; 32],
+        }),
+    };
+    let without = ClusterInfo {
+        creator: None,
+        ..info.clone()
+    };
+    for reply in [
+        Reply::CreateReply(info.clone()),
+        Reply::JoinReply(info.clone()),
+        Reply::Members {
+            cluster: info.clone(),
+            which: 0,
+            tokens: vec![],
+        },
+    ] {
+        // a client that announced Extensions gets the creator back
+        let ext = reply.to_envelope(true);
+        assert_eq!(ext.ext.creator_name.as_deref(), Some("node-a"));
+        assert_eq!(Reply::from_envelope(ext.clone()), Ok(reply.clone()));
+        // a seed client gets exactly the seed's message
+        let seed = reply.to_envelope(false);
+        assert_eq!(seed.ext, Default::default());
+        assert_eq!(seed.encode_to_vec(), reply.to_msg().encode_to_vec());
+        let read = Reply::from_envelope(seed).expect("reads");
+        assert!(matches!(
+            read,
+            Reply::CreateReply(ref c) | Reply::JoinReply(ref c) | Reply::Members { cluster: ref c, .. }
+                if *c == without
+        ));
+    }
+    // a creator key of the wrong length is no creator
+    let mut env = Reply::CreateReply(info).to_envelope(true);
+    env.ext.creator_key = Some(vec![7; 31]);
+    assert!(matches!(
+        Reply::from_envelope(env),
+        Ok(Reply::CreateReply(ClusterInfo { creator: None, .. }))
+    ));
+}
+
+#[test]
+fn the_admission_proof_reaches_the_request() {
+    let env = Envelope {
+        msg: XlRegMsg {
+            client_name: Some("n".into()),
+            client_specs: Some(Token::default()),
+            dig_sig: Some(vec![1]),
+            ..msg(Tag::Client)
+        },
+        ext: catalogue_proto::regext::XlRegExt {
+            admit_proof: Some(vec![9; 32]),
+            ..Default::default()
+        },
+    };
+    assert!(matches!(
+        parse_request(env),
+        Ok(Request::NewClient { proof: Some(p), .. }) if p == vec![9; 32]
     ));
 }

@@ -4,6 +4,8 @@
 use super::*;
 use crate::xlreg::test_support::{new_client, returning_client, token_with};
 
+mod abuse;
+
 const SALT2: [u8; 8] = [0x5A; 8];
 
 fn ctx() -> SessionContext {
@@ -11,6 +13,14 @@ fn ctx() -> SessionContext {
         client: None,
         cluster: None,
         salt2: SALT2,
+    }
+}
+
+/// A client put straight into the state, registered at time 0.
+fn put(token: Token) -> Change {
+    Change::PutClient {
+        token,
+        registered: 0,
     }
 }
 
@@ -134,6 +144,7 @@ fn names_are_uniquified_and_ids_assigned_when_taken() {
             name: name.into(),
             token,
             signature,
+            proof: None,
         };
         match run(reg, &mut ctx(), request).expect("ok") {
             Reply::ClientOk { id, .. } => id,
@@ -236,7 +247,7 @@ fn returning_clients_may_update_their_endpoints_only() {
             &returning_client(0, &id, &SALT2, Some(update.clone())),
         )
         .expect("ok");
-    let Some(Change::PutClient(token)) = &planned.change else {
+    let Some(Change::PutClient { token, .. }) = &planned.change else {
         panic!("{planned:?}")
     };
     assert_eq!(token.my_ends, vec!["h:2".to_string()]);
@@ -546,7 +557,7 @@ fn members_are_cut_to_fit_one_message() {
         let mut token = token_with(0, &format!("big-{i}"), 0, &["e"]);
         token.id = Some(vec![i; 32]);
         token.comms_key = Some(vec![i; 4000]);
-        reg.apply(&Change::PutClient(token)).expect("client");
+        reg.apply(&put(token)).expect("client");
         reg.apply(&Change::AddMember {
             cluster: info.id.clone(),
             client: vec![i; 32],
@@ -566,7 +577,7 @@ fn members_are_cut_to_fit_one_message() {
         which,
         tokens,
     }
-    .to_msg();
+    .to_envelope(true);
     assert!(msg.encoded_len() <= MAX_MESSAGE_LEN);
     // asking for the rest gets the next ones
     let Reply::Members { which: rest, .. } = run(&mut reg, &mut s, get(!which)).expect("get")
@@ -582,6 +593,7 @@ fn limits_bound_clients_and_clusters() {
     let mut reg = Registry::new(Limits {
         max_clients: 1,
         max_clusters: 1,
+        ..Limits::default()
     });
     let mut s = client(&mut reg, 0, "only", &["e"]);
     assert!(matches!(
@@ -630,18 +642,17 @@ fn inconsistent_changes_are_refused() {
     let mut reg = Registry::default();
     let mut token = token_with(0, "a", 0, &[]);
     token.id = Some(vec![1; 32]);
-    reg.apply(&Change::PutClient(token.clone()))
-        .expect("client");
+    reg.apply(&put(token.clone())).expect("client");
     let mut renamed = token.clone();
     renamed.name = Some("z".into());
     assert!(matches!(
-        reg.apply(&Change::PutClient(renamed)),
+        reg.apply(&put(renamed)),
         Err(RegistryError::Inconsistent(_))
     ));
     let mut thief = token.clone();
     thief.id = Some(vec![2; 32]);
     assert!(matches!(
-        reg.apply(&Change::PutClient(thief)),
+        reg.apply(&put(thief)),
         Err(RegistryError::Inconsistent(_))
     ));
     assert!(matches!(
@@ -657,13 +668,38 @@ fn inconsistent_changes_are_refused() {
         size: 2,
         endpoints: 1,
         attrs: 0,
+        creator: None,
     };
-    reg.apply(&Change::CreateCluster(info.clone()))
+    let created = |info: ClusterInfo, creator: Option<Vec<u8>>| Change::CreateCluster {
+        info,
+        creator,
+        created: 0,
+    };
+    assert!(
+        matches!(
+            reg.apply(&created(info.clone(), Some(vec![9; 32]))),
+            Err(RegistryError::Inconsistent(_))
+        ),
+        "created by no client"
+    );
+    reg.apply(&created(info.clone(), Some(vec![1; 32])))
         .expect("cluster");
     assert!(matches!(
-        reg.apply(&Change::CreateCluster(info)),
+        reg.apply(&created(info, None)),
         Err(RegistryError::Inconsistent(_))
     ));
+    // forgetting: a client that created a live cluster, a cluster that
+    // does not exist, a client that does not exist
+    for change in [
+        Change::ForgetClient(vec![1; 32]),
+        Change::ForgetCluster(vec![8; 32]),
+        Change::ForgetClient(vec![8; 32]),
+    ] {
+        assert!(
+            matches!(reg.apply(&change), Err(RegistryError::Inconsistent(_))),
+            "{change:?}"
+        );
+    }
     assert!(matches!(
         reg.apply(&Change::AddMember {
             cluster: vec![3; 32],

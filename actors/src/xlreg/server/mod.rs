@@ -3,17 +3,24 @@
 //! [`RegistrySession`] actor.
 //!
 //! Life of a connection:
-//! 1. Accepted. If [`MAX_WAITING`] connections already wait for a
-//!    handshake slot, it is closed at once.
-//! 2. Waits (FIFO) for one of `max_handshakes` permits. The handshake
-//!    deadline (`handshake_timeout`) starts when the permit is granted.
-//! 3. Reads exactly one modulus of bytes, the Hello, and decrypts it on the
-//!    blocking pool (so the node's own actors never wait for RSA); anything
-//!    but a well-formed Hello closes the connection silently. Writes the
-//!    80-byte HelloReply.
+//! 1. Accepted. Its source address must be within its bounds
+//!    ([`sources`]: `sessions_per_source` new connections per second,
+//!    `max_connections_per_source` open at once), and fewer than
+//!    [`MAX_WAITING`] connections may be waiting for their Hello or a
+//!    handshake slot; otherwise it is closed at once.
+//! 2. Reads exactly one modulus of bytes, the Hello, within
+//!    `handshake_timeout` of the accept, holding nothing but its socket: a
+//!    connection that sends nothing costs no handshake slot, and is closed
+//!    at that deadline.
+//! 3. Waits (FIFO, at most `handshake_timeout`) for one of
+//!    `max_handshakes` permits; from the permit on, the handshake has
+//!    `handshake_timeout` to reach `ClientOK`. Decrypts the Hello on the
+//!    blocking pool (so the node's own actors never wait for RSA);
+//!    anything but a well-formed Hello closes the connection silently.
+//!    Writes the 80-byte HelloReply.
 //! 4. A [`RegistrySession`] takes over; it gives the permit back once the
 //!    client is identified (`ClientOK`), or closes the connection at the
-//!    deadline.
+//!    deadline; an identified session silent for `idle_timeout` is closed.
 //!
 //! Stop order (when `stop` turns true): stop accepting; connections still
 //! in their Hello are dropped; sessions close; then the registry's arbiter
@@ -22,12 +29,14 @@
 
 pub mod registry_actor;
 pub mod session_actor;
+pub mod sources;
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
@@ -43,16 +52,23 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 pub use registry_actor::{Execute, Executed, RegistryActor};
-pub use session_actor::{IDLE_TIMEOUT, RegistrySession};
+pub use session_actor::RegistrySession;
+pub use sources::SourceLimits;
 
 use super::{
     XlregError,
+    admission::Admission,
     commit::Committer,
     hello::{Hello, HelloReply},
     keys::{self, PrivateKey, PublicKey},
     registry::Limits,
     store::Store,
 };
+use crate::log_limit::LogLimit;
+use sources::{SourceGuard, Sources};
+
+/// At most one `connection refused` line per reason in this time.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Connections accepted and waiting for a handshake permit, at most.
 pub const MAX_WAITING: usize = 1024;
@@ -91,8 +107,14 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Handshakes in progress at once.
     pub max_handshakes: usize,
+    /// An identified session silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Per-source bounds on connections.
+    pub sources: SourceLimits,
     /// Bounds on clients and clusters.
     pub limits: Limits,
+    /// Who may identify.
+    pub admission: Admission,
     /// The node's metrics, for the registry and session actors (none in
     /// unit tests).
     pub metrics: Option<Arc<crate::stats::Stats>>,
@@ -115,6 +137,52 @@ pub struct XlregStats {
     pub frames_refused: AtomicU64,
     /// Sessions open now.
     pub sessions_open: AtomicU64,
+    /// Identified sessions closed after `idle_timeout` of silence.
+    pub idle_closed: AtomicU64,
+    /// Clients registered now.
+    pub clients: AtomicU64,
+    /// Clusters now.
+    pub clusters: AtomicU64,
+    /// Clients forgotten past the client TTL.
+    pub clients_expired: AtomicU64,
+    /// Clusters forgotten past the client TTL.
+    pub clusters_expired: AtomicU64,
+    /// Connections and requests refused, by reason (per-source bounds,
+    /// admission, caps, and every other refusal of the registry).
+    pub refusals: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl XlregStats {
+    /// Counts a refusal.
+    pub fn refused(&self, reason: &'static str) {
+        *self
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// The refusals so far, by reason.
+    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
+        self.refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records how many clients and clusters the registry holds.
+    pub fn set_sizes(&self, clients: usize, clusters: usize) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.clients.store(n(clients), Ordering::Relaxed);
+        self.clusters.store(n(clusters), Ordering::Relaxed);
+    }
+
+    /// Counts what the TTL let go.
+    pub fn expired(&self, clients: u64, clusters: u64) {
+        self.clients_expired.fetch_add(clients, Ordering::Relaxed);
+        self.clusters_expired.fetch_add(clusters, Ordering::Relaxed);
+    }
 }
 
 /// What every connection of one registry shares.
@@ -122,8 +190,12 @@ pub struct Shared {
     key: PrivateKey,
     registry: Addr<RegistryActor>,
     handshakes: Arc<Semaphore>,
+    /// Connections accepted that have no handshake permit yet.
     waiting: AtomicUsize,
     handshake_timeout: Duration,
+    idle_timeout: Duration,
+    sources: Arc<Mutex<Sources>>,
+    refusal_log: Mutex<LogLimit>,
     stop: watch::Receiver<bool>,
     stats: Arc<XlregStats>,
     /// Metrics of the session actors.
@@ -149,7 +221,7 @@ pub async fn serve(
 ) -> Result<RunningServer, XlregError> {
     let data_dir = config.data_dir.clone();
     let limits = config.limits;
-    let (key, created, store, registry, report) = tokio::task::spawn_blocking(move || {
+    let (key, created, store, mut registry, report) = tokio::task::spawn_blocking(move || {
         let (key, created) = load_or_create_key(&data_dir)?;
         let (store, registry, report) = Store::open(&registry_dir(&data_dir), limits)?;
         Ok::<_, XlregError>((key, created, store, registry, report))
@@ -171,8 +243,11 @@ pub async fn serve(
         records = report.records,
         clients = registry.client_count(),
         clusters = registry.cluster_count(),
+        expired = report.expired,
+        admission = !config.admission.is_open(),
         "xlReg registry loaded"
     );
+    registry.set_admission(config.admission.clone());
     let listen: SocketAddr = config.listen.parse().map_err(|e| XlregError::Listen {
         addr: config.listen.clone(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
@@ -199,15 +274,18 @@ pub async fn serve(
         .metrics
         .clone()
         .map(|m| crate::stats::ActorMetrics::new(m, "registry_session"));
-    let actor = RegistryActor::new(registry, store, committer, registry_metrics);
-    let registry = RegistryActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
     let stats = Arc::new(XlregStats::default());
+    let actor = RegistryActor::new(registry, store, committer, registry_metrics, stats.clone());
+    let registry = RegistryActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
     let shared = Arc::new(Shared {
         key,
         registry,
         handshakes: Arc::new(Semaphore::new(config.max_handshakes.max(1))),
         waiting: AtomicUsize::new(0),
         handshake_timeout: config.handshake_timeout,
+        idle_timeout: config.idle_timeout,
+        sources: Arc::new(Mutex::new(Sources::new(config.sources))),
+        refusal_log: Mutex::new(LogLimit::new(REFUSAL_LOG_INTERVAL)),
         stop: stop.clone(),
         stats: stats.clone(),
         session_metrics,
@@ -231,14 +309,22 @@ async fn accept_loop(
             _ = stop.wait_for(|stopped| *stopped) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let accepted = Instant::now();
                     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+                    let source = match SourceGuard::admit(&shared.sources, peer.ip()) {
+                        Ok(source) => source,
+                        Err(refusal) => {
+                            shared.refuse_connection(peer, refusal.reason());
+                            continue;
+                        }
+                    };
                     if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
                         shared.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
-                        warn!(%peer, "xlReg: too many connections waiting for a handshake; closing one");
+                        shared.refuse_connection(peer, "waiting_full");
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    actix_rt::spawn(connection(stream, peer, shared.clone()));
+                    actix_rt::spawn(connection(stream, peer, source, accepted, shared.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "xlReg: accepting a connection failed");
@@ -256,7 +342,22 @@ async fn accept_loop(
     arbiter.stop();
 }
 
-/// Counts a connection waiting for a permit while it lives.
+impl Shared {
+    /// Counts and (rate-limited) logs a connection closed at its accept.
+    fn refuse_connection(&self, peer: SocketAddr, reason: &'static str) {
+        self.stats.refused(reason);
+        let logged = self
+            .refusal_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(reason, std::time::Instant::now());
+        if let Some(unlogged) = logged {
+            warn!(%peer, reason, unlogged, "xlReg: connection refused; closing it");
+        }
+    }
+}
+
+/// Counts a connection waiting for its Hello or a permit while it lives.
 struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
@@ -283,21 +384,54 @@ enum HelloFailure {
     Task(#[from] tokio::task::JoinError),
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    source: SourceGuard,
+    accepted: Instant,
+    shared: Arc<Shared>,
+) {
     let mut stop = shared.stop.clone();
-    let permit = {
+    let timed_out = |what: &str| {
+        shared
+            .stats
+            .handshake_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        debug!(%peer, "xlReg handshake timed out {what}; closing");
+    };
+    let (cipher, permit) = {
         let _waiting = Waiting::new(&shared.waiting);
-        tokio::select! {
-            permit = shared.handshakes.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+        // The Hello first, holding no permit: a connection that sends
+        // nothing keeps nobody else waiting.
+        let mut cipher = vec![0u8; shared.key.size()];
+        let hello_by = accepted + shared.handshake_timeout;
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(hello_by, stream.read_exact(&mut cipher)) => read,
             _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                shared.stats.hellos_refused.fetch_add(1, Ordering::Relaxed);
+                debug!(%peer, error = %e, "xlReg Hello not read; closing silently");
+                return;
+            }
+            Err(_) => return timed_out("before the Hello"),
+        }
+        let permit_by = Instant::now() + shared.handshake_timeout;
+        let permit = tokio::select! {
+            permit = tokio::time::timeout_at(permit_by, shared.handshakes.clone().acquire_owned()) => permit,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        match permit {
+            Ok(Ok(permit)) => (cipher, permit),
+            Ok(Err(_)) => return,
+            Err(_) => return timed_out("waiting for a handshake slot"),
         }
     };
     let deadline = Instant::now() + shared.handshake_timeout;
     let exchanged = tokio::select! {
-        result = tokio::time::timeout_at(deadline, hello_exchange(&mut stream, &shared.key)) => result,
+        result = tokio::time::timeout_at(deadline, hello_exchange(&mut stream, cipher, &shared.key)) => result,
         _ = stop.wait_for(|stopped| *stopped) => return,
     };
     let reply = match exchanged {
@@ -307,14 +441,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
             debug!(%peer, error = %e, "xlReg Hello refused; closing silently");
             return;
         }
-        Err(_) => {
-            shared
-                .stats
-                .handshake_timeouts
-                .fetch_add(1, Ordering::Relaxed);
-            debug!(%peer, "xlReg handshake timed out before the Hello; closing");
-            return;
-        }
+        Err(_) => return timed_out("answering the Hello"),
     };
     let keys = match reply.session_keys() {
         Ok(keys) => keys,
@@ -329,18 +456,18 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         &keys,
         reply.salt2,
         permit,
+        source,
         deadline.into_std(),
         shared.clone(),
     );
 }
 
-/// Reads the Hello, answers it; returns the reply sent.
+/// Decrypts the Hello read (`cipher`), answers it; returns the reply sent.
 async fn hello_exchange(
     stream: &mut TcpStream,
+    cipher: Vec<u8>,
     key: &PrivateKey,
 ) -> Result<HelloReply, HelloFailure> {
-    let mut cipher = vec![0u8; key.size()];
-    stream.read_exact(&mut cipher).await?;
     let key = key.clone();
     let hello = tokio::task::spawn_blocking(move || Hello::open(&cipher, &key)).await??;
     let reply = HelloReply::answer(&hello)?;

@@ -8,17 +8,30 @@
 //! that is not on disk, and concurrent changes share their syncs. The actor
 //! lives on its own arbiter (thread) because it writes the log
 //! synchronously. Sessions reach it with [`Execute`].
+//!
+//! Every [`sweep_interval`] it forgets what has outlived the client TTL
+//! ([`Registry::expired`]): the same log-then-apply path as a request's
+//! change. Refused requests are counted by reason in [`XlregStats`].
+
+use std::{sync::Arc, time::Duration};
 
 use actix::prelude::*;
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
+use super::XlregStats;
 use crate::xlreg::{
     commit::Committer,
     protocol::{Reply, Request},
-    registry::{Change, Registry, RegistryError},
+    registry::{Change, Registry, RegistryError, unix_now},
     session::SessionContext,
     store::Store,
 };
+
+/// How often the registry looks for what expired: a tenth of the client
+/// TTL, between 1 s and 60 s.
+pub fn sweep_interval(client_ttl: Duration) -> Duration {
+    (client_ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
 
 /// Runs `request` for a session.
 #[derive(Debug, Message)]
@@ -47,6 +60,7 @@ pub struct RegistryActor {
     store: Store,
     committer: Committer,
     metrics: Option<crate::stats::ActorMetrics>,
+    stats: Arc<XlregStats>,
 }
 
 impl RegistryActor {
@@ -57,18 +71,21 @@ impl RegistryActor {
         store: Store,
         committer: Committer,
         metrics: Option<crate::stats::ActorMetrics>,
+        stats: Arc<XlregStats>,
     ) -> RegistryActor {
+        stats.set_sizes(registry.client_count(), registry.cluster_count());
         RegistryActor {
             registry,
             store,
             committer,
             metrics,
+            stats,
         }
     }
 
     fn log_change(&self, change: &Change, existed: bool, reply: &Reply) {
         match (change, reply) {
-            (Change::PutClient(token), _) => info!(
+            (Change::PutClient { token, .. }, _) => info!(
                 client = token.name.as_deref().unwrap_or(""),
                 endpoints = ?token.my_ends,
                 "{}",
@@ -78,10 +95,11 @@ impl RegistryActor {
                     "xlReg client registered"
                 }
             ),
-            (Change::CreateCluster(info), _) => info!(
+            (Change::CreateCluster { info, .. }, Reply::CreateReply(reply)) => info!(
                 cluster = %info.name,
                 size = info.size,
                 endpoints = info.endpoints,
+                creator = reply.creator.as_ref().map_or("", |c| c.name.as_str()),
                 "xlReg cluster created"
             ),
             (Change::AddMember { .. }, Reply::JoinReply(info)) => {
@@ -92,29 +110,40 @@ impl RegistryActor {
         }
     }
 
+    /// Writes `change` to the log and applies it; not durable yet.
+    fn make(&mut self, change: &Change) -> Result<(), RegistryError> {
+        match self.store.write(change) {
+            Ok(written) => self.committer.written(written),
+            Err(e) => {
+                error!(error = %e, "xlReg: cannot write the registry log; refusing changes");
+                return Err(RegistryError::Storage);
+            }
+        }
+        if let Err(e) = self.registry.apply(change) {
+            // Planned against this very state, so this is a bug.
+            error!(error = %e, "xlReg: a planned change does not apply");
+            return Err(RegistryError::Storage);
+        }
+        self.stats
+            .set_sizes(self.registry.client_count(), self.registry.cluster_count());
+        Ok(())
+    }
+
     /// Plans, writes and applies `msg`; the result is not durable yet.
     fn run(&mut self, msg: &Execute) -> Result<Executed, RegistryError> {
-        let planned = self.registry.plan(&msg.context, &msg.request)?;
+        let planned = self
+            .registry
+            .plan_at(&msg.context, &msg.request, unix_now())
+            .inspect_err(|e| self.stats.refused(e.reason()))?;
         if let Some(change) = &planned.change {
             let existed = match change {
-                Change::PutClient(token) => token
+                Change::PutClient { token, .. } => token
                     .id
                     .as_ref()
                     .is_some_and(|id| self.registry.has_client(id)),
                 _ => false,
             };
-            match self.store.write(change) {
-                Ok(written) => self.committer.written(written),
-                Err(e) => {
-                    error!(error = %e, "xlReg: cannot write the registry log; refusing changes");
-                    return Err(RegistryError::Storage);
-                }
-            }
-            if let Err(e) = self.registry.apply(change) {
-                // Planned against this very state, so this is a bug.
-                error!(error = %e, "xlReg: a planned change does not apply");
-                return Err(RegistryError::Storage);
-            }
+            self.make(change)?;
             self.log_change(change, existed, &planned.reply);
         }
         Ok(Executed {
@@ -123,15 +152,46 @@ impl RegistryActor {
             cluster: planned.cluster,
         })
     }
+
+    /// Forgets what has outlived the client TTL (log, then apply).
+    fn sweep(&mut self) {
+        if self.committer.failed() {
+            return;
+        }
+        let expired = self.registry.expired(unix_now());
+        let (mut clients, mut clusters) = (0u64, 0u64);
+        for change in &expired {
+            if self.make(change).is_err() {
+                break;
+            }
+            match change {
+                Change::ForgetClient(_) => clients += 1,
+                _ => clusters += 1,
+            }
+        }
+        if clients + clusters > 0 {
+            self.stats.expired(clients, clusters);
+            info!(
+                clients,
+                clusters,
+                left = self.registry.client_count(),
+                "xlReg: forgot clients and clusters past xlreg.client_ttl"
+            );
+        } else {
+            debug!("xlReg: nothing expired");
+        }
+    }
 }
 
 impl Actor for RegistryActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(m) = &self.metrics {
             m.started();
         }
+        let every = sweep_interval(self.registry.limits().client_ttl);
+        ctx.run_interval(every, |act, _| act.sweep());
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -149,6 +209,7 @@ impl Handler<Execute> for RegistryActor {
         if self.committer.failed() {
             // The state in memory may hold changes that never reached the
             // disk: answer nothing from it.
+            self.stats.refused(RegistryError::Storage.reason());
             return Box::pin(async { Err(RegistryError::Storage) });
         }
         let result = self.run(&msg);

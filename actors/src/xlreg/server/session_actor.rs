@@ -9,7 +9,8 @@
 //! padding, bad length) or does not decode closes the connection without a
 //! word. A refused request gets `Error`, then the connection closes; `Bye`
 //! gets `Ack`, then it closes. An identified session that stays silent for
-//! [`IDLE_TIMEOUT`] is closed too.
+//! `xlreg.idle_timeout` is closed too. The session holds its source's
+//! connection slot ([`super::sources::SourceGuard`]) until it ends.
 
 use std::{
     net::SocketAddr,
@@ -18,38 +19,43 @@ use std::{
 };
 
 use actix::{io::FramedWrite, prelude::*};
-use catalogue_proto::reg::XlRegMsg;
 use tokio::{
     net::{TcpStream, tcp::OwnedWriteHalf},
     sync::{OwnedSemaphorePermit, watch},
 };
 use tokio_util::codec::FramedRead;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::{
     Shared,
     registry_actor::{Execute, Executed},
+    sources::SourceGuard,
 };
 use crate::xlreg::{
+    ext::Envelope,
     frame::{FrameError, MsgDecoder, MsgEncoder, Role, SessionKeys},
     hello::Salt,
     protocol::Reply,
+    registry::RegistryError,
     session::{Next, SessionState},
 };
 
-/// An identified session silent for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// How often idleness is checked.
-const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// How often idleness is checked: a quarter of the idle timeout, between
+/// 1 s and 30 s.
+fn idle_check(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
 
 /// One client connection after the Hello.
 pub struct RegistrySession {
     peer: SocketAddr,
     state: SessionState,
-    writer: FramedWrite<XlRegMsg, OwnedWriteHalf, MsgEncoder>,
+    writer: FramedWrite<Envelope, OwnedWriteHalf, MsgEncoder>,
     shared: Arc<Shared>,
     /// Held until the client is identified.
     permit: Option<OwnedSemaphorePermit>,
+    /// This connection's place among its source's open connections.
+    _source: SourceGuard,
     handshake_deadline: Instant,
     last_seen: Instant,
     stop: watch::Receiver<bool>,
@@ -58,12 +64,14 @@ pub struct RegistrySession {
 impl RegistrySession {
     /// Starts the session on `stream`, whose HelloReply carried `keys` and
     /// `salt2`.
+    #[allow(clippy::too_many_arguments)] // each is a part of the session
     pub fn start(
         stream: TcpStream,
         peer: SocketAddr,
         keys: &SessionKeys,
         salt2: Salt,
         permit: OwnedSemaphorePermit,
+        source: SourceGuard,
         handshake_deadline: Instant,
         shared: Arc<Shared>,
     ) -> Addr<RegistrySession> {
@@ -77,6 +85,7 @@ impl RegistrySession {
                 writer: FramedWrite::new(write, MsgEncoder(keys.sealer(Role::Server)), ctx),
                 shared,
                 permit: Some(permit),
+                _source: source,
                 handshake_deadline,
                 last_seen: Instant::now(),
                 stop,
@@ -86,18 +95,23 @@ impl RegistrySession {
 
     /// Sends `reply` and closes once it is written.
     fn finish(&mut self, reply: Reply) {
-        self.writer.write(reply.to_msg());
+        self.writer
+            .write(reply.to_envelope(self.state.extensions()));
         self.writer.close();
     }
 
-    fn executed(
-        &mut self,
-        result: Result<Result<Executed, crate::xlreg::registry::RegistryError>, MailboxError>,
-    ) {
+    fn executed(&mut self, result: Result<Result<Executed, RegistryError>, MailboxError>) {
         let done = match result {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
-                debug!(peer = %self.peer, error = %e, "xlReg request refused");
+                if matches!(
+                    e,
+                    RegistryError::NotAdmitted(_) | RegistryError::TooManyClusters { .. }
+                ) {
+                    info!(peer = %self.peer, error = %e, reason = e.reason(), "xlReg request refused");
+                } else {
+                    debug!(peer = %self.peer, error = %e, "xlReg request refused");
+                }
                 if let Next::ReplyAndClose(reply) = self.state.fail(e.to_string()) {
                     self.finish(reply);
                 }
@@ -121,7 +135,8 @@ impl RegistrySession {
                 .fetch_add(1, Ordering::Relaxed);
             debug!(peer = %self.peer, "xlReg client identified");
         }
-        self.writer.write(done.reply.to_msg());
+        self.writer
+            .write(done.reply.to_envelope(self.state.extensions()));
     }
 }
 
@@ -149,8 +164,10 @@ impl Actor for RegistrySession {
                 ctx.stop();
             }
         });
-        ctx.run_interval(IDLE_CHECK, |act, ctx| {
-            if act.last_seen.elapsed() > IDLE_TIMEOUT {
+        let idle_timeout = self.shared.idle_timeout;
+        ctx.run_interval(idle_check(idle_timeout), move |act, ctx| {
+            if act.last_seen.elapsed() > idle_timeout {
+                act.shared.stats.idle_closed.fetch_add(1, Ordering::Relaxed);
                 debug!(peer = %act.peer, "xlReg session idle; closing");
                 ctx.stop();
             }
@@ -176,8 +193,8 @@ impl Actor for RegistrySession {
     }
 }
 
-impl StreamHandler<Result<XlRegMsg, FrameError>> for RegistrySession {
-    fn handle(&mut self, item: Result<XlRegMsg, FrameError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Envelope, FrameError>> for RegistrySession {
+    fn handle(&mut self, item: Result<Envelope, FrameError>, ctx: &mut Context<Self>) {
         let metrics = self.shared.session_metrics.clone();
         let _timer = metrics.as_ref().map(|m| m.handling("XLRegMsg"));
         self.last_seen = Instant::now();

@@ -41,21 +41,33 @@ impl Drop for Server {
     }
 }
 
-async fn start_with(dir: &Path, handshake_timeout: Duration, max_handshakes: usize) -> Server {
-    let (stop, stop_rx) = watch::channel(false);
-    let running = serve(
-        ServerConfig {
-            metrics: None,
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.to_path_buf(),
-            handshake_timeout,
-            max_handshakes,
-            limits: Limits::default(),
+/// The configuration of the tests' registries: no per-source bounds (every
+/// client is on loopback), open admission, room for many clusters per
+/// client; tests that exercise those change them.
+fn config(dir: &Path, handshake_timeout: Duration, max_handshakes: usize) -> ServerConfig {
+    ServerConfig {
+        metrics: None,
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        handshake_timeout,
+        max_handshakes,
+        idle_timeout: Duration::from_secs(600),
+        sources: SourceLimits::NONE,
+        limits: Limits {
+            max_clusters_per_client: 1000,
+            ..Limits::default()
         },
-        stop_rx,
-    )
-    .await
-    .expect("serve");
+        admission: crate::xlreg::admission::Admission::open(),
+    }
+}
+
+async fn start_with(dir: &Path, handshake_timeout: Duration, max_handshakes: usize) -> Server {
+    start_config(config(dir, handshake_timeout, max_handshakes)).await
+}
+
+async fn start_config(config: ServerConfig) -> Server {
+    let (stop, stop_rx) = watch::channel(false);
+    let running = serve(config, stop_rx).await.expect("serve");
     let addr = running.local_addr.to_string();
     Server {
         running,
@@ -163,10 +175,16 @@ impl Raw {
 
     /// The next message, or `None` when the server closed.
     async fn recv(&mut self) -> Option<XlRegMsg> {
+        let plain = self.recv_plain().await?;
+        Some(prost::Message::decode(plain.as_slice()).expect("decode"))
+    }
+
+    /// The next message's plaintext, or `None` when the server closed.
+    async fn recv_plain(&mut self) -> Option<Vec<u8>> {
         tokio::time::timeout(DEADLINE, async {
             loop {
                 if let Some(plain) = self.opener.decode_frame(&mut self.buf).expect("frame") {
-                    return Some(prost::Message::decode(plain.as_slice()).expect("decode"));
+                    return Some(plain);
                 }
                 let n = self.stream.read_buf(&mut self.buf).await.expect("read");
                 if n == 0 {
@@ -247,6 +265,7 @@ async fn the_server_accepts_v1_clients() {
         version: Version::V1,
         min_version: Version::V1,
         timeout: DEADLINE,
+        secret: None,
     };
     let mut client = RegistryClient::connect_with(&server.addr, &server.running.public_key, &v1)
         .await
@@ -282,6 +301,7 @@ async fn a_v2_client_refuses_to_fall_back_to_v1_unless_allowed() {
         version: Version::V1,
         min_version: Version::V2,
         timeout: DEADLINE,
+        secret: None,
     };
     let result =
         RegistryClient::connect_with(&server.addr, &server.running.public_key, &contradictory)
@@ -581,9 +601,23 @@ async fn handshakes_are_bounded_and_identified_sessions_free_their_slot() {
         .register(&mut identity("second", 1), &[])
         .await
         .expect("register");
-    // a stalled connection takes the slot (it is accepted, and queues for
-    // the slot, first): the next Hello waits for it
+    // a connection that has not sent its Hello holds no slot: the next
+    // client is served at once
     let mut silent = TcpStream::connect(&server.addr).await.expect("connect");
+    let started = Instant::now();
+    let mut quick = connect(&server).await;
+    quick
+        .register(&mut identity("quick", 3), &[])
+        .await
+        .expect("register");
+    assert!(
+        started.elapsed() < timeout / 2,
+        "a silent connection held the slot ({:?})",
+        started.elapsed()
+    );
+    // a stalled handshake (Hello sent, never identified) takes the slot:
+    // the next Hello waits for it
+    let mut stalled = Raw::connect(&server, Version::V2).await;
     let started = Instant::now();
     let mut waiting = connect(&server).await;
     assert!(
@@ -592,13 +626,14 @@ async fn handshakes_are_bounded_and_identified_sessions_free_their_slot() {
         started.elapsed()
     );
     assert_eq!(read_to_close(&mut silent).await, Vec::<u8>::new());
+    assert_eq!(stalled.recv().await, None);
     waiting
         .register(&mut identity("third", 2), &[])
         .await
         .expect("register");
     // the identified sessions were not disturbed
     first.create("x", 2, 1).await.expect("first still served");
-    for client in [first, second, waiting] {
+    for client in [first, second, quick, waiting] {
         client.bye().await.expect("bye");
     }
 }
@@ -654,6 +689,8 @@ async fn stopping_closes_sessions_and_the_listener() {
         tokio::task::yield_now().await;
     }
 }
+
+mod hostile;
 
 #[test]
 fn registry_replies_are_what_the_session_sends() {

@@ -8,20 +8,34 @@ use crate::xlreg::{
     test_support::{hex, token_with},
 };
 
+use catalogue_proto::reg::XlRegMsg;
+
+/// When the test clients register and clusters are made: far enough ahead
+/// that nothing expires in tests that do not ask for it.
+const T0: u64 = 4_000_000_000;
+
 fn client(i: u8) -> Change {
     let mut token = token_with(0, &format!("c{i}"), 0, &["e"]);
     token.id = Some(vec![i; 32]);
-    Change::PutClient(token)
+    Change::PutClient {
+        token,
+        registered: T0,
+    }
 }
 
 fn cluster(i: u8, size: u32) -> Change {
-    Change::CreateCluster(ClusterInfo {
-        id: vec![0xC0 + i; 32],
-        name: format!("cluster{i}"),
-        size,
-        endpoints: 1,
-        attrs: 0,
-    })
+    Change::CreateCluster {
+        info: ClusterInfo {
+            id: vec![0xC0 + i; 32],
+            name: format!("cluster{i}"),
+            size,
+            endpoints: 1,
+            attrs: 0,
+            creator: None,
+        },
+        creator: None,
+        created: T0,
+    }
 }
 
 fn member(cluster: u8, client: u8) -> Change {
@@ -49,17 +63,95 @@ fn record_known_answer() {
         record(&change),
         hex("0000000a08074a0202026a020101cf95e5ae19b68b59")
     );
-    assert_eq!(decode_change(&hex("08074a0202026a020101")), Ok(change));
+    assert_eq!(decode_change(&hex("08074a0202026a020101"), 0), Ok(change));
 }
 
 #[test]
 fn every_change_round_trips() {
-    for change in [client(1), cluster(1, 5), member(1, 1)] {
-        assert_eq!(decode_change(&encode_change(&change)), Ok(change.clone()));
+    let created_by = Change::CreateCluster {
+        info: ClusterInfo {
+            id: vec![0xC9; 32],
+            name: "mine".into(),
+            size: 2,
+            endpoints: 2,
+            attrs: 0,
+            creator: None,
+        },
+        creator: Some(vec![1; 32]),
+        created: 77,
+    };
+    for change in [
+        client(1),
+        cluster(1, 5),
+        created_by,
+        member(1, 1),
+        Change::ForgetCluster(vec![0xC1; 32]),
+        Change::ForgetClient(vec![1; 32]),
+    ] {
+        assert_eq!(
+            decode_change(&encode_change(&change), 5),
+            Ok(change.clone())
+        );
     }
-    assert!(decode_change(&hex("080b")).is_err());
-    assert!(decode_change(&hex("0807")).is_err());
-    assert!(decode_change(&hex("ff")).is_err());
+    assert!(decode_change(&hex("080b"), 0).is_err(), "Bye of nothing");
+    assert!(decode_change(&hex("0807"), 0).is_err());
+    assert!(decode_change(&hex("ff"), 0).is_err());
+}
+
+#[test]
+fn records_written_before_times_were_kept_get_the_replay_time() {
+    // Op=Client with ClientSpecs, no extension fields: the old layout
+    let Change::PutClient { token, .. } = client(1) else {
+        panic!()
+    };
+    let old = XlRegMsg {
+        op: Some(Tag::Client as i32),
+        client_specs: Some(token.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        decode_change(&prost::Message::encode_to_vec(&old), 1234),
+        Ok(Change::PutClient {
+            token,
+            registered: 1234
+        })
+    );
+}
+
+#[test]
+fn a_restart_forgets_what_outlived_the_ttl() {
+    let limits = Limits {
+        client_ttl: std::time::Duration::from_secs(600),
+        ..Limits::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut store, _, _) = Store::open_at(dir.path(), limits, T0).expect("open");
+    // c1 and c2 in cluster1; c3 in nothing; cluster2 empty
+    for change in [
+        client(1),
+        client(2),
+        client(3),
+        cluster(1, 3),
+        cluster(2, 3),
+        member(1, 1),
+        member(1, 2),
+    ] {
+        store.append(&change).expect("append");
+    }
+    drop(store);
+    let (_, reg, report) = Store::open_at(dir.path(), limits, T0 + 599).expect("reopen");
+    assert_eq!(
+        (report.expired, reg.client_count(), reg.cluster_count()),
+        (0, 3, 2)
+    );
+    let (_, reg, report) = Store::open_at(dir.path(), limits, T0 + 600).expect("reopen");
+    assert_eq!(report.expired, 2, "cluster2 and c3");
+    assert_eq!((reg.client_count(), reg.cluster_count()), (2, 1));
+    assert_eq!(names(&reg, "cluster1"), vec!["c1", "c2"]);
+    // and the log on disk no longer holds them
+    let (_, reg, report) = Store::open_at(dir.path(), limits, T0).expect("reopen");
+    assert_eq!(report.records, 5, "two clients, one cluster, two members");
+    assert_eq!(reg.client_count(), 2);
 }
 
 #[test]
