@@ -516,13 +516,7 @@ async fn accept_inner(
             let mut stream = tls::accept(&tls.acceptor, io).await?;
             if let Err(e) = tls::check_stream_peer(&stream, &peer.name) {
                 let message = format!("server auth failed: {e}");
-                let mut framed = Framed::new(&mut stream, limits.handshake_codec());
-                let _ = framed
-                    .send(Frame::new(
-                        2,
-                        Body::Error(Error::new(ErrorCode::ServerAuthFailed, message.clone())),
-                    ))
-                    .await;
+                refuse_over_tls(&mut stream, limits, &message).await;
                 return Err(HandshakeError::Refused {
                     code: ErrorCode::ServerAuthFailed,
                     message,
@@ -531,13 +525,7 @@ async fn accept_inner(
             let cluster = cluster_to_check(local, directory, &peer.name);
             if let Err(e) = check_cluster_certificate(&stream, cluster.as_deref()) {
                 let message = format!("server auth failed: {e}");
-                let mut framed = Framed::new(&mut stream, limits.handshake_codec());
-                let _ = framed
-                    .send(Frame::new(
-                        2,
-                        Body::Error(Error::new(ErrorCode::ServerAuthFailed, message.clone())),
-                    ))
-                    .await;
+                refuse_over_tls(&mut stream, limits, &message).await;
                 return Err(HandshakeError::NotClusterMember(message));
             }
             peer_cert = stream.ssl().peer_certificate();
@@ -571,6 +559,18 @@ pub async fn connect(
     )
     .await
     .map_err(|_| HandshakeError::Timeout)?
+}
+
+/// Tells a dialer over TLS why its link is refused (Error 0x03), before
+/// the caller closes the connection.
+async fn refuse_over_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    limits: &InputLimits,
+    message: &str,
+) {
+    let mut framed = Framed::new(stream, limits.handshake_codec());
+    let body = Body::Error(Error::new(ErrorCode::ServerAuthFailed, message.to_string()));
+    let _ = framed.send(Frame::new(2, body)).await;
 }
 
 async fn connect_inner(
