@@ -6,6 +6,7 @@
 //! node runs with (the binary loads and layers them) and [`node::run`],
 //! which binds the listeners and serves until told to stop.
 
+pub mod admission;
 pub mod backoff;
 pub mod client;
 pub mod hlc;

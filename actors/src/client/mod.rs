@@ -4,39 +4,62 @@
 //! connection, and hands every outgoing frame body to the connection's
 //! writer task ([`writer`]) through a bounded channel.
 //!
-//! Requests are handled one at a time, in order: while a request waits (for
-//! the supervisor, or for room in the outbound channel) the actor reads
-//! nothing more, so a client that sends without reading is slowed down
-//! rather than buffered without bound.
+//! Back-pressure and order. The connection reads at most
+//! `limits.requests_in_flight` requests ahead of its answers: a request
+//! takes a permit before its frame is read ([`gated`]) and gives it back
+//! once its answer has been written to the outbound channel, so a client
+//! that sends faster than the node answers (or than it reads) finds the
+//! node not reading. A request that needs the supervisor is sent to it at
+//! once with `send` and answered when the supervisor has done it (never
+//! answered first and done later), so what a client can make the
+//! supervisor do is bounded by its requests in flight. Answers leave in
+//! request order ([`pipeline`]) and their effects on the connection's own
+//! state (what it registered) are applied in that order; a `List` is
+//! evaluated when it reaches the front, after the requests before it took
+//! effect, from the supervisor's read view. When the connection ends, the
+//! futures awaiting the supervisor are dropped, and the supervisor skips
+//! requests whose asker is gone: nothing is done for a closed connection.
+//!
+//! A connection that holds nothing (no registration, no subscription, no
+//! request in flight) and sends nothing for `limits.idle_timeout` is told
+//! `Bye` and closed.
 
 pub mod auth;
+pub mod pipeline;
 mod requests;
 pub mod writer;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use actix::prelude::*;
 use catalogue_proto::{
-    Body, CodecError, Frame,
+    Body, CodecError, Frame, FrameCodec,
     catalogue::{Bye, Error},
 };
-use futures_util::future::join_all;
-use tokio::sync::{mpsc, watch};
+use futures_util::{Stream, StreamExt, future::join_all, stream};
+use tokio::{
+    io::AsyncRead,
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
+};
+use tokio_util::codec::FramedRead;
 use tracing::{debug, info};
 
 use crate::{
+    admission::ConnectionSlot,
     settings::LimitsSettings,
-    stats::{ActorMetrics, Stats},
-    subscription::{Cancel, Subscription, SubscriptionEnded},
-    supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed},
+    stats::{ActorMetrics, Counter, Gauge, Stats},
+    subscription::{Cancel, Release, SubKey, Subscription, SubscriptionEnded},
+    supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed, RemoveSubscription, ServicesView},
 };
 use auth::{RegisterPolicy, Transport};
+use pipeline::{Pipeline, Seq};
 
 /// What every connection of a node shares.
 #[derive(Debug)]
@@ -47,6 +70,8 @@ pub struct ClientShared {
     pub policy: std::sync::RwLock<RegisterPolicy>,
     /// The node's supervisor.
     pub supervisor: Addr<CatalogueSupervisor>,
+    /// The visible services, kept by the supervisor; `List` reads it.
+    pub view: ServicesView,
     /// Counters.
     pub stats: Arc<Stats>,
     /// Source of node-wide subscription keys.
@@ -59,38 +84,205 @@ impl ClientShared {
     }
 }
 
+/// One request read and not yet answered: its connection's permit and
+/// its transport's, given back (and the in-flight gauge lowered) when it
+/// is dropped, after the answer was written to the outbound channel.
+#[derive(Debug)]
+pub struct InFlight {
+    _connection: OwnedSemaphorePermit,
+    _transport: OwnedSemaphorePermit,
+    gauge: Gauge,
+}
+
+impl InFlight {
+    fn new(
+        connection: OwnedSemaphorePermit,
+        transport: OwnedSemaphorePermit,
+        gauge: Gauge,
+    ) -> Self {
+        gauge.inc();
+        InFlight {
+            _connection: connection,
+            _transport: transport,
+            gauge,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// A permit of `semaphore`, counting in `paused` when it had to wait.
+async fn permit(semaphore: &Arc<Semaphore>, paused: &Counter) -> Option<OwnedSemaphorePermit> {
+    match semaphore.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => {
+            paused.inc();
+            semaphore.clone().acquire_owned().await.ok()
+        }
+    }
+}
+
+/// The frames of `read`, each with its [`InFlight`] permits. A frame is
+/// read only once one of the connection's `limit` permits is free, so the
+/// connection stops reading while `limit` requests wait for their
+/// answers; once read, it waits for a permit of `transport`, the
+/// node-wide share of its transport (`limits.requests_in_flight_tcp` or
+/// `_unix`, a fair queue), so all the connections of one transport
+/// together have a bounded number of requests in the node, and TCP
+/// clients never take the UNIX socket's share.
+pub fn gated<R: AsyncRead + Unpin + 'static>(
+    read: FramedRead<R, FrameCodec>,
+    limit: usize,
+    transport: Arc<Semaphore>,
+    stats: Arc<Stats>,
+) -> impl Stream<Item = (Result<Frame, CodecError>, InFlight)> {
+    let own = Arc::new(Semaphore::new(limit));
+    stream::unfold(
+        (read, own, transport, stats),
+        |(mut read, own, transport, stats)| async move {
+            let connection = permit(&own, &stats.reads_paused).await?;
+            let item = read.next().await?;
+            let shared = permit(&transport, &stats.reads_paused).await?;
+            let in_flight = InFlight::new(connection, shared, stats.requests_in_flight.clone());
+            Some(((item, in_flight), (read, own, transport, stats)))
+        },
+    )
+}
+
+/// What a request's answer does to the connection when it leaves the
+/// pipeline (in request order).
+#[derive(Debug)]
+enum Effect {
+    None,
+    /// A registration was answered; `counted` if it was counted in
+    /// `registering` when sent.
+    Register {
+        uri: String,
+        ok: bool,
+        counted: bool,
+    },
+    /// An unregistration was answered.
+    Unregister {
+        uri: String,
+    },
+    /// A subscription may send once its `Success` is written.
+    Release(Addr<Subscription>),
+}
+
+/// A request's answer.
+#[derive(Debug)]
+struct Answer {
+    body: Body,
+    effect: Effect,
+}
+
+impl Answer {
+    fn plain(body: Body) -> Self {
+        Answer {
+            body,
+            effect: Effect::None,
+        }
+    }
+}
+
+/// A place in the pipeline.
+enum Step {
+    /// An answer to write.
+    Answer(Answer, InFlight),
+    /// A `List`, evaluated when it reaches the front.
+    List {
+        serial: u64,
+        regex: Option<regex::Regex>,
+        permit: InFlight,
+    },
+    /// Close after everything before it, with this last frame.
+    Close(Option<Body>),
+}
+
+/// What the answer writer takes, in order.
+struct Outgoing {
+    body: Option<Body>,
+    release: Option<Addr<Subscription>>,
+    permit: Option<InFlight>,
+    close: bool,
+}
+
+/// Writes answers to the outbound channel in order, waiting for room;
+/// returns at a close, or when the client is gone.
+async fn write_answers(mut rx: mpsc::Receiver<Outgoing>, outbound: mpsc::Sender<Body>) {
+    while let Some(out) = rx.recv().await {
+        if let Some(body) = out.body {
+            if outbound.send(body).await.is_err() {
+                return;
+            }
+        }
+        if let Some(subscription) = out.release {
+            subscription.do_send(Release);
+        }
+        drop(out.permit);
+        if out.close {
+            return;
+        }
+    }
+}
+
 /// One client connection.
 pub struct ClientConnection {
     id: ConnId,
     transport: Transport,
     outbound: mpsc::Sender<Body>,
     shared: Arc<ClientShared>,
-    subscriptions: HashMap<u64, Addr<Subscription>>,
+    /// By the client's id: the node-wide key and the actor.
+    subscriptions: HashMap<u64, (SubKey, Addr<Subscription>)>,
     /// URIs this connection registered (for the per-connection limit).
-    registered: std::collections::HashSet<String>,
+    registered: HashSet<String>,
+    /// Registrations of new URIs sent and not yet answered (they count
+    /// against the limit too).
+    registering: usize,
+    /// Requests read and not yet answered, in order.
+    pipeline: Pipeline<Step>,
+    /// To the answer writer ([`write_answers`]); made in `started`.
+    answers: Option<mpsc::Sender<Outgoing>>,
+    /// A close is in the pipeline: frames read after it are dropped.
+    closing: bool,
+    /// When the last frame was read.
+    last_read: Instant,
     stop: watch::Receiver<bool>,
     metrics: ActorMetrics,
+    /// The connection's place under its transport's limit.
+    _slot: ConnectionSlot,
 }
 
 impl ClientConnection {
-    /// A connection that writes through `outbound` and stops when `stop`
-    /// turns true.
+    /// A connection that writes through `outbound`, holds `slot` while it
+    /// lives and stops when `stop` turns true.
     pub fn new(
         id: ConnId,
         transport: Transport,
         outbound: mpsc::Sender<Body>,
         shared: Arc<ClientShared>,
         stop: watch::Receiver<bool>,
+        slot: ConnectionSlot,
     ) -> Self {
         ClientConnection {
             id,
             transport,
             outbound,
             subscriptions: HashMap::new(),
-            registered: Default::default(),
+            registered: HashSet::new(),
+            registering: 0,
+            pipeline: Pipeline::default(),
+            answers: None,
+            closing: false,
+            last_read: Instant::now(),
             stop,
             metrics: ActorMetrics::new(shared.stats.clone(), "client_connection"),
             shared,
+            _slot: slot,
         }
     }
 
@@ -99,7 +291,7 @@ impl ClientConnection {
         let cancels: Vec<_> = self
             .subscriptions
             .drain()
-            .map(|(_, addr)| addr.send(Cancel))
+            .map(|(_, (_, addr))| addr.send(Cancel))
             .collect();
         let tx = self.outbound.clone();
         ctx.wait(
@@ -115,6 +307,130 @@ impl ClientConnection {
             .map(|(), _, ctx| ctx.stop()),
         );
     }
+
+    /// Answers at once (in order after what is before it).
+    fn answer_now(&mut self, answer: Answer, permit: InFlight, ctx: &mut Context<Self>) {
+        self.pipeline.push_done(Step::Answer(answer, permit));
+        self.drain(ctx);
+    }
+
+    /// Answers with what `fut` yields, in order.
+    fn answer_later<F>(&mut self, permit: InFlight, fut: F, ctx: &mut Context<Self>)
+    where
+        F: ActorFuture<Self, Output = Answer> + 'static,
+    {
+        let seq: Seq = self.pipeline.push_waiting();
+        ctx.spawn(fut.map(move |answer, act: &mut Self, ctx| {
+            // A place is filled once; nothing else fills it.
+            let _ = act.pipeline.fill(seq, Step::Answer(answer, permit));
+            act.drain(ctx);
+        }));
+    }
+
+    /// Closes once every request before has been answered, `last` (a
+    /// `Bye` or `Error`) being the last frame.
+    fn close(&mut self, last: Option<Body>, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.pipeline.push_done(Step::Close(last));
+        self.drain(ctx);
+    }
+
+    /// Hands the answers at the front of the pipeline to the writer and
+    /// applies their effects, in order.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        while let Some(step) = self.pipeline.pop_ready() {
+            let out = match step {
+                Step::Answer(answer, permit) => {
+                    let release = self.apply(answer.effect);
+                    Outgoing {
+                        body: Some(answer.body),
+                        release,
+                        permit: Some(permit),
+                        close: false,
+                    }
+                }
+                Step::List {
+                    serial,
+                    regex,
+                    permit,
+                } => Outgoing {
+                    body: Some(self.list_reply(serial, regex.as_ref())),
+                    release: None,
+                    permit: Some(permit),
+                    close: false,
+                },
+                Step::Close(body) => Outgoing {
+                    body,
+                    release: None,
+                    permit: None,
+                    close: true,
+                },
+            };
+            // Room for every permit and one close: a full channel is a
+            // bug, and a closed one a writer that is gone.
+            let sent = self.answers.as_ref().map(|tx| tx.try_send(out).is_ok());
+            if sent != Some(true) {
+                ctx.stop();
+                return;
+            }
+        }
+    }
+
+    fn apply(&mut self, effect: Effect) -> Option<Addr<Subscription>> {
+        match effect {
+            Effect::None => None,
+            Effect::Register { uri, ok, counted } => {
+                if counted {
+                    self.registering = self.registering.saturating_sub(1);
+                }
+                if ok {
+                    self.registered.insert(uri);
+                }
+                None
+            }
+            Effect::Unregister { uri } => {
+                self.registered.remove(&uri);
+                None
+            }
+            Effect::Release(addr) => Some(addr),
+        }
+    }
+
+    /// Holds nothing the node keeps for it, and waits for no answer.
+    fn holds_nothing(&self) -> bool {
+        self.registered.is_empty()
+            && self.registering == 0
+            && self.subscriptions.is_empty()
+            && self.pipeline.is_empty()
+    }
+
+    fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        let timeout = self.shared.limits.idle_timeout;
+        let quiet = self.last_read.elapsed();
+        if !self.holds_nothing() {
+            ctx.run_later(timeout, Self::idle_check);
+            return;
+        }
+        if quiet < timeout {
+            ctx.run_later(timeout - quiet, Self::idle_check);
+            return;
+        }
+        self.shared.stats.idle_closed.inc();
+        debug!(conn = self.id, transport = %self.transport, quiet = ?quiet, "closing idle client connection");
+        let reason = format!(
+            "idle for {} holding nothing (limits.idle_timeout)",
+            humantime::format_duration(Duration::from_millis(
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+            ))
+        );
+        self.close(Some(Body::Bye(Bye { reason })), ctx);
+    }
 }
 
 impl Actor for ClientConnection {
@@ -124,6 +440,14 @@ impl Actor for ClientConnection {
         self.metrics.started();
         self.shared.stats.connections.inc();
         debug!(conn = self.id, transport = %self.transport, "client connected");
+        let (tx, rx) = mpsc::channel(self.shared.limits.requests_in_flight + 1);
+        self.answers = Some(tx);
+        ctx.spawn(
+            write_answers(rx, self.outbound.clone())
+                .into_actor(self)
+                .map(|(), _, ctx| ctx.stop()),
+        );
+        ctx.run_later(self.shared.limits.idle_timeout, Self::idle_check);
         let mut stop = self.stop.clone();
         ctx.spawn(
             async move {
@@ -141,7 +465,7 @@ impl Actor for ClientConnection {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.stopped();
         self.shared.stats.connections.dec();
-        for (_, addr) in self.subscriptions.drain() {
+        for (_, (_, addr)) in self.subscriptions.drain() {
             addr.do_send(Cancel);
         }
         self.shared
@@ -151,30 +475,31 @@ impl Actor for ClientConnection {
     }
 }
 
-impl StreamHandler<Result<Frame, CodecError>> for ClientConnection {
-    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+impl StreamHandler<(Result<Frame, CodecError>, InFlight)> for ClientConnection {
+    fn handle(&mut self, item: (Result<Frame, CodecError>, InFlight), ctx: &mut Context<Self>) {
+        let (item, permit) = item;
         let _timer = self
             .metrics
             .handling(item.as_ref().map_or("FramingError", Frame::kind));
+        self.last_read = Instant::now();
+        if self.closing {
+            return;
+        }
         match item {
-            Ok(frame) => {
-                let reply = self.request(frame, ctx);
-                ctx.wait(reply);
-            }
+            Ok(frame) => self.request(frame, permit, ctx),
             Err(e) => {
                 info!(conn = self.id, transport = %self.transport, error = %e, "closing client connection");
-                if let Some(code) = e.error_code() {
-                    let _ = self
-                        .outbound
-                        .try_send(Body::Error(Error::new(code, e.to_string())));
-                }
-                ctx.stop();
+                let last = e
+                    .error_code()
+                    .map(|code| Body::Error(Error::new(code, e.to_string())));
+                drop(permit);
+                self.close(last, ctx);
             }
         }
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
+        self.close(None, ctx);
     }
 }
 
@@ -183,6 +508,16 @@ impl Handler<SubscriptionEnded> for ClientConnection {
 
     fn handle(&mut self, msg: SubscriptionEnded, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("SubscriptionEnded");
-        self.subscriptions.remove(&msg.id);
+        if self
+            .subscriptions
+            .get(&msg.id)
+            .is_some_and(|(key, _)| *key == msg.key)
+        {
+            self.subscriptions.remove(&msg.id);
+        }
+        self.shared.supervisor.do_send(RemoveSubscription {
+            conn: self.id,
+            key: msg.key,
+        });
     }
 }
