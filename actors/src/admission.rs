@@ -247,15 +247,16 @@ impl AcceptBackoff {
 pub const FD_RESERVE: u64 = 256;
 
 /// How many client TCP connections fit in `nofile` descriptors once the
-/// UNIX socket's connections, the peer handshakes and [`FD_RESERVE`] have
+/// peer handshakes, [`FD_RESERVE`] and the UNIX socket's connections have
 /// their room: TCP clients can never take the descriptors local callers
-/// need. At most `configured`.
+/// need. At most `configured`. When the descriptors left after the
+/// handshakes and the reserve cannot hold `unix` as well, the UNIX socket
+/// keeps at least half of them and TCP gets the rest.
 pub fn tcp_budget(configured: usize, unix: usize, handshakes: usize, nofile: u64) -> usize {
-    let kept = FD_RESERVE
-        .saturating_add(unix as u64)
-        .saturating_add(handshakes as u64);
+    let kept = FD_RESERVE.saturating_add(handshakes as u64);
     let room = usize::try_from(nofile.saturating_sub(kept)).unwrap_or(usize::MAX);
-    configured.min(room)
+    let for_unix = unix.min(room / 2);
+    configured.min(room - for_unix)
 }
 
 /// The open-file limits of the process.
@@ -409,11 +410,17 @@ mod tests {
     fn tcp_clients_get_what_is_left_after_local_callers_and_peers() {
         // Plenty of descriptors: the configured limit holds.
         assert_eq!(tcp_budget(16_384, 1024, 256, 1 << 20), 16_384);
-        // 1024 descriptors: the UNIX socket, handshakes and the reserve
+        // 20,000 descriptors: the UNIX socket, handshakes and the reserve
         // come first.
-        assert_eq!(tcp_budget(16_384, 256, 64, 1024), 1024 - 256 - 64 - 256);
+        assert_eq!(
+            tcp_budget(65_536, 1024, 256, 20_000),
+            20_000 - 256 - 256 - 1024
+        );
+        // Too few for all: the UNIX socket keeps half of what is left.
+        assert_eq!(tcp_budget(16_384, 1024, 256, 1024), 256);
+        assert_eq!(tcp_budget(16_384, 100, 16, 400), 400 - 256 - 16 - 64);
         // Nothing left.
-        assert_eq!(tcp_budget(16_384, 1024, 256, 1024), 0);
+        assert_eq!(tcp_budget(16_384, 1024, 256, 300), 0);
     }
 
     #[test]

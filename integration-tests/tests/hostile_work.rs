@@ -175,12 +175,28 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-fn subscription_flood(daemon: &Daemon, f: &Flood) -> Result<()> {
+/// The node's ids of the TCP client connections it accepted after `mark`
+/// (the flood's: no other TCP client connects meanwhile).
+fn tcp_conn_ids(daemon: &Daemon, mark: usize) -> Vec<u64> {
+    daemon.logged()[mark..]
+        .iter()
+        .filter(|l| {
+            l["message"] == "client connected"
+                && l["transport"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("tcp("))
+        })
+        .filter_map(|l| l["conn"].as_u64())
+        .collect()
+}
+
+fn subscription_flood(daemon: &mut Daemon, f: &Flood) -> Result<()> {
     let _holder = register_services(daemon, f.services)?;
     let (before, listed) = timed_list(daemon)?;
     ensure!(listed == f.services, "listed {listed} of {}", f.services);
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
+    let mark = daemon.mark();
     let flooders = (0..f.conns)
         .map(|_| start_flooder(&daemon.client, stop.clone(), answered.clone()))
         .collect::<Result<Vec<_>>>()?;
@@ -202,19 +218,39 @@ fn subscription_flood(daemon: &Daemon, f: &Flood) -> Result<()> {
         sent += fl.writer.join().expect("writer thread")?;
         read += fl.reader.join().expect("reader thread");
     }
-    let left = Instant::now();
+    let closed = Instant::now();
+    // The flood has ended once the node has seen every flooding
+    // connection go; what it still does then, it does for nobody.
+    while tcp_conn_ids(daemon, mark).len() < f.conns {
+        let now = daemon.mark();
+        daemon.wait_log_from(now, DEADLINE, |l| l["message"] == "client connected")?;
+    }
+    let ids = tcp_conn_ids(daemon, mark);
+    for id in ids {
+        daemon
+            .wait_log_from(mark, DEADLINE, |l| {
+                l["message"] == "client disconnected" && l["conn"].as_u64() == Some(id)
+            })
+            .with_context(|| {
+                format!(
+                    "flooding connection {id} still served {:.1?} after the attacker closed it",
+                    closed.elapsed()
+                )
+            })?;
+    }
+    let noticed = closed.elapsed();
     let (after, listed) = timed_list(daemon)?;
     ensure!(listed == f.services, "listed {listed} after the flood");
-    let first_after = left.elapsed();
     let worst = during.iter().max().copied().unwrap_or_default();
     eprintln!(
         "figure: subscription flood: {} TCP connections pipelining subscribe/unsubscribe for {:.1?} over {} services: {sent} requests sent, {answered_during} answered during the flood ({read} frames read in all)",
         f.conns, f.duration, f.services
     );
     eprintln!(
-        "figure: subscription flood: root List over the UNIX socket: {before:.2?} before; {} during: median {:.2?}, worst {worst:.2?}; first after the attacker left {after:.2?} (reply {first_after:.2?} after the last close)",
+        "figure: subscription flood: root List over the UNIX socket: {before:.2?} before; {} during: median {:.2?}, worst {worst:.2?}; first after the flood ended {after:.2?} (the node saw the {} connections go {noticed:.2?} after the attacker closed them)",
         during.len(),
         median(during.clone()),
+        f.conns,
     );
     ensure!(
         worst <= f.during_max,
@@ -232,11 +268,11 @@ fn subscription_flood(daemon: &Daemon, f: &Flood) -> Result<()> {
 
 #[test]
 fn list_answers_during_and_after_a_subscription_flood() -> Result<()> {
-    let daemon = Daemon::start()?;
+    let mut daemon = Daemon::start()?;
     subscription_flood(
-        &daemon,
+        &mut daemon,
         &Flood {
-            services: 2_000,
+            services: 1_000,
             conns: 20,
             duration: Duration::from_secs(4),
             during_max: Duration::from_secs(1),
@@ -313,6 +349,40 @@ fn count_lines(log: &[LogLine], message: &str) -> usize {
     log.iter().filter(|l| l["message"] == message).count()
 }
 
+/// Waits until the node has let go of every connection in `ids` (its
+/// "client disconnected" lines).
+fn wait_gone(daemon: &mut Daemon, mut ids: std::collections::HashSet<u64>) -> Result<()> {
+    ids.retain(|id| {
+        !daemon
+            .logged()
+            .iter()
+            .any(|l| l["message"] == "client disconnected" && l["conn"].as_u64() == Some(*id))
+    });
+    while !ids.is_empty() {
+        let now = daemon.mark();
+        let line = daemon.wait_log_from(now, DEADLINE, |l| {
+            l["message"] == "client disconnected"
+                && l["conn"].as_u64().is_some_and(|id| ids.contains(&id))
+        })?;
+        if let Some(id) = line["conn"].as_u64() {
+            ids.remove(&id);
+        }
+    }
+    Ok(())
+}
+
+/// Closes `stream`, a TCP client connection, and waits until the node has
+/// let go of it (its place under `limits.connections_tcp` is free again).
+fn close_tcp(daemon: &mut Daemon, stream: TcpStream) -> Result<()> {
+    let transport = format!("tcp({})", stream.local_addr()?);
+    let connected = daemon.wait_log(DEADLINE, |l| {
+        l["message"] == "client connected" && l["transport"] == transport.as_str()
+    })?;
+    let id = connected["conn"].as_u64().context("conn id")?;
+    drop(stream);
+    wait_gone(daemon, [id].into())
+}
+
 /// A log line saying that a registration was refused: written after every
 /// earlier event on the node's one thread, it marks the end of what a test
 /// counts.
@@ -360,7 +430,7 @@ fn tcp_clients_at_their_limit_leave_the_unix_socket_open() -> Result<()> {
     // Registration over the UNIX socket works too.
     let _more = register_range(&daemon, 100..101)?;
     // Counted: every refusal line before the marker is in the log.
-    drop(held.pop());
+    close_tcp(&mut daemon, held.pop().context("a held connection")?)?;
     log_marker(&mut daemon)?;
     let lines = count_lines(daemon.logged(), "connection refused");
     eprintln!(
@@ -527,9 +597,9 @@ fn peer_handshakes_beyond_the_caps_are_refused() -> Result<()> {
 #[test]
 #[ignore = "the report's sizes: about 40 s; run by hand, figures in docs/RELIABILITY.md"]
 fn the_reported_subscription_flood() -> Result<()> {
-    let daemon = Daemon::start()?;
+    let mut daemon = Daemon::start()?;
     subscription_flood(
-        &daemon,
+        &mut daemon,
         &Flood {
             services: 10_000,
             conns: 50,
@@ -538,4 +608,132 @@ fn the_reported_subscription_flood() -> Result<()> {
             after_max: Duration::from_millis(160),
         },
     )
+}
+
+#[test]
+fn accept_loops_back_off_at_the_descriptor_limit() -> Result<()> {
+    const OPEN_FILES: u64 = 600;
+    const WINDOW: Duration = Duration::from_secs(2);
+    let mut daemon = Daemon::builder().open_files(OPEN_FILES).start()?;
+    let mark = daemon.mark();
+    // More connections than the node has descriptors: once they are gone,
+    // the rest wait in the listen backlog.
+    let mut conns = Vec::new();
+    for _ in 0..OPEN_FILES {
+        conns.push(UnixStream::connect(&daemon.socket)?);
+    }
+    daemon.wait_log(DEADLINE, |l| {
+        l["message"] == "accepting a connection failed" && l["listener"] == "unix"
+    })?;
+    // While connections wait and descriptors stay short, the node pauses
+    // its accept loop instead of retrying at once.
+    let cpu = daemon.cpu_time()?;
+    daemon.record_for(WINDOW)?;
+    let used = daemon.cpu_time()? - cpu;
+    let lines = daemon.logged()[mark..]
+        .iter()
+        .filter(|l| l["message"] == "accepting a connection failed")
+        .count();
+    // Descriptors come back: the waiting connections are served.
+    let waiting = conns.split_off(OPEN_FILES as usize / 2);
+    drop(conns);
+    let resumed = Instant::now();
+    let mut last = waiting.into_iter().last().context("a waiting connection")?;
+    last.set_read_timeout(Some(DEADLINE))?;
+    let frame = read_frame(&mut last)?;
+    ensure!(
+        is_welcome(&frame),
+        "the last waiting connection got {frame:?}"
+    );
+    let served = resumed.elapsed();
+    let (took, _) = timed_list(&daemon)?;
+    eprintln!(
+        "figure: descriptors: node at {OPEN_FILES} open files, {OPEN_FILES} UNIX connections: accept failures logged in {lines} line(s), node CPU {used:.2?} over {WINDOW:?} while out of descriptors; waiting connections served {served:.2?} after half were closed; List then {took:.2?}"
+    );
+    ensure!(
+        used < WINDOW / 4,
+        "the node used {used:?} of CPU in {WINDOW:?} while out of descriptors"
+    );
+    ensure!(lines <= 2, "{lines} lines for failed accepts");
+    Ok(())
+}
+
+/// The report's sizes (issue 14, item 3): 16,500 idle TCP clients, then
+/// 20,000 connections to the peer port, with the test's and the node's
+/// open-file limits raised to their hard limit (20,000 here).
+#[test]
+#[ignore = "the report's sizes: about a minute and 20,000 descriptors; run by hand, figures in docs/RELIABILITY.md"]
+fn the_reported_connection_floods() -> Result<()> {
+    const CLIENTS: usize = 16_500;
+    const PEERS: usize = 20_000;
+    let nofile = catalogue_actors::admission::raise_nofile()?;
+    ensure!(
+        nofile.soft >= CLIENTS as u64 + 256,
+        "needs {CLIENTS} descriptors and more; the hard limit is {}",
+        nofile.hard
+    );
+    let mut daemon = Daemon::start()?;
+    let mark = daemon.mark();
+    let started = Instant::now();
+    let (mut welcomed, mut refused) = (0, 0);
+    let mut held = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        let (stream, frame) = first_frame(&daemon.client, None)?;
+        if is_welcome(&frame) {
+            welcomed += 1;
+            held.push(stream);
+        } else if is_limit_error(&frame) {
+            refused += 1;
+        } else {
+            bail!("client {i}: {frame:?}");
+        }
+    }
+    let opened = started.elapsed();
+    let (took, _) = timed_list(&daemon)?;
+    // Wait until every client is gone, for the marker's TCP connection.
+    while tcp_conn_ids(&daemon, mark).len() < welcomed {
+        let now = daemon.mark();
+        daemon.wait_log_from(now, DEADLINE, |l| l["message"] == "client connected")?;
+    }
+    let ids = tcp_conn_ids(&daemon, mark).into_iter().collect();
+    drop(held);
+    wait_gone(&mut daemon, ids)?;
+    log_marker(&mut daemon)?;
+    let client_lines = count_lines(&daemon.logged()[mark..], "connection refused");
+    let peer = daemon.peer.clone();
+    let mark = daemon.mark();
+    let cpu = daemon.cpu_time()?;
+    let started = Instant::now();
+    let mut peer_refused = 0;
+    let mut handshakes = Vec::new();
+    for i in 0..PEERS {
+        let local = format!("127.0.{}.{}", 1 + i / 250, 1 + i % 250);
+        let (stream, frame) = first_frame(&peer, Some(&local))?;
+        if is_welcome(&frame) {
+            handshakes.push(stream);
+        } else if is_limit_error(&frame) {
+            peer_refused += 1;
+        } else {
+            bail!("peer connection {i}: {frame:?}");
+        }
+    }
+    let peers_took = started.elapsed();
+    let peer_cpu = daemon.cpu_time()? - cpu;
+    let (peer_list, _) = timed_list(&daemon)?;
+    log_marker(&mut daemon)?;
+    let peer_lines = daemon.logged()[mark..]
+        .iter()
+        .filter(|l| l["message"] == "peer link refused")
+        .count();
+    eprintln!(
+        "figure: connections at the report's sizes: {CLIENTS} TCP clients in {opened:.2?}: {welcomed} welcomed (limits.connections_tcp), {refused} refused with 0x13, logged in {client_lines} line(s); root List meanwhile {took:.2?}"
+    );
+    eprintln!(
+        "figure: connections at the report's sizes: {PEERS} peer-port connections (each from its own address, left idle) in {peers_took:.2?}: {} held in handshake, {peer_refused} refused with 0x13, logged in {peer_lines} line(s); node CPU {peer_cpu:.2?}; root List then {peer_list:.2?}",
+        handshakes.len()
+    );
+    ensure!(welcomed == 16_384 && refused == CLIENTS - 16_384);
+    ensure!(took < Duration::from_secs(1), "List took {took:?}");
+    ensure!(client_lines <= 3 && peer_lines <= 6);
+    Ok(())
 }
