@@ -59,15 +59,24 @@ fn frame_bytes(frame: &Frame) -> Vec<u8> {
 /// 1,000 each, below `limits.registrations_per_connection`), which are
 /// returned: the services live as long as they do.
 fn register_services(daemon: &Daemon, count: usize) -> Result<Vec<UnixStream>> {
+    register_padded(daemon, count, 0)
+}
+
+/// Like [`register_services`], each service with `pad` bytes of attributes.
+fn register_padded(daemon: &Daemon, count: usize, pad: usize) -> Result<Vec<UnixStream>> {
     let mut held = Vec::new();
     for first in (0..count).step_by(1000) {
         let last = (first + 1000).min(count);
-        held.push(register_range(daemon, first..last)?);
+        held.push(register_with(daemon, first..last, pad)?);
     }
     Ok(held)
 }
 
 fn register_range(daemon: &Daemon, range: std::ops::Range<usize>) -> Result<UnixStream> {
+    register_with(daemon, range, 0)
+}
+
+fn register_with(daemon: &Daemon, range: std::ops::Range<usize>, pad: usize) -> Result<UnixStream> {
     let mut stream = UnixStream::connect(&daemon.socket)?;
     stream.set_read_timeout(Some(DEADLINE))?;
     read_frame(&mut stream)?.context("welcome")?;
@@ -81,7 +90,10 @@ fn register_range(daemon: &Daemon, range: std::ops::Range<usize>) -> Result<Unix
                 serial as u64,
                 Body::RegisterService(RegisterService {
                     uri,
-                    attrs: BTreeMap::from([("role".into(), "flood-target".into())]),
+                    attrs: BTreeMap::from([
+                        ("role".into(), "flood-target".into()),
+                        ("pad".into(), "x".repeat(pad)),
+                    ]),
                 }),
             )));
         }
@@ -401,6 +413,50 @@ fn log_marker(daemon: &mut Daemon) -> Result<()> {
     daemon.wait_log(DEADLINE, |l| {
         l["message"] == "registration refused" && l["uri"] == uri.as_str()
     })?;
+    Ok(())
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_no_share_of_its_transport() -> Result<()> {
+    const SHARE: usize = 2;
+    let daemon = Daemon::builder()
+        .set("limits.requests_in_flight_tcp", &SHARE.to_string())
+        .start()?;
+    let _services = register_padded(&daemon, 2_000, 1024)?;
+    // It subscribes to everything (megabytes of snapshot), asks for more,
+    // and reads nothing: its answers wait for room in its connection.
+    let mut deaf = Conn::tcp(&daemon.client)?;
+    deaf.recv()?.context("welcome")?;
+    for id in 0..8 {
+        deaf.send(Body::Subscribe(Subscribe {
+            subscription_id: id,
+            regex: "^tcp://".into(),
+        }))?;
+    }
+    for _ in 0..SHARE * 4 {
+        deaf.send(Body::List(List {
+            regex: String::new(),
+        }))?;
+    }
+    // Others over TCP are still answered.
+    let started = Instant::now();
+    for _ in 0..3 {
+        let mut conn = Conn::tcp(&daemon.client)?;
+        conn.recv()?.context("welcome")?;
+        conn.send(Body::List(List {
+            regex: "^tcp://svc/1$".into(),
+        }))?;
+        match conn.recv()?.and_then(|f| f.body) {
+            Some(Body::ListReply(r)) => ensure!(r.services.len() == 1),
+            other => bail!("list: {other:?}"),
+        }
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "figure: a TCP client reading nothing with {} requests sent (limits.requests_in_flight_tcp = {SHARE}): 3 other TCP clients answered in {took:.2?}",
+        8 + SHARE * 4
+    );
+    drop(deaf);
     Ok(())
 }
 

@@ -9,7 +9,9 @@
 //! takes a permit before its frame is read ([`gated`]) and gives it back
 //! once its answer has been written to the outbound channel, so a client
 //! that sends faster than the node answers (or than it reads) finds the
-//! node not reading. A request that needs the supervisor is sent to it at
+//! node not reading. All the connections of a transport share a second
+//! bound, held from the read until the answer is known: the node's work
+//! for them is bounded whatever their number. A request that needs the supervisor is sent to it at
 //! once with `send` and answered when the supervisor has done it (never
 //! answered first and done later), so what a client can make the
 //! supervisor do is bounded by its requests in flight. Answers leave in
@@ -84,13 +86,16 @@ impl ClientShared {
     }
 }
 
-/// One request read and not yet answered: its connection's permit and
-/// its transport's, given back (and the in-flight gauge lowered) when it
-/// is dropped, after the answer was written to the outbound channel.
+/// One request read and not yet answered: its connection's permit, given
+/// back (and the in-flight gauge lowered) when it is dropped, after the
+/// answer was handed to the connection's writer; and its transport's
+/// permit, given back as soon as the answer is known
+/// ([`InFlight::answered`]), so a client that does not read its answers
+/// holds only its own connection's permits, never its transport's share.
 #[derive(Debug)]
 pub struct InFlight {
     _connection: OwnedSemaphorePermit,
-    _transport: OwnedSemaphorePermit,
+    transport: Option<OwnedSemaphorePermit>,
     gauge: Gauge,
 }
 
@@ -103,9 +108,14 @@ impl InFlight {
         gauge.inc();
         InFlight {
             _connection: connection,
-            _transport: transport,
+            transport: Some(transport),
             gauge,
         }
+    }
+
+    /// The answer is known: the transport's share is free again.
+    fn answered(&mut self) {
+        self.transport = None;
     }
 }
 
@@ -343,7 +353,8 @@ impl ClientConnection {
     fn drain(&mut self, ctx: &mut Context<Self>) {
         while let Some(step) = self.pipeline.pop_ready() {
             let out = match step {
-                Step::Answer(answer, permit) => {
+                Step::Answer(answer, mut permit) => {
+                    permit.answered();
                     let release = self.apply(answer.effect);
                     Outgoing {
                         body: Some(answer.body),
@@ -355,13 +366,16 @@ impl ClientConnection {
                 Step::List {
                     serial,
                     regex,
-                    permit,
-                } => Outgoing {
-                    body: Some(self.list_reply(serial, regex.as_ref())),
-                    release: None,
-                    permit: Some(permit),
-                    close: false,
-                },
+                    mut permit,
+                } => {
+                    permit.answered();
+                    Outgoing {
+                        body: Some(self.list_reply(serial, regex.as_ref())),
+                        release: None,
+                        permit: Some(permit),
+                        close: false,
+                    }
+                }
                 Step::Close(body) => Outgoing {
                     body,
                     release: None,
