@@ -544,7 +544,20 @@ mod tests {
         drop(m.handling("RegisterService"));
         stats.overflows.inc();
         stats.register_refusal("uid_not_allowed");
+        stats.connection_refused("tcp");
+        stats.accept_error("peer");
+        stats.connections_open("unix").inc();
         let text = stats.encode();
+        for series in [
+            "catalogue_client_connections_refused_total{transport=\"tcp\"} 1",
+            "catalogue_accept_errors_total{listener=\"peer\"} 1",
+            "catalogue_client_connections_open{transport=\"unix\"} 1",
+            "catalogue_client_requests_in_flight 0",
+            "catalogue_peer_handshakes_in_progress 0",
+            "catalogue_log_lines_suppressed_total 0",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
         assert!(
             text.contains("catalogue_actors_live{kind=\"supervisor\"} 1"),
             "{text}"

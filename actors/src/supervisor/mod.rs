@@ -12,10 +12,11 @@
 //! It also keeps the [`ServicesView`] up to date as it routes, so client
 //! connections answer `List` without a message to it. What client traffic
 //! can put in its mailbox is bounded (docs/OPERATIONS.md, "Limits on
-//! connections and work"): each connection sends at most
-//! `limits.requests_in_flight` requests at once and awaits them, plus one
-//! `Resnapshot` or `RemoveSubscription` per subscription it holds, plus its
-//! `ConnectionClosed`.
+//! connections and work"): client requests are awaited, at most
+//! `limits.requests_in_flight_tcp` plus `limits.requests_in_flight_unix`
+//! of them at once in the whole node; beyond those, one `Resnapshot` and
+//! one `RemoveSubscription` per subscription place, and one
+//! `ConnectionClosed` per connection.
 
 mod effects;
 mod links;
