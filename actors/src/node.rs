@@ -336,6 +336,7 @@ pub async fn run(
         view,
         stats: stats.clone(),
         next_key: AtomicU64::new(1),
+        log: std::sync::Mutex::new(LogLimit::new(ACCEPT_LOG_INTERVAL)),
     });
     let welcome = Welcome {
         server_name: node.name.clone(),

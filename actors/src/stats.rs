@@ -152,6 +152,8 @@ pub struct Stats {
     pub accept_errors: Family<ListenerLabel, PromCounter>,
     /// The soft open-file limit the node runs with.
     pub open_files_limit: Gauge,
+    /// Client connections closed for a framing error.
+    pub framing_errors: Counter,
     /// Log lines left out by the rate limit of repeated warnings.
     pub log_lines_suppressed: Counter,
     /// Subscriptions live now.
@@ -236,6 +238,7 @@ impl Stats {
             accept_errors: Family::default(),
             open_files_limit: Gauge::default(),
             log_lines_suppressed: Counter::default(),
+            framing_errors: Counter::default(),
             subscriptions: Gauge::default(),
             services: Gauge::default(),
             service_tombstones: Gauge::default(),
@@ -316,6 +319,11 @@ impl Stats {
             "open_files_limit",
             "The soft open-file limit (RLIMIT_NOFILE) the node runs with",
             self.open_files_limit.0.clone(),
+        );
+        r.register(
+            "client_framing_errors",
+            "Client connections closed for an oversized or undecodable frame",
+            self.framing_errors.0.clone(),
         );
         r.register(
             "log_lines_suppressed",

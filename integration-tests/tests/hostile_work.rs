@@ -398,20 +398,16 @@ fn close_tcp(daemon: &mut Daemon, stream: TcpStream) -> Result<()> {
     wait_gone(daemon, [id].into())
 }
 
-/// A log line saying that a registration was refused: written after every
-/// earlier event on the node's one thread, it marks the end of what a test
-/// counts.
+/// Marks the end of what a test counts in the log: a fresh TCP client
+/// connection, whose "client connected" line (naming its address) the node
+/// writes after every earlier event on its one thread. Needs a free place
+/// under `limits.connections_tcp`.
 fn log_marker(daemon: &mut Daemon) -> Result<()> {
-    let mut conn = Conn::tcp(&daemon.client)?;
-    conn.recv()?.context("welcome")?;
-    let uri = format!("tcp://marker/{}", daemon.mark());
-    conn.send(Body::RegisterService(RegisterService {
-        uri: uri.clone(),
-        attrs: BTreeMap::new(),
-    }))?;
-    conn.recv()?.context("answer to the marker")?;
+    let (stream, frame) = first_frame(&daemon.client, None)?;
+    ensure!(is_welcome(&frame), "marker connection: {frame:?}");
+    let transport = format!("tcp({})", stream.local_addr()?);
     daemon.wait_log(DEADLINE, |l| {
-        l["message"] == "registration refused" && l["uri"] == uri.as_str()
+        l["message"] == "client connected" && l["transport"] == transport.as_str()
     })?;
     Ok(())
 }
@@ -457,6 +453,43 @@ fn a_client_that_does_not_read_holds_no_share_of_its_transport() -> Result<()> {
         8 + SHARE * 4
     );
     drop(deaf);
+    Ok(())
+}
+
+#[test]
+fn refused_registrations_are_logged_a_few_times() -> Result<()> {
+    const REFUSED: usize = 500;
+    let mut daemon = Daemon::start()?;
+    let mark = daemon.mark();
+    let mut stream = TcpStream::connect(&daemon.client)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    read_frame(&mut stream)?.context("welcome")?;
+    let mut batch = Vec::new();
+    for i in 0..REFUSED {
+        batch.extend(frame_bytes(&Frame::new(
+            i as u64,
+            Body::RegisterService(RegisterService {
+                uri: format!("tcp://over-tcp/{i}"),
+                attrs: BTreeMap::new(),
+            }),
+        )));
+    }
+    stream.write_all(&batch)?;
+    for i in 0..REFUSED {
+        match read_frame(&mut stream)?.and_then(|f| f.body) {
+            Some(Body::Error(e)) if e.code() == ErrorCode::AuthFailed => {}
+            other => bail!("registration {i} over TCP: {other:?}"),
+        }
+    }
+    log_marker(&mut daemon)?;
+    let lines = count_lines(&daemon.logged()[mark..], "registration refused");
+    eprintln!(
+        "figure: {REFUSED} registrations over TCP refused with 0x01, logged in {lines} line(s)"
+    );
+    ensure!(
+        (1..=2).contains(&lines),
+        "{lines} lines for {REFUSED} refusals"
+    );
     Ok(())
 }
 

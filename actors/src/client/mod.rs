@@ -55,6 +55,7 @@ use tracing::{debug, info};
 
 use crate::{
     admission::ConnectionSlot,
+    log_limit::LogLimit,
     settings::LimitsSettings,
     stats::{ActorMetrics, Counter, Gauge, Stats},
     subscription::{Cancel, Release, SubKey, Subscription, SubscriptionEnded},
@@ -78,11 +79,29 @@ pub struct ClientShared {
     pub stats: Arc<Stats>,
     /// Source of node-wide subscription keys.
     pub next_key: AtomicU64,
+    /// Rate of the lines every connection may cause (refused
+    /// registrations, framing errors): at most one per reason per interval.
+    pub log: std::sync::Mutex<LogLimit>,
 }
 
 impl ClientShared {
     fn new_key(&self) -> u64 {
         self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs `log` (given how many lines of `reason` were left out) unless
+    /// a line of `reason` was written too recently; counts what it leaves
+    /// out.
+    fn log_limited(&self, reason: &'static str, log: impl FnOnce(u64)) {
+        let logged = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(reason, Instant::now());
+        match logged {
+            Some(unlogged) => log(unlogged),
+            None => self.stats.log_lines_suppressed.inc(),
+        }
     }
 }
 
@@ -502,7 +521,11 @@ impl StreamHandler<(Result<Frame, CodecError>, InFlight)> for ClientConnection {
         match item {
             Ok(frame) => self.request(frame, permit, ctx),
             Err(e) => {
-                info!(conn = self.id, transport = %self.transport, error = %e, "closing client connection");
+                self.shared.stats.framing_errors.inc();
+                let (conn, transport) = (self.id, &self.transport);
+                self.shared.log_limited("framing", |unlogged| {
+                    info!(conn, %transport, error = %e, unlogged, "closing client connection");
+                });
                 let last = e
                     .error_code()
                     .map(|code| Body::Error(Error::new(code, e.to_string())));

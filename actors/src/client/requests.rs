@@ -94,13 +94,17 @@ impl ClientConnection {
         };
         if let Err(refusal) = allowed {
             self.shared.stats.register_refusal(refusal.reason());
-            warn!(
-                conn = self.id,
-                transport = %self.transport,
-                reason = refusal.reason(),
-                uri = %uri,
-                "registration refused"
-            );
+            let (conn, transport) = (self.id, &self.transport);
+            self.shared.log_limited(refusal.reason(), |unlogged| {
+                warn!(
+                    conn,
+                    %transport,
+                    reason = refusal.reason(),
+                    uri = %uri,
+                    unlogged,
+                    "registration refused"
+                );
+            });
             let answer = error(
                 serial,
                 ErrorCode::AuthFailed,
