@@ -48,7 +48,11 @@ use catalogue_proto::{
 use futures_util::{Stream, StreamExt, future::join_all, stream};
 use tokio::{
     io::AsyncRead,
-    sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
+    sync::{
+        OwnedSemaphorePermit, Semaphore,
+        mpsc::{self, error::TrySendError},
+        watch,
+    },
 };
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info};
@@ -132,8 +136,9 @@ impl InFlight {
         }
     }
 
-    /// The answer is known: the transport's share is free again.
-    fn answered(&mut self) {
+    /// The answer is known (or, for a `List`, needs nothing of the
+    /// supervisor): the transport's share is free again.
+    pub(super) fn answered(&mut self) {
         self.transport = None;
     }
 }
@@ -232,31 +237,13 @@ enum Step {
     Close(Option<Body>),
 }
 
-/// What the answer writer takes, in order.
+/// An answer leaving the pipeline: its frame, then what follows once the
+/// frame is in the outbound channel.
 struct Outgoing {
     body: Option<Body>,
     release: Option<Addr<Subscription>>,
     permit: Option<InFlight>,
     close: bool,
-}
-
-/// Writes answers to the outbound channel in order, waiting for room;
-/// returns at a close, or when the client is gone.
-async fn write_answers(mut rx: mpsc::Receiver<Outgoing>, outbound: mpsc::Sender<Body>) {
-    while let Some(out) = rx.recv().await {
-        if let Some(body) = out.body {
-            if outbound.send(body).await.is_err() {
-                return;
-            }
-        }
-        if let Some(subscription) = out.release {
-            subscription.do_send(Release);
-        }
-        drop(out.permit);
-        if out.close {
-            return;
-        }
-    }
 }
 
 /// One client connection.
@@ -273,9 +260,12 @@ pub struct ClientConnection {
     /// against the limit too).
     registering: usize,
     /// Requests read and not yet answered, in order.
-    pipeline: Pipeline<Step>,
-    /// To the answer writer ([`write_answers`]); made in `started`.
-    answers: Option<mpsc::Sender<Outgoing>>,
+    /// Boxed: a pipeline keeps the room it once grew to, and a place
+    /// then costs a pointer, not a whole step.
+    pipeline: Pipeline<Box<Step>>,
+    /// The answer at the front, waiting for room in the outbound channel
+    /// (a wait is under way when this is set).
+    stalled: Option<Outgoing>,
     /// A close is in the pipeline: frames read after it are dropped.
     closing: bool,
     /// When the last frame was read.
@@ -305,7 +295,7 @@ impl ClientConnection {
             registered: HashSet::new(),
             registering: 0,
             pipeline: Pipeline::default(),
-            answers: None,
+            stalled: None,
             closing: false,
             last_read: Instant::now(),
             stop,
@@ -338,8 +328,10 @@ impl ClientConnection {
     }
 
     /// Answers at once (in order after what is before it).
-    fn answer_now(&mut self, answer: Answer, permit: InFlight, ctx: &mut Context<Self>) {
-        self.pipeline.push_done(Step::Answer(answer, permit));
+    fn answer_now(&mut self, answer: Answer, mut permit: InFlight, ctx: &mut Context<Self>) {
+        permit.answered();
+        self.pipeline
+            .push_done(Box::new(Step::Answer(answer, permit)));
         self.drain(ctx);
     }
 
@@ -350,8 +342,12 @@ impl ClientConnection {
     {
         let seq: Seq = self.pipeline.push_waiting();
         ctx.spawn(fut.map(move |answer, act: &mut Self, ctx| {
+            let mut permit = permit;
+            permit.answered();
             // A place is filled once; nothing else fills it.
-            let _ = act.pipeline.fill(seq, Step::Answer(answer, permit));
+            let _ = act
+                .pipeline
+                .fill(seq, Box::new(Step::Answer(answer, permit)));
             act.drain(ctx);
         }));
     }
@@ -363,53 +359,105 @@ impl ClientConnection {
             return;
         }
         self.closing = true;
-        self.pipeline.push_done(Step::Close(last));
+        self.pipeline.push_done(Box::new(Step::Close(last)));
         self.drain(ctx);
     }
 
-    /// Hands the answers at the front of the pipeline to the writer and
-    /// applies their effects, in order.
+    /// Hands the answers at the front of the pipeline to the outbound
+    /// channel and applies their effects, in order. When the channel is
+    /// full, the front answer waits for room (in the background: the
+    /// actor goes on reading up to its bound) and the rest wait behind it.
     fn drain(&mut self, ctx: &mut Context<Self>) {
-        while let Some(step) = self.pipeline.pop_ready() {
-            let out = match step {
-                Step::Answer(answer, mut permit) => {
-                    permit.answered();
-                    let release = self.apply(answer.effect);
-                    Outgoing {
-                        body: Some(answer.body),
-                        release,
-                        permit: Some(permit),
-                        close: false,
-                    }
-                }
-                Step::List {
-                    serial,
-                    regex,
-                    mut permit,
-                } => {
-                    permit.answered();
-                    Outgoing {
-                        body: Some(self.list_reply(serial, regex.as_ref())),
-                        release: None,
-                        permit: Some(permit),
-                        close: false,
-                    }
-                }
-                Step::Close(body) => Outgoing {
-                    body,
-                    release: None,
-                    permit: None,
-                    close: true,
-                },
+        loop {
+            if self.stalled.is_some() {
+                return;
+            }
+            let Some(step) = self.pipeline.pop_ready() else {
+                return;
             };
-            // Room for every permit and one close: a full channel is a
-            // bug, and a closed one a writer that is gone.
-            let sent = self.answers.as_ref().map(|tx| tx.try_send(out).is_ok());
-            if sent != Some(true) {
-                ctx.stop();
+            let mut out = self.outgoing(*step);
+            if let Some(body) = out.body.take() {
+                match self.outbound.try_reserve() {
+                    Ok(room) => room.send(body),
+                    Err(TrySendError::Full(())) => {
+                        out.body = Some(body);
+                        self.stalled = Some(out);
+                        let tx = self.outbound.clone();
+                        ctx.spawn(
+                            async move { tx.reserve_owned().await }
+                                .into_actor(self)
+                                .map(|room, act: &mut Self, ctx| {
+                                    let (Ok(room), Some(mut out)) = (room, act.stalled.take())
+                                    else {
+                                        ctx.stop();
+                                        return;
+                                    };
+                                    if let Some(body) = out.body.take() {
+                                        room.send(body);
+                                    }
+                                    if act.delivered(out, ctx) {
+                                        act.drain(ctx);
+                                    }
+                                }),
+                        );
+                        return;
+                    }
+                    Err(TrySendError::Closed(())) => {
+                        ctx.stop();
+                        return;
+                    }
+                }
+            }
+            if !self.delivered(out, ctx) {
                 return;
             }
         }
+    }
+
+    /// The answer for a step at the front of the pipeline.
+    fn outgoing(&mut self, step: Step) -> Outgoing {
+        match step {
+            Step::Answer(answer, permit) => {
+                let release = self.apply(answer.effect);
+                Outgoing {
+                    body: Some(answer.body),
+                    release,
+                    permit: Some(permit),
+                    close: false,
+                }
+            }
+            Step::List {
+                serial,
+                regex,
+                permit,
+            } => Outgoing {
+                body: Some(self.list_reply(serial, regex.as_ref())),
+                release: None,
+                permit: Some(permit),
+                close: false,
+            },
+            Step::Close(body) => Outgoing {
+                body,
+                release: None,
+                permit: None,
+                close: true,
+            },
+        }
+    }
+
+    /// What follows an answer's frame: the subscription it started may
+    /// send, its permit comes back, a close stops the actor. False when
+    /// the actor stops.
+    fn delivered(&mut self, out: Outgoing, ctx: &mut Context<Self>) -> bool {
+        if let Some(subscription) = out.release {
+            subscription.do_send(Release);
+        }
+        drop(out.permit);
+        if out.close {
+            ctx.stop();
+            return false;
+        }
+        true
     }
 
     fn apply(&mut self, effect: Effect) -> Option<Addr<Subscription>> {
@@ -438,6 +486,7 @@ impl ClientConnection {
             && self.registering == 0
             && self.subscriptions.is_empty()
             && self.pipeline.is_empty()
+            && self.stalled.is_none()
     }
 
     fn idle_check(&mut self, ctx: &mut Context<Self>) {
@@ -473,13 +522,6 @@ impl Actor for ClientConnection {
         self.metrics.started();
         self.shared.stats.connections.inc();
         debug!(conn = self.id, transport = %self.transport, "client connected");
-        let (tx, rx) = mpsc::channel(self.shared.limits.requests_in_flight + 1);
-        self.answers = Some(tx);
-        ctx.spawn(
-            write_answers(rx, self.outbound.clone())
-                .into_actor(self)
-                .map(|(), _, ctx| ctx.stop()),
-        );
         ctx.run_later(self.shared.limits.idle_timeout, Self::idle_check);
         let mut stop = self.stop.clone();
         ctx.spawn(

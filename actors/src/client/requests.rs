@@ -291,7 +291,7 @@ impl ClientConnection {
         self.answer_later(permit, fut, ctx);
     }
 
-    fn list(&mut self, serial: u64, pattern: &str, permit: InFlight, ctx: &mut Context<Self>) {
+    fn list(&mut self, serial: u64, pattern: &str, mut permit: InFlight, ctx: &mut Context<Self>) {
         let regex = if pattern.is_empty() {
             None
         } else {
@@ -303,11 +303,13 @@ impl ClientConnection {
                 }
             }
         };
-        self.pipeline.push_done(Step::List {
+        // Answered from the read view: nothing for the supervisor to do.
+        permit.answered();
+        self.pipeline.push_done(Box::new(Step::List {
             serial,
             regex,
             permit,
-        });
+        }));
         self.drain(ctx);
     }
 
