@@ -221,8 +221,8 @@ impl Acceptor {
         }
     }
 
-    /// Counts and (rate-limited) logs a failed accept on `listener`;
-    /// returns how long that listener pauses.
+    /// Counts and (rate-limited) logs a failed accept on `listener`, and
+    /// pauses that listener if the process is out of descriptors.
     fn accept_failed(
         &mut self,
         listener: &'static str,

@@ -11,10 +11,12 @@
 //! that sends faster than the node answers (or than it reads) finds the
 //! node not reading. All the connections of a transport share a second
 //! bound, held from the read until the answer is known: the node's work
-//! for them is bounded whatever their number. A request that needs the supervisor is sent to it at
-//! once with `send` and answered when the supervisor has done it (never
-//! answered first and done later), so what a client can make the
-//! supervisor do is bounded by its requests in flight. Answers leave in
+//! for them is bounded whatever their number. A request that needs the
+//! supervisor is sent to it at once with `send` and answered when the
+//! supervisor has done it (never answered first and done later), so what
+//! a client can make the supervisor do is bounded by its requests in
+//! flight. When the outbound channel is full, the front answer waits for
+//! room in the background and the others wait behind it. Answers leave in
 //! request order ([`pipeline`]) and their effects on the connection's own
 //! state (what it registered) are applied in that order; a `List` is
 //! evaluated when it reaches the front, after the requests before it took
