@@ -50,7 +50,9 @@ use crate::{
     client::{
         ClientConnection, ClientShared,
         auth::{RegisterPolicy, Transport},
-        gated, writer,
+        gated,
+        tls::{Handshaken, TlsPort},
+        writer,
     },
     hlc::{Hlc, SystemClock},
     input::InputLimits,
@@ -62,7 +64,7 @@ use crate::{
         handshake::LocalIdentity,
     },
     reload::Reloader,
-    settings::Settings,
+    settings::{ClientTls, Settings},
     stats::Stats,
     subscription::ledger::{LedgerLimits, SharedLedger},
     supervisor::{CatalogueSupervisor, ServicesView, Shutdown, SupervisorConfig},
@@ -219,6 +221,30 @@ impl Acceptor {
         });
     }
 
+    /// Starts the connection a client-port TLS handshake produced, or
+    /// counts and (rate-limited) logs why there is none.
+    fn handshaken(&mut self, done: Handshaken) {
+        match done {
+            Handshaken::Ready { stream, peer } => self.accept(stream, Transport::Tcp { peer }),
+            Handshaken::Failed {
+                peer,
+                reason,
+                detail,
+            } => {
+                self.shared.stats.client_tls_failure(reason);
+                self.warn("client_tls", |unlogged| {
+                    warn!(%peer, reason, unlogged, "client TLS handshake failed: {detail}");
+                });
+            }
+            Handshaken::Refused { peer, why } => {
+                self.shared.stats.client_tls_failure(why.reason());
+                self.warn(why.reason(), |unlogged| {
+                    warn!(%peer, unlogged, "client connection refused before TLS: {why}");
+                });
+            }
+        }
+    }
+
     /// Runs `log` (given how many lines of `reason` were left out) unless a
     /// line of `reason` was written less than [`ACCEPT_LOG_INTERVAL`] ago.
     fn warn(&mut self, reason: &'static str, log: impl FnOnce(u64)) {
@@ -278,6 +304,7 @@ pub async fn run(
         cluster = %node.cluster,
         environment = %node.environment,
         client = %Listeners::describe(&listeners.client),
+        client_tls = ?settings.listen.client_tls,
         socket = %listeners.socket_path.as_ref().map_or_else(|| "-".to_string(), |p| p.display().to_string()),
         peer = %Listeners::describe(&listeners.peer),
         "listening"
@@ -295,6 +322,18 @@ pub async fn run(
             t.cert.as_ref(),
             t.key.as_ref(),
         )?))
+    };
+    let client_tls = match settings.listen.client_tls {
+        ClientTls::Off => None,
+        mode => {
+            let t = &settings.tls;
+            Some(TlsContexts::client_port_from_files(
+                t.ca.as_ref(),
+                t.cert.as_ref(),
+                t.key.as_ref(),
+                mode == ClientTls::Mutual,
+            )?)
+        }
     };
     let xlreg_cluster =
         (!settings.xlreg.server.is_empty()).then(|| settings.xlreg.cluster.name.clone());
@@ -444,6 +483,14 @@ pub async fn run(
         limits.handshakes_in_progress_per_address,
         stats.handshakes_in_progress.clone(),
     );
+    let mut client_tls = client_tls.map(|acceptor| {
+        let slots = HandshakeSlots::new(
+            limits.handshakes_in_progress,
+            limits.handshakes_in_progress_per_address,
+            stats.client_tls_handshakes.clone(),
+        );
+        TlsPort::new(acceptor, slots, limits.frame_read_timeout)
+    });
     let mut client_backoff = AcceptBackoff::default();
     let mut unix_backoff = AcceptBackoff::default();
     let mut peer_backoff = AcceptBackoff::default();
@@ -498,10 +545,14 @@ pub async fn run(
                 Ok((stream, peer)) => {
                     client_backoff.succeeded();
                     let _ = stream.set_nodelay(true);
-                    acceptor.accept(stream, Transport::Tcp { peer });
+                    match &client_tls {
+                        Some(port) => port.start(stream, peer),
+                        None => acceptor.accept(stream, Transport::Tcp { peer }),
+                    }
                 }
                 Err(e) => acceptor.accept_failed("client", &mut client_backoff, &e),
             },
+            Some(done) = next_handshake(&mut client_tls) => acceptor.handshaken(done),
             Some(accepted) = accept_unix(&listeners.unix, unix_backoff.resume_at()) => match accepted {
                 Ok(stream) => {
                     unix_backoff.succeeded();
@@ -632,4 +683,12 @@ async fn accept_unix(
     let l = listener.as_ref()?;
     paused_until(resume).await;
     Some(l.accept().await.map(|(s, _)| s))
+}
+
+/// The next client-port TLS handshake to finish; never, without TLS.
+async fn next_handshake(port: &mut Option<TlsPort>) -> Option<Handshaken> {
+    match port {
+        Some(port) => port.next().await,
+        None => std::future::pending().await,
+    }
 }

@@ -160,6 +160,8 @@ pub struct Stats {
     pub reads_paused: Counter,
     /// Peer-port connections whose handshake is in progress.
     pub handshakes_in_progress: Gauge,
+    /// Client-port connections whose TLS handshake is in progress.
+    pub client_tls_handshakes: Gauge,
     /// Failed accepts, by listener.
     pub accept_errors: Family<ListenerLabel, PromCounter>,
     /// The soft open-file limit the node runs with.
@@ -190,6 +192,8 @@ pub struct Stats {
     pub register_refusals: Family<ReasonLabel, PromCounter>,
     /// Peer link handshake failures, by reason (TLS reasons included).
     pub handshake_failures: Family<ReasonLabel, PromCounter>,
+    /// TLS handshakes on the client port that failed, by reason.
+    pub client_tls_failures: Family<ReasonLabel, PromCounter>,
     /// Peer changes refused because their timestamp was too far ahead.
     pub clock_refused: Counter,
     /// Peer links up now.
@@ -260,6 +264,7 @@ impl Stats {
             requests_in_flight: Gauge::default(),
             reads_paused: Counter::default(),
             handshakes_in_progress: Gauge::default(),
+            client_tls_handshakes: Gauge::default(),
             accept_errors: Family::default(),
             open_files_limit: Gauge::default(),
             log_lines_suppressed: Counter::default(),
@@ -275,6 +280,7 @@ impl Stats {
             events_dropped: Counter::default(),
             register_refusals: Family::default(),
             handshake_failures: Family::default(),
+            client_tls_failures: Family::default(),
             clock_refused: Counter::default(),
             peer_links: Gauge::default(),
             sync_entries_sent: Family::default(),
@@ -340,6 +346,11 @@ impl Stats {
             "peer_handshakes_in_progress",
             "Peer-port connections whose handshake is in progress (at most limits.handshakes_in_progress)",
             self.handshakes_in_progress.0.clone(),
+        );
+        r.register(
+            "client_tls_handshakes_in_progress",
+            "Client-port connections whose TLS handshake is in progress (at most limits.handshakes_in_progress)",
+            self.client_tls_handshakes.0.clone(),
         );
         r.register(
             "accept_errors",
@@ -415,6 +426,11 @@ impl Stats {
             "peer_handshake_failures",
             "Peer link handshakes that failed, by reason (TLS reasons included)",
             self.handshake_failures.clone(),
+        );
+        r.register(
+            "client_tls_handshake_failures",
+            "TLS handshakes on the client port (listen.client_tls) that failed, by reason",
+            self.client_tls_failures.clone(),
         );
         r.register(
             "clock_refusals",
@@ -601,6 +617,15 @@ impl Stats {
     /// Counts a peer handshake failure.
     pub fn handshake_failure(&self, reason: &str) {
         self.handshake_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed TLS handshake on the client port.
+    pub fn client_tls_failure(&self, reason: &str) {
+        self.client_tls_failures
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
             })

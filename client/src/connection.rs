@@ -57,7 +57,34 @@ pub(super) async fn open(options: &ConnectOptions) -> Result<Opened, ClientError
         Endpoint::Tcp(addr) => {
             let stream = TcpStream::connect(addr).await.map_err(connect_error)?;
             let _ = stream.set_nodelay(true);
-            start(stream, options).await
+            match &options.tls {
+                None => start(stream, options).await,
+                Some(tls) => {
+                    let name = tls
+                        .server_name
+                        .as_deref()
+                        .unwrap_or_else(|| super::tls::host_of(addr));
+                    let handshake = super::tls::connect(stream, addr, tls);
+                    let stream = tokio::time::timeout(WELCOME_TIMEOUT, handshake)
+                        .await
+                        .map_err(|_| ClientError::Tls {
+                            endpoint: addr.clone(),
+                            reason: format!(
+                                "no TLS handshake within {WELCOME_TIMEOUT:?}: is listen.client_tls \
+                                 on at that node?"
+                            ),
+                        })??;
+                    // TLS 1.3 reports a refused client certificate at the
+                    // first read, which is the Welcome's.
+                    start(stream, options).await.map_err(|e| match e {
+                        ClientError::Codec(text) => ClientError::Tls {
+                            endpoint: addr.clone(),
+                            reason: super::tls::explain(&text, name),
+                        },
+                        other => other,
+                    })
+                }
+            }
         }
     }
 }
@@ -74,7 +101,8 @@ where
             endpoint: endpoint.clone(),
             what: format!(
                 "no Welcome within {WELCOME_TIMEOUT:?}: the listener there waits for the client to \
-                 speak first, as an HTTP (metrics) or xlReg endpoint does"
+                 speak first, as an HTTP (metrics) or xlReg endpoint does, or a client port \
+                 with listen.client_tls on (give the cluster CA: --tls-ca)"
             ),
         })?;
     let welcome = match first {

@@ -30,6 +30,7 @@ mod connection;
 mod error;
 mod keeper;
 mod owner;
+mod tls;
 
 use std::{
     collections::BTreeMap,
@@ -48,6 +49,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use error::ClientError;
 pub use keeper::{KeeperEvent, Registration, keep_registered};
+pub use tls::TlsOptions;
 
 use connection::Command;
 
@@ -85,6 +87,9 @@ pub struct ConnectOptions {
     /// directory, whose process may listen on a UNIX socket endpoint (the
     /// node's user when its socket is in a shared directory).
     pub trusted_uids: Vec<u32>,
+    /// TLS to a TCP endpoint (a node with `listen.client_tls` on); `None`:
+    /// plaintext. Needs the `tls` feature.
+    pub tls: Option<TlsOptions>,
 }
 
 impl ConnectOptions {
@@ -95,6 +100,7 @@ impl ConnectOptions {
             expect_environment: None,
             max_frame: DEFAULT_MAX_FRAME_LEN,
             trusted_uids: Vec::new(),
+            tls: None,
         }
     }
 }

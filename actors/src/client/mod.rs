@@ -33,6 +33,7 @@
 pub mod auth;
 pub mod pipeline;
 mod requests;
+pub mod tls;
 pub mod writer;
 
 use std::{

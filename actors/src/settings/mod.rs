@@ -80,6 +80,22 @@ pub struct ListenSettings {
     pub socket: String,
     /// TCP address for peer links (`ip:port`).
     pub peer: String,
+    /// TLS on the client TCP port (docs/PROTOCOL.md §1.1).
+    pub client_tls: ClientTls,
+}
+
+/// `listen.client_tls`: what the client TCP port asks of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTls {
+    /// Plaintext, as the UNIX socket.
+    Off,
+    /// TLS with this node's certificate (`tls.cert`, `tls.key`); clients
+    /// verify it against the cluster CA.
+    On,
+    /// TLS, and each client presents a certificate the cluster CA
+    /// (`tls.ca`) signed.
+    Mutual,
 }
 
 /// `[tls]`: PEM files for peer links; all three set, or all three empty.

@@ -184,6 +184,17 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         );
     }
 
+    if s.listen.client_tls != super::ClientTls::Off {
+        p.check(!s.tls.is_empty(), "listen.client_tls", || {
+            "TLS on the client port needs tls.ca, tls.cert and tls.key (the node presents \
+             tls.cert; \"mutual\" checks clients against tls.ca)"
+                .into()
+        });
+        p.check(!s.listen.client.is_empty(), "listen.client_tls", || {
+            "is set but listen.client is empty: there is no client TCP port".into()
+        });
+    }
+
     // Debug mode: plaintext, unauthenticated peer links, registration over
     // TCP. Never where anyone but this host can reach it, never in
     // production.
