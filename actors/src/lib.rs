@@ -22,11 +22,16 @@
 //!   `RegistrySession` (one per xlReg client connection).
 //! - [`membership::ClusterMembership`]: a node's xlReg client, reporting
 //!   the members it discovers.
+//!
+//! Besides the actors, [`http`] serves the read-only HTTP/JSON API on
+//! actix-web worker threads from the supervisor's read view
+//! (docs/HTTP.md).
 
 pub mod admission;
 pub mod backoff;
 pub mod client;
 pub mod hlc;
+pub mod http;
 pub mod input;
 pub mod links;
 pub mod listen;

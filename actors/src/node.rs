@@ -91,6 +91,14 @@ pub enum NodeError {
     /// The TLS files could not be loaded.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The HTTP API could not listen.
+    #[error("cannot listen for the HTTP API on {addr} (http.listen): {source}")]
+    Http {
+        /// The configured address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The metrics endpoint could not listen.
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics {
@@ -404,7 +412,7 @@ pub async fn run(
             own_uid,
         }),
         supervisor: supervisor.clone(),
-        view,
+        view: view.clone(),
         stats: stats.clone(),
         next_key: AtomicU64::new(1),
         subscriptions: SharedLedger::new(
@@ -439,6 +447,33 @@ pub async fn run(
                 source,
             })?;
             info!(address = %server.local_addr, "metrics endpoint listening");
+            Some(server)
+        }
+    };
+    let api = match settings.http.listen.as_str() {
+        "" => None,
+        addr => {
+            let api = crate::http::Api::new(
+                (
+                    view.clone(),
+                    supervisor.clone(),
+                    peers.directory.clone(),
+                    stats.clone(),
+                ),
+                crate::http::NodeIdentity {
+                    name: node.name.clone(),
+                    cluster: node.cluster.clone(),
+                    environment: node.environment.clone(),
+                },
+                &settings.http,
+                &settings.limits,
+            );
+            let server =
+                crate::http::start(&settings.http, api).map_err(|source| NodeError::Http {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            info!(address = %server.local_addr, "HTTP API listening");
             Some(server)
         }
     };
@@ -624,6 +659,9 @@ pub async fn run(
         );
         acceptor.writers.abort_all();
         peer_tasks.abort_all();
+    }
+    if let Some(api) = api {
+        api.stop().await;
     }
     if let Some(metrics) = metrics {
         metrics.stop().await;

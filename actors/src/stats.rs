@@ -9,6 +9,7 @@
 //! depth where the actor has a bounded queue.
 
 mod actor;
+pub mod http;
 mod xlreg;
 
 pub use actor::{ActorMetrics, HandlingTimer};
@@ -229,6 +230,8 @@ pub struct Stats {
     pub regex_memory: Gauge,
     /// xlReg clusters this node refused to join, by reason.
     pub xlreg_cluster_refusals: Family<ReasonLabel, PromCounter>,
+    /// The HTTP/JSON API's requests.
+    pub http: http::HttpMetrics,
     actors_live: Family<KindLabel, PromGauge>,
     actors_started: Family<KindLabel, PromCounter>,
     actors_stopped: Family<KindLabel, PromCounter>,
@@ -298,6 +301,7 @@ impl Stats {
             subscription_refusals: Family::default(),
             regex_memory: Gauge::default(),
             xlreg_cluster_refusals: Family::default(),
+            http: http::HttpMetrics::default(),
             actors_live: Family::default(),
             actors_started: Family::default(),
             actors_stopped: Family::default(),
@@ -312,6 +316,7 @@ impl Stats {
 
     fn register_all(&mut self) {
         let r = &mut self.registry;
+        self.http.register(r);
         r.register(
             "client_connections",
             "Client connections open",

@@ -37,6 +37,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// The metrics and health endpoint.
     pub metrics: MetricsSettings,
+    /// The HTTP/JSON API.
+    pub http: HttpSettings,
     /// The xlReg cluster registry, served here or joined.
     pub xlreg: XlregSettings,
     /// Logging.
@@ -254,6 +256,23 @@ pub struct SyncSettings {
 pub struct MetricsSettings {
     /// `ip:port` of /metrics, /health and /ready; empty disables it.
     pub listen: String,
+}
+
+/// `[http]`: the HTTP/JSON API (docs/HTTP.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `ip:port` of the read-only API; empty disables it.
+    pub listen: String,
+    /// Services in one page of `GET /v1/services` at most (and when the
+    /// request gives no `limit`).
+    pub page_limit: usize,
+    /// Connections the API holds at once; more wait in the kernel's
+    /// accept queue.
+    pub max_connections: usize,
+    /// Largest request (query string and body), in bytes; larger ones are
+    /// answered 413.
+    pub max_request_bytes: usize,
 }
 
 /// `[xlreg]`: the cluster registry.

@@ -426,6 +426,22 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
     });
 
     // [metrics]
+    if !s.http.listen.is_empty() {
+        if let Some(problem) = socket_addr_problem(&s.http.listen) {
+            p.add("http.listen", problem);
+        }
+    }
+    p.check(s.http.page_limit >= 1, "http.page_limit", || {
+        "must be at least 1".into()
+    });
+    p.check(s.http.max_connections >= 1, "http.max_connections", || {
+        "must be at least 1".into()
+    });
+    p.check(
+        s.http.max_request_bytes >= 1024,
+        "http.max_request_bytes",
+        || "must be at least 1024".into(),
+    );
     if !s.metrics.listen.is_empty() {
         if let Some(problem) = socket_addr_problem(&s.metrics.listen) {
             p.add("metrics.listen", problem);
