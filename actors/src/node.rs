@@ -92,7 +92,7 @@ pub enum NodeError {
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
     /// The HTTP API could not listen.
-    #[error("cannot listen for the HTTP API on {addr} (http.listen): {source}")]
+    #[error("cannot serve the HTTP API on {addr}: {source}")]
     Http {
         /// The configured address.
         addr: String,
@@ -450,33 +450,14 @@ pub async fn run(
             Some(server)
         }
     };
-    let api = match settings.http.listen.as_str() {
-        "" => None,
-        addr => {
-            let api = crate::http::Api::new(
-                (
-                    view.clone(),
-                    supervisor.clone(),
-                    peers.directory.clone(),
-                    stats.clone(),
-                ),
-                crate::http::NodeIdentity {
-                    name: node.name.clone(),
-                    cluster: node.cluster.clone(),
-                    environment: node.environment.clone(),
-                },
-                &settings.http,
-                &settings.limits,
-            );
-            let server =
-                crate::http::start(&settings.http, api).map_err(|source| NodeError::Http {
-                    addr: addr.to_string(),
-                    source,
-                })?;
-            info!(address = %server.local_addr, "HTTP API listening");
-            Some(server)
-        }
-    };
+    let api_servers = start_api(
+        &settings,
+        &view,
+        &supervisor,
+        &peers.directory,
+        &stats,
+        &shared,
+    )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(registry) =
         crate::xlreg::host(&settings, stop_rx.clone(), Some(stats.clone())).await?
@@ -639,6 +620,9 @@ pub async fn run(
 
     let open = acceptor.writers.len();
     info!(open, "shutting down: no longer accepting connections");
+    for server in api_servers {
+        server.stop().await;
+    }
     let Listeners { socket_path, .. } = listeners;
     // Peers first: the final LinkDelete goes out, then the links close.
     let _ = supervisor.send(Shutdown).await;
@@ -659,9 +643,6 @@ pub async fn run(
         );
         acceptor.writers.abort_all();
         peer_tasks.abort_all();
-    }
-    if let Some(api) = api {
-        api.stop().await;
     }
     if let Some(metrics) = metrics {
         metrics.stop().await;
@@ -729,4 +710,61 @@ async fn next_handshake(port: &mut Option<TlsPort>) -> Option<Handshaken> {
         Some(port) => port.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// Starts the HTTP API on `http.listen` (read-only) and `http.socket`
+/// (with registration by lease), as configured.
+fn start_api(
+    settings: &Settings,
+    view: &ServicesView,
+    supervisor: &Addr<CatalogueSupervisor>,
+    directory: &PeerDirectory,
+    stats: &Arc<Stats>,
+    shared: &Arc<ClientShared>,
+) -> Result<Vec<crate::http::ApiServer>, NodeError> {
+    let http = &settings.http;
+    let node = &settings.node;
+    let api = crate::http::Api::new(
+        (
+            view.clone(),
+            supervisor.clone(),
+            directory.clone(),
+            stats.clone(),
+        ),
+        crate::http::NodeIdentity {
+            name: node.name.clone(),
+            cluster: node.cluster.clone(),
+            environment: node.environment.clone(),
+        },
+        http,
+        &settings.limits,
+    );
+    let mut servers = Vec::new();
+    if !http.listen.is_empty() {
+        let server = crate::http::start(http, api.clone()).map_err(|source| NodeError::Http {
+            addr: http.listen.clone(),
+            source,
+        })?;
+        if let Some(address) = server.local_addr {
+            info!(%address, "HTTP API listening");
+        }
+        servers.push(server);
+    }
+    if !http.socket.is_empty() {
+        let registrar = crate::http::Registrar {
+            keeper: crate::http::LeaseKeeper::new(http.max_leases, supervisor.clone()).start(),
+            shared: shared.clone(),
+            max_ttl: http.max_lease_ttl,
+        };
+        let path = PathBuf::from(&http.socket);
+        let server = crate::http::start_unix(&path, http, api, registrar).map_err(|source| {
+            NodeError::Http {
+                addr: http.socket.clone(),
+                source,
+            }
+        })?;
+        info!(socket = %path.display(), "HTTP API listening on a UNIX socket, with registration");
+        servers.push(server);
+    }
+    Ok(servers)
 }

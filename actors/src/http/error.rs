@@ -28,6 +28,21 @@ pub enum ApiError {
         /// The request's path.
         path: String,
     },
+    /// The caller may not register (uid and gid not allowed).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The URI is registered on this node by someone else.
+    #[error("{0}")]
+    Conflict(String),
+    /// No such lease.
+    #[error("{0}")]
+    NoLease(String),
+    /// The lease is another user's.
+    #[error("{0}")]
+    NotOwner(String),
+    /// `http.max_leases` are held.
+    #[error("{0}")]
+    TooManyLeases(String),
     /// The node could not answer (it is stopping).
     #[error("the node cannot answer now: {0}")]
     Unavailable(String),
@@ -41,6 +56,11 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::NotFound { .. } => "not_found",
+            ApiError::NotAllowed(_) => "not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::NoLease(_) => "no_lease",
+            ApiError::NotOwner(_) => "not_owner",
+            ApiError::TooManyLeases(_) => "too_many_leases",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -51,7 +71,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRegex(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::NoLease(_) => StatusCode::NOT_FOUND,
+            ApiError::NotAllowed(_) | ApiError::NotOwner(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyLeases(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -2,7 +2,9 @@
 //! can read from a node without the native protocol.
 //!
 //! Served by actix-web on `http.listen`, on worker threads of its own, and
-//! read-only over TCP:
+//! read-only over TCP; the same API on the UNIX socket `http.socket` adds
+//! registration by lease ([`register`], [`leases`], [`lease_table`]). The
+//! read endpoints:
 //!
 //! * `GET /v1/services?match=REGEX&limit=N&after=URI`: the visible
 //!   services in URI order, a page at a time ([`services`]);
@@ -21,9 +23,17 @@
 pub mod cluster;
 pub mod error;
 pub mod json;
+pub mod lease_table;
+pub mod leases;
+pub mod register;
 pub mod services;
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
 
 use actix::Addr;
 use actix_web::{
@@ -35,6 +45,8 @@ use actix_web::{
 use futures_util::FutureExt;
 
 pub use error::ApiError;
+pub use leases::LeaseKeeper;
+pub use register::{PeerCred, Registrar};
 
 use crate::{
     peer::directory::PeerDirectory,
@@ -108,8 +120,10 @@ impl Api {
 
 /// A running API listener.
 pub struct ApiServer {
-    /// Where it listens.
-    pub local_addr: SocketAddr,
+    /// Where it listens (TCP), if over TCP.
+    pub local_addr: Option<SocketAddr>,
+    /// Its socket file, if over a UNIX socket; removed at stop.
+    pub socket: Option<PathBuf>,
     handle: ServerHandle,
 }
 
@@ -117,13 +131,57 @@ impl ApiServer {
     /// Stops it, letting requests in progress finish.
     pub async fn stop(self) {
         self.handle.stop(true).await;
+        if let Some(path) = self.socket {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove the HTTP API socket file");
+            }
+        }
     }
+}
+
+/// Serves the API with registration by lease on the UNIX socket `path`
+/// (a stale socket file is replaced, a live one refused, as for
+/// `listen.socket`).
+pub fn start_unix(
+    path: &Path,
+    settings: &HttpSettings,
+    api: Api,
+    registrar: Registrar,
+) -> std::io::Result<ApiServer> {
+    let listener = crate::listen::bind_unix(path)
+        .map_err(std::io::Error::other)?
+        .into_std()?;
+    let max_connections = settings.max_connections.div_ceil(WORKERS);
+    let server = HttpServer::new(move || app(api.clone(), Some(registrar.clone())))
+        .workers(WORKERS)
+        .max_connections(max_connections)
+        .disable_signals()
+        .on_connect(|conn, extensions| {
+            if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::UnixStream>() {
+                if let Ok(cred) = stream.peer_cred() {
+                    extensions.insert(PeerCred {
+                        uid: cred.uid(),
+                        gid: cred.gid(),
+                        pid: cred.pid(),
+                    });
+                }
+            }
+        })
+        .listen_uds(listener)?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(ApiServer {
+        local_addr: None,
+        socket: Some(path.to_path_buf()),
+        handle,
+    })
 }
 
 /// Binds `settings.listen` and serves the read-only API on it.
 pub fn start(settings: &HttpSettings, api: Api) -> std::io::Result<ApiServer> {
     let max_connections = settings.max_connections.div_ceil(WORKERS);
-    let server = HttpServer::new(move || app(api.clone()))
+    let server = HttpServer::new(move || app(api.clone(), None))
         .workers(WORKERS)
         .max_connections(max_connections)
         .disable_signals()
@@ -136,12 +194,18 @@ pub fn start(settings: &HttpSettings, api: Api) -> std::io::Result<ApiServer> {
     let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(server);
-    Ok(ApiServer { local_addr, handle })
+    Ok(ApiServer {
+        local_addr: Some(local_addr),
+        socket: None,
+        handle,
+    })
 }
 
-/// The application: routes, limits, JSON errors and metrics.
+/// The application: routes (the write routes with a `registrar`), limits,
+/// JSON errors and metrics.
 fn app(
     api: Api,
+    registrar: Option<Registrar>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -169,6 +233,15 @@ fn app(
         .route("/v1/links", web::get().to(cluster::links))
         .route("/v1/peers", web::get().to(cluster::peers))
         .route("/v1/node", web::get().to(cluster::node))
+        .configure(|config| {
+            if let Some(registrar) = registrar {
+                config
+                    .app_data(web::Data::new(registrar))
+                    .route("/v1/services", web::put().to(register::register))
+                    .route("/v1/leases/{id}", web::put().to(register::renew))
+                    .route("/v1/leases/{id}", web::delete().to(register::revoke));
+            }
+        })
         .default_service(web::to(not_found))
         .wrap_fn(move |req, srv| {
             let started = Instant::now();

@@ -273,6 +273,14 @@ pub struct HttpSettings {
     /// Largest request (query string and body), in bytes; larger ones are
     /// answered 413.
     pub max_request_bytes: usize,
+    /// Path of the UNIX socket serving the API *with* registration by
+    /// lease (SO_PEERCRED checked like the native socket); empty: none.
+    pub socket: String,
+    /// Leases held at once at most.
+    pub max_leases: usize,
+    /// Longest TTL a lease may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_lease_ttl: Duration,
 }
 
 /// `[xlreg]`: the cluster registry.

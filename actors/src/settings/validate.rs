@@ -431,6 +431,19 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
             p.add("http.listen", problem);
         }
     }
+    p.check(s.http.max_leases >= 1, "http.max_leases", || {
+        "must be at least 1".into()
+    });
+    p.check(
+        s.http.max_lease_ttl >= std::time::Duration::from_secs(1),
+        "http.max_lease_ttl",
+        || "must be at least 1s".into(),
+    );
+    p.check(
+        s.http.socket.is_empty() || s.http.socket != s.listen.socket,
+        "http.socket",
+        || "must differ from listen.socket".into(),
+    );
     p.check(s.http.page_limit >= 1, "http.page_limit", || {
         "must be at least 1".into()
     });
