@@ -29,7 +29,7 @@
 
 pub mod registry_actor;
 pub mod session_actor;
-pub mod sources;
+pub use catalogue_xlreg::sources;
 
 use std::{
     collections::BTreeMap,
@@ -56,7 +56,7 @@ pub use session_actor::RegistrySession;
 pub use sources::SourceLimits;
 
 use super::{
-    XlregError,
+    XlregConfig, XlregError,
     admission::Admission,
     commit::Committer,
     hello::{Hello, HelloReply},
@@ -118,6 +118,27 @@ pub struct ServerConfig {
     /// The node's metrics, for the registry and session actors (none in
     /// unit tests).
     pub metrics: Option<Arc<crate::stats::Stats>>,
+}
+
+impl ServerConfig {
+    /// The server configuration of `config`, loading its admission lists
+    /// and files.
+    pub fn new(
+        config: &XlregConfig,
+        metrics: Option<Arc<crate::stats::Stats>>,
+    ) -> Result<ServerConfig, XlregError> {
+        Ok(ServerConfig {
+            listen: config.listen.clone(),
+            data_dir: config.data_dir.clone(),
+            handshake_timeout: config.handshake_timeout,
+            max_handshakes: config.max_handshakes,
+            idle_timeout: config.idle_timeout,
+            sources: config.sources,
+            limits: config.limits,
+            admission: Admission::from_config(&config.admit)?,
+            metrics,
+        })
+    }
 }
 
 /// Counters of a hosted registry.

@@ -248,7 +248,7 @@ mod tests {
         let token = again.token(&["h:1".into()]).expect("token");
         assert_eq!(token.id, Some(vec![7; 32]));
         assert_eq!(token.my_ends, vec!["h:1".to_string()]);
-        crate::xlreg::token::check(&token).expect("a valid token");
+        crate::token::check(&token).expect("a valid token");
 
         let mut again = again;
         again.forget().expect("forget");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::xlreg::{
+use crate::{
     admission::{Admission, AdmissionError},
     ext::admission_proof,
     keys,

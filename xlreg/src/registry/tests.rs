@@ -2,7 +2,7 @@
 //! sockets.
 
 use super::*;
-use crate::xlreg::test_support::{new_client, returning_client, token_with};
+use crate::test_support::{new_client, returning_client, token_with};
 
 mod abuse;
 
@@ -97,7 +97,7 @@ fn a_new_client_gets_an_id_and_keeps_its_attrs() {
     {
         token.attrs = Some(0x42);
         *signature = token::sign(
-            crate::xlreg::test_support::client_key(0),
+            crate::test_support::client_key(0),
             &token::signed_bytes(token),
         )
         .expect("sign");
@@ -136,7 +136,7 @@ fn names_are_uniquified_and_ids_assigned_when_taken() {
         let mut token = token_with(2, name, 0, &[]);
         token.id = Some(vec![0xAA; 20]);
         let signature = token::sign(
-            crate::xlreg::test_support::client_key(2),
+            crate::test_support::client_key(2),
             &token::signed_bytes(&token),
         )
         .expect("sign");

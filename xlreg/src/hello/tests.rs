@@ -4,7 +4,7 @@
 //! handshake message is refused.
 
 use super::*;
-use crate::xlreg::test_support::{hex, server_key};
+use crate::test_support::{hex, server_key};
 
 /// A 2048-bit RSA key used by these tests only, never anywhere else.
 const KAT_KEY: &[u8] = include_bytes!("test-only-kat-key.pem");

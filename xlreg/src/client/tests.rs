@@ -8,7 +8,7 @@ use tokio::{
 };
 
 use super::*;
-use crate::xlreg::{
+use crate::{
     crypto,
     hello::{Hello, HelloReply},
     test_support::server_key,

@@ -434,7 +434,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::xlreg::test_support::{client_key, server_key};
+    use crate::test_support::{client_key, server_key};
 
     #[test]
     fn fingerprints_print_and_parse() {

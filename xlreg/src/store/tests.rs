@@ -3,7 +3,7 @@
 use std::fs;
 
 use super::*;
-use crate::xlreg::{
+use crate::{
     protocol::ClusterInfo,
     test_support::{hex, token_with},
 };

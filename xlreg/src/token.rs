@@ -172,7 +172,7 @@ pub fn check(token: &Token) -> Result<CheckedToken, TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xlreg::test_support::{client_key, hex, token_of};
+    use crate::test_support::{client_key, hex, token_of};
 
     #[test]
     fn signed_bytes_layout() {

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use catalogue_proto::reg::{XlRegMsg, xl_reg_msg::Tag};
 
 use super::*;
-use crate::xlreg::test_support::hex;
+use crate::test_support::hex;
 
 fn seq<const N: usize>(start: u8) -> [u8; N] {
     let mut out = [0u8; N];

@@ -12,7 +12,7 @@
 //!   ([`super::ext::admission_proof`]).
 //!
 //! Both set: both are required. The check is plain code
-//! ([`Admission::check`]); [`Admission::from_settings`] reads the listed
+//! ([`Admission::check`]); [`Admission::from_config`] reads the listed
 //! key files and the secret file at start and names the setting at fault.
 
 use std::{collections::HashSet, path::Path};
@@ -22,7 +22,7 @@ use super::{
     ext::admission_proof,
     keys::{self, Fingerprint, PublicKey},
 };
-use crate::settings::XlregAdmitSettings;
+use crate::config::AdmitConfig;
 
 /// Shortest shared secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 16;
@@ -121,7 +121,7 @@ impl Admission {
     /// (`sha256:<hex>`), a PEM public key, or the path of a PEM public key
     /// file; `secret_file` names a file whose contents (less a trailing
     /// newline) are the secret.
-    pub fn from_settings(admit: &XlregAdmitSettings) -> Result<Admission, AdmitConfigError> {
+    pub fn from_config(admit: &AdmitConfig) -> Result<Admission, AdmitConfigError> {
         let keys = if admit.keys.is_empty() {
             None
         } else {
@@ -190,7 +190,7 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xlreg::test_support::client_key;
+    use crate::test_support::client_key;
 
     const SALT2: [u8; 8] = [3; 8];
     const SECRET: &[u8] = b"a shared secret of the cluster";
@@ -263,7 +263,7 @@ mod tests {
         std::fs::write(&file, &pem).expect("write");
         let secret = dir.path().join("secret");
         std::fs::write(&secret, b"0123456789abcdef\n").expect("write");
-        let settings = XlregAdmitSettings {
+        let settings = AdmitConfig {
             keys: vec![
                 keys::format_fingerprint(&keys::fingerprint(&der(0))),
                 file.display().to_string(),
@@ -277,7 +277,7 @@ mod tests {
             ],
             secret_file: secret.display().to_string(),
         };
-        let a = Admission::from_settings(&settings).expect("loads");
+        let a = Admission::from_config(&settings).expect("loads");
         let proof = admission_proof(b"0123456789abcdef", &SALT2).expect("hmac");
         for i in 0..3 {
             assert_eq!(a.check(&der(i), Some(&proof), &SALT2), Ok(()), "key {i}");
@@ -285,7 +285,7 @@ mod tests {
         assert!(a.check(&der(3), Some(&proof), &SALT2).is_err());
 
         let bad = |keys: Vec<String>, secret_file: &str| {
-            Admission::from_settings(&XlregAdmitSettings {
+            Admission::from_config(&AdmitConfig {
                 keys,
                 secret_file: secret_file.into(),
             })
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(e.key, "xlreg.admit.secret_file", "{e}");
         assert!(e.problem.contains("at least 16"), "{e}");
         assert!(
-            Admission::from_settings(&XlregAdmitSettings::default())
+            Admission::from_config(&AdmitConfig::default())
                 .expect("empty")
                 .is_open()
         );
