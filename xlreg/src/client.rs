@@ -44,9 +44,10 @@ use tokio::{
 use tokio_util::codec::Framed;
 
 use super::{
+    crypto::Salt,
     ext::{self, Envelope},
     frame::{FrameError, MsgCodec, Role},
-    hello::{HandshakeError, Hello, HelloReply, REPLY_WIRE_LEN, Salt},
+    hello::{HandshakeError, Hello, HelloReply, REPLY_WIRE_LEN},
     identity::{Identity, IdentityError},
     keys::PublicKey,
     protocol::{ClusterInfo, ClusterRef, Reply},

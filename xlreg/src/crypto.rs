@@ -15,6 +15,8 @@ use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
 
+use super::version::Scheme;
+
 /// AES block (and IV) length.
 pub const BLOCK_LEN: usize = 16;
 /// AES-256 key length.
@@ -26,6 +28,15 @@ pub const TAG_LEN: usize = 32;
 pub type AesKey = [u8; KEY_LEN];
 /// An AES-CBC initialisation vector.
 pub type Iv = [u8; BLOCK_LEN];
+/// Length of a salt.
+pub const SALT_LEN: usize = 8;
+/// A salt (`Salt1` from the client's Hello, `Salt2` from the registry's
+/// HelloReply).
+pub type Salt = [u8; SALT_LEN];
+/// HKDF info of the client-to-server MAC key.
+pub const INFO_CLIENT_TO_SERVER: &[u8] = b"xlReg v2 MAC client to server";
+/// HKDF info of the server-to-client MAC key.
+pub const INFO_SERVER_TO_CLIENT: &[u8] = b"xlReg v2 MAC server to client";
 
 /// Why a symmetric operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +156,51 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The keys of one session, from the HelloReply.
+#[derive(Clone)]
+pub struct SessionKeys {
+    pub(crate) scheme: Scheme,
+    pub(crate) key2: AesKey,
+    pub(crate) iv2: Iv,
+    pub(crate) mac_client_to_server: [u8; 32],
+    pub(crate) mac_server_to_client: [u8; 32],
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeys")
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionKeys {
+    /// Derives the session's keys (the MAC keys are used by v2 only).
+    pub fn derive(
+        scheme: Scheme,
+        key2: &AesKey,
+        iv2: &Iv,
+        salt1: &Salt,
+        salt2: &Salt,
+    ) -> Result<SessionKeys, CryptoError> {
+        let mut salt = [0u8; 16];
+        salt[..8].copy_from_slice(salt1);
+        salt[8..].copy_from_slice(salt2);
+        Ok(SessionKeys {
+            scheme,
+            key2: *key2,
+            iv2: *iv2,
+            mac_client_to_server: hkdf_sha256(&salt, key2, INFO_CLIENT_TO_SERVER)?,
+            mac_server_to_client: hkdf_sha256(&salt, key2, INFO_SERVER_TO_CLIENT)?,
+        })
+    }
+
+    /// The session scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
 }
 
 #[cfg(test)]

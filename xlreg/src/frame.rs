@@ -18,7 +18,8 @@
 //! anything is decrypted, so a tampered frame never reaches the padding
 //! check (no padding oracle). The MAC keys come from HKDF-SHA256 with
 //! key2 as input keying material, `salt1 ‖ salt2` as salt, and the info
-//! strings [`INFO_CLIENT_TO_SERVER`] and [`INFO_SERVER_TO_CLIENT`]: one key
+//! strings [`crypto::INFO_CLIENT_TO_SERVER`] and
+//! [`crypto::INFO_SERVER_TO_CLIENT`]: one key
 //! per direction, so a frame cannot be reflected back to its sender. `seq`
 //! is the big-endian count of frames sent before this one in the same
 //! direction (the first is 0); it is not sent, both ends count, so a frame
@@ -34,9 +35,8 @@ use prost::Message;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::{
-    crypto::{self, AesKey, BLOCK_LEN, CryptoError, Iv, TAG_LEN},
+    crypto::{self, AesKey, BLOCK_LEN, CryptoError, Iv, SessionKeys, TAG_LEN},
     ext::Envelope,
-    hello::Salt,
     version::Scheme,
 };
 
@@ -47,10 +47,6 @@ pub const MAX_FRAME_LEN: usize = 64 * 1024;
 /// Largest encoded message that fits a frame of either version (room for
 /// the IV, a full padding block and the tag).
 pub const MAX_MESSAGE_LEN: usize = MAX_FRAME_LEN - BLOCK_LEN - BLOCK_LEN - TAG_LEN;
-/// HKDF info of the client-to-server MAC key.
-pub const INFO_CLIENT_TO_SERVER: &[u8] = b"xlReg v2 MAC client to server";
-/// HKDF info of the server-to-client MAC key.
-pub const INFO_SERVER_TO_CLIENT: &[u8] = b"xlReg v2 MAC server to client";
 
 /// Why a frame could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
@@ -90,50 +86,9 @@ pub enum Role {
     Client,
 }
 
-/// The keys of one session, from the HelloReply.
-#[derive(Clone)]
-pub struct SessionKeys {
-    scheme: Scheme,
-    key2: AesKey,
-    iv2: Iv,
-    mac_client_to_server: [u8; 32],
-    mac_server_to_client: [u8; 32],
-}
-
-impl std::fmt::Debug for SessionKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKeys")
-            .field("scheme", &self.scheme)
-            .finish_non_exhaustive()
-    }
-}
-
+/// How a session's keys seal and open frames (the keys themselves are
+/// [`crypto::SessionKeys`]).
 impl SessionKeys {
-    /// Derives the session's keys (the MAC keys are used by v2 only).
-    pub fn derive(
-        scheme: Scheme,
-        key2: &AesKey,
-        iv2: &Iv,
-        salt1: &Salt,
-        salt2: &Salt,
-    ) -> Result<SessionKeys, CryptoError> {
-        let mut salt = [0u8; 16];
-        salt[..8].copy_from_slice(salt1);
-        salt[8..].copy_from_slice(salt2);
-        Ok(SessionKeys {
-            scheme,
-            key2: *key2,
-            iv2: *iv2,
-            mac_client_to_server: crypto::hkdf_sha256(&salt, key2, INFO_CLIENT_TO_SERVER)?,
-            mac_server_to_client: crypto::hkdf_sha256(&salt, key2, INFO_SERVER_TO_CLIENT)?,
-        })
-    }
-
-    /// The session scheme.
-    pub fn scheme(&self) -> Scheme {
-        self.scheme
-    }
-
     /// MAC key of frames sent by `role`.
     fn mac_key_of(&self, role: Role) -> [u8; 32] {
         match role {

@@ -19,23 +19,17 @@
 //! the reply is the one the server will use (see [`super::version`]).
 
 use super::{
-    crypto::{self, AesKey, CryptoError, Iv},
-    frame::SessionKeys,
+    crypto::{self, AesKey, CryptoError, Iv, SALT_LEN, Salt, SessionKeys},
     keys::{KeyError, PrivateKey, PublicKey},
     version::{Scheme, Version},
 };
 
-/// Length of a salt.
-pub const SALT_LEN: usize = 8;
 /// Length of the Hello plaintext.
 pub const HELLO_LEN: usize = 60;
 /// Length of the HelloReply plaintext.
 pub const REPLY_LEN: usize = 68;
 /// Length of the HelloReply on the wire (the plaintext padded to 5 blocks).
 pub const REPLY_WIRE_LEN: usize = 80;
-
-/// A salt.
-pub type Salt = [u8; SALT_LEN];
 
 /// Why a handshake message was refused.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,8 @@
 //! - [`registry`], [`store`], [`commit`]: the rules (with the bounds against
 //!   abuse and the client TTL), the durable log, group commit.
 //! - [`sources`]: per-source bounds on a registry's connections.
-//! - [`config`]: how a hosted registry is configured ([`XlregConfig`]).
+//! - [`config`]: how a hosted registry is configured ([`XlregConfig`]);
+//!   [`metrics`]: its counters and their Prometheus collector.
 //! - [`client`], [`identity`]: the async client that cluster formation and
 //!   the command line use.
 
@@ -34,6 +35,7 @@ pub mod frame;
 pub mod hello;
 pub mod identity;
 pub mod keys;
+pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod session;
@@ -49,5 +51,6 @@ pub use client::{ClientError, ClientOptions, Member, Members, Registered, Regist
 pub use config::{AdmitConfig, XlregConfig};
 pub use identity::{Identity, IdentityError};
 pub use keys::{KeyError, PrivateKey, PublicKey};
+pub use metrics::{XlregCollector, XlregStats};
 pub use protocol::{ClusterInfo, ClusterRef, Creator};
 pub use version::Version;

@@ -20,7 +20,7 @@ use catalogue_proto::{
     regext::XlRegExt,
 };
 
-use super::{ext::Envelope, hello::SALT_LEN, keys::Fingerprint};
+use super::{crypto::SALT_LEN, ext::Envelope, keys::Fingerprint};
 
 /// Why a message was refused for its shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,8 +12,8 @@
 //! ([`SessionState::extensions`]); a seed client's session never sees one.
 
 use super::{
+    crypto::Salt,
     ext::{self, Envelope},
-    hello::Salt,
     protocol::{ProtocolError, Reply, Request, parse_request},
 };
 

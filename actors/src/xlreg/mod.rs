@@ -21,7 +21,8 @@ pub use catalogue_xlreg::{
     Secret, Version, XlregConfig, admission, client, commit, config, crypto, ext, frame, hello,
     identity, keys, protocol, registry, session, sources, store, token, version,
 };
-pub use server::{ServerConfig, XlregStats};
+pub use catalogue_xlreg::{XlregCollector, XlregStats, metrics};
+pub use server::ServerConfig;
 
 use std::sync::Arc;
 

@@ -32,12 +32,11 @@ pub mod session_actor;
 pub use catalogue_xlreg::sources;
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -56,7 +55,7 @@ pub use session_actor::RegistrySession;
 pub use sources::SourceLimits;
 
 use super::{
-    XlregConfig, XlregError,
+    XlregConfig, XlregError, XlregStats,
     admission::Admission,
     commit::Committer,
     hello::{Hello, HelloReply},
@@ -138,71 +137,6 @@ impl ServerConfig {
             admission: Admission::from_config(&config.admit)?,
             metrics,
         })
-    }
-}
-
-/// Counters of a hosted registry.
-#[derive(Debug, Default)]
-pub struct XlregStats {
-    /// Connections accepted.
-    pub connections: AtomicU64,
-    /// Connections closed at once because too many were waiting.
-    pub connections_refused: AtomicU64,
-    /// Hellos refused (closed silently).
-    pub hellos_refused: AtomicU64,
-    /// Handshakes completed (client identified).
-    pub handshakes_completed: AtomicU64,
-    /// Connections closed at the handshake deadline.
-    pub handshake_timeouts: AtomicU64,
-    /// Session frames that did not open or decode.
-    pub frames_refused: AtomicU64,
-    /// Sessions open now.
-    pub sessions_open: AtomicU64,
-    /// Identified sessions closed after `idle_timeout` of silence.
-    pub idle_closed: AtomicU64,
-    /// Clients registered now.
-    pub clients: AtomicU64,
-    /// Clusters now.
-    pub clusters: AtomicU64,
-    /// Clients forgotten past the client TTL.
-    pub clients_expired: AtomicU64,
-    /// Clusters forgotten past the client TTL.
-    pub clusters_expired: AtomicU64,
-    /// Connections and requests refused, by reason (per-source bounds,
-    /// admission, caps, and every other refusal of the registry).
-    pub refusals: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl XlregStats {
-    /// Counts a refusal.
-    pub fn refused(&self, reason: &'static str) {
-        *self
-            .refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(reason)
-            .or_default() += 1;
-    }
-
-    /// The refusals so far, by reason.
-    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
-        self.refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Records how many clients and clusters the registry holds.
-    pub fn set_sizes(&self, clients: usize, clusters: usize) {
-        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
-        self.clients.store(n(clients), Ordering::Relaxed);
-        self.clusters.store(n(clusters), Ordering::Relaxed);
-    }
-
-    /// Counts what the TTL let go.
-    pub fn expired(&self, clients: u64, clusters: u64) {
-        self.clients_expired.fetch_add(clients, Ordering::Relaxed);
-        self.clusters_expired.fetch_add(clusters, Ordering::Relaxed);
     }
 }
 

@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 use actix::prelude::*;
 use tracing::{debug, error, info};
 
-use super::XlregStats;
+use crate::xlreg::XlregStats;
 use crate::xlreg::{
     commit::Committer,
     protocol::{Reply, Request},

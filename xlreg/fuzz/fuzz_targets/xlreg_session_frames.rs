@@ -24,8 +24,9 @@
 #![no_main]
 
 use bytes::BytesMut;
-use catalogue_actors::xlreg::{
-    frame::{FrameError, MAX_MESSAGE_LEN, MsgDecoder, Role, SessionKeys},
+use catalogue_xlreg::{
+    crypto::SessionKeys,
+    frame::{FrameError, MAX_MESSAGE_LEN, MsgDecoder, Role},
     protocol::{Reply, Request},
     session::{Next, SessionState},
     version::Scheme,

@@ -21,7 +21,7 @@
 
 use std::sync::OnceLock;
 
-use catalogue_actors::xlreg::{
+use catalogue_xlreg::{
     hello::{HELLO_LEN, Hello, HelloReply},
     keys::{KEY_BITS, PrivateKey, PublicKey},
     version::Version,

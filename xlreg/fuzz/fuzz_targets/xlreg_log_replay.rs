@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use catalogue_actors::xlreg::{
+use catalogue_xlreg::{
     registry::Limits,
     store::{MAGIC, record, replay},
 };

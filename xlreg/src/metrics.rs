@@ -1,15 +1,25 @@
-//! xlReg metrics, read from the registry's own counters at each scrape (a
-//! prometheus-client `Collector`), once a registry is hosted.
+//! A hosted registry's counters ([`XlregStats`]) and their Prometheus
+//! exposition ([`XlregCollector`], a prometheus-client `Collector` that
+//! reads them at each scrape).
+//!
+//! The registry's actors update the counters; the node hands the collector
+//! to its metrics registry through a generic hook (`Stats::add_collector`
+//! in `catalogue-actors`), so this crate knows nothing of the node's
+//! metrics. The series are listed in docs/OPERATIONS.md.
 
-use std::sync::{Arc, OnceLock, atomic::Ordering};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
     metrics::{counter::ConstCounter, gauge::ConstGauge},
 };
-
-use crate::xlreg::XlregStats;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Label {
@@ -26,24 +36,87 @@ struct What {
     what: &'static str,
 }
 
-/// Encodes the hosted registry's counters, if there is one.
+/// Counters of a hosted registry.
 #[derive(Debug, Default)]
+pub struct XlregStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections closed at once because too many were waiting.
+    pub connections_refused: AtomicU64,
+    /// Hellos refused (closed silently).
+    pub hellos_refused: AtomicU64,
+    /// Handshakes completed (client identified).
+    pub handshakes_completed: AtomicU64,
+    /// Connections closed at the handshake deadline.
+    pub handshake_timeouts: AtomicU64,
+    /// Session frames that did not open or decode.
+    pub frames_refused: AtomicU64,
+    /// Sessions open now.
+    pub sessions_open: AtomicU64,
+    /// Identified sessions closed after `idle_timeout` of silence.
+    pub idle_closed: AtomicU64,
+    /// Clients registered now.
+    pub clients: AtomicU64,
+    /// Clusters now.
+    pub clusters: AtomicU64,
+    /// Clients forgotten past the client TTL.
+    pub clients_expired: AtomicU64,
+    /// Clusters forgotten past the client TTL.
+    pub clusters_expired: AtomicU64,
+    /// Connections and requests refused, by reason (per-source bounds,
+    /// admission, caps, and every other refusal of the registry).
+    pub refusals: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl XlregStats {
+    /// Counts a refusal.
+    pub fn refused(&self, reason: &'static str) {
+        *self
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// The refusals so far, by reason.
+    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
+        self.refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records how many clients and clusters the registry holds.
+    pub fn set_sizes(&self, clients: usize, clusters: usize) {
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        self.clients.store(n(clients), Ordering::Relaxed);
+        self.clusters.store(n(clusters), Ordering::Relaxed);
+    }
+
+    /// Counts what the TTL let go.
+    pub fn expired(&self, clients: u64, clusters: u64) {
+        self.clients_expired.fetch_add(clients, Ordering::Relaxed);
+        self.clusters_expired.fetch_add(clusters, Ordering::Relaxed);
+    }
+}
+
+/// Encodes a hosted registry's counters.
+#[derive(Debug)]
 pub struct XlregCollector {
-    source: OnceLock<Arc<XlregStats>>,
+    source: Arc<XlregStats>,
 }
 
 impl XlregCollector {
-    /// Starts reporting `stats` (the first call wins).
-    pub fn attach(&self, stats: Arc<XlregStats>) {
-        let _ = self.source.set(stats);
+    /// A collector that reports `stats`.
+    pub fn new(stats: Arc<XlregStats>) -> XlregCollector {
+        XlregCollector { source: stats }
     }
 }
 
 impl Collector for XlregCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(s) = self.source.get() else {
-            return Ok(());
-        };
+        let s = &*self.source;
         let get = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
         let handshakes = [
             ("completed", get(&s.handshakes_completed)),
