@@ -477,7 +477,8 @@ impl RegistryClient {
     }
 
     /// `GetCluster`: the members of `cluster` (empty: this session's)
-    /// selected by `which` (`None`: all), as many as fit one message.
+    /// selected by `which` (`None`: all): every one of them that is defined,
+    /// in one reply.
     pub async fn get_cluster(
         &mut self,
         cluster: &ClusterRef,
@@ -504,7 +505,8 @@ impl RegistryClient {
     }
 
     /// Every member of `cluster` (empty: this session's) known now, asking
-    /// again for those that did not fit one reply.
+    /// again for any missing from the reply (a registry from before replies
+    /// carried every member cut them at 64 KiB).
     pub async fn members(&mut self, cluster: &ClusterRef) -> Result<Members, ClientError> {
         let mut all = self.get_cluster(cluster, None).await?;
         // Ask by ID from now on: names could be ambiguous only by mistake.

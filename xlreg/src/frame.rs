@@ -10,7 +10,9 @@
 //! ```
 //!
 //! `len` is big-endian and counts the bytes after it; it may not exceed
-//! [`MAX_FRAME_LEN`] (64 KiB). `msg` is the protobuf encoding of `XLRegMsg`,
+//! the limit of its direction ([`Role::max_frame_len`]): 64 KiB for
+//! requests, and for replies the size of the largest legal cluster's
+//! `ClusterMembers` ([`super::sizes`]). `msg` is the protobuf encoding of `XLRegMsg`,
 //! maybe followed by that of catalogue's extension fields
 //! ([`super::ext::Envelope`]).
 //!
@@ -42,18 +44,22 @@ use super::{
 
 /// Length of the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
-/// Largest `len` accepted or sent: 64 KiB.
-pub const MAX_FRAME_LEN: usize = 64 * 1024;
-/// Largest encoded message that fits a frame of either version (room for
-/// the IV, a full padding block and the tag).
-pub const MAX_MESSAGE_LEN: usize = MAX_FRAME_LEN - BLOCK_LEN - BLOCK_LEN - TAG_LEN;
+pub use super::sizes::{
+    FRAME_OVERHEAD, MAX_REPLY_FRAME_LEN, MAX_REPLY_MESSAGE_LEN, MAX_REQUEST_FRAME_LEN,
+    MAX_REQUEST_MESSAGE_LEN,
+};
 
 /// Why a frame could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The announced length is over the limit.
-    #[error("frame of {0} bytes is over the {MAX_FRAME_LEN}-byte limit")]
-    TooLong(usize),
+    #[error("frame of {len} bytes is over the {max}-byte limit")]
+    TooLong {
+        /// The announced length.
+        len: usize,
+        /// The limit of the frame's direction.
+        max: usize,
+    },
     /// The announced length cannot be a frame of this version.
     #[error("frame of {0} bytes has an impossible length")]
     BadLength(usize),
@@ -86,6 +92,26 @@ pub enum Role {
     Client,
 }
 
+impl Role {
+    /// Largest `len` of the frames `self` sends: a client's requests are
+    /// bounded by [`MAX_REQUEST_FRAME_LEN`], the registry's replies by
+    /// [`MAX_REPLY_FRAME_LEN`].
+    pub fn max_frame_len(self) -> usize {
+        match self {
+            Role::Client => MAX_REQUEST_FRAME_LEN,
+            Role::Server => MAX_REPLY_FRAME_LEN,
+        }
+    }
+
+    /// The other end.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
+}
+
 /// How a session's keys seal and open frames (the keys themselves are
 /// [`crypto::SessionKeys`]).
 impl SessionKeys {
@@ -104,21 +130,20 @@ impl SessionKeys {
             key: self.key2,
             iv2: self.iv2,
             mac_key: self.mac_key_of(role),
+            max_frame: role.max_frame_len(),
             seq: 0,
         }
     }
 
     /// What `role` uses to receive.
     pub fn opener(&self, role: Role) -> Opener {
-        let peer = match role {
-            Role::Client => Role::Server,
-            Role::Server => Role::Client,
-        };
+        let peer = role.peer();
         Opener {
             scheme: self.scheme,
             key: self.key2,
             iv2: self.iv2,
             mac_key: self.mac_key_of(peer),
+            max_frame: peer.max_frame_len(),
             seq: 0,
         }
     }
@@ -130,10 +155,17 @@ pub struct Sealer {
     key: AesKey,
     iv2: Iv,
     mac_key: [u8; 32],
+    /// Largest `len` of this direction.
+    max_frame: usize,
     seq: u64,
 }
 
 impl Sealer {
+    /// Largest message this direction can carry.
+    pub fn max_message_len(&self) -> usize {
+        self.max_frame - FRAME_OVERHEAD
+    }
+
     /// The whole frame (length prefix included) carrying `plain`.
     pub fn seal(&mut self, plain: &[u8]) -> Result<Vec<u8>, FrameError> {
         let iv = match self.scheme {
@@ -145,7 +177,7 @@ impl Sealer {
 
     /// [`Sealer::seal`] with a chosen v2 IV (known-answer tests).
     pub(crate) fn seal_with_iv(&mut self, plain: &[u8], iv: &Iv) -> Result<Vec<u8>, FrameError> {
-        if plain.len() > MAX_MESSAGE_LEN {
+        if plain.len() > self.max_message_len() {
             return Err(FrameError::MessageTooLarge(plain.len()));
         }
         let seq = self.seq;
@@ -176,7 +208,7 @@ impl Sealer {
 }
 
 fn prefix(len: usize) -> [u8; 4] {
-    // Callers bound len by MAX_FRAME_LEN.
+    // Callers bound len by the direction's limit (at most MAX_REPLY_FRAME_LEN).
     u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
 }
 
@@ -186,14 +218,19 @@ pub struct Opener {
     key: AesKey,
     iv2: Iv,
     mac_key: [u8; 32],
+    /// Largest `len` of this direction.
+    max_frame: usize,
     seq: u64,
 }
 
 impl Opener {
     /// Checks a `len` read from the wire before its bytes are awaited.
     pub fn check_len(&self, len: usize) -> Result<(), FrameError> {
-        if len > MAX_FRAME_LEN {
-            return Err(FrameError::TooLong(len));
+        if len > self.max_frame {
+            return Err(FrameError::TooLong {
+                len,
+                max: self.max_frame,
+            });
         }
         let cipher_len = match self.scheme {
             Scheme::V1 => len,

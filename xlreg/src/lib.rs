@@ -12,7 +12,8 @@
 //! Layers, each plain code tested without sockets except the client:
 //! - [`version`], [`crypto`], [`keys`]: versions, primitives, RSA keys.
 //! - [`hello`]: the Hello and HelloReply layouts.
-//! - [`frame`]: v1 and v2 session framing, as tokio codecs.
+//! - [`frame`]: v1 and v2 session framing, as tokio codecs, with the
+//!   limits of [`sizes`] (requests 64 KiB, replies the largest cluster).
 //! - [`token`], [`protocol`], [`session`]: signatures, request and reply
 //!   shapes, what a session may do when.
 //! - [`ext`]: catalogue's extension fields, outside the seed's schema
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod session;
+pub mod sizes;
 pub mod sources;
 pub mod store;
 pub mod token;

@@ -48,7 +48,6 @@ use catalogue_proto::reg::xl_reg_msg::Token;
 use super::{
     admission::{Admission, AdmissionError},
     crypto::{self, CryptoError},
-    frame::MAX_MESSAGE_LEN,
     keys::{self, Fingerprint, PublicKey},
     protocol::{ClusterInfo, ClusterRef, Creator, Reply, Request},
     session::SessionContext,
@@ -57,8 +56,7 @@ use super::{
 
 /// Smallest cluster size.
 pub const MIN_CLUSTER_SIZE: u32 = 2;
-/// Largest cluster size (one bit of `Which` per member).
-pub const MAX_CLUSTER_SIZE: u32 = 64;
+pub use super::sizes::MAX_CLUSTER_SIZE;
 /// Length of the IDs the registry assigns.
 pub const ID_LEN: usize = 32;
 
@@ -699,15 +697,16 @@ impl Registry {
             self.resolve(cluster)?
         };
         let info = self.reply_info(cluster);
-        // Sized with the extension fields, which some sessions also get.
-        let mut env = Reply::Members {
-            cluster: info.clone(),
-            which: u64::MAX,
-            tokens: Vec::new(),
-        }
-        .to_envelope(true);
+        // Every member asked for, in one reply: the reply frame limit is
+        // that of the largest legal cluster (`sizes`).
         let mut sent = 0u64;
-        for (n, id) in cluster.members.iter().enumerate().take(64) {
+        let mut tokens = Vec::new();
+        for (n, id) in cluster
+            .members
+            .iter()
+            .enumerate()
+            .take(MAX_CLUSTER_SIZE as usize)
+        {
             let bit = 1u64 << n;
             if which & bit == 0 {
                 continue;
@@ -715,11 +714,7 @@ impl Registry {
             let Some(client) = self.clients.get(id) else {
                 continue;
             };
-            env.msg.tokens.push(client.token.clone());
-            if env.encoded_len() > MAX_MESSAGE_LEN {
-                env.msg.tokens.pop();
-                break;
-            }
+            tokens.push(client.token.clone());
             sent |= bit;
         }
         Ok(Planned {
@@ -727,7 +722,7 @@ impl Registry {
             ..Planned::reply(Reply::Members {
                 cluster: info,
                 which: sent,
-                tokens: env.msg.tokens,
+                tokens,
             })
         })
     }

@@ -26,7 +26,7 @@
 use bytes::BytesMut;
 use catalogue_xlreg::{
     crypto::SessionKeys,
-    frame::{FrameError, MAX_MESSAGE_LEN, MsgDecoder, Role},
+    frame::{FrameError, MAX_REQUEST_MESSAGE_LEN, MsgDecoder, Role},
     protocol::{Reply, Request},
     session::{Next, SessionState},
     version::Scheme,
@@ -71,7 +71,8 @@ fn seal_all(keys: &SessionKeys, mut stream: &[u8]) -> Vec<u8> {
     let mut sealer = keys.sealer(Role::Client);
     let mut wire = Vec::new();
     while stream.len() >= 2 {
-        let len = usize::from(u16::from_be_bytes([stream[0], stream[1]])).min(MAX_MESSAGE_LEN);
+        let len =
+            usize::from(u16::from_be_bytes([stream[0], stream[1]])).min(MAX_REQUEST_MESSAGE_LEN);
         let (plain, rest) = stream[2..].split_at(len.min(stream.len() - 2));
         wire.extend(sealer.seal(plain).expect("a plaintext under 64 KiB seals"));
         stream = rest;

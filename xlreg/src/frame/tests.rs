@@ -195,11 +195,59 @@ fn impossible_lengths_are_refused() {
     }
     v1.check_len(16).expect("one block");
     v2.check_len(64).expect("iv, one block, tag");
-    v1.check_len(MAX_FRAME_LEN).expect("limit");
+    v1.check_len(MAX_REQUEST_FRAME_LEN).expect("limit");
     assert!(matches!(
-        v1.check_len(MAX_FRAME_LEN + 16),
-        Err(FrameError::TooLong(_))
+        v1.check_len(MAX_REQUEST_FRAME_LEN + 16),
+        Err(FrameError::TooLong { .. })
     ));
+}
+
+#[test]
+fn replies_may_be_as_large_as_the_largest_cluster_and_requests_64_kib() {
+    for scheme in [Scheme::V1, Scheme::V2] {
+        let k = keys(scheme);
+        // the registry reads requests, the client reads replies
+        let server = k.opener(Role::Server);
+        let client = k.opener(Role::Client);
+        let whole = |n: usize| n - (n - FRAME_OVERHEAD) % BLOCK_LEN;
+        let request = whole(MAX_REQUEST_FRAME_LEN);
+        let reply = whole(MAX_REPLY_FRAME_LEN);
+        server.check_len(request).expect("largest request");
+        assert!(matches!(
+            server.check_len(request + BLOCK_LEN),
+            Err(FrameError::TooLong {
+                max: MAX_REQUEST_FRAME_LEN,
+                ..
+            })
+        ));
+        client.check_len(reply).expect("largest reply");
+        assert!(matches!(
+            client.check_len(reply + BLOCK_LEN),
+            Err(FrameError::TooLong {
+                max: MAX_REPLY_FRAME_LEN,
+                ..
+            })
+        ));
+        // what each side may send, it may also receive
+        let mut sealer = k.sealer(Role::Server);
+        let frame = sealer
+            .seal(&vec![7u8; MAX_REPLY_MESSAGE_LEN])
+            .expect("largest reply seals");
+        assert!(frame.len() - LENGTH_PREFIX_LEN <= MAX_REPLY_FRAME_LEN);
+        let mut client = k.opener(Role::Client);
+        assert_eq!(
+            client
+                .open(&frame[LENGTH_PREFIX_LEN..])
+                .expect("opens")
+                .len(),
+            MAX_REPLY_MESSAGE_LEN
+        );
+        assert!(matches!(
+            k.sealer(Role::Client)
+                .seal(&vec![7u8; MAX_REQUEST_MESSAGE_LEN + 1]),
+            Err(FrameError::MessageTooLarge(_))
+        ));
+    }
 }
 
 #[test]
@@ -208,7 +256,10 @@ fn an_oversized_length_is_refused_before_its_bytes_arrive() {
     let mut buf = BytesMut::from(&0x0001_0010u32.to_be_bytes()[..]);
     assert!(matches!(
         decoder.decode(&mut buf),
-        Err(FrameError::TooLong(0x0001_0010))
+        Err(FrameError::TooLong {
+            len: 0x0001_0010,
+            ..
+        })
     ));
 }
 
@@ -216,16 +267,18 @@ fn an_oversized_length_is_refused_before_its_bytes_arrive() {
 fn largest_message_fits_and_one_more_byte_does_not() {
     for scheme in [Scheme::V1, Scheme::V2] {
         let k = keys(scheme);
-        let mut sealer = k.sealer(Role::Server);
-        let frame = sealer.seal(&vec![1u8; MAX_MESSAGE_LEN]).expect("fits");
-        assert!(frame.len() - 4 <= MAX_FRAME_LEN);
-        let mut opener = k.opener(Role::Client);
+        let mut sealer = k.sealer(Role::Client);
+        let frame = sealer
+            .seal(&vec![1u8; MAX_REQUEST_MESSAGE_LEN])
+            .expect("fits");
+        assert!(frame.len() - 4 <= MAX_REQUEST_FRAME_LEN);
+        let mut opener = k.opener(Role::Server);
         assert_eq!(
             opener.open(&frame[4..]).expect("opens").len(),
-            MAX_MESSAGE_LEN
+            MAX_REQUEST_MESSAGE_LEN
         );
         assert!(matches!(
-            sealer.seal(&vec![1u8; MAX_MESSAGE_LEN + 1]),
+            sealer.seal(&vec![1u8; MAX_REQUEST_MESSAGE_LEN + 1]),
             Err(FrameError::MessageTooLarge(_))
         ));
     }

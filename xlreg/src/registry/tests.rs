@@ -545,18 +545,40 @@ fn get_cluster_finds_the_cluster_by_id_name_or_session() {
 }
 
 #[test]
-fn members_are_cut_to_fit_one_message() {
+fn every_member_fits_one_reply_at_the_largest_legal_sizes() {
+    use crate::{
+        frame::{MAX_REPLY_FRAME_LEN, MAX_REPLY_MESSAGE_LEN, MAX_REQUEST_FRAME_LEN, Role},
+        token::{MAX_END_LEN, MAX_KEY_DER_LEN, MAX_NAME_LEN},
+    };
     let mut reg = Registry::default();
-    let mut s = client(&mut reg, 0, "big0", &["e"]);
-    let Reply::CreateReply(info) = run(&mut reg, &mut s, create("big", 64, 1)).expect("create")
+    let creator = "c".repeat(MAX_NAME_LEN);
+    let mut s = client(&mut reg, 0, &creator, &["e"]);
+    let cluster = "k".repeat(MAX_NAME_LEN);
+    let Reply::CreateReply(info) = run(&mut reg, &mut s, create(&cluster, 64, 2)).expect("create")
     else {
         panic!()
     };
-    // tokens of some 4 KiB each, put straight into the state
+    // 64 members whose every field is as long as a token may have it, put
+    // straight into the state: the signing key is of the largest size
+    // accepted (8192 bits; the registry reads it), the comms key bytes as
+    // long as a key's DER may be
+    let largest_key =
+        crate::keys::PublicKey::from_pem(include_bytes!("tests/test-only-8192-bit-public-key.pem"))
+            .and_then(|k| k.to_der())
+            .expect("8192-bit key");
     for i in 0..64u8 {
-        let mut token = token_with(0, &format!("big-{i}"), 0, &["e"]);
+        let end = |c: char| format!("{i:02}{}", c.to_string().repeat(MAX_END_LEN - 2));
+        let mut token = token_with(
+            0,
+            &format!("{i:02}{}", "m".repeat(MAX_NAME_LEN - 2)),
+            0,
+            &[],
+        );
+        token.attrs = Some(u64::MAX);
         token.id = Some(vec![i; 32]);
-        token.comms_key = Some(vec![i; 4000]);
+        token.comms_key = Some(vec![i; MAX_KEY_DER_LEN]);
+        token.sig_key = Some(largest_key.clone());
+        token.my_ends = vec![end('a'), end('b')];
         reg.apply(&put(token)).expect("client");
         reg.apply(&Change::AddMember {
             cluster: info.id.clone(),
@@ -564,28 +586,35 @@ fn members_are_cut_to_fit_one_message() {
         })
         .expect("member");
     }
-    let Reply::Members { which, tokens, .. } = run(&mut reg, &mut s, get(u64::MAX)).expect("get")
-    else {
+    let reply = run(&mut reg, &mut s, get(u64::MAX)).expect("get");
+    let Reply::Members { which, tokens, .. } = &reply else {
         panic!()
     };
-    let sent = which.count_ones() as usize;
-    assert_eq!(tokens.len(), sent);
-    assert!(sent > 0 && sent < 64, "{sent}");
-    assert_eq!(which, (1u64 << sent) - 1, "the first members, in order");
-    let msg = Reply::Members {
-        cluster: info.clone(),
-        which,
-        tokens,
+    assert_eq!(*which, u64::MAX, "every member");
+    assert_eq!(tokens.len(), 64);
+    assert!(tokens.iter().all(|t| t.dig_sig.is_none()));
+    // the encoding is within the derived bound, far above the request
+    // limit (the old 64 KiB cap let 13 of these through)
+    let plain = reply.to_envelope(true).encode_to_vec();
+    assert!(plain.len() <= MAX_REPLY_MESSAGE_LEN, "{}", plain.len());
+    assert!(plain.len() > 3 * MAX_REQUEST_FRAME_LEN, "{}", plain.len());
+    // and it travels in one frame of either version
+    for scheme in [crate::version::Scheme::V1, crate::version::Scheme::V2] {
+        let keys = crate::crypto::SessionKeys::derive(scheme, &[1; 32], &[2; 16], &[3; 8], &[4; 8])
+            .expect("keys");
+        let frame = keys.sealer(Role::Server).seal(&plain).expect("seals");
+        assert!(frame.len() - 4 <= MAX_REPLY_FRAME_LEN);
+        let opened = keys.opener(Role::Client).open(&frame[4..]).expect("opens");
+        assert_eq!(opened, plain);
     }
-    .to_envelope(true);
-    assert!(msg.encoded_len() <= MAX_MESSAGE_LEN);
-    // asking for the rest gets the next ones
-    let Reply::Members { which: rest, .. } = run(&mut reg, &mut s, get(!which)).expect("get")
-    else {
-        panic!()
-    };
-    assert_eq!(rest & which, 0);
-    assert!(rest != 0);
+    // asking for some gets exactly those
+    let (which, names) = names(&run(&mut reg, &mut s, get(0b101 << 61)).expect("get"));
+    assert_eq!(which, 0b101 << 61);
+    assert_eq!(names.len(), 2);
+    assert!(
+        names[0].starts_with("61") && names[1].starts_with("63"),
+        "{names:?}"
+    );
 }
 
 #[test]

@@ -548,6 +548,72 @@ async fn which_selects_and_orders_tokens() {
     }
 }
 
+/// One `GetCluster` returns all 64 members of a cluster whose tokens carry
+/// 4096-bit keys, 255-byte names and two 255-byte endpoints (about 2 KB
+/// each, so the old 64 KiB reply cap cut this reply short), to a v2 and to
+/// a v1 client.
+#[actix_rt::test]
+async fn one_get_cluster_returns_all_64_members_with_4096_bit_keys() {
+    use crate::xlreg::keys::PrivateKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let (sig, comms) = tokio::task::spawn_blocking(|| {
+        (
+            PrivateKey::generate(4096).expect("key"),
+            PrivateKey::generate(4096).expect("key"),
+        )
+    })
+    .await
+    .expect("keys");
+    let long = |i: usize, c: &str| format!("{i:02}{}", c.repeat(253));
+    let mut creator = connect(&server).await;
+    creator
+        .register(&mut identity("creator", 0), &[])
+        .await
+        .expect("register");
+    let cluster = long(99, "k");
+    creator.create(&cluster, 64, 2).await.expect("create");
+    for i in 0..64 {
+        let mut client = connect(&server).await;
+        let mut me = Identity::ephemeral(&long(i, "m"), sig.clone(), comms.clone());
+        client
+            .register(&mut me, &[long(i, "a"), long(i, "b")])
+            .await
+            .expect("register");
+        client.join(&cluster).await.expect("join");
+        client.bye().await.expect("bye");
+    }
+    let by_name = ClusterRef {
+        id: None,
+        name: Some(cluster.clone()),
+    };
+    let all = creator.get_cluster(&by_name, None).await.expect("get");
+    assert_eq!(all.which, u64::MAX, "every member in one reply");
+    assert_eq!(all.members.len(), 64);
+    for (i, m) in (0u32..).zip(&all.members) {
+        assert_eq!(m.index, i);
+        assert_eq!(m.name, long(i as usize, "m"));
+    }
+    creator.bye().await.expect("bye");
+
+    let v1 = ClientOptions {
+        version: Version::V1,
+        min_version: Version::V1,
+        timeout: DEADLINE,
+        secret: None,
+    };
+    let mut old = RegistryClient::connect_with(&server.addr, &server.running.public_key, &v1)
+        .await
+        .expect("connects");
+    assert_eq!(old.version(), Version::V1);
+    old.register(&mut identity("old", 1), &[])
+        .await
+        .expect("register");
+    let all = old.get_cluster(&by_name, None).await.expect("get");
+    assert_eq!(all.which, u64::MAX, "every member in one v1 reply");
+    old.bye().await.expect("bye");
+}
+
 #[actix_rt::test]
 async fn a_stalled_handshake_is_closed_while_others_complete() {
     let dir = tempfile::tempdir().expect("tempdir");
