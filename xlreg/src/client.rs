@@ -526,6 +526,39 @@ impl RegistryClient {
         Ok(all)
     }
 
+    /// `Leave` (extension, docs/XLREG.md §14): `identity` (the client this
+    /// session identified as) gives up its slot in cluster `name`, signing
+    /// with its SigKey over this session's salt2. Returns the slot freed,
+    /// as a `Which` bit.
+    pub async fn leave(&mut self, identity: &Identity, name: &str) -> Result<u64, ClientError> {
+        let id = identity
+            .id()
+            .ok_or_else(|| ClientError::Unexpected("the identity has no ID yet".into()))?
+            .to_vec();
+        // The signature covers the cluster's ID: learn it first.
+        let found = self
+            .get_cluster(
+                &ClusterRef {
+                    id: None,
+                    name: Some(name.to_string()),
+                },
+                Some(0),
+            )
+            .await?;
+        let cluster_id = found.cluster.id;
+        let signed = ext::leave_signed_bytes(&id, &cluster_id, &self.salt2);
+        let msg = XlRegMsg {
+            op: Some(ext::OP_LEAVE),
+            cluster_id: Some(cluster_id),
+            dig_sig: Some(token::sign(identity.sig_key(), &signed)?),
+            ..Default::default()
+        };
+        match self.request(msg).await? {
+            Reply::Left { which, .. } => Ok(which),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
     /// Ends the session: `Bye`, then the registry's `Ack`.
     pub async fn bye(mut self) -> Result<(), ClientError> {
         match self.request(op(Tag::Bye)).await? {

@@ -30,6 +30,9 @@ pub struct XlregConfig {
     pub limits: Limits,
     /// Admission control (off when both lists are empty).
     pub admit: AdmitConfig,
+    /// Uids besides the node's own and root's that may use the registry's
+    /// admin socket (remove a member, change a cluster's size).
+    pub admin_uids: Vec<u32>,
 }
 
 /// Who a registry lets identify (docs/XLREG.md §14), as the operator

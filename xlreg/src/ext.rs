@@ -23,6 +23,26 @@ pub const EXTENSIONS: u32 = 1;
 /// What the admission proof is computed over, before salt2.
 pub const ADMISSION_LABEL: &[u8] = b"xlReg admission v1";
 
+/// `Op` of `Leave` (extension op, a number the seed's `Tag` does not use):
+/// a member leaves a cluster (docs/XLREG.md §14). In the registry log, the
+/// record of a member leaving or removed.
+pub const OP_LEAVE: i32 = 100;
+/// `Op` of the reply to `Leave`.
+pub const OP_LEAVE_REPLY: i32 = 101;
+/// `Op` of a size change in the registry log (the operator's `set-size`).
+pub const OP_SET_SIZE: i32 = 102;
+
+/// What a `Leave` signature covers before the client ID, cluster ID and
+/// salt2.
+pub const LEAVE_LABEL: &[u8] = b"xlReg leave v1";
+
+/// The bytes a member signs to leave `cluster` in the session of `salt2`:
+/// `"xlReg leave v1" ‖ ClientID ‖ ClusterID ‖ Salt2` (salt2 is fresh per
+/// session, so a captured signature is worth nothing in another).
+pub fn leave_signed_bytes(client: &[u8], cluster: &[u8], salt2: &[u8]) -> Vec<u8> {
+    [LEAVE_LABEL, client, cluster, salt2].concat()
+}
+
 /// One session message: the seed's fields and ours.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Envelope {

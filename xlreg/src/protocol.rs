@@ -20,7 +20,11 @@ use catalogue_proto::{
     regext::XlRegExt,
 };
 
-use super::{crypto::SALT_LEN, ext::Envelope, keys::Fingerprint};
+use super::{
+    crypto::SALT_LEN,
+    ext::{Envelope, OP_LEAVE, OP_LEAVE_REPLY},
+    keys::Fingerprint,
+};
 
 /// Why a message was refused for its shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,6 +128,15 @@ pub enum Request {
     },
     /// `Bye`.
     Bye,
+    /// `Leave` (extension op 100, docs/XLREG.md §14): the session's client
+    /// leaves the cluster, freeing its slot.
+    Leave {
+        /// The cluster.
+        cluster: ClusterRef,
+        /// `DigSig` by the client's SigKey over
+        /// [`super::ext::leave_signed_bytes`].
+        signature: Vec<u8>,
+    },
 }
 
 fn op_of(msg: &XlRegMsg) -> Result<Tag, ProtocolError> {
@@ -160,6 +173,15 @@ fn cluster_ref(msg: &XlRegMsg) -> ClusterRef {
 /// [`Request`].
 pub fn parse_request(msg: impl Into<Envelope>) -> Result<Request, ProtocolError> {
     let Envelope { msg, ext } = msg.into();
+    if msg.op == Some(OP_LEAVE) {
+        check_salts(&msg)?;
+        let cluster = cluster_ref(&msg);
+        if cluster.is_empty() {
+            return Err(missing("Leave", "ClusterName or ClusterID"));
+        }
+        let signature = msg.dig_sig.ok_or(missing("Leave", "DigSig"))?;
+        return Ok(Request::Leave { cluster, signature });
+    }
     let op = op_of(&msg)?;
     check_salts(&msg)?;
     match op {
@@ -277,6 +299,16 @@ pub enum Reply {
     Ack,
     /// `Error`.
     Error(String),
+    /// `LeaveReply` (extension op 101): the client left `cluster`, freeing
+    /// the slots in `which`.
+    Left {
+        /// The cluster's ID.
+        id: Vec<u8>,
+        /// Its name.
+        name: String,
+        /// The slot freed, as a `Which` bit.
+        which: u64,
+    },
 }
 
 fn with_op(op: Tag) -> XlRegMsg {
@@ -372,11 +404,25 @@ impl Reply {
                 err_desc: Some(desc.clone()),
                 ..with_op(Tag::Error)
             },
+            Reply::Left { id, name, which } => XlRegMsg {
+                op: Some(OP_LEAVE_REPLY),
+                cluster_id: Some(id.clone()),
+                cluster_name: Some(name.clone()),
+                which: Some(*which),
+                ..Default::default()
+            },
         }
     }
 
     /// Reads a reply received by a client (seed fields only).
     pub fn from_msg(msg: XlRegMsg) -> Result<Reply, ProtocolError> {
+        if msg.op == Some(OP_LEAVE_REPLY) {
+            return Ok(Reply::Left {
+                id: msg.cluster_id.ok_or(missing("LeaveReply", "ClusterID"))?,
+                name: msg.cluster_name.unwrap_or_default(),
+                which: msg.which.unwrap_or(0),
+            });
+        }
         let op = op_of(&msg)?;
         check_salts(&msg)?;
         let cluster = |msg: &XlRegMsg, op: &'static str| -> Result<ClusterInfo, ProtocolError> {

@@ -20,12 +20,16 @@
 //!   or attrs; same name, ID and signing key).
 //! - `Create` of a new name makes a cluster of the proposed size clamped to
 //!   2..=64; of an existing name it returns that cluster unchanged.
-//! - `Join` appends the client to the members unless it is one already
-//!   (one slot per client), refuses a full cluster, and refuses a client
-//!   whose token does not carry exactly the cluster's endpoint count.
+//! - `Join` gives the client the lowest free slot unless it holds one
+//!   already (one slot per client), refuses a full cluster, and refuses a
+//!   client whose token does not carry exactly the cluster's endpoint count.
 //! - `GetCluster` returns the tokens of the members whose bit is set in
-//!   `Which` (bit N = the Nth member to join), in bit order, and the `Which`
-//!   of the tokens actually sent; as many as fit one message.
+//!   `Which` (bit N = slot N), in bit order, and the `Which` of the tokens
+//!   sent: every member asked for, in one reply.
+//! - Leaving and repair (extensions, docs/XLREG.md §14): `Leave`, signed
+//!   by the member over this session's salt2, frees its slot; the
+//!   operator's [`AdminRequest`]s remove a member or change a cluster's
+//!   size. A freed slot is the next join's; slots never move.
 //!
 //! Bounds against abuse (docs/XLREG.md, "11. Limits and abuse"):
 //! - [`Admission`]: who may identify at all (off by default).
@@ -48,6 +52,7 @@ use catalogue_proto::reg::xl_reg_msg::Token;
 use super::{
     admission::{Admission, AdmissionError},
     crypto::{self, CryptoError},
+    ext::leave_signed_bytes,
     keys::{self, Fingerprint, PublicKey},
     protocol::{ClusterInfo, ClusterRef, Creator, Reply, Request},
     session::SessionContext,
@@ -157,6 +162,31 @@ pub enum RegistryError {
         /// Endpoints in the token.
         has: usize,
     },
+    /// `Leave` or a removal of a client that holds no slot in the cluster.
+    #[error("{client:?} is not a member of cluster {cluster:?}")]
+    NotMember {
+        /// The cluster.
+        cluster: String,
+        /// The client (its name).
+        client: String,
+    },
+    /// The operator named a member the registry does not know.
+    #[error("no client {0:?} (give a client name or a hex ID)")]
+    NoSuchClient(String),
+    /// A size the operator asked for that cannot be.
+    #[error(
+        "cluster {cluster:?} cannot have size {size}: sizes are {MIN_CLUSTER_SIZE} to \
+         {MAX_CLUSTER_SIZE}, and at least {needed} to keep the member in its highest slot \
+         (remove it first)"
+    )]
+    BadSize {
+        /// The cluster.
+        cluster: String,
+        /// The size asked for.
+        size: u32,
+        /// One past the highest slot held.
+        needed: usize,
+    },
     /// The registry holds as many clients or clusters as it may.
     #[error("the registry is full: no more {0}")]
     Full(&'static str),
@@ -206,6 +236,9 @@ impl RegistryError {
             RegistryError::NotIdentified => "not_identified",
             RegistryError::Random(_) | RegistryError::Storage => "storage",
             RegistryError::Inconsistent(_) => "inconsistent",
+            RegistryError::NotMember { .. } => "not_member",
+            RegistryError::NoSuchClient(_) => "no_such_client",
+            RegistryError::BadSize { .. } => "bad_size",
         }
     }
 }
@@ -238,11 +271,49 @@ pub enum Change {
         cluster: Vec<u8>,
         /// The client's ID.
         client: Vec<u8>,
+        /// The slot it takes (absent in logs written before slots could be
+        /// freed: the lowest free one).
+        slot: Option<usize>,
+    },
+    /// A member left, or the registry's operator removed it (extension,
+    /// docs/XLREG.md §14): its slot is free.
+    RemoveMember {
+        /// The cluster's ID.
+        cluster: Vec<u8>,
+        /// The client's ID.
+        client: Vec<u8>,
+    },
+    /// The registry's operator changed a cluster's size (extension).
+    SetSize {
+        /// The cluster's ID.
+        cluster: Vec<u8>,
+        /// Its new size (2 to 64, at least one past its highest slot held).
+        size: u32,
     },
     /// An empty cluster forgotten ([`Registry::expired`]).
     ForgetCluster(Vec<u8>),
     /// A client in no cluster forgotten ([`Registry::expired`]).
     ForgetClient(Vec<u8>),
+}
+
+/// What the registry's operator may ask (docs/XLREG.md §14, "Leaving and
+/// repair"); the hosting node takes it over its admin socket only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    /// Free the slot of `member` (a client name or a hex client ID).
+    RemoveMember {
+        /// The cluster's name.
+        cluster: String,
+        /// The member's client name, or its ID in hex.
+        member: String,
+    },
+    /// Change the cluster's size.
+    SetSize {
+        /// The cluster's name.
+        cluster: String,
+        /// The new size (2 to 64, not below the highest slot held).
+        size: u32,
+    },
 }
 
 /// What a planned request does.
@@ -298,14 +369,58 @@ impl Client {
 struct Cluster {
     /// As replies show it, less its creator.
     info: ClusterInfo,
-    /// Client IDs in join order: member N has bit N of `Which`.
-    members: Vec<Vec<u8>>,
+    /// Client IDs by slot: the member in slot N has bit N of `Which`. A
+    /// slot freed by a leave or a removal (docs/XLREG.md §14) is `None`
+    /// until a join takes it; slots never move.
+    members: Vec<Option<Vec<u8>>>,
     /// The client that created it.
     creator: Option<Vec<u8>>,
     /// When (Unix seconds).
     created: u64,
     /// Its place in creation order (key of `cluster_order`).
     seq: u64,
+}
+
+impl Cluster {
+    /// Whether `client` holds a slot.
+    fn holds(&self, client: &[u8]) -> bool {
+        self.slot_of(client).is_some()
+    }
+
+    /// The slot `client` holds.
+    fn slot_of(&self, client: &[u8]) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|m| m.as_deref() == Some(client))
+    }
+
+    /// How many members it has.
+    fn count(&self) -> usize {
+        self.members.iter().flatten().count()
+    }
+
+    /// The members, with their slots.
+    fn slots(&self) -> impl Iterator<Item = (usize, &Vec<u8>)> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter_map(|(n, m)| m.as_ref().map(|id| (n, id)))
+    }
+
+    /// The slot the next join takes: the lowest free one below the size.
+    fn free_slot(&self) -> Option<usize> {
+        (0..(self.info.size as usize).min(MAX_CLUSTER_SIZE as usize))
+            .find(|n| self.members.get(*n).is_none_or(Option::is_none))
+    }
+
+    /// One past the highest slot held (the smallest size that keeps every
+    /// member).
+    fn slots_used(&self) -> usize {
+        self.members
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |n| n + 1)
+    }
 }
 
 /// The registry.
@@ -378,9 +493,8 @@ impl Registry {
         let cluster = self.clusters.get(self.cluster_names.get(name)?)?;
         Some(
             cluster
-                .members
-                .iter()
-                .filter_map(|id| self.clients.get(id).map(|c| &c.token))
+                .slots()
+                .filter_map(|(_, id)| self.clients.get(id).map(|c| &c.token))
                 .collect(),
         )
     }
@@ -423,6 +537,113 @@ impl Registry {
                 self.plan_get(ctx, cluster, *which)
             }
             Request::Bye => Ok(Planned::reply(Reply::Ack)),
+            Request::Leave { cluster, signature } => {
+                self.plan_leave(ctx, identified(ctx)?, cluster, signature)
+            }
+        }
+    }
+
+    /// `Leave`: the session's client, proving its signing key over this
+    /// session's salt2, gives up its slot.
+    fn plan_leave(
+        &self,
+        ctx: &SessionContext,
+        client_id: &[u8],
+        cluster: &ClusterRef,
+        signature: &[u8],
+    ) -> Result<Planned, RegistryError> {
+        let cluster = self.resolve(cluster)?;
+        let client = self
+            .clients
+            .get(client_id)
+            .ok_or(RegistryError::UnknownClient)?;
+        let signed = leave_signed_bytes(client_id, &cluster.info.id, &ctx.salt2);
+        token::verify(&client.sig_key, &signed, signature)?;
+        let slot = cluster
+            .slot_of(client_id)
+            .ok_or_else(|| RegistryError::NotMember {
+                cluster: cluster.info.name.clone(),
+                client: client.token.name.clone().unwrap_or_default(),
+            })?;
+        Ok(Planned {
+            change: Some(Change::RemoveMember {
+                cluster: cluster.info.id.clone(),
+                client: client_id.to_vec(),
+            }),
+            ..Planned::reply(Reply::Left {
+                id: cluster.info.id.clone(),
+                name: cluster.info.name.clone(),
+                which: 1u64 << slot,
+            })
+        })
+    }
+
+    /// What the registry's operator asks (over the hosting node's admin
+    /// socket, never over the network): the change it makes and a sentence
+    /// saying what it did.
+    pub fn plan_admin(&self, request: &AdminRequest) -> Result<(Change, String), RegistryError> {
+        let cluster_named = |name: &str| {
+            self.resolve(&ClusterRef {
+                id: None,
+                name: Some(name.to_string()),
+            })
+        };
+        match request {
+            AdminRequest::RemoveMember { cluster, member } => {
+                let c = cluster_named(cluster)?;
+                let id = self
+                    .client_names
+                    .get(member)
+                    .cloned()
+                    .or_else(|| {
+                        crate::identity::from_hex(member).filter(|id| self.clients.contains_key(id))
+                    })
+                    .ok_or_else(|| RegistryError::NoSuchClient(member.clone()))?;
+                let name = self
+                    .clients
+                    .get(&id)
+                    .and_then(|c| c.token.name.clone())
+                    .unwrap_or_default();
+                let slot = c.slot_of(&id).ok_or_else(|| RegistryError::NotMember {
+                    cluster: c.info.name.clone(),
+                    client: name.clone(),
+                })?;
+                Ok((
+                    Change::RemoveMember {
+                        cluster: c.info.id.clone(),
+                        client: id,
+                    },
+                    format!(
+                        "removed {name} from cluster {} (slot {slot} is free)",
+                        c.info.name
+                    ),
+                ))
+            }
+            AdminRequest::SetSize { cluster, size } => {
+                let c = cluster_named(cluster)?;
+                let needed = c.slots_used().max(MIN_CLUSTER_SIZE as usize);
+                if !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(size)
+                    || (*size as usize) < needed
+                {
+                    return Err(RegistryError::BadSize {
+                        cluster: c.info.name.clone(),
+                        size: *size,
+                        needed,
+                    });
+                }
+                Ok((
+                    Change::SetSize {
+                        cluster: c.info.id.clone(),
+                        size: *size,
+                    },
+                    format!(
+                        "cluster {} now has size {size} (was {}; {} members)",
+                        c.info.name,
+                        c.info.size,
+                        c.count()
+                    ),
+                ))
+            }
         }
     }
 
@@ -654,15 +875,15 @@ impl Registry {
             cluster: Some(cluster.info.id.clone()),
             ..Planned::reply(Reply::JoinReply(self.reply_info(cluster)))
         };
-        if cluster.members.iter().any(|m| m == client_id) {
+        if cluster.holds(client_id) {
             return Ok(joined);
         }
-        if cluster.members.len() >= cluster.info.size as usize {
+        let Some(slot) = cluster.free_slot() else {
             return Err(RegistryError::ClusterFull {
                 name: cluster.info.name.clone(),
                 size: cluster.info.size,
             });
-        }
+        };
         let client = self
             .clients
             .get(client_id)
@@ -679,6 +900,7 @@ impl Registry {
             change: Some(Change::AddMember {
                 cluster: cluster.info.id.clone(),
                 client: client_id.to_vec(),
+                slot: Some(slot),
             }),
             ..joined
         })
@@ -702,10 +924,8 @@ impl Registry {
         let mut sent = 0u64;
         let mut tokens = Vec::new();
         for (n, id) in cluster
-            .members
-            .iter()
-            .enumerate()
-            .take(MAX_CLUSTER_SIZE as usize)
+            .slots()
+            .take_while(|(n, _)| *n < MAX_CLUSTER_SIZE as usize)
         {
             let bit = 1u64 << n;
             if which & bit == 0 {
@@ -771,7 +991,7 @@ impl Registry {
             let Some(cluster) = self.clusters.get(id) else {
                 continue;
             };
-            if cluster.members.is_empty() && cluster.created.saturating_add(ttl) <= now {
+            if cluster.count() == 0 && cluster.created.saturating_add(ttl) <= now {
                 out.push(Change::ForgetCluster(id.clone()));
                 if let Some(creator) = &cluster.creator {
                     *freed.entry(creator).or_default() += 1;
@@ -881,7 +1101,11 @@ impl Registry {
                     },
                 );
             }
-            Change::AddMember { cluster, client } => {
+            Change::AddMember {
+                cluster,
+                client,
+                slot,
+            } => {
                 let c = self
                     .clusters
                     .get_mut(cluster)
@@ -890,24 +1114,64 @@ impl Registry {
                     .clients
                     .get_mut(client)
                     .ok_or_else(|| inconsistent("member is no client"))?;
-                if c.members.contains(client) {
+                if c.holds(client) {
                     return Ok(());
                 }
-                if c.members.len() >= c.info.size as usize {
-                    return Err(RegistryError::Inconsistent(format!(
-                        "cluster {:?} over its size",
-                        c.info.name
-                    )));
+                // A record without a slot (written before slots could be
+                // freed) takes the lowest free one, as joins did.
+                let slot = match slot {
+                    Some(n) if *n < c.info.size as usize && *n < MAX_CLUSTER_SIZE as usize => *n,
+                    Some(_) => return Err(inconsistent("member slot over the cluster's size")),
+                    None => c.free_slot().ok_or_else(|| {
+                        RegistryError::Inconsistent(format!(
+                            "cluster {:?} over its size",
+                            c.info.name
+                        ))
+                    })?,
+                };
+                if c.members.len() <= slot {
+                    c.members.resize(slot + 1, None);
                 }
-                c.members.push(client.clone());
+                if c.members[slot].is_some() {
+                    return Err(inconsistent("member slot taken"));
+                }
+                c.members[slot] = Some(client.clone());
                 member.clusters.push(cluster.clone());
+            }
+            Change::RemoveMember { cluster, client } => {
+                let c = self
+                    .clusters
+                    .get_mut(cluster)
+                    .ok_or_else(|| inconsistent("removing a member of no cluster"))?;
+                let slot = c
+                    .slot_of(client)
+                    .ok_or_else(|| inconsistent("removing no member"))?;
+                c.members[slot] = None;
+                while c.members.last().is_some_and(Option::is_none) {
+                    c.members.pop();
+                }
+                if let Some(member) = self.clients.get_mut(client) {
+                    member.clusters.retain(|id| id != cluster);
+                }
+            }
+            Change::SetSize { cluster, size } => {
+                let c = self
+                    .clusters
+                    .get_mut(cluster)
+                    .ok_or_else(|| inconsistent("resizing no cluster"))?;
+                if !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(size)
+                    || (*size as usize) < c.slots_used()
+                {
+                    return Err(inconsistent("cluster size below its members"));
+                }
+                c.info.size = *size;
             }
             Change::ForgetCluster(id) => {
                 let cluster = self
                     .clusters
                     .get(id)
                     .ok_or_else(|| inconsistent("forgetting no cluster"))?;
-                if !cluster.members.is_empty() {
+                if cluster.count() > 0 {
                     return Err(inconsistent("forgetting a cluster with members"));
                 }
                 let cluster = self
@@ -962,9 +1226,10 @@ impl Registry {
             created: c.created,
         }));
         for c in clusters {
-            out.extend(c.members.iter().map(|m| Change::AddMember {
+            out.extend(c.slots().map(|(n, m)| Change::AddMember {
                 cluster: c.info.id.clone(),
                 client: m.clone(),
+                slot: Some(n),
             }));
         }
         out

@@ -12,7 +12,9 @@
 //!   cluster created               Op=Create  ClusterID ClusterName ClusterSize
 //!                                            EndPointCount ClusterAttrs
 //!                                            [ClientID = creator] [ext Created]
-//!   member joined                 Op=Join    ClusterID ClientID
+//!   member joined                 Op=Join    ClusterID ClientID [ext Slot]
+//!   member left or removed        Op=100     ClusterID ClientID
+//!   cluster size changed          Op=102     ClusterID ClusterSize
 //!   empty cluster forgotten       Op=Bye     ClusterID
 //!   client forgotten              Op=Bye     ClientID
 //! ```
@@ -51,7 +53,7 @@ use catalogue_proto::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    ext::Envelope,
+    ext::{Envelope, OP_LEAVE, OP_SET_SIZE},
     protocol::ClusterInfo,
     registry::{Change, Limits, Registry, RegistryError, unix_now},
 };
@@ -155,11 +157,36 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
                 ..Default::default()
             },
         ),
-        Change::AddMember { cluster, client } => (
+        Change::AddMember {
+            cluster,
+            client,
+            slot,
+        } => (
             XlRegMsg {
                 op: op(Tag::Join),
                 cluster_id: Some(cluster.clone()),
                 client_id: Some(client.clone()),
+                ..Default::default()
+            },
+            XlRegExt {
+                slot: slot.and_then(|n| u32::try_from(n).ok()),
+                ..Default::default()
+            },
+        ),
+        Change::RemoveMember { cluster, client } => (
+            XlRegMsg {
+                op: Some(OP_LEAVE),
+                cluster_id: Some(cluster.clone()),
+                client_id: Some(client.clone()),
+                ..Default::default()
+            },
+            XlRegExt::default(),
+        ),
+        Change::SetSize { cluster, size } => (
+            XlRegMsg {
+                op: Some(OP_SET_SIZE),
+                cluster_id: Some(cluster.clone()),
+                cluster_size: Some(*size),
                 ..Default::default()
             },
             XlRegExt::default(),
@@ -189,6 +216,21 @@ pub fn encode_change(change: &Change) -> Vec<u8> {
 pub fn decode_change(payload: &[u8], default_time: u64) -> Result<Change, String> {
     let Envelope { msg, ext } = Envelope::decode(payload).map_err(|e| e.to_string())?;
     let missing = |field: &str| format!("record without {field}");
+    match msg.op {
+        Some(OP_LEAVE) => {
+            return Ok(Change::RemoveMember {
+                cluster: msg.cluster_id.ok_or_else(|| missing("ClusterID"))?,
+                client: msg.client_id.ok_or_else(|| missing("ClientID"))?,
+            });
+        }
+        Some(OP_SET_SIZE) => {
+            return Ok(Change::SetSize {
+                cluster: msg.cluster_id.ok_or_else(|| missing("ClusterID"))?,
+                size: msg.cluster_size.ok_or_else(|| missing("ClusterSize"))?,
+            });
+        }
+        _ => {}
+    }
     match msg.op.map(Tag::try_from) {
         Some(Ok(Tag::Client)) => Ok(Change::PutClient {
             token: msg.client_specs.ok_or_else(|| missing("ClientSpecs"))?,
@@ -211,6 +253,7 @@ pub fn decode_change(payload: &[u8], default_time: u64) -> Result<Change, String
         Some(Ok(Tag::Join)) => Ok(Change::AddMember {
             cluster: msg.cluster_id.ok_or_else(|| missing("ClusterID"))?,
             client: msg.client_id.ok_or_else(|| missing("ClientID"))?,
+            slot: ext.slot.map(|n| n as usize),
         }),
         Some(Ok(Tag::Bye)) => match (msg.cluster_id, msg.client_id) {
             (Some(cluster), None) => Ok(Change::ForgetCluster(cluster)),

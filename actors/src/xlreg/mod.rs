@@ -91,6 +91,7 @@ pub fn config_from(settings: &Settings) -> XlregConfig {
             keys: x.admit.keys.clone(),
             secret_file: x.admit.secret_file.clone(),
         },
+        admin_uids: x.admin_uids.clone(),
     }
 }
 

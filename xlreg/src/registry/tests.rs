@@ -583,6 +583,7 @@ fn every_member_fits_one_reply_at_the_largest_legal_sizes() {
         reg.apply(&Change::AddMember {
             cluster: info.id.clone(),
             client: vec![i; 32],
+            slot: None,
         })
         .expect("member");
     }
@@ -687,7 +688,8 @@ fn inconsistent_changes_are_refused() {
     assert!(matches!(
         reg.apply(&Change::AddMember {
             cluster: vec![3; 32],
-            client: vec![1; 32]
+            client: vec![1; 32],
+            slot: None,
         }),
         Err(RegistryError::Inconsistent(_))
     ));
@@ -732,8 +734,173 @@ fn inconsistent_changes_are_refused() {
     assert!(matches!(
         reg.apply(&Change::AddMember {
             cluster: vec![3; 32],
-            client: vec![9; 32]
+            client: vec![9; 32],
+            slot: None,
         }),
         Err(RegistryError::Inconsistent(_))
+    ));
+}
+
+fn leave(reg: &Registry, s: &SessionContext, key: usize, cluster: &str) -> Request {
+    let id = s.client.clone().expect("identified");
+    let cluster_id = reg
+        .resolve(&ClusterRef {
+            id: None,
+            name: Some(cluster.into()),
+        })
+        .expect("cluster")
+        .info
+        .id
+        .clone();
+    let signed = crate::ext::leave_signed_bytes(&id, &cluster_id, &s.salt2);
+    Request::Leave {
+        cluster: ClusterRef {
+            id: None,
+            name: Some(cluster.into()),
+        },
+        signature: token::sign(crate::test_support::client_key(key), &signed).expect("sign"),
+    }
+}
+
+#[test]
+fn a_member_leaves_and_its_slot_is_the_next_join() {
+    let mut reg = Registry::default();
+    let mut a = client(&mut reg, 0, "a", &["a:1"]);
+    let mut b = client(&mut reg, 1, "b", &["b:1"]);
+    let mut c = client(&mut reg, 2, "c", &["c:1"]);
+    run(&mut reg, &mut a, create("trio", 2, 1)).expect("create");
+    run(&mut reg, &mut a, join("trio")).expect("a joins");
+    run(&mut reg, &mut b, join("trio")).expect("b joins");
+    assert!(matches!(
+        run(&mut reg, &mut c, join("trio")),
+        Err(RegistryError::ClusterFull { .. })
+    ));
+    // a signature over another session's salt2, or by another key: refused
+    let mut other = leave(&reg, &a, 0, "trio");
+    if let Request::Leave { signature, .. } = &mut other {
+        let id = a.client.clone().expect("id");
+        let cid = reg
+            .clusters
+            .values()
+            .next()
+            .expect("cluster")
+            .info
+            .id
+            .clone();
+        *signature = token::sign(
+            crate::test_support::client_key(0),
+            &crate::ext::leave_signed_bytes(&id, &cid, &[0; 8]),
+        )
+        .expect("sign");
+    }
+    assert!(matches!(
+        run(&mut reg, &mut a, other),
+        Err(RegistryError::Token(_))
+    ));
+    assert!(matches!(
+        {
+            let r = leave(&reg, &a, 1, "trio");
+            run(&mut reg, &mut a, r)
+        },
+        Err(RegistryError::Token(_))
+    ));
+    // a leaves: slot 0 is free, b keeps slot 1
+    let left = {
+        let r = leave(&reg, &a, 0, "trio");
+        run(&mut reg, &mut a, r)
+    }
+    .expect("leaves");
+    assert!(matches!(left, Reply::Left { which: 1, .. }), "{left:?}");
+    assert_eq!(
+        names(&run(&mut reg, &mut b, get(u64::MAX)).expect("get")),
+        (0b10, vec!["b".into()])
+    );
+    // leaving again: not a member
+    assert!(matches!(
+        {
+            let r = leave(&reg, &a, 0, "trio");
+            run(&mut reg, &mut a, r)
+        },
+        Err(RegistryError::NotMember { .. })
+    ));
+    // c takes slot 0
+    run(&mut reg, &mut c, join("trio")).expect("c joins the freed slot");
+    assert_eq!(
+        names(&run(&mut reg, &mut b, get(u64::MAX)).expect("get")),
+        (0b11, vec!["c".into(), "b".into()])
+    );
+    // the snapshot keeps the slots
+    let mut replayed = Registry::default();
+    for change in reg.snapshot() {
+        replayed.apply(&change).expect("replays");
+    }
+    let mut r = b.clone();
+    assert_eq!(
+        names(&run(&mut replayed, &mut r, get(u64::MAX)).expect("get")),
+        (0b11, vec!["c".into(), "b".into()])
+    );
+}
+
+#[test]
+fn the_operator_removes_members_and_resizes_clusters() {
+    let mut reg = Registry::default();
+    let mut a = client(&mut reg, 0, "a", &["a:1"]);
+    let mut b = client(&mut reg, 1, "b", &["b:1"]);
+    let mut c = client(&mut reg, 2, "c", &["c:1"]);
+    run(&mut reg, &mut a, create("trio", 2, 1)).expect("create");
+    run(&mut reg, &mut a, join("trio")).expect("a joins");
+    run(&mut reg, &mut b, join("trio")).expect("b joins");
+    let remove = |member: &str| AdminRequest::RemoveMember {
+        cluster: "trio".into(),
+        member: member.into(),
+    };
+    let resize = |size| AdminRequest::SetSize {
+        cluster: "trio".into(),
+        size,
+    };
+    // b holds slot 1: the size cannot go below 2, nor outside 2..=64
+    for size in [1, 65] {
+        assert!(matches!(
+            reg.plan_admin(&resize(size)),
+            Err(RegistryError::BadSize { .. })
+        ));
+    }
+    let (change, said) = reg.plan_admin(&resize(3)).expect("grows");
+    assert!(said.contains("now has size 3"), "{said}");
+    reg.apply(&change).expect("applies");
+    run(&mut reg, &mut c, join("trio")).expect("c joins slot 2");
+    assert!(matches!(
+        reg.plan_admin(&resize(2)),
+        Err(RegistryError::BadSize { needed: 3, .. })
+    ));
+    // remove by name, and by hex ID
+    assert!(matches!(
+        reg.plan_admin(&remove("nobody")),
+        Err(RegistryError::NoSuchClient(_))
+    ));
+    let (change, said) = reg.plan_admin(&remove("c")).expect("removes c");
+    assert!(said.contains("slot 2 is free"), "{said}");
+    reg.apply(&change).expect("applies");
+    let a_hex = crate::identity::to_hex(a.client.as_deref().expect("id"));
+    let (change, _) = reg.plan_admin(&remove(&a_hex)).expect("removes a");
+    reg.apply(&change).expect("applies");
+    assert!(matches!(
+        reg.plan_admin(&remove("a")),
+        Err(RegistryError::NotMember { .. })
+    ));
+    assert_eq!(
+        names(&run(&mut reg, &mut b, get(u64::MAX)).expect("get")),
+        (0b10, vec!["b".into()])
+    );
+    // now it may shrink back to 2; a rejoins slot 0
+    let (change, _) = reg.plan_admin(&resize(2)).expect("shrinks");
+    reg.apply(&change).expect("applies");
+    let Reply::JoinReply(info) = run(&mut reg, &mut a, join("trio")).expect("a rejoins") else {
+        panic!()
+    };
+    assert_eq!(info.size, 2);
+    assert!(matches!(
+        run(&mut reg, &mut c, join("trio")),
+        Err(RegistryError::ClusterFull { .. })
     ));
 }

@@ -42,6 +42,7 @@ fn member(cluster: u8, client: u8) -> Change {
     Change::AddMember {
         cluster: vec![0xC0 + cluster; 32],
         client: vec![client; 32],
+        slot: None,
     }
 }
 
@@ -55,9 +56,12 @@ fn names(reg: &Registry, cluster: &str) -> Vec<String> {
 
 #[test]
 fn record_known_answer() {
+    // a join record without a slot (as written before slots could be
+    // freed) still reads
     let change = Change::AddMember {
         cluster: vec![1, 1],
         client: vec![2, 2],
+        slot: None,
     };
     assert_eq!(
         record(&change),
@@ -85,6 +89,19 @@ fn every_change_round_trips() {
         cluster(1, 5),
         created_by,
         member(1, 1),
+        Change::AddMember {
+            cluster: vec![0xC1; 32],
+            client: vec![2; 32],
+            slot: Some(5),
+        },
+        Change::RemoveMember {
+            cluster: vec![0xC1; 32],
+            client: vec![2; 32],
+        },
+        Change::SetSize {
+            cluster: vec![0xC1; 32],
+            size: 9,
+        },
         Change::ForgetCluster(vec![0xC1; 32]),
         Change::ForgetClient(vec![1; 32]),
     ] {

@@ -27,6 +27,7 @@
 //! stops. Every change was synced before it was acknowledged, so nothing
 //! needs flushing.
 
+pub mod admin;
 pub mod registry_actor;
 pub mod session_actor;
 pub use catalogue_xlreg::sources;
@@ -114,6 +115,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Who may identify.
     pub admission: Admission,
+    /// Uids besides the node's own and root's allowed on the admin socket.
+    pub admin_uids: Vec<u32>,
     /// The node's metrics, for the registry and session actors (none in
     /// unit tests).
     pub metrics: Option<Arc<crate::stats::Stats>>,
@@ -135,6 +138,7 @@ impl ServerConfig {
             sources: config.sources,
             limits: config.limits,
             admission: Admission::from_config(&config.admit)?,
+            admin_uids: config.admin_uids.clone(),
             metrics,
         })
     }
@@ -232,6 +236,14 @@ pub async fn serve(
     let stats = Arc::new(XlregStats::default());
     let actor = RegistryActor::new(registry, store, committer, registry_metrics, stats.clone());
     let registry = RegistryActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+    let admin_socket = admin::listen(
+        &registry_dir(&config.data_dir),
+        config.admin_uids.clone(),
+        registry.clone(),
+        stop.clone(),
+    )
+    .map_err(|e| XlregError::Other(format!("the registry's admin socket: {e}")))?;
+    info!(path = %admin_socket.display(), "xlReg admin socket listening");
     let shared = Arc::new(Shared {
         key,
         registry,
