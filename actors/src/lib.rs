@@ -19,7 +19,8 @@
 //! - [`peer::link::PeerLink`], one per peer link: drives the link's
 //!   [`sync::session::SyncSession`], hands batches to the supervisor.
 //! - `xlreg::server` `RegistryActor` (the registry of a hosting node) and
-//!   `RegistrySession` (one per xlReg client connection).
+//!   `RegistrySession` (one per xlReg client connection), driving the
+//!   plain code of the `catalogue-xlreg` crate.
 //! - [`membership::ClusterMembership`]: a node's xlReg client, reporting
 //!   the members it discovers.
 //!

@@ -463,7 +463,9 @@ pub async fn run(
         crate::xlreg::host(&settings, stop_rx.clone(), Some(stats.clone())).await?
     {
         info!(address = %registry.local_addr, "xlReg registry listening");
-        stats.xlreg.attach(registry.stats.clone());
+        stats.add_collector(Box::new(crate::xlreg::XlregCollector::new(
+            registry.stats.clone(),
+        )));
     }
     let limits = &settings.limits;
     let tcp_limit = admission::tcp_budget(

@@ -10,14 +10,13 @@
 
 mod actor;
 pub mod http;
-mod xlreg;
 
 pub use actor::{ActorMetrics, HandlingTimer};
 
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -25,6 +24,7 @@ use std::{
 use catalogue_proto::{CodecError, InputBudget};
 
 use prometheus_client::{
+    collector::Collector,
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
         counter::Counter as PromCounter,
@@ -143,7 +143,9 @@ fn seconds_histogram() -> Histogram {
 
 /// Everything the node measures.
 pub struct Stats {
-    registry: Registry,
+    /// Behind a lock so that a subsystem started later can add its
+    /// collector ([`Stats::add_collector`]).
+    registry: Mutex<Registry>,
     /// Set once the node is ready (initial sync with a peer done, or no peers).
     ready: AtomicBool,
     /// Client connections open now.
@@ -215,8 +217,6 @@ pub struct Stats {
     pub sync_last_success: Family<PeerLabel, PromGauge>,
     /// Time from a service change at its origin to its arrival here.
     pub propagation: Histogram,
-    /// The hosted xlReg registry's counters, once there is one.
-    pub xlreg: Arc<xlreg::XlregCollector>,
     /// Bytes held in partial frames now, all connections (read from the
     /// node's input budget at each scrape).
     input_buffered: Gauge,
@@ -258,7 +258,7 @@ impl Stats {
     /// Every metric, registered.
     pub fn new() -> Self {
         let mut s = Stats {
-            registry: Registry::with_prefix("catalogue"),
+            registry: Mutex::new(Registry::with_prefix("catalogue")),
             ready: AtomicBool::new(false),
             connections: Gauge::default(),
             connections_refused: Family::default(),
@@ -294,7 +294,6 @@ impl Stats {
             sync_unacked: Family::default(),
             sync_last_success: Family::default(),
             propagation: seconds_histogram(),
-            xlreg: Arc::default(),
             input_buffered: Gauge::default(),
             input_budget: OnceLock::new(),
             input_closes: Family::default(),
@@ -315,7 +314,10 @@ impl Stats {
     }
 
     fn register_all(&mut self) {
-        let r = &mut self.registry;
+        let r = self
+            .registry
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
         self.http.register(r);
         r.register(
             "client_connections",
@@ -483,7 +485,6 @@ impl Stats {
             "Time from a service change at its origin to its arrival on this node",
             self.propagation.clone(),
         );
-        r.register_collector(Box::new(self.xlreg.clone()));
         r.register(
             "input_buffered_bytes",
             "Bytes held in partly received frames, all connections (at most limits.input_buffer_bytes)",
@@ -549,8 +550,19 @@ impl Stats {
         }
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = encode(&mut out, &registry);
         out
+    }
+
+    /// The generic hook for subsystems that own their metrics (the hosted
+    /// xlReg registry's `XlregCollector`): `collector` is encoded, under
+    /// the `catalogue_` prefix, at every scrape from now on.
+    pub fn add_collector(&self, collector: Box<dyn Collector>) {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(collector);
     }
 
     /// Counts a registration refusal.

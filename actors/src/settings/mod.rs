@@ -331,6 +331,10 @@ pub struct XlregSettings {
     /// Admission control of the hosted registry (an extension; off when
     /// both lists are empty).
     pub admit: XlregAdmitSettings,
+    /// Uids besides the node's own and root's that may use the hosted
+    /// registry's admin socket (`catalogue xlreg admin`).
+    #[serde(default)]
+    pub admin_uids: Vec<u32>,
     /// Cluster to create or join.
     pub cluster: XlregClusterSettings,
 }
