@@ -1,7 +1,6 @@
 //! Running the subcommands. Each returns an [`Exit`] status; `main` turns
 //! it into the process exit code.
 
-pub mod bench;
 mod client;
 mod config;
 mod dev;
@@ -63,11 +62,23 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
         Command::Dev { nodes } => dev::run(nodes),
-        Command::Bench { args } => bench::run(&args),
+        Command::Bench { args } => bench(&args),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),
         },
+    }
+}
+
+/// `catalogue bench`: the workloads of the `catalogue-bench` crate, with
+/// this binary serving the nodes.
+fn bench(args: &catalogue_bench::BenchArgs) -> Exit {
+    match catalogue_bench::run(args) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            tracing::error!("{e}");
+            Exit::Failure
+        }
     }
 }
 
