@@ -23,6 +23,7 @@
 //! - [`membership::ClusterMembership`]: a node's xlReg client, reporting
 //!   the members it discovers.
 
+pub mod admission;
 pub mod backoff;
 pub mod client;
 pub mod hlc;

@@ -11,13 +11,24 @@
 //! dials it; connections on the peer port run the accepting handshake.
 //! On stop, the supervisor announces the end of every link (LinkDelete) and
 //! closes them before the client connections are told goodbye.
+//!
+//! Admission ([`crate::admission`]): the node raises its open-file limit
+//! to the hard limit at start and logs it; client connections are counted
+//! per transport (`limits.connections_tcp`, `limits.connections_unix`,
+//! the TCP limit lowered if the descriptors would not leave room for the
+//! UNIX socket); peer-port connections beyond
+//! `limits.handshakes_in_progress` (or its per-address share) are refused
+//! at once; a listener that fails to accept for want of descriptors pauses
+//! with a growing backoff instead of spinning. Warnings on these paths are
+//! rate-limited per reason ([`crate::log_limit`]); the metrics count every
+//! event.
 
 use std::{
     future::Future,
     path::PathBuf,
     rc::Rc,
     sync::{Arc, atomic::AtomicU64},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use actix::prelude::*;
@@ -28,21 +39,23 @@ use catalogue_proto::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, UnixListener},
-    sync::{mpsc, watch},
+    sync::{Semaphore, mpsc, watch},
     task::JoinSet,
 };
 use tokio_util::codec::FramedRead;
 use tracing::{info, warn};
 
 use crate::{
+    admission::{self, AcceptBackoff, ConnectionSlots, HandshakeSlots},
     client::{
         ClientConnection, ClientShared,
         auth::{RegisterPolicy, Transport},
-        writer,
+        gated, writer,
     },
     hlc::{Hlc, SystemClock},
     input::InputLimits,
     listen::{self, ListenError},
+    log_limit::LogLimit,
     membership::{ClusterMembership, Discovered, MembershipConfig},
     peer::{
         self, PeerContext, connector::Connectors, directory::PeerDirectory,
@@ -52,7 +65,7 @@ use crate::{
     settings::Settings,
     stats::Stats,
     subscription::ledger::{LedgerLimits, SharedLedger},
-    supervisor::{CatalogueSupervisor, Shutdown, SupervisorConfig},
+    supervisor::{CatalogueSupervisor, ServicesView, Shutdown, SupervisorConfig},
     tls::TlsContexts,
 };
 
@@ -122,6 +135,11 @@ impl Listeners {
     }
 }
 
+/// At most one line per reason in this time on the accept paths (refused
+/// client connections, failed accepts); the next line says how many were
+/// left out.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Accepts client connections and starts their actors.
 struct Acceptor {
     welcome: Welcome,
@@ -131,7 +149,17 @@ struct Acceptor {
     max_frame: usize,
     /// Frame limits, deadline and budget of the connections' readers.
     input: InputLimits,
-    max_connections: usize,
+    /// Places for TCP clients (`limits.connections_tcp`, maybe lowered to
+    /// fit the open-file limit).
+    tcp: ConnectionSlots,
+    /// Places for UNIX socket clients (`limits.connections_unix`).
+    unix: ConnectionSlots,
+    /// Requests of all TCP clients in the node (`limits.requests_in_flight_tcp`).
+    tcp_requests: Arc<Semaphore>,
+    /// Requests of all UNIX clients in the node (`limits.requests_in_flight_unix`).
+    unix_requests: Arc<Semaphore>,
+    /// Rate of the warnings on the accept paths.
+    log: LogLimit,
     writers: JoinSet<()>,
 }
 
@@ -140,20 +168,36 @@ impl Acceptor {
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
+        let (slots, requests, name, key) = match transport {
+            Transport::Tcp { .. } => (
+                &self.tcp,
+                &self.tcp_requests,
+                "tcp",
+                "limits.connections_tcp",
+            ),
+            Transport::Unix { .. } => (
+                &self.unix,
+                &self.unix_requests,
+                "unix",
+                "limits.connections_unix",
+            ),
+        };
+        let requests = requests.clone();
+        let slot = slots.try_acquire();
+        let limit = slots.limit();
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(writer::OUTBOUND_FRAMES);
         self.writers
             .spawn_local(writer::run(write, rx, self.max_frame));
-        let open = usize::try_from(self.shared.stats.connections.get()).unwrap_or(0);
-        if open >= self.max_connections {
-            self.shared.stats.connections_refused.inc();
-            warn!(%transport, open, "connection refused: limits.max_connections reached");
-            let _ = tx.try_send(Body::Error(Error::new(
-                ErrorCode::LimitExceeded,
-                "too many connections (limits.max_connections)",
-            )));
+        let Some(slot) = slot else {
+            self.shared.stats.connection_refused(name);
+            let message = format!("too many connections over {name} ({key} = {limit})");
+            self.warn(key, |unlogged| {
+                warn!(%transport, limit, reason = key, unlogged, "connection refused");
+            });
+            let _ = tx.try_send(Body::Error(Error::new(ErrorCode::LimitExceeded, message)));
             return;
-        }
+        };
         let _ = tx.try_send(Body::Welcome(self.welcome.clone()));
         let id = self.next_conn;
         self.next_conn += 1;
@@ -165,8 +209,37 @@ impl Acceptor {
             READ_BUFFER,
         ));
         ClientConnection::create(move |ctx| {
-            ctx.add_stream(reader);
-            ClientConnection::new(id, transport, tx, shared, stop)
+            ctx.add_stream(gated(
+                reader,
+                shared.limits.requests_in_flight,
+                requests,
+                shared.stats.clone(),
+            ));
+            ClientConnection::new(id, transport, tx, shared, stop, slot)
+        });
+    }
+
+    /// Runs `log` (given how many lines of `reason` were left out) unless a
+    /// line of `reason` was written less than [`ACCEPT_LOG_INTERVAL`] ago.
+    fn warn(&mut self, reason: &'static str, log: impl FnOnce(u64)) {
+        match self.log.check(reason, Instant::now()) {
+            Some(unlogged) => log(unlogged),
+            None => self.shared.stats.log_lines_suppressed.inc(),
+        }
+    }
+
+    /// Counts and (rate-limited) logs a failed accept on `listener`, and
+    /// pauses that listener if the process is out of descriptors.
+    fn accept_failed(
+        &mut self,
+        listener: &'static str,
+        backoff: &mut AcceptBackoff,
+        e: &std::io::Error,
+    ) {
+        self.shared.stats.accept_error(listener);
+        let pause = backoff.failed(e, Instant::now());
+        self.warn(listener, |unlogged| {
+            warn!(listener, error = %e, pause = ?pause, unlogged, "accepting a connection failed");
         });
     }
 }
@@ -184,6 +257,21 @@ pub async fn run(
             "debug mode: peer links stay plaintext and registration is accepted over TCP without uid checks"
         );
     }
+    let nofile = match admission::raise_nofile() {
+        Ok(n) => {
+            info!(
+                soft = n.soft,
+                hard = n.hard,
+                was = n.before,
+                "open file limit"
+            );
+            n.soft
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read or raise the open file limit");
+            u64::MAX
+        }
+    };
     let listeners = Listeners::bind(&settings).await?;
     info!(
         node = %node.name,
@@ -233,7 +321,11 @@ pub async fn run(
     for p in &settings.peers {
         directory.add(&p.name, &p.address);
     }
+    stats
+        .open_files_limit
+        .set(i64::try_from(nofile).unwrap_or(i64::MAX));
     let hlc = Hlc::new(SystemClock, settings.sync.max_clock_drift);
+    let view = ServicesView::default();
     let supervisor = CatalogueSupervisor::new(
         node.name.clone(),
         hlc,
@@ -244,6 +336,7 @@ pub async fn run(
             bulk_threshold: settings.limits.subscription_queue / 2,
         },
         stats.clone(),
+        view.clone(),
     )
     .start();
     let peers = Rc::new(PeerContext::new(
@@ -272,12 +365,14 @@ pub async fn run(
             own_uid,
         }),
         supervisor: supervisor.clone(),
+        view,
         stats: stats.clone(),
         next_key: AtomicU64::new(1),
         subscriptions: SharedLedger::new(
             LedgerLimits::new(&settings.limits),
             stats.regex_memory.clone(),
         ),
+        log: std::sync::Mutex::new(LogLimit::new(ACCEPT_LOG_INTERVAL)),
     });
     let welcome = Welcome {
         server_name: node.name.clone(),
@@ -315,6 +410,21 @@ pub async fn run(
         info!(address = %registry.local_addr, "xlReg registry listening");
         stats.xlreg.attach(registry.stats.clone());
     }
+    let limits = &settings.limits;
+    let tcp_limit = admission::tcp_budget(
+        limits.connections_tcp,
+        limits.connections_unix,
+        limits.handshakes_in_progress,
+        nofile,
+    );
+    if tcp_limit < limits.connections_tcp {
+        warn!(
+            configured = limits.connections_tcp,
+            in_force = tcp_limit,
+            open_files = nofile,
+            "limits.connections_tcp lowered to leave descriptors for the UNIX socket and peer handshakes"
+        );
+    }
     let mut acceptor = Acceptor {
         welcome: welcome.clone(),
         shared,
@@ -322,9 +432,21 @@ pub async fn run(
         next_conn: 1,
         max_frame: settings.limits.max_frame_bytes,
         input,
-        max_connections: settings.limits.max_connections,
+        tcp: ConnectionSlots::new(tcp_limit, stats.connections_open("tcp")),
+        unix: ConnectionSlots::new(limits.connections_unix, stats.connections_open("unix")),
+        tcp_requests: Arc::new(Semaphore::new(limits.requests_in_flight_tcp)),
+        unix_requests: Arc::new(Semaphore::new(limits.requests_in_flight_unix)),
+        log: LogLimit::new(ACCEPT_LOG_INTERVAL),
         writers: JoinSet::new(),
     };
+    let handshakes = HandshakeSlots::new(
+        limits.handshakes_in_progress,
+        limits.handshakes_in_progress_per_address,
+        stats.handshakes_in_progress.clone(),
+    );
+    let mut client_backoff = AcceptBackoff::default();
+    let mut unix_backoff = AcceptBackoff::default();
+    let mut peer_backoff = AcceptBackoff::default();
     let mut peer_tasks = JoinSet::new();
     let mut connectors = Connectors::new(peers.clone());
     for p in settings.peers.iter().filter(|p| !p.address.is_empty()) {
@@ -372,28 +494,44 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(accepted) = accept_tcp(&listeners.client) => match accepted {
+            Some(accepted) = accept_tcp(&listeners.client, client_backoff.resume_at()) => match accepted {
                 Ok((stream, peer)) => {
+                    client_backoff.succeeded();
                     let _ = stream.set_nodelay(true);
                     acceptor.accept(stream, Transport::Tcp { peer });
                 }
-                Err(e) => warn!(error = %e, "accepting a client connection failed"),
+                Err(e) => acceptor.accept_failed("client", &mut client_backoff, &e),
             },
-            Some(accepted) = accept_unix(&listeners.unix) => match accepted {
-                Ok(stream) => match stream.peer_cred() {
-                    Ok(cred) => {
-                        let transport = Transport::Unix { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() };
-                        acceptor.accept(stream, transport);
+            Some(accepted) = accept_unix(&listeners.unix, unix_backoff.resume_at()) => match accepted {
+                Ok(stream) => {
+                    unix_backoff.succeeded();
+                    match stream.peer_cred() {
+                        Ok(cred) => {
+                            let transport = Transport::Unix { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() };
+                            acceptor.accept(stream, transport);
+                        }
+                        Err(e) => acceptor.warn("peer_cred", |unlogged| {
+                            warn!(error = %e, unlogged, "cannot read the credentials of a UNIX connection; closing it");
+                        }),
                     }
-                    Err(e) => warn!(error = %e, "cannot read the credentials of a UNIX connection; closing it"),
-                },
-                Err(e) => warn!(error = %e, "accepting a UNIX connection failed"),
-            },
-            Some(accepted) = accept_tcp(&listeners.peer) => match accepted {
-                Ok((stream, remote)) => {
-                    peer_tasks.spawn_local(peer::accept_link(stream, remote, peers.clone()));
                 }
-                Err(e) => warn!(error = %e, "accepting a peer connection failed"),
+                Err(e) => acceptor.accept_failed("unix", &mut unix_backoff, &e),
+            },
+            Some(accepted) = accept_tcp(&listeners.peer, peer_backoff.resume_at()) => match accepted {
+                Ok((stream, remote)) => {
+                    peer_backoff.succeeded();
+                    match handshakes.try_acquire(remote.ip()) {
+                        Ok(slot) => {
+                            let link = peer::accept_link(stream, remote, peers.clone());
+                            peer_tasks.spawn_local(async move {
+                                link.await;
+                                drop(slot);
+                            });
+                        }
+                        Err(why) => peers.refuse_early(stream, remote, why),
+                    }
+                }
+                Err(e) => acceptor.accept_failed("peer", &mut peer_backoff, &e),
             },
             Some(new) = reloads.recv() => {
                 reloader.apply(new, &mut connectors);
@@ -470,20 +608,28 @@ fn warn_unless_certificate_names(cert: &str, cluster: &str) {
     }
 }
 
+/// Waits until `resume` (a listener paused after running out of
+/// descriptors), then accepts.
+async fn paused_until(resume: Option<Instant>) {
+    if let Some(at) = resume {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
 async fn accept_tcp(
     listener: &Option<TcpListener>,
+    resume: Option<Instant>,
 ) -> Option<std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>> {
-    match listener {
-        Some(l) => Some(l.accept().await),
-        None => None,
-    }
+    let l = listener.as_ref()?;
+    paused_until(resume).await;
+    Some(l.accept().await)
 }
 
 async fn accept_unix(
     listener: &Option<UnixListener>,
+    resume: Option<Instant>,
 ) -> Option<std::io::Result<tokio::net::UnixStream>> {
-    match listener {
-        Some(l) => Some(l.accept().await.map(|(s, _)| s)),
-        None => None,
-    }
+    let l = listener.as_ref()?;
+    paused_until(resume).await;
+    Some(l.accept().await.map(|(s, _)| s))
 }

@@ -104,6 +104,20 @@ pub struct PeerLabel {
     pub peer: String,
 }
 
+/// Label naming a client transport (`tcp`, `unix`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    /// The transport.
+    pub transport: String,
+}
+
+/// Label naming a listener (`client`, `unix`, `peer`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    /// The listener.
+    pub listener: String,
+}
+
 /// Label giving a reason.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -133,8 +147,27 @@ pub struct Stats {
     ready: AtomicBool,
     /// Client connections open now.
     pub connections: Gauge,
-    /// Client connections refused because `limits.max_connections` was reached.
-    pub connections_refused: Counter,
+    /// Client connections refused at `limits.connections_tcp` or
+    /// `limits.connections_unix`, by transport.
+    pub connections_refused: Family<TransportLabel, PromCounter>,
+    /// Client connections holding a place under their transport's limit.
+    pub connections_open: Family<TransportLabel, PromGauge>,
+    /// Client connections closed after `limits.idle_timeout` holding nothing.
+    pub idle_closed: Counter,
+    /// Client requests read and not yet answered, all connections.
+    pub requests_in_flight: Gauge,
+    /// Times a client connection stopped reading at `limits.requests_in_flight`.
+    pub reads_paused: Counter,
+    /// Peer-port connections whose handshake is in progress.
+    pub handshakes_in_progress: Gauge,
+    /// Failed accepts, by listener.
+    pub accept_errors: Family<ListenerLabel, PromCounter>,
+    /// The soft open-file limit the node runs with.
+    pub open_files_limit: Gauge,
+    /// Client connections closed for a framing error.
+    pub framing_errors: Counter,
+    /// Log lines left out by the rate limit of repeated warnings.
+    pub log_lines_suppressed: Counter,
     /// Subscriptions live now.
     pub subscriptions: Gauge,
     /// Live services in the table now (visible or not).
@@ -221,7 +254,16 @@ impl Stats {
             registry: Registry::with_prefix("catalogue"),
             ready: AtomicBool::new(false),
             connections: Gauge::default(),
-            connections_refused: Counter::default(),
+            connections_refused: Family::default(),
+            connections_open: Family::default(),
+            idle_closed: Counter::default(),
+            requests_in_flight: Gauge::default(),
+            reads_paused: Counter::default(),
+            handshakes_in_progress: Gauge::default(),
+            accept_errors: Family::default(),
+            open_files_limit: Gauge::default(),
+            log_lines_suppressed: Counter::default(),
+            framing_errors: Counter::default(),
             subscriptions: Gauge::default(),
             services: Gauge::default(),
             service_tombstones: Gauge::default(),
@@ -271,8 +313,53 @@ impl Stats {
         );
         r.register(
             "client_connections_refused",
-            "Client connections refused at limits.max_connections",
-            self.connections_refused.0.clone(),
+            "Client connections refused at limits.connections_tcp or limits.connections_unix, by transport",
+            self.connections_refused.clone(),
+        );
+        r.register(
+            "client_connections_open",
+            "Client connections holding a place under their transport's limit, by transport",
+            self.connections_open.clone(),
+        );
+        r.register(
+            "client_connections_idle_closed",
+            "Client connections closed after limits.idle_timeout holding nothing",
+            self.idle_closed.0.clone(),
+        );
+        r.register(
+            "client_requests_in_flight",
+            "Client requests read and not yet answered (each connection at most limits.requests_in_flight)",
+            self.requests_in_flight.0.clone(),
+        );
+        r.register(
+            "client_reads_paused",
+            "Times a client connection stopped reading at limits.requests_in_flight",
+            self.reads_paused.0.clone(),
+        );
+        r.register(
+            "peer_handshakes_in_progress",
+            "Peer-port connections whose handshake is in progress (at most limits.handshakes_in_progress)",
+            self.handshakes_in_progress.0.clone(),
+        );
+        r.register(
+            "accept_errors",
+            "Failed accepts, by listener (descriptor exhaustion pauses the listener)",
+            self.accept_errors.clone(),
+        );
+        r.register(
+            "open_files_limit",
+            "The soft open-file limit (RLIMIT_NOFILE) the node runs with",
+            self.open_files_limit.0.clone(),
+        );
+        r.register(
+            "client_framing_errors",
+            "Client connections closed for an oversized or undecodable frame",
+            self.framing_errors.0.clone(),
+        );
+        r.register(
+            "log_lines_suppressed",
+            "Repeated warning lines left out by the log rate limit",
+            self.log_lines_suppressed.0.clone(),
         );
         r.register(
             "subscriptions",
@@ -482,6 +569,35 @@ impl Stats {
             .inc();
     }
 
+    /// Counts a client connection refused at its transport's limit.
+    pub fn connection_refused(&self, transport: &str) {
+        self.connections_refused
+            .get_or_create(&TransportLabel {
+                transport: transport.into(),
+            })
+            .inc();
+    }
+
+    /// The gauge of connections open over `transport`.
+    pub fn connections_open(&self, transport: &str) -> Gauge {
+        Gauge(
+            self.connections_open
+                .get_or_create(&TransportLabel {
+                    transport: transport.into(),
+                })
+                .clone(),
+        )
+    }
+
+    /// Counts a failed accept on `listener`.
+    pub fn accept_error(&self, listener: &str) {
+        self.accept_errors
+            .get_or_create(&ListenerLabel {
+                listener: listener.into(),
+            })
+            .inc();
+    }
+
     /// Counts a peer handshake failure.
     pub fn handshake_failure(&self, reason: &str) {
         self.handshake_failures
@@ -533,7 +649,20 @@ mod tests {
         drop(m.handling("RegisterService"));
         stats.overflows.inc();
         stats.register_refusal("uid_not_allowed");
+        stats.connection_refused("tcp");
+        stats.accept_error("peer");
+        stats.connections_open("unix").inc();
         let text = stats.encode();
+        for series in [
+            "catalogue_client_connections_refused_total{transport=\"tcp\"} 1",
+            "catalogue_accept_errors_total{listener=\"peer\"} 1",
+            "catalogue_client_connections_open{transport=\"unix\"} 1",
+            "catalogue_client_requests_in_flight 0",
+            "catalogue_peer_handshakes_in_progress 0",
+            "catalogue_log_lines_suppressed_total 0",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
         assert!(
             text.contains("catalogue_actors_live{kind=\"supervisor\"} 1"),
             "{text}"

@@ -41,7 +41,11 @@ pub async fn run(count: usize, extra: &[String]) -> Result<()> {
             "{count} connections need more open files than the hard limit ({fds}) allows; raise it (ulimit -Hn)"
         );
     }
-    let mut sets = vec![format!("limits.max_connections={}", count + 16)];
+    // Idle on purpose: the idle timeout must not close them while measured.
+    let mut sets = vec![
+        format!("limits.connections_unix={}", count + 16),
+        "limits.idle_timeout=\"1h\"".to_string(),
+    ];
     sets.extend(extra.iter().cloned());
     let node = BenchNode::start("conns", &sets).await?;
     measure(&node, count).await

@@ -20,6 +20,11 @@
 //! each subscription's bounded channel. A subscriber that does not read
 //! eventually stops the task from reading the socket, which lets the node's
 //! overflow rule take over instead of this process's memory growing.
+//!
+//! A connection that holds nothing (no registration, no subscription) and
+//! sends nothing for the node's `limits.idle_timeout` (60 s by default) is
+//! closed by the node with `Bye` ([`ClientError::Bye`]); a program that
+//! only lists now and then connects again when it needs to.
 
 mod connection;
 mod error;

@@ -41,6 +41,7 @@ pub struct DaemonBuilder {
     name: Option<String>,
     peers: Vec<(String, String)>,
     peer_listen: Option<String>,
+    open_files: Option<u64>,
 }
 
 impl DaemonBuilder {
@@ -86,6 +87,13 @@ impl DaemonBuilder {
     /// (to restart a node where clients expect it).
     pub fn socket(mut self, path: &Path) -> Self {
         self.socket = Some(path.to_path_buf());
+        self
+    }
+
+    /// Starts the daemon with this open-file limit, soft and hard (so it
+    /// cannot raise it), to run it out of descriptors.
+    pub fn open_files(mut self, limit: u64) -> Self {
+        self.open_files = Some(limit);
         self
     }
 
@@ -139,6 +147,22 @@ impl DaemonBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(limit) = self.open_files {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads the
+            // struct, which the closure owns.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", catalogue_bin().display()))?;
@@ -319,6 +343,25 @@ impl Daemon {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .ok_or_else(|| anyhow!("no VmRSS in /proc status"))
+    }
+
+    /// CPU time (user and system) the daemon has used so far, from /proc.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may hold spaces), from
+        // field 3 on: utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| -> Result<u64> {
+            fields
+                .get(i)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow!("no field {i} in /proc stat"))
+        };
+        let total = ticks(11)? + ticks(12)?;
+        // SAFETY: sysconf has no preconditions.
+        let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+        Ok(Duration::from_millis(total * 1000 / per_second.max(1)))
     }
 
     /// The socket path as a string, for command lines.

@@ -192,6 +192,10 @@ fn stalled_frames_hold_little_and_are_closed_at_the_frame_deadline() -> Result<(
     let mut daemon = node(5)
         .set("limits.frame_read_timeout", "1s")
         .set("limits.input_buffer_bytes", &budget.to_string())
+        // The handshake caps (tested in hostile_work) would refuse most
+        // of these waves before they could test the memory bounds.
+        .set("limits.handshakes_in_progress", "1000")
+        .set("limits.handshakes_in_progress_per_address", "1000")
         .start()?;
     let metrics = metrics_address(&mut daemon)?;
     // In this order: the links and the TCP connections fit in the budget
@@ -513,7 +517,10 @@ fn the_reported_stalled_frames_at_full_scale() -> Result<()> {
     // authentication, each announcing 4 MiB and sending 4,194,000 bytes of
     // it, with the default limits (10 s deadline, 256 MiB budget). The
     // report measured 4.1 GB and 2 GB held forever.
-    let daemon = node(0).start()?;
+    let daemon = node(0)
+        .set("limits.handshakes_in_progress", "1000")
+        .set("limits.handshakes_in_progress_per_address", "1000")
+        .start()?;
     let timeout = Duration::from_secs(10);
     let waves = [
         Wave {

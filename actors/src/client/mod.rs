@@ -6,21 +6,42 @@
 //! connection, and hands every outgoing frame body to the connection's
 //! writer task ([`writer`]) through a bounded channel.
 //!
-//! Requests are handled one at a time, in order: while a request waits (for
-//! the supervisor, or for room in the outbound channel) the actor reads
-//! nothing more, so a client that sends without reading is slowed down
-//! rather than buffered without bound.
+//! Back-pressure and order. The connection reads at most
+//! `limits.requests_in_flight` requests ahead of its answers: a request
+//! takes a permit before its frame is read ([`gated`]) and gives it back
+//! once its answer has been written to the outbound channel, so a client
+//! that sends faster than the node answers (or than it reads) finds the
+//! node not reading. All the connections of a transport share a second
+//! bound, held from the read until the answer is known: the node's work
+//! for them is bounded whatever their number. A request that needs the
+//! supervisor is sent to it at once with `send` and answered when the
+//! supervisor has done it (never answered first and done later), so what
+//! a client can make the supervisor do is bounded by its requests in
+//! flight. When the outbound channel is full, the front answer waits for
+//! room in the background and the others wait behind it. Answers leave in
+//! request order ([`pipeline`]) and their effects on the connection's own
+//! state (what it registered) are applied in that order; a `List` is
+//! evaluated when it reaches the front, after the requests before it took
+//! effect, from the supervisor's read view. When the connection ends, the
+//! futures awaiting the supervisor are dropped, and the supervisor skips
+//! requests whose asker is gone: nothing is done for a closed connection.
+//!
+//! A connection that holds nothing (no registration, no subscription, no
+//! request in flight) and sends nothing for `limits.idle_timeout` is told
+//! `Bye` and closed.
 
 pub mod auth;
+pub mod pipeline;
 mod requests;
 pub mod writer;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use actix::prelude::*;
@@ -28,18 +49,27 @@ use catalogue_proto::{
     Body, CodecError, Frame,
     catalogue::{Bye, Error},
 };
-use futures_util::future::join_all;
-use tokio::sync::{mpsc, watch};
+use futures_util::{Stream, StreamExt, future::join_all, stream};
+use tokio::sync::{
+    OwnedSemaphorePermit, Semaphore,
+    mpsc::{self, error::TrySendError},
+    watch,
+};
 use tracing::{debug, info};
 
 use crate::{
+    admission::ConnectionSlot,
     input,
+    log_limit::LogLimit,
     settings::LimitsSettings,
-    stats::{ActorMetrics, Stats},
-    subscription::{Cancel, Subscription, SubscriptionEnded, ledger::SharedLedger},
-    supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed},
+    stats::{ActorMetrics, Counter, Gauge, Stats},
+    subscription::{
+        Cancel, Release, SubKey, Subscription, SubscriptionEnded, ledger::SharedLedger,
+    },
+    supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed, RemoveSubscription, ServicesView},
 };
 use auth::{RegisterPolicy, Transport};
+use pipeline::{Pipeline, Seq};
 
 /// What every connection of a node shares.
 #[derive(Debug)]
@@ -50,18 +80,178 @@ pub struct ClientShared {
     pub policy: std::sync::RwLock<RegisterPolicy>,
     /// The node's supervisor.
     pub supervisor: Addr<CatalogueSupervisor>,
+    /// The visible services, kept by the supervisor; `List` reads it.
+    pub view: ServicesView,
     /// Counters.
     pub stats: Arc<Stats>,
     /// Source of node-wide subscription keys.
     pub next_key: AtomicU64,
     /// Subscriptions per node, uid and address, and their regex memory.
     pub subscriptions: SharedLedger,
+    /// Rate of the lines every connection may cause (refused
+    /// registrations, framing errors): at most one per reason per interval.
+    pub log: std::sync::Mutex<LogLimit>,
 }
 
 impl ClientShared {
     fn new_key(&self) -> u64 {
         self.next_key.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// Runs `log` (given how many lines of `reason` were left out) unless
+    /// a line of `reason` was written too recently; counts what it leaves
+    /// out.
+    fn log_limited(&self, reason: &'static str, log: impl FnOnce(u64)) {
+        let logged = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(reason, Instant::now());
+        match logged {
+            Some(unlogged) => log(unlogged),
+            None => self.stats.log_lines_suppressed.inc(),
+        }
+    }
+}
+
+/// One request read and not yet answered: its connection's permit, given
+/// back (and the in-flight gauge lowered) when it is dropped, after the
+/// answer was handed to the connection's writer; and its transport's
+/// permit, given back as soon as the answer is known
+/// ([`InFlight::answered`]), so a client that does not read its answers
+/// holds only its own connection's permits, never its transport's share.
+#[derive(Debug)]
+pub struct InFlight {
+    _connection: OwnedSemaphorePermit,
+    transport: Option<OwnedSemaphorePermit>,
+    gauge: Gauge,
+}
+
+impl InFlight {
+    fn new(
+        connection: OwnedSemaphorePermit,
+        transport: OwnedSemaphorePermit,
+        gauge: Gauge,
+    ) -> Self {
+        gauge.inc();
+        InFlight {
+            _connection: connection,
+            transport: Some(transport),
+            gauge,
+        }
+    }
+
+    /// The answer is known (or, for a `List`, needs nothing of the
+    /// supervisor): the transport's share is free again.
+    pub(super) fn answered(&mut self) {
+        self.transport = None;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// A permit of `semaphore`, counting in `paused` when it had to wait.
+async fn permit(semaphore: &Arc<Semaphore>, paused: &Counter) -> Option<OwnedSemaphorePermit> {
+    match semaphore.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => {
+            paused.inc();
+            semaphore.clone().acquire_owned().await.ok()
+        }
+    }
+}
+
+/// The frames of `read`, each with its [`InFlight`] permits. A frame is
+/// read only once one of the connection's `limit` permits is free, so the
+/// connection stops reading while `limit` requests wait for their
+/// answers; once read, it waits for a permit of `transport`, the
+/// node-wide share of its transport (`limits.requests_in_flight_tcp` or
+/// `_unix`, a fair queue), so all the connections of one transport
+/// together have a bounded number of requests in the node, and TCP
+/// clients never take the UNIX socket's share.
+pub fn gated<S>(
+    read: S,
+    limit: usize,
+    transport: Arc<Semaphore>,
+    stats: Arc<Stats>,
+) -> impl Stream<Item = (Result<Frame, CodecError>, InFlight)>
+where
+    S: Stream<Item = Result<Frame, CodecError>> + Unpin + 'static,
+{
+    let own = Arc::new(Semaphore::new(limit));
+    stream::unfold(
+        (read, own, transport, stats),
+        |(mut read, own, transport, stats)| async move {
+            let connection = permit(&own, &stats.reads_paused).await?;
+            let item = read.next().await?;
+            let shared = permit(&transport, &stats.reads_paused).await?;
+            let in_flight = InFlight::new(connection, shared, stats.requests_in_flight.clone());
+            Some(((item, in_flight), (read, own, transport, stats)))
+        },
+    )
+}
+
+/// What a request's answer does to the connection when it leaves the
+/// pipeline (in request order).
+#[derive(Debug)]
+enum Effect {
+    None,
+    /// A registration was answered; `counted` if it was counted in
+    /// `registering` when sent.
+    Register {
+        uri: String,
+        ok: bool,
+        counted: bool,
+    },
+    /// An unregistration was answered.
+    Unregister {
+        uri: String,
+    },
+    /// A subscription may send once its `Success` is written.
+    Release(Addr<Subscription>),
+}
+
+/// A request's answer.
+#[derive(Debug)]
+struct Answer {
+    body: Body,
+    effect: Effect,
+}
+
+impl Answer {
+    fn plain(body: Body) -> Self {
+        Answer {
+            body,
+            effect: Effect::None,
+        }
+    }
+}
+
+/// A place in the pipeline.
+enum Step {
+    /// An answer to write.
+    Answer(Answer, InFlight),
+    /// A `List`, evaluated when it reaches the front.
+    List {
+        serial: u64,
+        regex: Option<regex::Regex>,
+        permit: InFlight,
+    },
+    /// Close after everything before it, with this last frame.
+    Close(Option<Body>),
+}
+
+/// An answer leaving the pipeline: its frame, then what follows once the
+/// frame is in the outbound channel.
+struct Outgoing {
+    body: Option<Body>,
+    release: Option<Addr<Subscription>>,
+    permit: Option<InFlight>,
+    close: bool,
 }
 
 /// One client connection.
@@ -70,32 +260,56 @@ pub struct ClientConnection {
     transport: Transport,
     outbound: mpsc::Sender<Body>,
     shared: Arc<ClientShared>,
-    subscriptions: HashMap<u64, Addr<Subscription>>,
+    /// By the client's id: the node-wide key and the actor.
+    subscriptions: HashMap<u64, (SubKey, Addr<Subscription>)>,
     /// URIs this connection registered (for the per-connection limit).
-    registered: std::collections::HashSet<String>,
+    registered: HashSet<String>,
+    /// Registrations of new URIs sent and not yet answered (they count
+    /// against the limit too).
+    registering: usize,
+    /// Requests read and not yet answered, in order.
+    /// Boxed: a pipeline keeps the room it once grew to, and a place
+    /// then costs a pointer, not a whole step.
+    pipeline: Pipeline<Box<Step>>,
+    /// The answer at the front, waiting for room in the outbound channel
+    /// (a wait is under way when this is set).
+    stalled: Option<Outgoing>,
+    /// A close is in the pipeline: frames read after it are dropped.
+    closing: bool,
+    /// When the last frame was read.
+    last_read: Instant,
     stop: watch::Receiver<bool>,
     metrics: ActorMetrics,
+    /// The connection's place under its transport's limit.
+    _slot: ConnectionSlot,
 }
 
 impl ClientConnection {
-    /// A connection that writes through `outbound` and stops when `stop`
-    /// turns true.
+    /// A connection that writes through `outbound`, holds `slot` while it
+    /// lives and stops when `stop` turns true.
     pub fn new(
         id: ConnId,
         transport: Transport,
         outbound: mpsc::Sender<Body>,
         shared: Arc<ClientShared>,
         stop: watch::Receiver<bool>,
+        slot: ConnectionSlot,
     ) -> Self {
         ClientConnection {
             id,
             transport,
             outbound,
             subscriptions: HashMap::new(),
-            registered: Default::default(),
+            registered: HashSet::new(),
+            registering: 0,
+            pipeline: Pipeline::default(),
+            stalled: None,
+            closing: false,
+            last_read: Instant::now(),
             stop,
             metrics: ActorMetrics::new(shared.stats.clone(), "client_connection"),
             shared,
+            _slot: slot,
         }
     }
 
@@ -112,7 +326,7 @@ impl ClientConnection {
         let cancels: Vec<_> = self
             .subscriptions
             .drain()
-            .map(|(_, addr)| addr.send(Cancel))
+            .map(|(_, (_, addr))| addr.send(Cancel))
             .collect();
         let tx = self.outbound.clone();
         ctx.wait(
@@ -128,6 +342,193 @@ impl ClientConnection {
             .map(|(), _, ctx| ctx.stop()),
         );
     }
+
+    /// Answers at once (in order after what is before it).
+    fn answer_now(&mut self, answer: Answer, mut permit: InFlight, ctx: &mut Context<Self>) {
+        permit.answered();
+        self.pipeline
+            .push_done(Box::new(Step::Answer(answer, permit)));
+        self.drain(ctx);
+    }
+
+    /// Answers with what `fut` yields, in order.
+    fn answer_later<F>(&mut self, permit: InFlight, fut: F, ctx: &mut Context<Self>)
+    where
+        F: ActorFuture<Self, Output = Answer> + 'static,
+    {
+        let seq: Seq = self.pipeline.push_waiting();
+        ctx.spawn(fut.map(move |answer, act: &mut Self, ctx| {
+            let mut permit = permit;
+            permit.answered();
+            // A place is filled once; nothing else fills it.
+            let _ = act
+                .pipeline
+                .fill(seq, Box::new(Step::Answer(answer, permit)));
+            act.drain(ctx);
+        }));
+    }
+
+    /// Closes once every request before has been answered, `last` (a
+    /// `Bye` or `Error`) being the last frame.
+    fn close(&mut self, last: Option<Body>, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.pipeline.push_done(Box::new(Step::Close(last)));
+        self.drain(ctx);
+    }
+
+    /// Hands the answers at the front of the pipeline to the outbound
+    /// channel and applies their effects, in order. When the channel is
+    /// full, the front answer waits for room (in the background: the
+    /// actor goes on reading up to its bound) and the rest wait behind it.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            if self.stalled.is_some() {
+                return;
+            }
+            let Some(step) = self.pipeline.pop_ready() else {
+                return;
+            };
+            let mut out = self.outgoing(*step);
+            if let Some(body) = out.body.take() {
+                match self.outbound.try_reserve() {
+                    Ok(room) => room.send(body),
+                    Err(TrySendError::Full(())) => {
+                        out.body = Some(body);
+                        self.stalled = Some(out);
+                        let tx = self.outbound.clone();
+                        ctx.spawn(
+                            async move { tx.reserve_owned().await }
+                                .into_actor(self)
+                                .map(|room, act: &mut Self, ctx| {
+                                    let (Ok(room), Some(mut out)) = (room, act.stalled.take())
+                                    else {
+                                        ctx.stop();
+                                        return;
+                                    };
+                                    if let Some(body) = out.body.take() {
+                                        room.send(body);
+                                    }
+                                    if act.delivered(out, ctx) {
+                                        act.drain(ctx);
+                                    }
+                                }),
+                        );
+                        return;
+                    }
+                    Err(TrySendError::Closed(())) => {
+                        ctx.stop();
+                        return;
+                    }
+                }
+            }
+            if !self.delivered(out, ctx) {
+                return;
+            }
+        }
+    }
+
+    /// The answer for a step at the front of the pipeline.
+    fn outgoing(&mut self, step: Step) -> Outgoing {
+        match step {
+            Step::Answer(answer, permit) => {
+                let release = self.apply(answer.effect);
+                Outgoing {
+                    body: Some(answer.body),
+                    release,
+                    permit: Some(permit),
+                    close: false,
+                }
+            }
+            Step::List {
+                serial,
+                regex,
+                permit,
+            } => Outgoing {
+                body: Some(self.list_reply(serial, regex.as_ref())),
+                release: None,
+                permit: Some(permit),
+                close: false,
+            },
+            Step::Close(body) => Outgoing {
+                body,
+                release: None,
+                permit: None,
+                close: true,
+            },
+        }
+    }
+
+    /// What follows an answer's frame: the subscription it started may
+    /// send, its permit comes back, a close stops the actor. False when
+    /// the actor stops.
+    fn delivered(&mut self, out: Outgoing, ctx: &mut Context<Self>) -> bool {
+        if let Some(subscription) = out.release {
+            subscription.do_send(Release);
+        }
+        drop(out.permit);
+        if out.close {
+            ctx.stop();
+            return false;
+        }
+        true
+    }
+
+    fn apply(&mut self, effect: Effect) -> Option<Addr<Subscription>> {
+        match effect {
+            Effect::None => None,
+            Effect::Register { uri, ok, counted } => {
+                if counted {
+                    self.registering = self.registering.saturating_sub(1);
+                }
+                if ok {
+                    self.registered.insert(uri);
+                }
+                None
+            }
+            Effect::Unregister { uri } => {
+                self.registered.remove(&uri);
+                None
+            }
+            Effect::Release(addr) => Some(addr),
+        }
+    }
+
+    /// Holds nothing the node keeps for it, and waits for no answer.
+    fn holds_nothing(&self) -> bool {
+        self.registered.is_empty()
+            && self.registering == 0
+            && self.subscriptions.is_empty()
+            && self.pipeline.is_empty()
+            && self.stalled.is_none()
+    }
+
+    fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        let timeout = self.shared.limits.idle_timeout;
+        let quiet = self.last_read.elapsed();
+        if !self.holds_nothing() {
+            ctx.run_later(timeout, Self::idle_check);
+            return;
+        }
+        if quiet < timeout {
+            ctx.run_later(timeout - quiet, Self::idle_check);
+            return;
+        }
+        self.shared.stats.idle_closed.inc();
+        debug!(conn = self.id, transport = %self.transport, quiet = ?quiet, "closing idle client connection");
+        let reason = format!(
+            "idle for {} holding nothing (limits.idle_timeout)",
+            humantime::format_duration(Duration::from_millis(
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+            ))
+        );
+        self.close(Some(Body::Bye(Bye { reason })), ctx);
+    }
 }
 
 impl Actor for ClientConnection {
@@ -137,6 +538,7 @@ impl Actor for ClientConnection {
         self.metrics.started();
         self.shared.stats.connections.inc();
         debug!(conn = self.id, transport = %self.transport, "client connected");
+        ctx.run_later(self.shared.limits.idle_timeout, Self::idle_check);
         let mut stop = self.stop.clone();
         ctx.spawn(
             async move {
@@ -154,7 +556,7 @@ impl Actor for ClientConnection {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.stopped();
         self.shared.stats.connections.dec();
-        for (_, addr) in self.subscriptions.drain() {
+        for (_, (_, addr)) in self.subscriptions.drain() {
             addr.do_send(Cancel);
         }
         self.shared
@@ -164,31 +566,36 @@ impl Actor for ClientConnection {
     }
 }
 
-impl StreamHandler<Result<Frame, CodecError>> for ClientConnection {
-    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Context<Self>) {
+impl StreamHandler<(Result<Frame, CodecError>, InFlight)> for ClientConnection {
+    fn handle(&mut self, item: (Result<Frame, CodecError>, InFlight), ctx: &mut Context<Self>) {
+        let (item, permit) = item;
         let _timer = self
             .metrics
             .handling(item.as_ref().map_or("FramingError", Frame::kind));
+        self.last_read = Instant::now();
+        if self.closing {
+            return;
+        }
         match item {
-            Ok(frame) => {
-                let reply = self.request(frame, ctx);
-                ctx.wait(reply);
-            }
+            Ok(frame) => self.request(frame, permit, ctx),
             Err(e) => {
-                info!(conn = self.id, transport = %self.transport, error = %e, "closing client connection");
+                self.shared.stats.framing_errors.inc();
                 self.shared.stats.input_closed(self.listener(), &e);
-                if let Some(code) = e.error_code() {
-                    let _ = self
-                        .outbound
-                        .try_send(Body::Error(Error::new(code, input::closing_message(&e))));
-                }
-                ctx.stop();
+                let (conn, transport) = (self.id, &self.transport);
+                self.shared.log_limited("framing", |unlogged| {
+                    info!(conn, %transport, error = %e, unlogged, "closing client connection");
+                });
+                let last = e
+                    .error_code()
+                    .map(|code| Body::Error(Error::new(code, input::closing_message(&e))));
+                drop(permit);
+                self.close(last, ctx);
             }
         }
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
+        self.close(None, ctx);
     }
 }
 
@@ -197,6 +604,16 @@ impl Handler<SubscriptionEnded> for ClientConnection {
 
     fn handle(&mut self, msg: SubscriptionEnded, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("SubscriptionEnded");
-        self.subscriptions.remove(&msg.id);
+        if self
+            .subscriptions
+            .get(&msg.id)
+            .is_some_and(|(key, _)| *key == msg.key)
+        {
+            self.subscriptions.remove(&msg.id);
+        }
+        self.shared.supervisor.do_send(RemoveSubscription {
+            conn: self.id,
+            key: msg.key,
+        });
     }
 }

@@ -1,8 +1,11 @@
-//! Turning each client request into a reply. Every request is answered by
-//! exactly one `Success`, `Error` or `ListReply` naming its serial; the
-//! checks that need no other actor (transport and uid, URI syntax, limits,
-//! regex compilation, the node's subscription ledger) happen here, before
-//! the supervisor is asked.
+//! Turning each client request into an answer. Every request is answered by
+//! exactly one `Success`, `Error` or reply naming its serial; the checks
+//! that need no other actor (transport and uid, URI syntax, limits, regex
+//! compilation, the node's subscription ledger) happen here, as the request
+//! is read, in request order.
+//! What needs the supervisor is sent to it at once and answered when it is
+//! done ([`ClientConnection::answer_later`]); a `List` is answered from
+//! the supervisor's read view when it reaches the front of the pipeline.
 
 use std::collections::BTreeMap;
 
@@ -16,220 +19,268 @@ use catalogue_proto::{
 use prost::Message as _;
 use tracing::{debug, info, warn};
 
-use super::{ClientConnection, auth::Transport};
+use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport};
 use crate::{
     matcher::{self, RegexError},
     services::Service,
-    subscription::{Subscription, SubscriptionParts, ledger::Owner},
+    subscription::{Cancel, Subscription, SubscriptionParts, ledger::Owner},
     supervisor::{
-        AddSubscription, ListLinks, ListPeers, ListServices, RegisterError, RegisterService,
+        AddSubscription, ListLinks, ListPeers, RegisterError, RegisterService, RemoveSubscription,
         UnregisterService,
     },
     uri,
 };
 
-/// The future a request turns into; the actor waits for it before reading
-/// the next request.
-pub(super) type Reply = Pin<Box<dyn ActorFuture<ClientConnection, Output = ()>>>;
+fn error(serial: u64, code: ErrorCode, message: impl Into<String>) -> Answer {
+    Answer::plain(Body::Error(Error::new(code, message).replying_to(serial)))
+}
 
-use std::pin::Pin;
+fn success(serial: u64) -> Body {
+    Body::Success(Success {
+        in_reply_to: serial,
+    })
+}
+
+fn unavailable(serial: u64, e: MailboxError) -> Answer {
+    error(
+        serial,
+        ErrorCode::Internal,
+        format!("supervisor unavailable: {e}"),
+    )
+}
 
 impl ClientConnection {
-    /// Handles one frame from the client.
-    pub(super) fn request(&mut self, frame: Frame, ctx: &mut Context<Self>) -> Reply {
+    /// Handles one frame from the client; `permit` goes back once it is
+    /// answered.
+    pub(super) fn request(&mut self, frame: Frame, permit: InFlight, ctx: &mut Context<Self>) {
         let serial = frame.serial;
         let Some(body) = frame.body else {
-            return self.error(serial, ErrorCode::BadRequest, "frame without a body");
+            let answer = error(serial, ErrorCode::BadRequest, "frame without a body");
+            return self.answer_now(answer, permit, ctx);
         };
         match body {
-            Body::RegisterService(r) => self.register(serial, r.uri, r.attrs),
-            Body::UnregisterService(u) => self.unregister(serial, u.uri),
-            Body::Subscribe(s) => self.subscribe(serial, s.subscription_id, &s.regex, ctx),
-            Body::Unsubscribe(u) => self.unsubscribe(serial, u.subscription_id),
-            Body::List(l) => self.list(serial, &l.regex),
-            Body::ListLinks(_) => self.list_links(serial),
-            Body::ListPeers(_) => self.list_peers(serial),
+            Body::RegisterService(r) => self.register(serial, r.uri, r.attrs, permit, ctx),
+            Body::UnregisterService(u) => self.unregister(serial, u.uri, permit, ctx),
+            Body::Subscribe(s) => self.subscribe(serial, s.subscription_id, &s.regex, permit, ctx),
+            Body::Unsubscribe(u) => self.unsubscribe(serial, u.subscription_id, permit, ctx),
+            Body::List(l) => self.list(serial, &l.regex, permit, ctx),
+            Body::ListLinks(_) => self.list_links(serial, permit, ctx),
+            Body::ListPeers(_) => self.list_peers(serial, permit, ctx),
             Body::Bye(_) => {
-                ctx.stop();
-                Box::pin(fut::ready(()))
+                drop(permit);
+                self.close(None, ctx);
             }
-            other => self.error(
-                serial,
-                ErrorCode::UnexpectedMessage,
-                format!("{} is not a client request", other.kind()),
-            ),
+            other => {
+                let answer = error(
+                    serial,
+                    ErrorCode::UnexpectedMessage,
+                    format!("{} is not a client request", other.kind()),
+                );
+                self.answer_now(answer, permit, ctx);
+            }
         }
     }
 
-    /// Queues `body`, waiting for room.
-    fn send(&self, body: Body) -> Reply {
-        let tx = self.outbound.clone();
-        Box::pin(fut::wrap_future(async move {
-            let _ = tx.send(body).await;
-        }))
-    }
-
-    fn error(&self, serial: u64, code: ErrorCode, message: impl Into<String>) -> Reply {
-        self.send(Body::Error(Error::new(code, message).replying_to(serial)))
-    }
-
-    fn success(&self, serial: u64) -> Reply {
-        self.send(Body::Success(Success {
-            in_reply_to: serial,
-        }))
-    }
-
-    fn register(&mut self, serial: u64, uri: String, attrs: BTreeMap<String, String>) -> Reply {
+    fn register(
+        &mut self,
+        serial: u64,
+        uri: String,
+        attrs: BTreeMap<String, String>,
+        permit: InFlight,
+        ctx: &mut Context<Self>,
+    ) {
         let allowed = match self.shared.policy.read() {
             Ok(policy) => policy.check(&self.transport),
             Err(poisoned) => poisoned.into_inner().check(&self.transport),
         };
         if let Err(refusal) = allowed {
             self.shared.stats.register_refusal(refusal.reason());
-            warn!(
-                conn = self.id,
-                transport = %self.transport,
-                reason = refusal.reason(),
-                uri = %uri,
-                "registration refused"
-            );
-            return self.error(
+            let (conn, transport) = (self.id, &self.transport);
+            self.shared.log_limited(refusal.reason(), |unlogged| {
+                warn!(
+                    conn,
+                    %transport,
+                    reason = refusal.reason(),
+                    uri = %uri,
+                    unlogged,
+                    "registration refused"
+                );
+            });
+            let answer = error(
                 serial,
                 ErrorCode::AuthFailed,
                 format!("auth failed: {refusal}"),
             );
+            return self.answer_now(answer, permit, ctx);
         }
         if let Err(e) = uri::validate_uri(&uri, self.shared.limits.max_uri_bytes) {
-            return self.error(serial, ErrorCode::InvalidUri, e.to_string());
+            let answer = error(serial, ErrorCode::InvalidUri, e.to_string());
+            return self.answer_now(answer, permit, ctx);
         }
         if let Err(e) = uri::validate_attrs(&attrs) {
-            return self.error(serial, ErrorCode::BadRequest, e.to_string());
+            let answer = error(serial, ErrorCode::BadRequest, e.to_string());
+            return self.answer_now(answer, permit, ctx);
         }
         let limit = self.shared.limits.registrations_per_connection;
-        if !self.registered.contains(&uri) && self.registered.len() >= limit {
-            return self.error(
+        // Registrations on their way count, so a pipelined flood stops at
+        // exactly the limit.
+        let new = !self.registered.contains(&uri);
+        if new && self.registered.len() + self.registering >= limit {
+            let answer = error(
                 serial,
                 ErrorCode::LimitExceeded,
-                format!("this connection already registered {limit} services (limits.registrations_per_connection)"),
+                format!(
+                    "this connection already registered {limit} services (limits.registrations_per_connection)"
+                ),
             );
+            return self.answer_now(answer, permit, ctx);
+        }
+        if new {
+            self.registering += 1;
         }
         let request = self.shared.supervisor.send(RegisterService {
             conn: self.id,
             uri: uri.clone(),
             attrs,
         });
-        Box::pin(
-            fut::wrap_future(request).then(move |result, act: &mut Self, _| match result {
-                Ok(Ok(())) => {
-                    act.registered.insert(uri);
-                    act.success(serial)
-                }
-                Ok(Err(e @ RegisterError::Conflict { .. })) => {
-                    act.error(serial, ErrorCode::Conflict, e.to_string())
-                }
-                Ok(Err(e)) => act.error(serial, ErrorCode::NotFound, e.to_string()),
-                Err(e) => act.error(
-                    serial,
-                    ErrorCode::Internal,
-                    format!("supervisor unavailable: {e}"),
+        let fut = fut::wrap_future(request).map(move |result, _: &mut Self, _| {
+            let (body, ok) = match result {
+                Ok(Ok(())) => (success(serial), true),
+                Ok(Err(e @ RegisterError::Conflict { .. })) => (
+                    error(serial, ErrorCode::Conflict, e.to_string()).body,
+                    false,
                 ),
-            }),
-        )
+                Ok(Err(e)) => (
+                    error(serial, ErrorCode::NotFound, e.to_string()).body,
+                    false,
+                ),
+                Err(e) => (unavailable(serial, e).body, false),
+            };
+            Answer {
+                body,
+                effect: Effect::Register {
+                    uri,
+                    ok,
+                    counted: new,
+                },
+            }
+        });
+        self.answer_later(permit, fut, ctx);
     }
 
-    fn unregister(&mut self, serial: u64, uri: String) -> Reply {
-        if !self.registered.contains(&uri) {
-            return self.error(
-                serial,
-                ErrorCode::NotFound,
-                format!("{uri} is not registered by this connection"),
-            );
-        }
+    /// Sent to the supervisor, which knows what this connection holds
+    /// (including registrations still on their way, ahead in its mailbox).
+    fn unregister(&mut self, serial: u64, uri: String, permit: InFlight, ctx: &mut Context<Self>) {
         let request = self.shared.supervisor.send(UnregisterService {
             conn: self.id,
             uri: uri.clone(),
         });
-        Box::pin(
-            fut::wrap_future(request).then(move |result, act: &mut Self, _| {
-                act.registered.remove(&uri);
-                match result {
-                    Ok(Ok(())) => act.success(serial),
-                    Ok(Err(e)) => act.error(serial, ErrorCode::NotFound, e.to_string()),
-                    Err(e) => act.error(
-                        serial,
-                        ErrorCode::Internal,
-                        format!("supervisor unavailable: {e}"),
-                    ),
-                }
-            }),
-        )
+        let fut = fut::wrap_future(request).map(move |result, _: &mut Self, _| {
+            let body = match result {
+                Ok(Ok(())) => success(serial),
+                Ok(Err(e)) => error(serial, ErrorCode::NotFound, e.to_string()).body,
+                Err(e) => unavailable(serial, e).body,
+            };
+            Answer {
+                body,
+                effect: Effect::Unregister { uri },
+            }
+        });
+        self.answer_later(permit, fut, ctx);
     }
 
     fn compile(&self, pattern: &str) -> Result<regex::Regex, RegexError> {
         matcher::compile(pattern, self.shared.limits.max_regex_bytes)
     }
 
-    fn subscribe(&mut self, serial: u64, id: u64, pattern: &str, ctx: &mut Context<Self>) -> Reply {
+    fn subscribe(
+        &mut self,
+        serial: u64,
+        id: u64,
+        pattern: &str,
+        permit: InFlight,
+        ctx: &mut Context<Self>,
+    ) {
         if self.subscriptions.contains_key(&id) {
-            return self.error(
+            let answer = error(
                 serial,
                 ErrorCode::Conflict,
                 format!("subscription id {id} is already in use on this connection"),
             );
+            return self.answer_now(answer, permit, ctx);
         }
         let stats = &self.shared.stats;
         let limit = self.shared.limits.subscriptions_per_connection;
         if self.subscriptions.len() >= limit {
             stats.subscription_refusal("per_connection");
-            return self.error(
+            let answer = error(
                 serial,
                 ErrorCode::LimitExceeded,
-                format!("this connection already holds {limit} subscriptions (limits.subscriptions_per_connection)"),
+                format!(
+                    "this connection already holds {limit} subscriptions (limits.subscriptions_per_connection)"
+                ),
             );
+            return self.answer_now(answer, permit, ctx);
         }
         let measured = match matcher::compile_measured(pattern, self.shared.limits.max_regex_bytes)
         {
             Ok(measured) => measured,
             Err(e) => {
                 stats.subscription_refusal("invalid_regex");
-                return self.error(serial, ErrorCode::InvalidRegex, e.to_string());
+                let answer = error(serial, ErrorCode::InvalidRegex, e.to_string());
+                return self.answer_now(answer, permit, ctx);
             }
         };
-        let permit = match self
+        let place = match self
             .shared
             .subscriptions
             .admit(self.owner(), measured.memory)
         {
-            Ok(permit) => permit,
+            Ok(place) => place,
             Err(refusal) => {
                 stats.subscription_refusal(refusal.reason());
                 debug!(conn = self.id, transport = %self.transport, reason = refusal.reason(), "subscription refused");
-                return self.error(serial, ErrorCode::LimitExceeded, refusal.to_string());
+                let answer = error(serial, ErrorCode::LimitExceeded, refusal.to_string());
+                return self.answer_now(answer, permit, ctx);
             }
         };
         let regex = measured.regex;
         let shared = self.shared.clone();
         let key = shared.new_key();
-        let parts = SubscriptionParts {
+        // Held: it sends nothing before its Success is written.
+        let addr = Subscription::new(SubscriptionParts {
             key,
             id,
             limit: shared.limits.subscription_queue,
             policy: shared.limits.overflow_policy,
             outbound: self.outbound.clone(),
             supervisor: shared.supervisor.clone().recipient(),
-            remove: shared.supervisor.clone().recipient(),
             ended: ctx.address().recipient(),
             stats: shared.stats.clone(),
-            permit,
-        };
-        // Success goes out before the subscription can send its snapshot.
-        Box::pin(self.success(serial).map(move |(), act: &mut Self, _| {
-            let addr = Subscription::new(parts).start();
-            act.subscriptions.insert(id, addr.clone());
-            act.shared
-                .supervisor
-                .do_send(AddSubscription { key, regex, addr });
-        }))
+            permit: place,
+        })
+        .start();
+        self.subscriptions.insert(id, (key, addr.clone()));
+        let request = shared.supervisor.send(AddSubscription {
+            conn: self.id,
+            key,
+            regex,
+            addr: addr.clone(),
+        });
+        let fut = fut::wrap_future(request).map(move |result, act: &mut Self, _| match result {
+            Ok(()) => Answer {
+                body: success(serial),
+                effect: Effect::Release(addr),
+            },
+            Err(e) => {
+                if act.subscriptions.get(&id).is_some_and(|(k, _)| *k == key) {
+                    act.subscriptions.remove(&id);
+                }
+                addr.do_send(Cancel);
+                unavailable(serial, e)
+            }
+        });
+        self.answer_later(permit, fut, ctx);
     }
 
     /// Whom this connection's subscriptions count against in the ledger.
@@ -240,122 +291,134 @@ impl ClientConnection {
         }
     }
 
-    fn unsubscribe(&mut self, serial: u64, id: u64) -> Reply {
-        let Some(addr) = self.subscriptions.remove(&id) else {
-            return self.error(
+    fn unsubscribe(&mut self, serial: u64, id: u64, permit: InFlight, ctx: &mut Context<Self>) {
+        let Some((key, addr)) = self.subscriptions.remove(&id) else {
+            let answer = error(
                 serial,
                 ErrorCode::NotFound,
                 format!("no subscription {id} on this connection"),
             );
+            return self.answer_now(answer, permit, ctx);
         };
-        Box::pin(
-            fut::wrap_future(addr.send(crate::subscription::Cancel))
-                .then(move |_, act: &mut Self, _| act.success(serial)),
-        )
+        // Both go out now, in request order; the answer waits for both:
+        // no event of the subscription follows it, and the supervisor has
+        // let go of it.
+        let cancel = addr.send(Cancel);
+        let remove = self
+            .shared
+            .supervisor
+            .send(RemoveSubscription { conn: self.id, key });
+        let fut = fut::wrap_future(async move {
+            let _ = cancel.await;
+            remove.await
+        })
+        .map(move |result, _: &mut Self, _| match result {
+            Ok(()) => Answer::plain(success(serial)),
+            Err(e) => unavailable(serial, e),
+        });
+        self.answer_later(permit, fut, ctx);
     }
 
-    fn list(&mut self, serial: u64, pattern: &str) -> Reply {
+    fn list(&mut self, serial: u64, pattern: &str, mut permit: InFlight, ctx: &mut Context<Self>) {
         let regex = if pattern.is_empty() {
             None
         } else {
             match self.compile(pattern) {
                 Ok(regex) => Some(regex),
-                Err(e) => return self.error(serial, ErrorCode::InvalidRegex, e.to_string()),
+                Err(e) => {
+                    let answer = error(serial, ErrorCode::InvalidRegex, e.to_string());
+                    return self.answer_now(answer, permit, ctx);
+                }
             }
         };
-        let request = self.shared.supervisor.send(ListServices { regex });
+        // Answered from the read view: nothing for the supervisor to do.
+        permit.answered();
+        self.pipeline.push_done(Box::new(Step::List {
+            serial,
+            regex,
+            permit,
+        }));
+        self.drain(ctx);
+    }
+
+    /// The answer to a `List` now, from the read view.
+    pub(super) fn list_reply(&self, serial: u64, regex: Option<&regex::Regex>) -> Body {
+        let services = self.shared.view.matching(regex);
+        let count = services.len();
         let max_frame = self.shared.limits.max_frame_bytes;
-        Box::pin(fut::wrap_future(request).then(move |result, act: &mut Self, _| {
-            let services = match result {
-                Ok(services) => services,
-                Err(e) => return act.error(serial, ErrorCode::Internal, format!("supervisor unavailable: {e}")),
-            };
-            let count = services.len();
-            let reply = ListReply {
-                in_reply_to: serial,
-                services: services.into_iter().map(to_wire).collect(),
-            };
-            // The envelope adds a few bytes to the body.
-            if reply.encoded_len() + 16 > max_frame {
-                info!(conn = act.id, count, "list reply too large for one frame");
-                return act.error(
-                    serial,
-                    ErrorCode::LimitExceeded,
-                    format!(
-                        "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex or subscribe"
-                    ),
-                );
-            }
-            act.send(Body::ListReply(reply))
-        }))
+        let reply = ListReply {
+            in_reply_to: serial,
+            services: services.iter().map(|s| to_wire(s)).collect(),
+        };
+        // The envelope adds a few bytes to the body.
+        if reply.encoded_len() + 16 > max_frame {
+            info!(conn = self.id, count, "list reply too large for one frame");
+            return error(
+                serial,
+                ErrorCode::LimitExceeded,
+                format!(
+                    "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex or subscribe"
+                ),
+            )
+            .body;
+        }
+        Body::ListReply(reply)
     }
-}
 
-impl ClientConnection {
-    fn list_links(&mut self, serial: u64) -> Reply {
+    fn list_links(&mut self, serial: u64, permit: InFlight, ctx: &mut Context<Self>) {
         let request = self.shared.supervisor.send(ListLinks);
-        Box::pin(
-            fut::wrap_future(request).then(move |result, act: &mut Self, _| match result {
-                Ok(view) => act.send(Body::LinksReply(LinksReply {
-                    in_reply_to: serial,
-                    node: view.node,
-                    links: view
-                        .links
-                        .into_iter()
-                        .map(|l| LinkEntry {
-                            a: l.key.a().to_string(),
-                            b: l.key.b().to_string(),
-                            origin: l.origin,
-                            ts: Some(l.ts.into()),
-                        })
-                        .collect(),
-                    reachable: view.reachable,
-                })),
-                Err(e) => act.error(
-                    serial,
-                    ErrorCode::Internal,
-                    format!("supervisor unavailable: {e}"),
-                ),
-            }),
-        )
+        let fut = fut::wrap_future(request).map(move |result, _: &mut Self, _| match result {
+            Ok(view) => Answer::plain(Body::LinksReply(LinksReply {
+                in_reply_to: serial,
+                node: view.node,
+                links: view
+                    .links
+                    .into_iter()
+                    .map(|l| LinkEntry {
+                        a: l.key.a().to_string(),
+                        b: l.key.b().to_string(),
+                        origin: l.origin,
+                        ts: Some(l.ts.into()),
+                    })
+                    .collect(),
+                reachable: view.reachable,
+            })),
+            Err(e) => unavailable(serial, e),
+        });
+        self.answer_later(permit, fut, ctx);
     }
 
-    fn list_peers(&mut self, serial: u64) -> Reply {
+    fn list_peers(&mut self, serial: u64, permit: InFlight, ctx: &mut Context<Self>) {
         let request = self.shared.supervisor.send(ListPeers);
-        Box::pin(
-            fut::wrap_future(request).then(move |result, act: &mut Self, _| match result {
-                Ok(peers) => act.send(Body::PeersReply(PeersReply {
-                    in_reply_to: serial,
-                    peers: peers
-                        .into_iter()
-                        .map(|p| PeerStatus {
-                            name: p.name,
-                            address: p.address,
-                            state: p.state.as_str().to_string(),
-                            direction: p
-                                .direction
-                                .map(|d| d.as_str().to_string())
-                                .unwrap_or_default(),
-                            since_ms: p.since_ms,
-                            last_error: p.last_error,
-                        })
-                        .collect(),
-                })),
-                Err(e) => act.error(
-                    serial,
-                    ErrorCode::Internal,
-                    format!("supervisor unavailable: {e}"),
-                ),
-            }),
-        )
+        let fut = fut::wrap_future(request).map(move |result, _: &mut Self, _| match result {
+            Ok(peers) => Answer::plain(Body::PeersReply(PeersReply {
+                in_reply_to: serial,
+                peers: peers
+                    .into_iter()
+                    .map(|p| PeerStatus {
+                        name: p.name,
+                        address: p.address,
+                        state: p.state.as_str().to_string(),
+                        direction: p
+                            .direction
+                            .map(|d| d.as_str().to_string())
+                            .unwrap_or_default(),
+                        since_ms: p.since_ms,
+                        last_error: p.last_error,
+                    })
+                    .collect(),
+            })),
+            Err(e) => unavailable(serial, e),
+        });
+        self.answer_later(permit, fut, ctx);
     }
 }
 
-fn to_wire(s: Service) -> catalogue::Service {
+fn to_wire(s: &Service) -> catalogue::Service {
     catalogue::Service {
-        uri: s.uri,
-        attrs: s.attrs,
-        origin: s.origin,
+        uri: s.uri.clone(),
+        attrs: s.attrs.clone(),
+        origin: s.origin.clone(),
         ts: Some(s.ts.into()),
     }
 }

@@ -8,6 +8,10 @@
 //! failed attempt: counted in `catalogue_peer_handshake_failures_total` by
 //! reason, and logged at most once per reason every
 //! [`FAILURE_LOG_INTERVAL`] (the line says how many were left out).
+//! Connections beyond `limits.handshakes_in_progress` (node-wide, or per
+//! source address) are refused before their handshake starts
+//! ([`PeerContext::refuse_early`]): `Error` 0x13 if the socket takes it at
+//! once, then close, counted and logged the same way.
 
 pub mod connector;
 pub mod directory;
@@ -27,10 +31,16 @@ use std::{
 };
 
 use actix::Addr;
+use catalogue_proto::{
+    Body, Frame, FrameCodec,
+    catalogue::{Error, ErrorCode},
+};
 use tokio::net::TcpStream;
+use tokio_util::codec::Encoder;
 use tracing::warn;
 
 use crate::{
+    admission::HandshakeRefusal,
     input::InputLimits,
     log_limit::LogLimit,
     settings::Settings,
@@ -166,14 +176,35 @@ impl PeerContext {
     /// Counts and (rate-limited) logs an inbound link from `remote` that
     /// failed before it was up.
     fn refused(&self, remote: SocketAddr, e: &HandshakeError) {
-        let reason = e.reason();
-        self.stats.handshake_failure(reason);
         if let HandshakeError::Codec(e) = e {
             self.stats.input_closed("peer", e);
         }
-        if let Some(unlogged) = self.refusal_log.borrow_mut().check(reason, Instant::now()) {
-            warn!(%remote, error = %e, reason, unlogged, "peer link refused");
+        self.log_refusal(remote, e.reason(), e);
+    }
+
+    fn log_refusal(&self, remote: SocketAddr, reason: &'static str, e: &dyn std::fmt::Display) {
+        self.stats.handshake_failure(reason);
+        match self.refusal_log.borrow_mut().check(reason, Instant::now()) {
+            Some(unlogged) => warn!(%remote, error = %e, reason, unlogged, "peer link refused"),
+            None => self.stats.log_lines_suppressed.inc(),
         }
+    }
+
+    /// Refuses a peer-port connection before its handshake (too many in
+    /// progress): tries to tell it with `Error` 0x13 without waiting (one
+    /// small write into an empty socket buffer), counts it, logs it
+    /// (rate-limited) and closes it.
+    pub fn refuse_early(&self, stream: TcpStream, remote: SocketAddr, why: HandshakeRefusal) {
+        let error = Error::new(ErrorCode::LimitExceeded, why.to_string());
+        let mut bytes = bytes::BytesMut::new();
+        if FrameCodec::new(self.max_frame)
+            .encode(Frame::new(0, Body::Error(error)), &mut bytes)
+            .is_ok()
+        {
+            let _ = stream.try_write(&bytes);
+        }
+        drop(stream);
+        self.log_refusal(remote, why.reason(), &why);
     }
 }
 

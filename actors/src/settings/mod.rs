@@ -151,8 +151,6 @@ pub struct LimitsSettings {
     pub subscription_queue: usize,
     /// Policy for an overflowing subscription.
     pub overflow_policy: OverflowPolicy,
-    /// Client connections open at once.
-    pub max_connections: usize,
     /// Largest frame body accepted before the other side is known: the
     /// plaintext handshake on the peer port (either side) and the first
     /// frame of a peer link (`max_frame_bytes` applies if smaller).
@@ -175,6 +173,31 @@ pub struct LimitsSettings {
     /// Estimated memory of the compiled regexes of every subscription
     /// together, bytes (`crate::matcher::compile_measured`).
     pub regex_memory_bytes: usize,
+    /// Requests one client connection may have read and not yet had
+    /// answered; at the bound the connection reads nothing more until an
+    /// answer goes out. Bounds the supervisor's mailbox (see
+    /// docs/OPERATIONS.md, "Limits on connections and work").
+    pub requests_in_flight: usize,
+    /// Requests all TCP connections together may have read and not yet
+    /// had answered (a fair queue: each connection waits its turn).
+    pub requests_in_flight_tcp: usize,
+    /// The same for all UNIX socket connections, apart from TCP's.
+    pub requests_in_flight_unix: usize,
+    /// Client connections open at once over TCP.
+    pub connections_tcp: usize,
+    /// Client connections open at once over the UNIX socket; TCP clients
+    /// never take these places.
+    pub connections_unix: usize,
+    /// A client connection that holds nothing (no registration, no
+    /// subscription, no request in flight) and sends nothing for this long
+    /// is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Peer-port connections whose handshake is in progress at once; more
+    /// are refused as they arrive.
+    pub handshakes_in_progress: usize,
+    /// Of those, how many may come from one source address.
+    pub handshakes_in_progress_per_address: usize,
 }
 
 /// `[sync]`: replication tuning.

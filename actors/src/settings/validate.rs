@@ -283,10 +283,67 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
     );
     range(
         &mut p,
-        "limits.max_connections",
-        l.max_connections,
+        "limits.requests_in_flight",
+        l.requests_in_flight,
+        1,
+        1024,
+    );
+    range(
+        &mut p,
+        "limits.requests_in_flight_tcp",
+        l.requests_in_flight_tcp,
+        1,
+        1 << 16,
+    );
+    range(
+        &mut p,
+        "limits.requests_in_flight_unix",
+        l.requests_in_flight_unix,
+        1,
+        1 << 16,
+    );
+    range(
+        &mut p,
+        "limits.connections_tcp",
+        l.connections_tcp,
         1,
         1 << 24,
+    );
+    range(
+        &mut p,
+        "limits.connections_unix",
+        l.connections_unix,
+        1,
+        1 << 24,
+    );
+    p.check(
+        l.idle_timeout >= Duration::from_millis(100),
+        "limits.idle_timeout",
+        || "must be at least 100ms".into(),
+    );
+    range(
+        &mut p,
+        "limits.handshakes_in_progress",
+        l.handshakes_in_progress,
+        1,
+        1 << 16,
+    );
+    range(
+        &mut p,
+        "limits.handshakes_in_progress_per_address",
+        l.handshakes_in_progress_per_address,
+        1,
+        1 << 16,
+    );
+    p.check(
+        l.handshakes_in_progress_per_address <= l.handshakes_in_progress,
+        "limits.handshakes_in_progress_per_address",
+        || {
+            format!(
+                "{} is more than limits.handshakes_in_progress ({})",
+                l.handshakes_in_progress_per_address, l.handshakes_in_progress
+            )
+        },
     );
     range(
         &mut p,

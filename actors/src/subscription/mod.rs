@@ -3,8 +3,17 @@
 //! it into its connection's outbound channel as fast as the client reads.
 //! When the channel is full it waits for room without blocking anyone else;
 //! the supervisor keeps sending events, and the queue's overflow rule keeps
-//! memory bounded. Each subscription holds its place in the node's
+//! memory bounded.
+//!
+//! Each subscription holds its place in the node's
 //! [`ledger`] (count and regex memory) until its actor is dropped.
+//!
+//! A subscription starts *held*: it queues its snapshot and events but
+//! sends nothing until its connection has written the `Success` answering
+//! `Subscribe` and says [`Release`], so the answer always comes first. It
+//! never tells the supervisor it is gone: its connection does (the
+//! `Unsubscribe` it awaits, [`SubscriptionEnded`], or the connection's own
+//! end), so a closed connection leaves no message behind.
 
 pub mod ledger;
 pub mod queue;
@@ -20,7 +29,7 @@ use crate::{
     services::Service,
     settings::OverflowPolicy,
     stats::{ActorMetrics, Stats},
-    supervisor::{RemoveSubscription, Resnapshot},
+    supervisor::Resnapshot,
 };
 use queue::{Event, Outcome, SubscriptionQueue};
 
@@ -42,6 +51,11 @@ pub struct Snapshot(pub Vec<Arc<Service>>);
 #[rtype(result = "()")]
 pub struct Rebase(pub Vec<Arc<Service>>);
 
+/// The `Success` answering `Subscribe` has been written: frames may follow.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Release;
+
 /// Ends the subscription; no frame of it is sent after this is handled.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -53,6 +67,8 @@ pub struct Cancel;
 pub struct SubscriptionEnded {
     /// The client's id of the subscription.
     pub id: u64,
+    /// Its node-wide key.
+    pub key: SubKey,
 }
 
 /// One subscription.
@@ -61,9 +77,10 @@ pub struct Subscription {
     queue: SubscriptionQueue,
     outbound: mpsc::Sender<Body>,
     supervisor: Recipient<Resnapshot>,
-    remove: Recipient<RemoveSubscription>,
     ended: Recipient<SubscriptionEnded>,
     metrics: ActorMetrics,
+    /// Nothing is sent before [`Release`].
+    held: bool,
     /// Queue length last reported to the queue-depth gauge.
     reported_depth: usize,
     /// A wait for room in the outbound channel is under way.
@@ -87,8 +104,6 @@ pub struct SubscriptionParts {
     pub outbound: mpsc::Sender<Body>,
     /// Where to ask for fresh snapshots.
     pub supervisor: Recipient<Resnapshot>,
-    /// Where to say the subscription is gone.
-    pub remove: Recipient<RemoveSubscription>,
     /// The connection, told when the subscription ends by itself.
     pub ended: Recipient<SubscriptionEnded>,
     /// Counters.
@@ -105,9 +120,9 @@ impl Subscription {
             queue: SubscriptionQueue::new(p.id, p.limit, p.policy),
             outbound: p.outbound,
             supervisor: p.supervisor,
-            remove: p.remove,
             ended: p.ended,
             metrics: ActorMetrics::new(p.stats, "subscription"),
+            held: true,
             reported_depth: 0,
             waiting: false,
             _permit: p.permit,
@@ -132,7 +147,7 @@ impl Subscription {
     }
 
     fn pump_inner(&mut self, ctx: &mut Context<Self>) {
-        if self.waiting {
+        if self.waiting || self.held {
             return;
         }
         while !self.queue.is_empty() {
@@ -178,6 +193,7 @@ impl Subscription {
         if self.queue.finished() {
             self.ended.do_send(SubscriptionEnded {
                 id: self.queue.id(),
+                key: self.key,
             });
             ctx.stop();
         }
@@ -196,7 +212,6 @@ impl Actor for Subscription {
         self.metrics.stopped();
         self.metrics.queue_depth(-(self.reported_depth as i64));
         self.metrics.stats().subscriptions.dec();
-        self.remove.do_send(RemoveSubscription { key: self.key });
     }
 }
 
@@ -245,6 +260,16 @@ impl Handler<Rebase> for Subscription {
             "rebased on a fresh snapshot"
         );
         self.queue.on_rebase(msg.0);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Release> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Release, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Release");
+        self.held = false;
         self.pump(ctx);
     }
 }

@@ -10,7 +10,6 @@ use crate::{
         directory::{Direction, PeerInfo},
         link::{LinkId, PeerLink},
     },
-    services::Service,
     subscription::{SubKey, Subscription},
     sync::{digest::Digest, replica::Batch},
 };
@@ -57,7 +56,8 @@ pub struct UnregisterService {
     pub uri: String,
 }
 
-/// A connection closed: its services are deleted.
+/// A connection closed: its services are deleted and its subscriptions
+/// removed.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ConnectionClosed {
@@ -65,10 +65,13 @@ pub struct ConnectionClosed {
     pub conn: ConnId,
 }
 
-/// Starts routing to a subscription; its snapshot is sent first.
+/// Starts routing to a subscription; its snapshot is sent first. The
+/// connection sends it with `send` and answers `Subscribe` once it is done.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct AddSubscription {
+    /// The connection that holds it (its subscriptions go when it closes).
+    pub conn: ConnId,
     /// Node-wide key.
     pub key: SubKey,
     /// Compiled regex.
@@ -77,10 +80,13 @@ pub struct AddSubscription {
     pub addr: Addr<Subscription>,
 }
 
-/// Stops routing to a subscription.
+/// Stops routing to a subscription (an `Unsubscribe`, awaited by its
+/// connection, or a subscription that ended by itself).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RemoveSubscription {
+    /// The connection that held it.
+    pub conn: ConnId,
     /// Node-wide key.
     pub key: SubKey,
 }
@@ -91,14 +97,6 @@ pub struct RemoveSubscription {
 pub struct Resnapshot {
     /// Node-wide key.
     pub key: SubKey,
-}
-
-/// Lists the services whose URI matches (all when `None`), sorted by URI.
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<Service>")]
-pub struct ListServices {
-    /// Filter.
-    pub regex: Option<regex::Regex>,
 }
 
 /// A peer link finished its handshake. Refused (`Err`) when another link to

@@ -8,12 +8,22 @@
 //! to the peer links, routes events to the matching subscriptions and runs
 //! the grace timers of unreachable origins. It never waits on another
 //! actor.
+//!
+//! It also keeps the [`ServicesView`] up to date as it routes, so client
+//! connections answer `List` without a message to it. What client traffic
+//! can put in its mailbox is bounded (docs/OPERATIONS.md, "Limits on
+//! connections and work"): client requests are awaited, at most
+//! `limits.requests_in_flight_tcp` plus `limits.requests_in_flight_unix`
+//! of them at once in the whole node; beyond those, one `Resnapshot` and
+//! one `RemoveSubscription` per subscription place, and one
+//! `ConnectionClosed` per connection.
 
 mod effects;
 mod links;
 mod messages;
 mod owners;
 mod replication;
+mod view;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -36,6 +46,7 @@ use crate::{
 };
 pub use messages::*;
 use owners::Owners;
+pub use view::ServicesView;
 
 /// How often expired tombstones are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(10);
@@ -58,6 +69,10 @@ pub struct CatalogueSupervisor {
     driver: Driver,
     matcher: Matcher,
     subscriptions: HashMap<SubKey, (Addr<Subscription>, regex::Regex)>,
+    /// The subscriptions of each connection, removed when it closes.
+    subscriptions_by_conn: HashMap<ConnId, HashSet<SubKey>>,
+    /// The visible services, for readers outside this actor.
+    view: ServicesView,
     owners: Owners,
     /// The current link to each directly linked peer.
     peer_links: HashMap<String, links::CurrentLink>,
@@ -71,13 +86,15 @@ pub struct CatalogueSupervisor {
 }
 
 impl CatalogueSupervisor {
-    /// A supervisor for node `node` with empty tables, born now.
+    /// A supervisor for node `node` with empty tables, born now, keeping
+    /// `view` up to date.
     pub fn new(
         node: String,
         hlc: Hlc,
         directory: PeerDirectory,
         config: SupervisorConfig,
         stats: Arc<Stats>,
+        view: ServicesView,
     ) -> Self {
         let driver = Driver::new(
             node.clone(),
@@ -91,6 +108,8 @@ impl CatalogueSupervisor {
             node,
             matcher: Matcher::new(),
             subscriptions: HashMap::new(),
+            subscriptions_by_conn: HashMap::new(),
+            view,
             owners: Owners::default(),
             peer_links: HashMap::new(),
             directory,
@@ -101,16 +120,40 @@ impl CatalogueSupervisor {
         }
     }
 
-    /// Routes the moves of visible services: event by event, or, for a
-    /// large change, a fresh snapshot to every subscription it touches.
+    /// Applies the moves of visible services to the read view, then
+    /// routes them: event by event, or, for a large change, a fresh
+    /// snapshot to every subscription it touches.
     fn route_services(&mut self, services: Vec<Applied>) {
         if services.is_empty() {
             return;
         }
-        if services.len() > self.config.bulk_threshold {
-            self.rebase(&services);
+        let moves: Vec<(EventKind, Arc<Service>)> = services
+            .into_iter()
+            .filter_map(|applied| match applied {
+                Applied::Added(s) | Applied::Updated { new: s, .. } => {
+                    Some((EventKind::Added, Arc::new(s)))
+                }
+                Applied::Deleted(s) => Some((EventKind::Deleted, Arc::new(s))),
+                Applied::Invisible | Applied::Ignored => None,
+            })
+            .collect();
+        for (kind, service) in &moves {
+            match kind {
+                EventKind::Deleted => self.view.remove(&service.uri),
+                _ => self.view.set(service.clone()),
+            }
+        }
+        debug_assert_eq!(
+            self.view.len(),
+            self.driver.replica().services.len(),
+            "the read view holds exactly the visible services"
+        );
+        if moves.len() > self.config.bulk_threshold {
+            self.rebase(&moves);
         } else {
-            self.route_each(services);
+            for (kind, service) in moves {
+                self.route(kind, service);
+            }
         }
     }
 
@@ -127,19 +170,10 @@ impl CatalogueSupervisor {
     }
 
     /// A large change: every subscription it touches gets a fresh snapshot.
-    fn rebase(&mut self, services: &[Applied]) {
+    fn rebase(&mut self, moves: &[(EventKind, Arc<Service>)]) {
         let mut touched = HashSet::new();
-        let uris = services
-            .iter()
-            .filter_map(|a| match a {
-                Applied::Added(s) | Applied::Updated { new: s, .. } | Applied::Deleted(s) => {
-                    Some(s.uri.clone())
-                }
-                Applied::Invisible | Applied::Ignored => None,
-            })
-            .collect::<Vec<_>>();
-        for uri in uris {
-            self.matcher.matches(&uri, &mut self.matched);
+        for (_, service) in moves {
+            self.matcher.matches(&service.uri, &mut self.matched);
             touched.extend(self.matched.iter().copied());
         }
         debug!(
@@ -153,25 +187,11 @@ impl CatalogueSupervisor {
         }
     }
 
-    /// Routes an event for each move of a visible entry.
-    fn route_each(&mut self, services: Vec<Applied>) {
-        for applied in services {
-            match applied {
-                Applied::Added(s) | Applied::Updated { new: s, .. } => {
-                    self.route(EventKind::Added, s)
-                }
-                Applied::Deleted(s) => self.route(EventKind::Deleted, s),
-                Applied::Invisible | Applied::Ignored => {}
-            }
-        }
-    }
-
-    fn route(&mut self, kind: EventKind, service: Service) {
+    fn route(&mut self, kind: EventKind, service: Arc<Service>) {
         self.matcher.matches(&service.uri, &mut self.matched);
         if self.matched.is_empty() {
             return;
         }
-        let service = Arc::new(service);
         for key in &self.matched {
             if let Some((addr, _)) = self.subscriptions.get(key) {
                 addr.do_send(Deliver(Event {
@@ -183,15 +203,14 @@ impl CatalogueSupervisor {
         }
     }
 
-    /// Visible services matching `regex`.
+    /// Visible services matching `regex` (shared with the read view).
     fn snapshot(&self, regex: &regex::Regex) -> Vec<Arc<Service>> {
-        self.driver
-            .replica()
-            .services
-            .iter()
-            .filter(|s| regex.is_match(&s.uri))
-            .map(|s| Arc::new(s.clone()))
-            .collect()
+        self.view.matching(Some(regex))
+    }
+
+    fn remove_subscription(&mut self, key: SubKey) {
+        self.matcher.remove(key);
+        self.subscriptions.remove(&key);
     }
 
     fn purge_tombstones(&mut self) {
@@ -206,6 +225,11 @@ impl Actor for CatalogueSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.metrics.started();
+        // No actix capacity: a full mailbox would hold back a client's
+        // `send` until polled, and requests of one connection could then
+        // reach the supervisor out of order. What may wait here is bounded
+        // by its senders instead (the module documentation says how).
+        ctx.set_mailbox_capacity(0);
         ctx.run_interval(PURGE_INTERVAL, |act, _| act.purge_tombstones());
         info!(node = %self.node, "catalogue supervisor started");
     }
@@ -256,6 +280,13 @@ impl Handler<ConnectionClosed> for CatalogueSupervisor {
             let fx = self.driver.unregister(uri);
             self.execute(fx, None, ctx);
         }
+        for key in self
+            .subscriptions_by_conn
+            .remove(&msg.conn)
+            .unwrap_or_default()
+        {
+            self.remove_subscription(key);
+        }
     }
 }
 
@@ -268,6 +299,10 @@ impl Handler<AddSubscription> for CatalogueSupervisor {
         msg.addr.do_send(Snapshot(snapshot));
         self.matcher.insert(msg.key, msg.regex.clone());
         self.subscriptions.insert(msg.key, (msg.addr, msg.regex));
+        self.subscriptions_by_conn
+            .entry(msg.conn)
+            .or_default()
+            .insert(msg.key);
     }
 }
 
@@ -276,8 +311,13 @@ impl Handler<RemoveSubscription> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: RemoveSubscription, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("RemoveSubscription");
-        self.matcher.remove(msg.key);
-        self.subscriptions.remove(&msg.key);
+        self.remove_subscription(msg.key);
+        if let Some(keys) = self.subscriptions_by_conn.get_mut(&msg.conn) {
+            keys.remove(&msg.key);
+            if keys.is_empty() {
+                self.subscriptions_by_conn.remove(&msg.conn);
+            }
+        }
     }
 }
 
@@ -289,23 +329,5 @@ impl Handler<Resnapshot> for CatalogueSupervisor {
         if let Some((addr, regex)) = self.subscriptions.get(&msg.key) {
             addr.do_send(Snapshot(self.snapshot(regex)));
         }
-    }
-}
-
-impl Handler<ListServices> for CatalogueSupervisor {
-    type Result = MessageResult<ListServices>;
-
-    fn handle(&mut self, msg: ListServices, _ctx: &mut Context<Self>) -> Self::Result {
-        let _timer = self.metrics.handling("ListServices");
-        let mut services: Vec<Service> = self
-            .driver
-            .replica()
-            .services
-            .iter()
-            .filter(|s| msg.regex.as_ref().is_none_or(|r| r.is_match(&s.uri)))
-            .cloned()
-            .collect();
-        services.sort_by(|a, b| a.uri.cmp(&b.uri));
-        MessageResult(services)
     }
 }

@@ -228,3 +228,30 @@ fn serving_an_open_registry_in_production_is_a_warning() {
     s.xlreg.cluster.creator = "node-a".into();
     assert!(warned(&s).is_empty());
 }
+
+#[test]
+fn work_and_connection_limits_are_checked() {
+    let mut s = defaults();
+    s.limits.requests_in_flight = 0;
+    s.limits.connections_tcp = 0;
+    s.limits.connections_unix = 0;
+    s.limits.idle_timeout = Duration::from_millis(10);
+    s.limits.handshakes_in_progress = 4;
+    s.limits.handshakes_in_progress_per_address = 5;
+    assert_eq!(
+        keys(&s),
+        [
+            "limits.requests_in_flight",
+            "limits.connections_tcp",
+            "limits.connections_unix",
+            "limits.idle_timeout",
+            "limits.handshakes_in_progress_per_address",
+        ]
+    );
+    s.limits.handshakes_in_progress_per_address = 4;
+    s.limits.requests_in_flight = 1;
+    s.limits.connections_tcp = 1;
+    s.limits.connections_unix = 1;
+    s.limits.idle_timeout = Duration::from_millis(100);
+    assert_eq!(s.validate(), vec![]);
+}
