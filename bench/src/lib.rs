@@ -21,7 +21,8 @@
 //! printed, never asserted.
 //!
 //! The bench is its own crate so the daemon's crate stays thin: the
-//! `catalogue` binary calls [`run`] with itself as the node binary; the
+//! `catalogue` binary calls [`run_with_nodes_of`] with itself as the node
+//! binary; the
 //! `catalogue-bench` binary finds `catalogue` beside itself (or takes
 //! `--catalogue PATH`).
 
@@ -37,7 +38,7 @@ mod peers;
 mod sync;
 mod xlreg;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
@@ -120,8 +121,9 @@ pub struct BenchArgs {
     /// at --etcd, watch here).
     #[arg(long, value_name = "URL", requires = "etcd")]
     etcd_watch: Option<String>,
-    /// The `catalogue` binary whose `serve` the nodes run (default: the
-    /// running binary if it is `catalogue`, else `catalogue` beside it).
+    /// The `catalogue` binary whose `serve` the nodes run (default:
+    /// `catalogue bench` runs its own binary, `catalogue-bench` the
+    /// `catalogue` beside it).
     #[arg(long, value_name = "PATH")]
     catalogue: Option<PathBuf>,
 }
@@ -142,9 +144,22 @@ impl BenchArgs {
 }
 
 /// Runs the chosen workloads, printing a table per workload on standard
-/// output.
+/// output. The nodes run `--catalogue`, else the `catalogue` binary beside
+/// the running one (`catalogue-bench` in its target directory).
 pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     node::choose_binary(args.catalogue.as_deref())?;
+    run_workloads(args)
+}
+
+/// Like [`run`], with `node_binary` serving the nodes unless `--catalogue`
+/// names another: `catalogue bench` passes its own binary, whatever its
+/// file is called.
+pub fn run_with_nodes_of(args: &BenchArgs, node_binary: &Path) -> Result<(), BenchError> {
+    node::choose_binary(Some(args.catalogue.as_deref().unwrap_or(node_binary)))?;
+    run_workloads(args)
+}
+
+fn run_workloads(args: &BenchArgs) -> Result<(), BenchError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

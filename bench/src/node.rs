@@ -42,21 +42,15 @@ pub enum NodeBinaryError {
     Missing(PathBuf),
 }
 
-/// Chooses the binary the nodes run: `explicit`, else the running binary
-/// if it is `catalogue` (`catalogue bench`), else `catalogue` beside it
-/// (`catalogue-bench` in the same target directory). The first choice of
-/// the process stands.
+/// Chooses the binary the nodes run: `explicit`, else `catalogue` beside
+/// the running binary (`catalogue-bench` in the same target directory).
+/// The first choice of the process stands.
 pub fn choose_binary(explicit: Option<&Path>) -> Result<(), NodeBinaryError> {
     let path = match explicit {
         Some(path) => path.to_path_buf(),
-        None => {
-            let me = std::env::current_exe().map_err(NodeBinaryError::CurrentExe)?;
-            if me.file_stem().is_some_and(|stem| stem == "catalogue") {
-                me
-            } else {
-                me.with_file_name("catalogue")
-            }
-        }
+        None => std::env::current_exe()
+            .map_err(NodeBinaryError::CurrentExe)?
+            .with_file_name("catalogue"),
     };
     if !path.is_file() {
         return Err(NodeBinaryError::Missing(path));

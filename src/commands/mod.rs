@@ -71,9 +71,12 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
 }
 
 /// `catalogue bench`: the workloads of the `catalogue-bench` crate, with
-/// this binary serving the nodes.
+/// this binary serving the nodes (unless `--catalogue` names another).
 fn bench(args: &catalogue_bench::BenchArgs) -> Exit {
-    match catalogue_bench::run(args) {
+    let result = std::env::current_exe()
+        .map_err(|e| format!("cannot find the running binary: {e}"))
+        .and_then(|me| catalogue_bench::run_with_nodes_of(args, &me).map_err(|e| e.to_string()));
+    match result {
         Ok(()) => Exit::Ok,
         Err(e) => {
             tracing::error!("{e}");
