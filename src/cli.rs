@@ -126,7 +126,7 @@ pub enum Command {
     Bench {
         /// Workloads and their sizes.
         #[command(flatten)]
-        args: crate::commands::bench::BenchArgs,
+        args: catalogue_bench::BenchArgs,
     },
     /// Inspect the layered configuration.
     Config {

@@ -86,6 +86,29 @@ impl DaemonBuilder {
             .set("tls.key", &files.key.display().to_string())
     }
 
+    /// Serves metrics, health and readiness over HTTP on a port of its own
+    /// choosing ([`Daemon::metrics_address`] says which).
+    pub fn metrics(self) -> Self {
+        self.set("metrics.listen", "127.0.0.1:0")
+    }
+
+    /// Serves the xlReg registry on a port of its own choosing
+    /// (`xlReg registry listening` says which, see
+    /// [`Daemon::address_logged`]).
+    pub fn xlreg_registry(self) -> Self {
+        self.set("xlreg.serve", "true")
+            .set("xlreg.listen", "127.0.0.1:0")
+    }
+
+    /// Forms cluster `cluster` of `size` nodes through the xlReg registry
+    /// at `server`, whose public key is in the file `server_key`.
+    pub fn xlreg_member(self, server: &str, server_key: &str, cluster: &str, size: usize) -> Self {
+        self.set("xlreg.server", server)
+            .set("xlreg.server_key", server_key)
+            .set("xlreg.cluster.name", cluster)
+            .set("xlreg.cluster.size", &size.to_string())
+    }
+
     /// Adds a raw argument after `serve`.
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.into());
@@ -271,6 +294,22 @@ impl Daemon {
     /// seen while waiting are kept for [`Daemon::logged`].
     pub fn wait_log(&mut self, deadline: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
         self.wait_log_from(0, deadline, pred)
+    }
+
+    /// Waits for the log line `message` and returns its `address` field
+    /// (a listener on port 0 says where it is).
+    pub fn address_logged(&mut self, message: &str) -> Result<String> {
+        let line = self.wait_log(DEADLINE, |l| l["message"] == message)?;
+        Ok(line["address"]
+            .as_str()
+            .with_context(|| format!("{message}: no address"))?
+            .to_string())
+    }
+
+    /// The metrics endpoint's address, once it listens (see
+    /// [`DaemonBuilder::metrics`]).
+    pub fn metrics_address(&mut self) -> Result<String> {
+        self.address_logged("metrics endpoint listening")
     }
 
     /// A position in the log, for [`Daemon::wait_log_from`].

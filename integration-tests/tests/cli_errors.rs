@@ -56,9 +56,7 @@ fn the_peer_port_is_named_for_what_it_is() -> Result<()> {
 
 #[test]
 fn the_metrics_endpoint_is_named_for_what_it_is() -> Result<()> {
-    let mut daemon = Daemon::builder()
-        .set("metrics.listen", "127.0.0.1:0")
-        .start()?;
+    let mut daemon = Daemon::builder().metrics().start()?;
     let line = daemon.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
     let addr = line["address"].as_str().unwrap_or_default().to_string();
     let out = Cli::new(["list", "--connect", &addr]).output(DEADLINE)?;

@@ -7,21 +7,16 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint, SubscriptionEvent};
-use catalogue_integration_tests::{DEADLINE, Daemon, TestCa, http_get, link_changed};
+use catalogue_integration_tests::{DEADLINE, Daemon, TestCa, http_get, link_changed, runtime};
 
 #[test]
 fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
     let mut registry = Daemon::builder()
         .name("registry")
-        .set("xlreg.serve", "true")
-        .set("xlreg.listen", "127.0.0.1:0")
-        .set("metrics.listen", "127.0.0.1:0")
+        .xlreg_registry()
+        .metrics()
         .start()?;
-    let metrics =
-        registry.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?["address"]
-            .as_str()
-            .context("metrics address")?
-            .to_string();
+    let metrics = registry.metrics_address()?;
     let line = registry.wait_log(DEADLINE, |l| l["message"] == "xlReg registry listening")?;
     let address = line["address"]
         .as_str()
@@ -36,10 +31,7 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
         Daemon::builder()
             .name(name)
             .tls(&ca.node_in(name, "formed")?)
-            .set("xlreg.server", &address)
-            .set("xlreg.server_key", &key)
-            .set("xlreg.cluster.name", "formed")
-            .set("xlreg.cluster.size", "3")
+            .xlreg_member(&address, &key, "formed", 3)
             .start()
     };
     let mut a = start("node-a")?;
@@ -56,9 +48,7 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
         l["message"] == "every cluster member is known"
     })?;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(async {
         let watcher =
             Client::connect(&ConnectOptions::new(Endpoint::Unix(c.socket.clone()))).await?;

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use catalogue::client::Client;
-use catalogue_integration_tests::{Cluster, DEADLINE, link_changed};
+use catalogue_integration_tests::{Cluster, DEADLINE, link_changed, runtime};
 
 /// Grace period of the test cluster.
 const GRACE: Duration = Duration::from_millis(300);
@@ -20,9 +20,7 @@ fn a_cut_link_is_routed_around_and_a_stalled_one_is_found_out() -> Result<()> {
         .set("sync.unreachable_grace", "300ms")
         .start()?;
     let (n1, n2, n3) = (0, 1, 2);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let registrar = rt.block_on(Client::connect(&cluster.client_options(n1)))?;
     let first = "tcp://n1-first.example:80";
     rt.block_on(registrar.register(first, BTreeMap::new()))?;

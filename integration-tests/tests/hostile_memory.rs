@@ -169,9 +169,7 @@ fn print_outcomes(waves: &[Wave], outcomes: &[Outcome]) {
 /// A debug node (plaintext peer links) that knows peers `p1`..`pN`, with
 /// its metrics endpoint on.
 fn node(peers: usize) -> DaemonBuilder {
-    let mut builder = Daemon::builder()
-        .arg("--debug")
-        .set("metrics.listen", "127.0.0.1:0");
+    let mut builder = Daemon::builder().arg("--debug").metrics();
     for i in 1..=peers {
         builder = builder.peer(&format!("p{i}"), "");
     }

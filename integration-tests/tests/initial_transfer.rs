@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use catalogue::client::Client;
-use catalogue_integration_tests::{Cluster, DEADLINE, link_changed, unlinked};
+use catalogue_integration_tests::{Cluster, DEADLINE, link_changed, runtime, unlinked};
 
 /// Waits for node `i`'s "initial batch planned" line for `peer` after
 /// `mark` and returns how many service entries that batch holds.
@@ -28,9 +28,7 @@ fn a_link_between_reachable_nodes_transfers_no_service_and_a_stale_one_only_what
 -> Result<()> {
     let mut cluster = Cluster::builder(3).start()?;
     let (n1, n2, n3) = (0, 1, 2);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let registrar = rt.block_on(Client::connect(&cluster.client_options(n1)))?;
     for i in 0..300 {
         let uri = format!("tcp://n1-svc-{i}.example:80");

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint};
-use catalogue_integration_tests::{DEADLINE, Daemon, http_get, scrape};
+use catalogue_integration_tests::{DEADLINE, Daemon, http_get, runtime, scrape};
 
 fn value(m: &BTreeMap<String, f64>, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(0.0)
@@ -14,11 +14,8 @@ fn value(m: &BTreeMap<String, f64>, key: &str) -> f64 {
 
 #[test]
 fn actor_metrics_move_when_clients_register_and_subscribe() -> Result<()> {
-    let mut daemon = Daemon::builder()
-        .set("metrics.listen", "127.0.0.1:0")
-        .start()?;
-    let line = daemon.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
-    let addr = line["address"].as_str().context("address")?.to_string();
+    let mut daemon = Daemon::builder().metrics().start()?;
+    let addr = daemon.metrics_address()?;
 
     let before = scrape(&addr)?;
     assert_eq!(
@@ -26,9 +23,7 @@ fn actor_metrics_move_when_clients_register_and_subscribe() -> Result<()> {
         1.0,
         "{before:#?}"
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let client = rt.block_on(async {
         let client =
             Client::connect(&ConnectOptions::new(Endpoint::Unix(daemon.socket.clone()))).await?;
@@ -87,12 +82,11 @@ fn actor_metrics_move_when_clients_register_and_subscribe() -> Result<()> {
 #[test]
 fn a_node_with_peers_is_not_ready_before_its_first_sync() -> Result<()> {
     let mut daemon = Daemon::builder()
-        .set("metrics.listen", "127.0.0.1:0")
+        .metrics()
         .arg("--debug")
         .peer("node-away", "127.0.0.1:9")
         .start()?;
-    let line = daemon.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
-    let addr = line["address"].as_str().context("address")?.to_string();
+    let addr = daemon.metrics_address()?;
     let (status, _) = http_get(&addr, "/ready")?;
     assert_eq!(status, 503);
     let (status, body) = http_get(&addr, "/health")?;
@@ -107,11 +101,10 @@ fn a_node_with_peers_is_ready_after_its_first_sync() -> Result<()> {
     let mut a = Daemon::builder()
         .name("node-a")
         .arg("--debug")
-        .set("metrics.listen", "127.0.0.1:0")
+        .metrics()
         .peer("node-b", "")
         .start()?;
-    let line = a.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
-    let addr = line["address"].as_str().context("address")?.to_string();
+    let addr = a.metrics_address()?;
     assert_eq!(http_get(&addr, "/ready")?.0, 503, "no sync yet");
     let _b = Daemon::builder()
         .name("node-b")

@@ -51,13 +51,9 @@ fn a_refused_dialer_backs_off_and_never_counts_the_link_up() -> Result<()> {
         .name("node-c")
         .tls(&ca.node("node-c")?)
         .peer("rogue", "")
-        .set("metrics.listen", "127.0.0.1:0")
+        .metrics()
         .start()?;
-    let line = c.wait_log(DEADLINE, |l| message(l, "metrics endpoint listening"))?;
-    let metrics = line["address"]
-        .as_str()
-        .context("metrics address")?
-        .to_string();
+    let metrics = c.metrics_address()?;
 
     // The rogue's certificate is from another CA, but it trusts both CAs
     // (a node halfway through a CA change): it accepts C's certificate,

@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint, SubscriptionEvent};
 use catalogue_integration_tests::{
-    Cli, DEADLINE, Daemon, TestCa, link_changed, read_frame, write_frame,
+    Cli, DEADLINE, Daemon, TestCa, link_changed, read_frame, runtime, write_frame,
 };
 use catalogue_proto::{
     Body, Frame,
@@ -495,9 +495,7 @@ fn nodes_resumed_after_a_stall_do_not_blame_their_peers() -> Result<()> {
     b.wait_log_from(marks[1], DEADLINE, stalled)?;
     // The link still carries changes: a registration at A reaches a
     // subscriber at B.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     rt.block_on(async {
         let options = |d: &Daemon| ConnectOptions::new(Endpoint::Unix(d.socket.clone()));
         let at_b = Client::connect(&options(&b)).await?;

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use anyhow::{Result, bail};
 use catalogue::client::{Client, ConnectOptions, Endpoint, Subscription, SubscriptionEvent};
 use catalogue_actors::tls::{CertificateAuthority, Overwrite};
-use catalogue_integration_tests::{DEADLINE, Daemon, TlsFiles};
+use catalogue_integration_tests::{DEADLINE, Daemon, TlsFiles, runtime};
 
 /// Writes `ca` bundle (one or more CA certificates) and `name`'s certificate
 /// issued by `issuer` into `dir`, at fixed paths.
@@ -68,9 +68,7 @@ fn sighup_rotates_certificates_without_dropping_links_or_clients() -> Result<()>
         l["message"] == "initial sync done" && l["peer"] == "node-a"
     })?;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let (client, mut sub) = rt.block_on(async {
         let client =
             Client::connect(&ConnectOptions::new(Endpoint::Unix(a.socket.clone()))).await?;

@@ -27,8 +27,7 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 fn registry(data: &Path) -> (Daemon, String) {
     let mut daemon = Daemon::builder()
         .set("node.data_dir", &data.display().to_string())
-        .set("xlreg.serve", "true")
-        .set("xlreg.listen", "127.0.0.1:0")
+        .xlreg_registry()
         .start()
         .expect("daemon starts");
     let line = daemon

@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use catalogue_integration_tests::{
-    Cli, CliOutput, DEADLINE, Daemon, LogLine, TestCa, link_changed, scrape,
+    Cli, CliOutput, DEADLINE, Daemon, LogLine, TestCa, link_changed, runtime, scrape,
 };
 use serde_json::Value;
 
@@ -42,15 +42,14 @@ struct Registry {
 fn registry(settings: &[(&str, &str)]) -> Result<Registry> {
     let mut builder = Daemon::builder()
         .name("registry")
-        .set("xlreg.serve", "true")
-        .set("xlreg.listen", "127.0.0.1:0")
-        .set("metrics.listen", "127.0.0.1:0");
+        .xlreg_registry()
+        .metrics();
     for (key, value) in settings {
         builder = builder.set(key, value);
     }
     let mut daemon = builder.start()?;
-    let metrics = address_logged(&mut daemon, "metrics endpoint listening")?;
-    let address = address_logged(&mut daemon, "xlReg registry listening")?;
+    let metrics = daemon.metrics_address()?;
+    let address = daemon.address_logged("xlReg registry listening")?;
     let key = daemon.dir().join("xlreg").join("registry.pub");
     Ok(Registry {
         _daemon: daemon,
@@ -58,14 +57,6 @@ fn registry(settings: &[(&str, &str)]) -> Result<Registry> {
         key,
         metrics,
     })
-}
-
-fn address_logged(daemon: &mut Daemon, message: &str) -> Result<String> {
-    let line = daemon.wait_log(DEADLINE, |l| l["message"] == message)?;
-    Ok(line["address"]
-        .as_str()
-        .with_context(|| format!("{message}: no address"))?
-        .to_string())
 }
 
 /// `catalogue xlreg ARGS... --server --server-key --identity-dir --name`.
@@ -135,17 +126,14 @@ fn a_squatted_cluster_is_refused_by_the_nodes_configured_to_form_it() -> Result<
         Daemon::builder()
             .name(name)
             .tls(&ca.node_in(name, "prod")?)
-            .set("metrics.listen", "127.0.0.1:0")
-            .set("xlreg.server", &reg.address)
-            .set("xlreg.server_key", &reg.key.display().to_string())
-            .set("xlreg.cluster.name", "prod")
-            .set("xlreg.cluster.size", "3")
+            .metrics()
+            .xlreg_member(&reg.address, &reg.key.display().to_string(), "prod", 3)
             .start()
     };
     // The real node-c is registered as node-c-2 by the registry: it says so
     // and does not join under that name.
     let mut c = start("node-c")?;
-    let c_metrics = address_logged(&mut c, "metrics endpoint listening")?;
+    let c_metrics = c.metrics_address()?;
     let line = c.wait_log(DEADLINE, refused_for("name_taken"))?;
     assert_eq!(line["level"], "ERROR", "{line}");
     let error = line["error"].as_str().unwrap_or_default();
@@ -155,7 +143,7 @@ fn a_squatted_cluster_is_refused_by_the_nodes_configured_to_form_it() -> Result<
     );
     // node-a finds "prod" with the wrong size and refuses it.
     let mut a = start("node-a")?;
-    let a_metrics = address_logged(&mut a, "metrics endpoint listening")?;
+    let a_metrics = a.metrics_address()?;
     let line = a.wait_log(DEADLINE, refused_for("size"))?;
     let error = line["error"].as_str().unwrap_or_default();
     assert!(
@@ -197,10 +185,7 @@ fn a_member_whose_certificate_lacks_the_cluster_cannot_link() -> Result<()> {
         Daemon::builder()
             .name(name)
             .tls(&tls)
-            .set("xlreg.server", &reg.address)
-            .set("xlreg.server_key", &reg.key.display().to_string())
-            .set("xlreg.cluster.name", "formed")
-            .set("xlreg.cluster.size", "3")
+            .xlreg_member(&reg.address, &reg.key.display().to_string(), "formed", 3)
             .start()
     };
     let mut a = start("node-a", ca.node_in("node-a", "formed")?)?;
@@ -344,9 +329,7 @@ fn idle_connections_do_not_lock_out_xlreg_members() -> Result<()> {
 
     // 1,200 connections from another loopback address that never send a
     // byte.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = runtime()?;
     let server: std::net::SocketAddr = reg.address.parse()?;
     let idle = rt.block_on(async {
         let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);

@@ -1,7 +1,6 @@
 //! Running the subcommands. Each returns an [`Exit`] status; `main` turns
 //! it into the process exit code.
 
-pub mod bench;
 mod client;
 mod config;
 mod dev;
@@ -63,11 +62,26 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
         Command::Dev { nodes } => dev::run(nodes),
-        Command::Bench { args } => bench::run(&args),
+        Command::Bench { args } => bench(&args),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),
         },
+    }
+}
+
+/// `catalogue bench`: the workloads of the `catalogue-bench` crate, with
+/// this binary serving the nodes (unless `--catalogue` names another).
+fn bench(args: &catalogue_bench::BenchArgs) -> Exit {
+    let result = std::env::current_exe()
+        .map_err(|e| format!("cannot find the running binary: {e}"))
+        .and_then(|me| catalogue_bench::run_with_nodes_of(args, &me).map_err(|e| e.to_string()));
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            tracing::error!("{e}");
+            Exit::Failure
+        }
     }
 }
 

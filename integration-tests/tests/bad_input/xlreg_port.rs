@@ -8,8 +8,7 @@ use super::*;
 /// the per-source bounds (tested in `xlreg_hostile.rs`) are lifted.
 fn registry() -> Result<(Daemon, String)> {
     let mut daemon = Daemon::builder()
-        .set("xlreg.serve", "true")
-        .set("xlreg.listen", "127.0.0.1:0")
+        .xlreg_registry()
         .set("xlreg.sessions_per_source", "0")
         .set("xlreg.max_connections_per_source", "0")
         .start()?;

@@ -8,7 +8,7 @@
 use anyhow::{Result, bail};
 
 use super::{node::BenchNode, notify::wait_snapshot_end};
-use crate::client::{Client, Subscription};
+use catalogue_client::{Client, Subscription};
 
 /// Descriptors kept free for everything else.
 const SPARE_FDS: u64 = 64;

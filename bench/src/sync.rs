@@ -15,7 +15,7 @@ use super::{
     notify::wait_snapshot_end,
     peers::{Neighbour, Pki, ports, start_peer},
 };
-use crate::client::{Client, SubscriptionEvent};
+use catalogue_client::{Client, SubscriptionEvent};
 
 /// Registrations in flight while filling A.
 const FILL_INFLIGHT: usize = 256;

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Instant};
 use anyhow::{Result, bail};
 
 use super::{measure::within, node::BenchNode, notify::wait_snapshot_end};
-use crate::client::{Client, Subscription, SubscriptionEvent};
+use catalogue_client::{Client, Subscription, SubscriptionEvent};
 
 /// Subscriptions per client connection.
 const PER_CONNECTION: usize = 1000;

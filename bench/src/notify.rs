@@ -12,7 +12,7 @@ use super::{
     measure::{Pace, closed_loop, latency_header, latency_row, next_index, open_loop, within},
     node::BenchNode,
 };
-use crate::client::{Client, Subscription, SubscriptionEvent};
+use catalogue_client::{Client, Subscription, SubscriptionEvent};
 
 /// Runs the workload with `events` registrations per rate, then
 /// `pipelined.0` with `pipelined.1` in flight.

@@ -14,7 +14,7 @@ use super::{
     notify::wait_snapshot_end,
     peers::{Neighbour, Pki, ports, start_peer},
 };
-use crate::client::Client;
+use catalogue_client::Client;
 
 /// Sizes of the workload.
 #[derive(Debug, Clone, Copy)]

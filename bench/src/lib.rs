@@ -1,6 +1,7 @@
-//! `catalogue bench`: starts nodes on loopback (child `catalogue serve`
-//! processes in temporary directories) and measures them with the client
-//! library, printing a table per workload:
+//! The catalogue benchmarks, behind `catalogue bench` and the
+//! `catalogue-bench` binary: starts nodes on loopback (child `catalogue
+//! serve` processes in temporary directories) and measures them with the
+//! client library, printing a table per workload:
 //!
 //! * `notify`: register-to-event latency on one node, at a fixed rate and
 //!   back to back;
@@ -18,6 +19,12 @@
 //! gateway, see `etcd.rs`), for `bench/compare-etcd.sh`. Figures depend on
 //! the build (`cargo run --release -- bench`) and the machine; they are
 //! printed, never asserted.
+//!
+//! The bench is its own crate so the daemon's crate stays thin: the
+//! `catalogue` binary calls [`run_with_nodes_of`] with itself as the node
+//! binary; the
+//! `catalogue-bench` binary finds `catalogue` beside itself (or takes
+//! `--catalogue PATH`).
 
 mod cluster;
 mod connections;
@@ -31,10 +38,25 @@ mod peers;
 mod sync;
 mod xlreg;
 
-use clap::{Args, ValueEnum};
-use tracing::error;
+use std::path::{Path, PathBuf};
 
-use super::{Exit, client};
+use clap::{Args, ValueEnum};
+
+pub use node::NodeBinaryError;
+
+/// Why a bench run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// No `catalogue` binary to start nodes with.
+    #[error(transparent)]
+    NodeBinary(#[from] NodeBinaryError),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A workload failed (a node did not start, an event never came...).
+    #[error("benchmark failed: {0:#}")]
+    Workload(anyhow::Error),
+}
 
 /// Which workloads to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +121,11 @@ pub struct BenchArgs {
     /// at --etcd, watch here).
     #[arg(long, value_name = "URL", requires = "etcd")]
     etcd_watch: Option<String>,
+    /// The `catalogue` binary whose `serve` the nodes run (default:
+    /// `catalogue bench` runs its own binary, `catalogue-bench` the
+    /// `catalogue` beside it).
+    #[arg(long, value_name = "PATH")]
+    catalogue: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -116,21 +143,34 @@ impl BenchArgs {
     }
 }
 
-/// Runs the chosen workloads.
-pub fn run(args: &BenchArgs) -> Exit {
-    client::block_on(async move {
+/// Runs the chosen workloads, printing a table per workload on standard
+/// output. The nodes run `--catalogue`, else the `catalogue` binary beside
+/// the running one (`catalogue-bench` in its target directory).
+pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
+    node::choose_binary(args.catalogue.as_deref())?;
+    run_workloads(args)
+}
+
+/// Like [`run`], with `node_binary` serving the nodes unless `--catalogue`
+/// names another: `catalogue bench` passes its own binary, whatever its
+/// file is called.
+pub fn run_with_nodes_of(args: &BenchArgs, node_binary: &Path) -> Result<(), BenchError> {
+    node::choose_binary(Some(args.catalogue.as_deref().unwrap_or(node_binary)))?;
+    run_workloads(args)
+}
+
+fn run_workloads(args: &BenchArgs) -> Result<(), BenchError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    runtime.block_on(async move {
         println!("catalogue bench ({})", build());
-        let result = match &args.etcd {
+        match &args.etcd {
             Some(url) => etcd::run(args, url).await,
             None => run_catalogue(args).await,
-        };
-        match result {
-            Ok(()) => Exit::Ok,
-            Err(e) => {
-                error!("benchmark failed: {e:#}");
-                Exit::Failure
-            }
         }
+        .map_err(BenchError::Workload)
     })
 }
 

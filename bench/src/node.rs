@@ -1,16 +1,18 @@
-//! A node under test: `catalogue serve` started from this binary in its own
-//! temporary directory (data and UNIX socket), with extra `--set` flags for
-//! peers, TLS or the registry. Its JSON log is read on a thread; each
-//! line's message is passed on with the instant it was read, so a workload
-//! can wait for "listening" or "ready: ..." with a deadline instead of
-//! sleeping. Memory figures come from `/proc/<pid>/status`. A node is
-//! stopped (SIGTERM, then waited for) when dropped, on every path.
+//! A node under test: `catalogue serve` (the binary chosen once per run by
+//! [`choose_binary`]) started in its own temporary directory (data and UNIX
+//! socket), with extra `--set` flags for peers, TLS or the registry. Its
+//! JSON log is read on a thread; each line's message is passed on with the
+//! instant it was read, so a workload can wait for "listening" or
+//! "ready: ..." with a deadline instead of sleeping. Memory figures come
+//! from `/proc/<pid>/status`. A node is stopped (SIGTERM, then waited for)
+//! when dropped, on every path.
 
 use std::{
     io::{BufRead, BufReader},
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -18,10 +20,44 @@ use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 
-use crate::client::{ConnectOptions, Endpoint};
+use catalogue_client::{ConnectOptions, Endpoint};
 
 /// How long a node may take to log a line a workload waits for.
 pub const LOG_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The `catalogue` binary every node of this process runs, set once by
+/// [`choose_binary`].
+static BINARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// No `catalogue` binary to start nodes with.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeBinaryError {
+    /// The running binary's path is unknown.
+    #[error("cannot find the running binary: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// Neither `--catalogue` nor a `catalogue` beside the running binary.
+    #[error(
+        "no catalogue binary at {0} (build it: cargo build --release --bin catalogue, or pass --catalogue PATH)"
+    )]
+    Missing(PathBuf),
+}
+
+/// Chooses the binary the nodes run: `explicit`, else `catalogue` beside
+/// the running binary (`catalogue-bench` in the same target directory).
+/// The first choice of the process stands.
+pub fn choose_binary(explicit: Option<&Path>) -> Result<(), NodeBinaryError> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(NodeBinaryError::CurrentExe)?
+            .with_file_name("catalogue"),
+    };
+    if !path.is_file() {
+        return Err(NodeBinaryError::Missing(path));
+    }
+    let _ = BINARY.set(path);
+    Ok(())
+}
 
 /// A running node.
 pub struct BenchNode {
@@ -50,7 +86,9 @@ impl BenchNode {
             .prefix("catalogue-bench-")
             .tempdir()?;
         let socket = dir.path().join(format!("{name}.sock"));
-        let exe = std::env::current_exe().context("the catalogue binary")?;
+        let exe = BINARY
+            .get()
+            .context("no catalogue binary chosen (choose_binary)")?;
         let mut command = Command::new(exe);
         command.args([
             "--log-format",

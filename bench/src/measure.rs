@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, stream};
 
 use super::percentiles;
-use crate::client::{Subscription, SubscriptionEvent};
+use catalogue_client::{Subscription, SubscriptionEvent};
 
 /// Longest wait for one event before a workload gives up.
 pub const STALL: Duration = Duration::from_secs(30);
