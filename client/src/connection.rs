@@ -16,7 +16,7 @@ use tokio::{
 };
 use tokio_util::codec::Framed;
 
-use super::{ClientError, ConnectOptions, Endpoint, SubscriptionEvent};
+use super::{ClientError, ConnectOptions, Endpoint, Marked, SubscriptionEvent};
 
 /// How long a node may take to send its `Welcome` once connected.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,7 +32,7 @@ pub(super) enum Command {
     Request {
         body: Body,
         reply: oneshot::Sender<Result<Body, ClientError>>,
-        events: Option<(u64, mpsc::Sender<SubscriptionEvent>)>,
+        events: Option<(u64, mpsc::Sender<Marked>)>,
     },
 }
 
@@ -151,7 +151,7 @@ where
 {
     let mut serial = 0u64;
     let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut subscriptions: HashMap<u64, mpsc::Sender<SubscriptionEvent>> = HashMap::new();
+    let mut subscriptions: HashMap<u64, mpsc::Sender<Marked>> = HashMap::new();
     let reason = loop {
         tokio::select! {
             command = commands.recv() => {
@@ -199,7 +199,7 @@ where
                     Some(Body::Bye(bye)) => break ClientError::Bye(bye.reason),
                     Some(body) => {
                         if let Some((id, event)) = SubscriptionEvent::from_body(body) {
-                            let ended = matches!(event, SubscriptionEvent::Overflow { resnapshot: false, .. });
+                            let ended = matches!(event.event, SubscriptionEvent::Overflow { resnapshot: false, .. });
                             if let Some(tx) = subscriptions.get(&id) {
                                 if tx.send(event).await.is_err() {
                                     subscriptions.remove(&id);

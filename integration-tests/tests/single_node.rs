@@ -450,6 +450,7 @@ fn a_stalled_subscriber_neither_delays_others_nor_grows_memory() -> Result<()> {
         catalogue_proto::catalogue::Subscribe {
             subscription_id: 1,
             regex: "^tcp://".into(),
+            ..Default::default()
         },
     ))?;
     let rt = runtime()?;

@@ -23,7 +23,7 @@ use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport};
 use crate::{
     matcher::{self, RegexError},
     services::Service,
-    subscription::{Cancel, Subscription, SubscriptionParts, ledger::Owner},
+    subscription::{Cancel, Subscription, SubscriptionParts, history::Position, ledger::Owner},
     supervisor::{
         AddSubscription, ListLinks, ListPeers, RegisterError, RegisterService, RemoveSubscription,
         UnregisterService,
@@ -61,7 +61,10 @@ impl ClientConnection {
         match body {
             Body::RegisterService(r) => self.register(serial, r.uri, r.attrs, permit, ctx),
             Body::UnregisterService(u) => self.unregister(serial, u.uri, permit, ctx),
-            Body::Subscribe(s) => self.subscribe(serial, s.subscription_id, &s.regex, permit, ctx),
+            Body::Subscribe(s) => {
+                let resume = s.resume.map(Into::into);
+                self.subscribe(serial, s.subscription_id, &s.regex, resume, permit, ctx)
+            }
             Body::Unsubscribe(u) => self.unsubscribe(serial, u.subscription_id, permit, ctx),
             Body::List(l) => self.list(serial, &l.regex, permit, ctx),
             Body::ListLinks(_) => self.list_links(serial, permit, ctx),
@@ -198,6 +201,7 @@ impl ClientConnection {
         serial: u64,
         id: u64,
         pattern: &str,
+        resume: Option<Position>,
         permit: InFlight,
         ctx: &mut Context<Self>,
     ) {
@@ -266,6 +270,7 @@ impl ClientConnection {
             key,
             regex,
             addr: addr.clone(),
+            resume,
         });
         let fut = fut::wrap_future(request).map(move |result, act: &mut Self, _| match result {
             Ok(()) => Answer {
@@ -349,6 +354,7 @@ impl ClientConnection {
         let reply = ListReply {
             in_reply_to: serial,
             services: services.iter().map(|s| to_wire(s)).collect(),
+            more: false,
         };
         // The envelope adds a few bytes to the body.
         if reply.encoded_len() + 16 > max_frame {

@@ -1,0 +1,148 @@
+//! The client library's watch against real daemons: a program that loses
+//! its connection, or whose node restarts, ends with exactly the right set
+//! and is told every removal as a delete, never an add twice. Three paths:
+//! its node restarted (a new epoch: reset and a fresh snapshot), its
+//! connection cut while the node stays up (the changes since its revision
+//! replayed, no snapshot), and a connection cut for longer than the
+//! node's history window (reset).
+
+use std::collections::BTreeSet;
+
+use anyhow::{Result, ensure};
+use catalogue::client::{ConnectOptions, Endpoint, SyncKind};
+use catalogue_integration_tests::{Cluster, DEADLINE, Proxy, WatchLog};
+
+fn set(uris: &[&str]) -> BTreeSet<String> {
+    uris.iter().map(|u| u.to_string()).collect()
+}
+
+/// A watch over TCP to node `i` through a proxy the test can cut.
+fn proxied_watch(cluster: &mut Cluster, i: usize) -> Result<(Proxy, WatchLog)> {
+    let client = cluster.daemon(i)?.client.clone();
+    let proxy = Proxy::start(&client)?;
+    let options = ConnectOptions::new(Endpoint::Tcp(proxy.addr().to_string()));
+    let watch = WatchLog::start(&options, "^tcp://")?;
+    Ok((proxy, watch))
+}
+
+#[test]
+fn a_watch_reports_a_delete_made_while_its_node_was_down() -> Result<()> {
+    let mut cluster = Cluster::builder(2).start()?;
+    let registrar = cluster.registrar(0)?;
+    registrar.register_all(&["tcp://gone:1", "tcp://kept:1"])?;
+    let watch = WatchLog::start(&cluster.client_options(1), "^tcp://")?;
+    let both = set(&["tcp://gone:1", "tcp://kept:1"]);
+    watch.wait(0, DEADLINE, "both services", |r| r.set == both)?;
+
+    let mark = watch.mark();
+    cluster.stop(1)?;
+    watch.wait(mark, DEADLINE, "the lost connection", |r| {
+        r.disconnects_since(mark) > 0
+    })?;
+    registrar.unregister("tcp://gone:1")?;
+    cluster.restart(1)?;
+
+    let kept = set(&["tcp://kept:1"]);
+    let seen = watch.wait(mark, DEADLINE, "the delete and the kept service", |r| {
+        r.set == kept
+            && r.deleted_since(mark).contains(&"tcp://gone:1".to_string())
+            && r.syncs_since(mark).contains(&SyncKind::Reset)
+    })?;
+    ensure!(
+        seen.contradictions.is_empty(),
+        "the watch contradicted itself: {:?}",
+        seen.contradictions
+    );
+    Ok(())
+}
+
+#[test]
+fn a_watch_cut_off_briefly_replays_the_changes_without_a_snapshot() -> Result<()> {
+    let mut cluster = Cluster::builder(2).start()?;
+    let far = cluster.registrar(0)?;
+    let near = cluster.registrar(1)?;
+    far.register("tcp://far-old:1")?;
+    near.register("tcp://near-old:1")?;
+    let (proxy, watch) = proxied_watch(&mut cluster, 1)?;
+    let old = set(&["tcp://far-old:1", "tcp://near-old:1"]);
+    watch.wait(0, DEADLINE, "both old services", |r| r.set == old)?;
+
+    let mark = watch.mark();
+    proxy.cut();
+    watch.wait(mark, DEADLINE, "the lost connection", |r| {
+        r.disconnects_since(mark) > 0
+    })?;
+    // Changes at the watched node and at the other one while cut off.
+    far.unregister("tcp://far-old:1")?;
+    near.unregister("tcp://near-old:1")?;
+    far.register("tcp://far-new:1")?;
+    near.register("tcp://near-new:1")?;
+    let new = set(&["tcp://far-new:1", "tcp://near-new:1"]);
+    cluster.wait_listing(1, DEADLINE, |l| {
+        l.keys().cloned().collect::<BTreeSet<_>>() == new
+    })?;
+    proxy.restore();
+
+    let seen = watch.wait(mark, DEADLINE, "the changes replayed", |r| {
+        r.set == new && !r.syncs_since(mark).is_empty()
+    })?;
+    let deleted: BTreeSet<String> = seen.deleted_since(mark).into_iter().collect();
+    ensure!(
+        deleted == old,
+        "each removal is told as a delete: {deleted:?}"
+    );
+    ensure!(
+        seen.syncs_since(mark)
+            .iter()
+            .all(|k| *k == SyncKind::Resumed),
+        "resumed without a snapshot: {:?}",
+        seen.syncs_since(mark)
+    );
+    ensure!(
+        seen.contradictions.is_empty(),
+        "the watch contradicted itself: {:?}",
+        seen.contradictions
+    );
+    Ok(())
+}
+
+#[test]
+fn a_watch_away_longer_than_the_history_gets_a_reset_with_the_differences() -> Result<()> {
+    let mut cluster = Cluster::builder(1)
+        .set("limits.subscription_history", "2")
+        .start()?;
+    let registrar = cluster.registrar(0)?;
+    registrar.register_all(&["tcp://a:1", "tcp://b:1"])?;
+    let (proxy, watch) = proxied_watch(&mut cluster, 0)?;
+    watch.wait(0, DEADLINE, "a and b", |r| {
+        r.set == set(&["tcp://a:1", "tcp://b:1"])
+    })?;
+
+    let mark = watch.mark();
+    proxy.cut();
+    watch.wait(mark, DEADLINE, "the lost connection", |r| {
+        r.disconnects_since(mark) > 0
+    })?;
+    // Three changes: more than the two the node keeps.
+    registrar.unregister("tcp://a:1")?;
+    registrar.register_all(&["tcp://c:1", "tcp://d:1"])?;
+    proxy.restore();
+
+    let want = set(&["tcp://b:1", "tcp://c:1", "tcp://d:1"]);
+    let seen = watch.wait(mark, DEADLINE, "the reset", |r| {
+        r.set == want && r.syncs_since(mark).contains(&SyncKind::Reset)
+    })?;
+    ensure!(
+        seen.deleted_since(mark) == ["tcp://a:1"],
+        "{:?}",
+        seen.events
+    );
+    let added: BTreeSet<String> = seen.added_since(mark).into_iter().collect();
+    ensure!(added == set(&["tcp://c:1", "tcp://d:1"]), "{added:?}");
+    ensure!(
+        seen.contradictions.is_empty(),
+        "the watch contradicted itself: {:?}",
+        seen.contradictions
+    );
+    Ok(())
+}
