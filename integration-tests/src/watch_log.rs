@@ -48,27 +48,16 @@ pub struct Recorded {
 
 impl Recorded {
     fn push(&mut self, event: WatchEvent) {
-        match &event {
-            WatchEvent::Added { service, .. } => {
-                if !self.set.insert(service.uri.clone()) {
-                    self.contradictions
-                        .push(format!("added {} while held", service.uri));
-                }
-            }
-            WatchEvent::Updated { new, .. } => {
-                if !self.set.contains(&new.uri) {
-                    self.contradictions
-                        .push(format!("updated {} while not held", new.uri));
-                }
-            }
-            WatchEvent::Deleted { service, .. } => {
-                if !self.set.remove(&service.uri) {
-                    self.contradictions
-                        .push(format!("deleted {} while not held", service.uri));
-                }
-            }
-            _ => {}
-        }
+        let problem = match &event {
+            WatchEvent::Added { service, .. } => (!self.set.insert(service.uri.clone()))
+                .then(|| format!("added {} while held", service.uri)),
+            WatchEvent::Updated { new, .. } => (!self.set.contains(&new.uri))
+                .then(|| format!("updated {} while not held", new.uri)),
+            WatchEvent::Deleted { service, .. } => (!self.set.remove(&service.uri))
+                .then(|| format!("deleted {} while not held", service.uri)),
+            _ => None,
+        };
+        self.contradictions.extend(problem);
         self.events.push(event);
     }
 
