@@ -4,13 +4,16 @@
 //! its node restarted (a new epoch: reset and a fresh snapshot), its
 //! connection cut while the node stays up (the changes since its revision
 //! replayed, no snapshot), and a connection cut for longer than the
-//! node's history window (reset).
+//! node's history window (reset). Then `catalogue subscribe --json`, which
+//! runs the same watch: its JSON Lines mark the reset and report the
+//! delete after its node restarts, and `--once` prints the snapshot and
+//! exits.
 
 use std::collections::BTreeSet;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use catalogue::client::{ConnectOptions, Endpoint, SyncKind};
-use catalogue_integration_tests::{Cluster, DEADLINE, Proxy, WatchLog};
+use catalogue_integration_tests::{Cli, Cluster, DEADLINE, Proxy, WatchLog};
 
 fn set(uris: &[&str]) -> BTreeSet<String> {
     uris.iter().map(|u| u.to_string()).collect()
@@ -144,5 +147,86 @@ fn a_watch_away_longer_than_the_history_gets_a_reset_with_the_differences() -> R
         "the watch contradicted itself: {:?}",
         seen.contradictions
     );
+    Ok(())
+}
+
+/// The next JSON Lines record of a running `catalogue subscribe --json`.
+fn record(cli: &mut catalogue_integration_tests::RunningCli) -> Result<serde_json::Value> {
+    let line = cli.next_line(DEADLINE)?;
+    serde_json::from_str(&line).with_context(|| format!("not a JSON record: {line}"))
+}
+
+#[test]
+fn subscribe_json_reports_a_reset_and_the_delete_after_its_node_restarts() -> Result<()> {
+    let mut cluster = Cluster::builder(1).start()?;
+    let socket = cluster.socket(0).display().to_string();
+    let registrar = cluster.registrar(0)?;
+    registrar.register("tcp://x:1")?;
+    let mut sub = Cli::new(["subscribe", "^tcp://", "--json", "--socket", &socket]).spawn()?;
+    let added = record(&mut sub)?;
+    ensure!(
+        added["event"] == "added" && added["uri"] == "tcp://x:1",
+        "{added}"
+    );
+    let end = record(&mut sub)?;
+    ensure!(
+        end["event"] == "snapshot_end" && end["kind"] == "snapshot" && end["count"] == 1,
+        "{end}"
+    );
+    let epoch = end["epoch"].clone();
+
+    // The node restarts without the service (its registrar went with it).
+    cluster.stop(0)?;
+    drop(registrar);
+    cluster.restart(0)?;
+    let reset = record(&mut sub)?;
+    ensure!(reset["event"] == "reset", "{reset}");
+    ensure!(reset["epoch"] != epoch, "a new epoch: {reset} after {end}");
+    let deleted = record(&mut sub)?;
+    ensure!(
+        deleted["event"] == "deleted" && deleted["uri"] == "tcp://x:1",
+        "{deleted}"
+    );
+    let end = record(&mut sub)?;
+    ensure!(
+        end["event"] == "snapshot_end" && end["kind"] == "reset" && end["count"] == 0,
+        "{end}"
+    );
+    Ok(())
+}
+
+#[test]
+fn subscribe_once_prints_the_snapshot_and_exits() -> Result<()> {
+    let cluster = Cluster::builder(1).start()?;
+    let socket = cluster.socket(0).display().to_string();
+    let registrar = cluster.registrar(0)?;
+    registrar.register_all(&["tcp://a:1", "tcp://b:1", "http://c:1"])?;
+    let out = Cli::new([
+        "subscribe",
+        "^tcp://",
+        "--once",
+        "--json",
+        "--socket",
+        &socket,
+    ])
+    .output(DEADLINE)?;
+    ensure!(out.code == 0, "exit {}: {}", out.code, out.stderr);
+    let records: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let uris: Vec<&str> = records
+        .iter()
+        .filter(|r| r["event"] == "added")
+        .filter_map(|r| r["uri"].as_str())
+        .collect();
+    ensure!(uris == ["tcp://a:1", "tcp://b:1"], "{}", out.stdout);
+    let last = records.last().context("no records")?;
+    ensure!(
+        last["event"] == "snapshot_end" && last["count"] == 2,
+        "{last}"
+    );
+    ensure!(records.len() == 3, "{}", out.stdout);
     Ok(())
 }

@@ -6,17 +6,32 @@
 //! Every visible move of the services table (a service appears, changes
 //! or goes) gets the next *revision*, counted from 0 at the node's start.
 //! Each start opens a new *epoch* (a random non-zero number), so a
-//! revision from a previous run is never mistaken for one of this run. The
-//! last `window` changes are kept; a subscription asking to resume from
-//! (epoch, revision) gets the changes after it if they are all still held
-//! ([`History::since`]), or a [`Gap`] saying why not (the caller then
-//! sends a fresh snapshot and a reset).
+//! revision from a previous run is never mistaken for one of this run. A
+//! subscription asking to resume from (epoch, revision) gets the changes
+//! after it if the history still covers them ([`History::since`]), or a
+//! [`Gap`] saying why not (the caller then sends a fresh snapshot and a
+//! reset).
+//!
+//! What is kept, and its memory. Only the latest change of each URI is
+//! kept: a client resuming needs the net effect of what it missed, and
+//! the latest change of a URI is that effect (an add or update carries the
+//! service as it is, a delete that it is gone), so an older change of the
+//! same URI is dropped when a newer one is recorded, without moving the
+//! horizon. At most `window` changes are kept; beyond that the oldest is
+//! forgotten and resuming from before it is no longer possible. An add
+//! shares its service with the table while it is current; a delete keeps
+//! the service without its attributes (a delete carries none on the wire).
+//! So a URI that churns costs one entry, and the memory is bounded by
+//! `window` entries of a URI and an origin each, beyond the table's own.
 //!
 //! The supervisor records every move here in the same step as it routes
 //! it, so the revision a subscriber sees at the end of its snapshot and
 //! the revisions of the events that follow agree.
 
-use std::{collections::VecDeque, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use catalogue_proto::catalogue::EventKind;
 
@@ -61,12 +76,14 @@ pub enum Gap {
     },
     /// Changes after the position have been forgotten (the window moved
     /// past them).
-    #[error("changes after revision {asked} are no longer held (oldest held: {oldest})")]
+    #[error(
+        "changes after revision {asked} are no longer held (resumable from revision {horizon})"
+    )]
     Forgotten {
         /// The revision asked for.
         asked: u64,
-        /// The oldest revision still held.
-        oldest: u64,
+        /// The oldest revision a subscription can resume from.
+        horizon: u64,
     },
     /// The position is ahead of the node: it never gave it out.
     #[error("revision {asked} is ahead of this node's revision {current}")]
@@ -78,15 +95,20 @@ pub enum Gap {
     },
 }
 
-/// The last `window` visible changes and the current revision.
+/// The latest change of each recently changed URI (at most `window`) and
+/// the current revision.
 #[derive(Debug)]
 pub struct History {
     epoch: u64,
     revision: u64,
     window: usize,
-    /// Changes with consecutive revisions, oldest first, ending at
-    /// `revision`.
-    changes: VecDeque<Event>,
+    /// The changes kept, by revision.
+    changes: BTreeMap<u64, Event>,
+    /// The revision of the change kept for each URI.
+    latest: HashMap<String, u64>,
+    /// Every change after this revision is represented in `changes` (by
+    /// itself or by a later change of its URI).
+    horizon: u64,
 }
 
 impl History {
@@ -97,7 +119,9 @@ impl History {
             epoch: epoch.max(1),
             revision: 0,
             window,
-            changes: VecDeque::new(),
+            changes: BTreeMap::new(),
+            latest: HashMap::new(),
+            horizon: 0,
         }
     }
 
@@ -124,27 +148,46 @@ impl History {
         self.changes.is_empty()
     }
 
-    /// A visible change: numbers it with the next revision, keeps it
-    /// (forgetting the oldest beyond the window) and returns it as an
-    /// event to route.
+    /// A visible change: numbers it with the next revision, keeps it in
+    /// place of the URI's previous change (forgetting the oldest change
+    /// beyond the window) and returns it as an event to route.
     pub fn record(&mut self, kind: EventKind, service: Arc<Service>) -> Event {
         self.revision += 1;
+        let revision = self.revision;
         let event = Event {
             kind,
             service,
-            revision: self.revision,
+            revision,
         };
-        if self.window > 0 {
-            if self.changes.len() == self.window {
-                self.changes.pop_front();
+        let kept = if kind == EventKind::Deleted && !event.service.attrs.is_empty() {
+            let mut bare = (*event.service).clone();
+            bare.attrs = Default::default();
+            Event {
+                service: Arc::new(bare),
+                ..event.clone()
             }
-            self.changes.push_back(event.clone());
+        } else {
+            event.clone()
+        };
+        if let Some(previous) = self.latest.insert(kept.service.uri.clone(), revision) {
+            self.changes.remove(&previous);
+        }
+        self.changes.insert(revision, kept);
+        while self.changes.len() > self.window {
+            let Some((oldest, forgotten)) = self.changes.pop_first() else {
+                break;
+            };
+            self.horizon = oldest;
+            if self.latest.get(&forgotten.service.uri) == Some(&oldest) {
+                self.latest.remove(&forgotten.service.uri);
+            }
         }
         event
     }
 
-    /// The changes after `from`, oldest first, if every one of them is
-    /// still held; an empty iterator when `from` is the current position.
+    /// The latest change of each URI changed after `from`, oldest first,
+    /// if the history still covers every change after `from`; an empty
+    /// iterator when `from` is the current position.
     pub fn since(&self, from: Position) -> Result<impl Iterator<Item = &Event>, Gap> {
         if from.epoch != self.epoch {
             return Err(Gap::OtherEpoch { asked: from.epoch });
@@ -155,16 +198,13 @@ impl History {
                 current: self.revision,
             });
         }
-        let missing = self.revision - from.revision;
-        if missing > self.changes.len() as u64 {
+        if from.revision < self.horizon {
             return Err(Gap::Forgotten {
                 asked: from.revision,
-                oldest: self.revision + 1 - self.changes.len() as u64,
+                horizon: self.horizon,
             });
         }
-        // `missing` is at most the length, which is a usize.
-        let skip = self.changes.len() - missing as usize;
-        Ok(self.changes.iter().skip(skip))
+        Ok(self.changes.range(from.revision + 1..).map(|(_, e)| e))
     }
 }
 
@@ -280,9 +320,63 @@ mod tests {
             h.since(from(1)).err(),
             Some(Gap::Forgotten {
                 asked: 1,
-                oldest: 3
+                horizon: 2
             })
         );
+    }
+
+    #[test]
+    fn only_the_latest_change_of_a_uri_is_kept_and_replayed() {
+        let mut h = History::new(7, 2);
+        let with_attrs = || {
+            let mut s = (*service("tcp://a")).clone();
+            s.attrs.insert("pad".into(), "x".repeat(100));
+            Arc::new(s)
+        };
+        for _ in 0..10 {
+            h.record(EventKind::Added, with_attrs());
+            h.record(EventKind::Deleted, with_attrs());
+        }
+        h.record(EventKind::Added, service("tcp://b"));
+        // Twenty changes of a and one of b fit a window of two.
+        assert_eq!(h.len(), 2);
+        let from = |revision| Position { epoch: 7, revision };
+        assert_eq!(
+            uris(h.since(from(0)).expect("all covered")),
+            [(20, "tcp://a".into()), (21, "tcp://b".into())]
+        );
+        assert_eq!(
+            uris(h.since(from(19)).expect("covered")),
+            [(20, "tcp://a".into()), (21, "tcp://b".into())]
+        );
+        let kept = h.since(from(19)).expect("covered").next().expect("a");
+        assert_eq!(kept.kind, EventKind::Deleted);
+        assert!(
+            kept.service.attrs.is_empty(),
+            "a delete keeps no attributes"
+        );
+        // A third URI pushes the oldest (a's delete) out.
+        h.record(EventKind::Added, service("tcp://c"));
+        assert_eq!(
+            h.since(from(19)).err(),
+            Some(Gap::Forgotten {
+                asked: 19,
+                horizon: 20
+            })
+        );
+        assert_eq!(
+            uris(h.since(from(20)).expect("covered")),
+            [(21, "tcp://b".into()), (22, "tcp://c".into())]
+        );
+    }
+
+    #[test]
+    fn the_event_routed_keeps_the_attributes_of_a_delete() {
+        let mut h = History::new(7, 4);
+        let mut s = (*service("tcp://a")).clone();
+        s.attrs.insert("k".into(), "v".into());
+        let routed = h.record(EventKind::Deleted, Arc::new(s));
+        assert_eq!(routed.service.attrs.len(), 1);
     }
 
     #[test]
