@@ -152,6 +152,8 @@ where
     let mut serial = 0u64;
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut subscriptions: HashMap<u64, mpsc::Sender<Marked>> = HashMap::new();
+    // The services of streamed listings whose last frame has not come.
+    let mut listings: HashMap<u64, Vec<catalogue_proto::catalogue::Service>> = HashMap::new();
     let reason = loop {
         tokio::select! {
             command = commands.recv() => {
@@ -180,13 +182,25 @@ where
                 };
                 match frame.body {
                     Some(Body::Success(s)) => answer(&mut pending, s.in_reply_to, Ok(Body::Success(s))),
-                    Some(Body::ListReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::ListReply(r))),
+                    // A streamed listing's frames are kept until its last.
+                    Some(Body::ListReply(mut r)) if r.more && pending.contains_key(&r.in_reply_to) => {
+                        listings.entry(r.in_reply_to).or_default().append(&mut r.services);
+                    }
+                    Some(Body::ListReply(r)) if r.more => {}
+                    Some(Body::ListReply(mut r)) => {
+                        if let Some(mut earlier) = listings.remove(&r.in_reply_to) {
+                            earlier.append(&mut r.services);
+                            r.services = earlier;
+                        }
+                        answer(&mut pending, r.in_reply_to, Ok(Body::ListReply(r)));
+                    }
                     Some(Body::LinksReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::LinksReply(r))),
                     Some(Body::PeersReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::PeersReply(r))),
                     Some(Body::Error(e)) => {
                         let error = ClientError::Server { code: e.code(), message: e.message.clone() };
                         match e.in_reply_to {
                             Some(serial) => {
+                                listings.remove(&serial);
                                 // A refused subscription delivers nothing.
                                 if let Some(id) = pending.get(&serial).and_then(|p| p.subscription) {
                                     subscriptions.remove(&id);

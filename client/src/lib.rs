@@ -336,12 +336,15 @@ impl Client {
         expect_success(self.request(body).await?)
     }
 
-    /// Lists the services whose URI matches `regex` (empty: all).
+    /// Lists the services whose URI matches `regex` (empty: all), in URI
+    /// order. The node sends a large listing in several frames
+    /// (`List.stream`), so no table size makes it fail; a node before
+    /// protocol 1.1 answers in one frame or refuses one too large (0x13).
     pub async fn list(&self, regex: &str) -> Result<Vec<Service>, ClientError> {
         match self
             .request(Body::List(List {
                 regex: regex.to_string(),
-                ..Default::default()
+                stream: true,
             }))
             .await?
         {

@@ -13,16 +13,15 @@ use actix::{fut, prelude::*};
 use catalogue_proto::{
     Body, Frame,
     catalogue::{
-        self, Error, ErrorCode, LinkEntry, LinksReply, ListReply, PeerStatus, PeersReply, Success,
+        Error, ErrorCode, LinkEntry, LinksReply, ListReply, PeerStatus, PeersReply, Success,
     },
 };
 use prost::Message as _;
 use tracing::{debug, info, warn};
 
-use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport};
+use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport, listing::to_wire};
 use crate::{
     matcher::{self, RegexError},
-    services::Service,
     subscription::{Cancel, Subscription, SubscriptionParts, history::Position, ledger::Owner},
     supervisor::{
         AddSubscription, ListLinks, ListPeers, RegisterError, RegisterService, RemoveSubscription,
@@ -66,7 +65,7 @@ impl ClientConnection {
                 self.subscribe(serial, s.subscription_id, &s.regex, resume, permit, ctx)
             }
             Body::Unsubscribe(u) => self.unsubscribe(serial, u.subscription_id, permit, ctx),
-            Body::List(l) => self.list(serial, &l.regex, permit, ctx),
+            Body::List(l) => self.list(serial, &l.regex, l.stream, permit, ctx),
             Body::ListLinks(_) => self.list_links(serial, permit, ctx),
             Body::ListPeers(_) => self.list_peers(serial, permit, ctx),
             Body::Bye(_) => {
@@ -324,7 +323,14 @@ impl ClientConnection {
         self.answer_later(permit, fut, ctx);
     }
 
-    fn list(&mut self, serial: u64, pattern: &str, mut permit: InFlight, ctx: &mut Context<Self>) {
+    fn list(
+        &mut self,
+        serial: u64,
+        pattern: &str,
+        stream: bool,
+        mut permit: InFlight,
+        ctx: &mut Context<Self>,
+    ) {
         let regex = if pattern.is_empty() {
             None
         } else {
@@ -341,12 +347,14 @@ impl ClientConnection {
         self.pipeline.push_done(Box::new(Step::List {
             serial,
             regex,
+            stream,
             permit,
         }));
         self.drain(ctx);
     }
 
-    /// The answer to a `List` now, from the read view.
+    /// The answer to a `List` not streamed now, from the read view: one
+    /// frame, or an error if it would not fit.
     pub(super) fn list_reply(&self, serial: u64, regex: Option<&regex::Regex>) -> Body {
         let services = self.shared.view.matching(regex);
         let count = services.len();
@@ -363,7 +371,7 @@ impl ClientConnection {
                 serial,
                 ErrorCode::LimitExceeded,
                 format!(
-                    "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex or subscribe"
+                    "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex, or ask for it in frames (List.stream)"
                 ),
             )
             .body;
@@ -417,14 +425,5 @@ impl ClientConnection {
             Err(e) => unavailable(serial, e),
         });
         self.answer_later(permit, fut, ctx);
-    }
-}
-
-fn to_wire(s: &Service) -> catalogue::Service {
-    catalogue::Service {
-        uri: s.uri.clone(),
-        attrs: s.attrs.clone(),
-        origin: s.origin.clone(),
-        ts: Some(s.ts.into()),
     }
 }
