@@ -6,7 +6,7 @@
 
 use anyhow::{Result, bail, ensure};
 use catalogue::client::{Client, ConnectOptions};
-use catalogue_integration_tests::{Cli, Cluster, Conn, DEADLINE, runtime, uris};
+use catalogue_integration_tests::{Cli, Cluster, Conn, DEADLINE, Registrar, runtime, uris};
 use catalogue_proto::{
     Body,
     catalogue::{ErrorCode, List},
@@ -89,4 +89,63 @@ fn a_table_larger_than_a_frame_is_listed_in_frames() -> Result<()> {
     ensure!(out.code == 0, "exit {}: {}", out.code, out.stderr);
     ensure!(out.stdout.lines().count() == SERVICES, "{}", out.stderr);
     Ok(())
+}
+
+/// The full-scale case: 200,000 services (about 13 MB on the wire) listed
+/// with the default 4 MiB frame limit, through the client library and
+/// `catalogue list` (about 10 s in a debug build, most of it registering).
+#[test]
+fn two_hundred_thousand_services_are_listed() -> Result<()> {
+    const TOTAL: usize = 200_000;
+    const LANES: usize = 8;
+    let cluster = Cluster::builder(1)
+        .set("limits.registrations_per_connection", "1000000")
+        .start()?;
+    let registered = uris("big", TOTAL);
+    let options = cluster.client_options(0);
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..LANES)
+            .map(|lane| {
+                let (options, registered) = (&options, &registered);
+                scope.spawn(move || -> Result<Registrar> {
+                    let registrar = Registrar::connect(options)?;
+                    for uri in registered.iter().skip(lane).step_by(LANES) {
+                        registrar.register(uri)?;
+                    }
+                    Ok(registrar)
+                })
+            })
+            .collect();
+        // The registrars stay alive (holding the services) until the end
+        // of the scope's caller; collect them.
+        lanes
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("lane panicked"))?)
+            .collect::<Result<Vec<_>>>()
+    })
+    .and_then(|registrars| {
+        eprintln!(
+            "figure: {TOTAL} services registered in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let listed_at = std::time::Instant::now();
+        let from_library = runtime()?.block_on(async {
+            Client::connect(&cluster.client_options(0))
+                .await?
+                .list("")
+                .await
+        })?;
+        ensure!(from_library.len() == TOTAL, "{}", from_library.len());
+        eprintln!(
+            "figure: {TOTAL} services listed by the client library in {:.2} s",
+            listed_at.elapsed().as_secs_f64()
+        );
+        let socket = cluster.socket(0).display().to_string();
+        let out = Cli::new(["list", "--socket", &socket]).output(DEADLINE * 6)?;
+        ensure!(out.code == 0, "exit {}: {}", out.code, out.stderr);
+        ensure!(out.stdout.lines().count() == TOTAL, "{}", out.stderr);
+        drop(registrars);
+        Ok(())
+    })
 }
