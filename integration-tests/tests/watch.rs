@@ -230,3 +230,91 @@ fn subscribe_once_prints_the_snapshot_and_exits() -> Result<()> {
     ensure!(records.len() == 3, "{}", out.stdout);
     Ok(())
 }
+
+/// What a subscription started with: (kind, uri, snapshot flag, revision)
+/// of each event before its `SnapshotEnd`, and that end.
+type Started = (
+    Vec<(i32, String, bool, u64)>,
+    catalogue_proto::catalogue::SnapshotEnd,
+);
+
+/// Subscribes to `^tcp://` on a fresh connection (resuming from `resume`)
+/// and reads its `Success`, then every frame up to the `SnapshotEnd`.
+fn subscribe_raw(
+    socket: &std::path::Path,
+    resume: Option<catalogue_proto::catalogue::Position>,
+) -> Result<Started> {
+    use catalogue_proto::{Body, catalogue::Subscribe};
+    let mut conn = catalogue_integration_tests::Conn::unix(socket)?;
+    conn.recv()?;
+    let serial = conn.send(Body::Subscribe(Subscribe {
+        subscription_id: 1,
+        regex: "^tcp://".into(),
+        resume,
+    }))?;
+    match conn.recv()?.and_then(|f| f.body) {
+        Some(Body::Success(s)) if s.in_reply_to == serial => {}
+        other => anyhow::bail!("expected Success, got {other:?}"),
+    }
+    let mut events = Vec::new();
+    loop {
+        match conn.recv()?.and_then(|f| f.body) {
+            Some(Body::ServiceEvent(e)) => events.push((e.kind, e.uri, e.snapshot, e.revision)),
+            Some(Body::SnapshotEnd(end)) => return Ok((events, end)),
+            other => anyhow::bail!("expected an event, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn on_the_wire_a_resume_replays_the_changes_and_a_stale_epoch_gets_a_reset() -> Result<()> {
+    use catalogue_proto::catalogue::{EventKind, Position};
+    let cluster = Cluster::builder(1).start()?;
+    let registrar = cluster.registrar(0)?;
+    registrar.register_all(&["tcp://a:1", "tcp://b:1"])?;
+    let socket = cluster.socket(0).clone();
+
+    let (first, end) = subscribe_raw(&socket, None)?;
+    ensure!(first.len() == 2 && first.iter().all(|e| e.2), "{first:?}");
+    let at = end.position.context("a position")?;
+    ensure!(at.epoch != 0 && at.revision == 2, "{at:?}");
+    ensure!(!end.resumed && !end.reset);
+    ensure!(first.iter().all(|e| e.3 == at.revision), "{first:?}");
+
+    registrar.unregister("tcp://a:1")?;
+    registrar.register("tcp://c:1")?;
+    let (replayed, end) = subscribe_raw(&socket, Some(at))?;
+    let deleted = EventKind::Deleted as i32;
+    let added = EventKind::Added as i32;
+    ensure!(
+        replayed
+            == [
+                (deleted, "tcp://a:1".to_string(), false, 3),
+                (added, "tcp://c:1".to_string(), false, 4),
+            ],
+        "{replayed:?}"
+    );
+    ensure!(end.resumed && !end.reset && end.count == 2, "{end:?}");
+    ensure!(
+        end.position
+            == Some(Position {
+                epoch: at.epoch,
+                revision: 4
+            }),
+        "{end:?}"
+    );
+
+    let stale = Position {
+        epoch: at.epoch.wrapping_add(1),
+        revision: 2,
+    };
+    let (snapshot, end) = subscribe_raw(&socket, Some(stale))?;
+    let uris: Vec<&str> = snapshot.iter().map(|e| e.1.as_str()).collect();
+    ensure!(uris == ["tcp://b:1", "tcp://c:1"], "{snapshot:?}");
+    ensure!(
+        snapshot.iter().all(|e| e.2),
+        "snapshot entries: {snapshot:?}"
+    );
+    ensure!(end.reset && !end.resumed && end.count == 2, "{end:?}");
+    Ok(())
+}
