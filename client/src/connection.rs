@@ -134,19 +134,18 @@ where
     }
     let (commands, rx) = mpsc::channel(64);
     let (ended_tx, ended) = watch::channel(None);
-    tokio::spawn(async move {
-        let reason = run(framed, rx).await;
-        let _ = ended_tx.send(Some(reason));
-    });
+    tokio::spawn(run(framed, rx, ended_tx));
     Ok((commands, welcome, ended))
 }
 
-/// Serves the connection until it ends; returns why.
+/// Serves the connection until it ends; says why in `ended` before its
+/// subscriptions' channels close, so a subscriber that sees its channel
+/// close can read the reason.
 async fn run<S>(
     mut framed: Framed<S, FrameCodec>,
     mut commands: mpsc::Receiver<Command>,
-) -> ClientError
-where
+    ended: watch::Sender<Option<ClientError>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut serial = 0u64;
@@ -229,10 +228,11 @@ where
             }
         }
     };
+    let _ = ended.send(Some(reason.clone()));
     for (_, p) in pending.drain() {
         let _ = p.reply.send(Err(reason.clone()));
     }
-    reason
+    drop(subscriptions);
 }
 
 /// A request waiting for its reply.

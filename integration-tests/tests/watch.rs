@@ -7,7 +7,8 @@
 //! node's history window (reset). Then `catalogue subscribe --json`, which
 //! runs the same watch: its JSON Lines mark the reset and report the
 //! delete after its node restarts, and `--once` prints the snapshot and
-//! exits.
+//! exits. Last, the same on the wire, frame by frame: a resume replays
+//! exactly the changes since, a stale epoch gets a reset.
 
 use std::collections::BTreeSet;
 
