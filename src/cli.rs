@@ -58,15 +58,20 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Print the services matching REGEX, then every add and delete as it
-    /// happens; reconnects (with jittered backoff) and resubscribes after a
-    /// lost connection.
+    /// Print the services matching REGEX, then every change as it happens;
+    /// reconnects with backoff after a lost connection and resumes, so what
+    /// changed meanwhile (deletes included) is printed too.
     Subscribe {
         /// Regular expression over service URIs (unanchored; use ^ and $).
         regex: String,
-        /// One JSON object per line: event, uri, attrs, origin, snapshot.
+        /// JSON Lines: one record per change (added, updated, deleted, with
+        /// its revision) and per notice (snapshot_end, reset, overflow);
+        /// the schema is in docs/CLIENTS.md.
         #[arg(long)]
         json: bool,
+        /// Print the matching services (the snapshot and its end) and exit.
+        #[arg(long)]
+        once: bool,
         /// Where the node is.
         #[command(flatten)]
         client: ClientArgs,

@@ -381,6 +381,7 @@ pub async fn run(
             tombstone_ttl: settings.sync.tombstone_ttl,
             unreachable_grace: settings.sync.unreachable_grace,
             bulk_threshold: settings.limits.subscription_queue / 2,
+            history_window: settings.limits.subscription_history,
         },
         stats.clone(),
         view.clone(),

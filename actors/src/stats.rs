@@ -226,6 +226,9 @@ pub struct Stats {
     input_closes: Family<InputCloseLabels, PromCounter>,
     /// Subscriptions refused, by reason.
     pub subscription_refusals: Family<ReasonLabel, PromCounter>,
+    /// How subscriptions started: `snapshot`, `resumed` (changes replayed
+    /// from the history) or `reset` (a resume answered with a snapshot).
+    pub subscription_starts: Family<ReasonLabel, PromCounter>,
     /// Estimated memory of the compiled regexes of all subscriptions.
     pub regex_memory: Gauge,
     /// xlReg clusters this node refused to join, by reason.
@@ -298,6 +301,7 @@ impl Stats {
             input_budget: OnceLock::new(),
             input_closes: Family::default(),
             subscription_refusals: Family::default(),
+            subscription_starts: Family::default(),
             regex_memory: Gauge::default(),
             xlreg_cluster_refusals: Family::default(),
             http: http::HttpMetrics::default(),
@@ -501,6 +505,11 @@ impl Stats {
             self.subscription_refusals.clone(),
         );
         r.register(
+            "subscription_starts",
+            "Subscriptions started, by how: snapshot, resumed (changes since a revision replayed), reset (a resume answered with a fresh snapshot)",
+            self.subscription_starts.clone(),
+        );
+        r.register(
             "subscription_regex_bytes",
             "Estimated memory of the compiled regexes of all subscriptions (at most limits.regex_memory_bytes)",
             self.regex_memory.0.clone(),
@@ -591,6 +600,13 @@ impl Stats {
                 })
                 .inc();
         }
+    }
+
+    /// Counts a subscription started: `snapshot`, `resumed` or `reset`.
+    pub fn subscription_start(&self, how: &str) {
+        self.subscription_starts
+            .get_or_create(&ReasonLabel { reason: how.into() })
+            .inc();
     }
 
     /// Counts a refused subscription.

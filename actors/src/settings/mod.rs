@@ -169,6 +169,11 @@ pub struct LimitsSettings {
     pub subscription_queue: usize,
     /// Policy for an overflowing subscription.
     pub overflow_policy: OverflowPolicy,
+    /// Visible changes the node keeps (the latest of each URI), numbered,
+    /// so a subscription that lost its connection can resume with the
+    /// changes it missed rather than a fresh snapshot (docs/PROTOCOL.md
+    /// §5); 0 keeps none.
+    pub subscription_history: usize,
     /// Largest frame body accepted before the other side is known: the
     /// plaintext handshake on the peer port (either side) and the first
     /// frame of a peer link (`max_frame_bytes` applies if smaller).

@@ -294,6 +294,13 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
     );
     range(
         &mut p,
+        "limits.subscription_history",
+        l.subscription_history,
+        0,
+        1 << 24,
+    );
+    range(
+        &mut p,
         "limits.requests_in_flight",
         l.requests_in_flight,
         1,

@@ -15,6 +15,7 @@
 //! `Unsubscribe` it awaits, [`SubscriptionEnded`], or the connection's own
 //! end), so a closed connection leaves no message behind.
 
+pub mod history;
 pub mod ledger;
 pub mod queue;
 
@@ -31,6 +32,7 @@ use crate::{
     stats::{ActorMetrics, Stats},
     supervisor::Resnapshot,
 };
+use history::Position;
 use queue::{Event, Outcome, SubscriptionQueue};
 
 /// Node-wide key of a subscription (the client's id is per connection).
@@ -44,12 +46,35 @@ pub struct Deliver(pub Event);
 /// A snapshot asked for by this subscription (or its first one).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Snapshot(pub Vec<Arc<Service>>);
+pub struct Snapshot {
+    /// The matching services.
+    pub services: Vec<Arc<Service>>,
+    /// The node's position when it took them.
+    pub at: Position,
+    /// It answers a resume the node could not honour.
+    pub reset: bool,
+}
+
+/// The answer to a subscription that asked to resume: the matching
+/// changes since its position, oldest first.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Replay {
+    /// The changes.
+    pub events: Vec<Event>,
+    /// The node's position now.
+    pub at: Position,
+}
 
 /// A fresh snapshot replacing queued events after a large change.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Rebase(pub Vec<Arc<Service>>);
+pub struct Rebase {
+    /// The matching services.
+    pub services: Vec<Arc<Service>>,
+    /// The node's position when it took them.
+    pub at: Position,
+}
 
 /// The `Success` answering `Subscribe` has been written: frames may follow.
 #[derive(Debug, Message)]
@@ -243,8 +268,24 @@ impl Handler<Snapshot> for Subscription {
 
     fn handle(&mut self, msg: Snapshot, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Snapshot");
-        debug!(key = self.key, services = msg.0.len(), "snapshot");
-        self.queue.on_snapshot(msg.0);
+        debug!(
+            key = self.key,
+            services = msg.services.len(),
+            reset = msg.reset,
+            "snapshot"
+        );
+        self.queue.on_snapshot(msg.services, msg.at, msg.reset);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Replay> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, msg: Replay, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Replay");
+        debug!(key = self.key, changes = msg.events.len(), "resumed");
+        self.queue.on_replay(msg.events, msg.at);
         self.pump(ctx);
     }
 }
@@ -256,10 +297,10 @@ impl Handler<Rebase> for Subscription {
         let _timer = self.metrics.handling("Rebase");
         debug!(
             key = self.key,
-            services = msg.0.len(),
+            services = msg.services.len(),
             "rebased on a fresh snapshot"
         );
-        self.queue.on_rebase(msg.0);
+        self.queue.on_rebase(msg.services, msg.at);
         self.pump(ctx);
     }
 }

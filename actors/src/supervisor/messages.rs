@@ -78,6 +78,9 @@ pub struct AddSubscription {
     pub regex: regex::Regex,
     /// The subscription actor.
     pub addr: Addr<Subscription>,
+    /// Resume from this position rather than start with a snapshot, if the
+    /// node's history still holds the changes since.
+    pub resume: Option<crate::subscription::history::Position>,
 }
 
 /// Stops routing to a subscription (an `Unsubscribe`, awaited by its

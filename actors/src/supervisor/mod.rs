@@ -10,7 +10,10 @@
 //! actor.
 //!
 //! It also keeps the [`ServicesView`] up to date as it routes, so client
-//! connections answer `List` without a message to it. What client traffic
+//! connections answer `List` without a message to it, and numbers every
+//! visible move in the node's [`History`], so a subscription can resume
+//! from a revision (docs/PROTOCOL.md §5, "Revisions and resuming a
+//! watch"). What client traffic
 //! can put in its mailbox is bounded (docs/OPERATIONS.md, "Limits on
 //! connections and work"): client requests are awaited, at most
 //! `limits.requests_in_flight_tcp` plus `limits.requests_in_flight_unix`
@@ -41,7 +44,11 @@ use crate::{
     peer::directory::PeerDirectory,
     services::{Applied, Service},
     stats::{ActorMetrics, Stats},
-    subscription::{Deliver, Rebase, Snapshot, SubKey, Subscription, queue::Event},
+    subscription::{
+        Deliver, Rebase, Replay, Snapshot, SubKey, Subscription,
+        history::{History, Position},
+        queue::Event,
+    },
     sync::driver::{Driver, DriverConfig},
 };
 pub use messages::*;
@@ -61,6 +68,9 @@ pub struct SupervisorConfig {
     /// A batch changing more services than this reaches subscribers as a
     /// fresh snapshot rather than event by event.
     pub bulk_threshold: usize,
+    /// Visible changes kept for subscriptions that resume
+    /// (`limits.subscription_history`).
+    pub history_window: usize,
 }
 
 /// The node's supervisor.
@@ -73,6 +83,8 @@ pub struct CatalogueSupervisor {
     subscriptions_by_conn: HashMap<ConnId, HashSet<SubKey>>,
     /// The visible services, for readers outside this actor.
     view: ServicesView,
+    /// The numbered recent moves of the visible services.
+    history: History,
     owners: Owners,
     /// The current link to each directly linked peer.
     peer_links: HashMap<String, links::CurrentLink>,
@@ -110,6 +122,7 @@ impl CatalogueSupervisor {
             subscriptions: HashMap::new(),
             subscriptions_by_conn: HashMap::new(),
             view,
+            history: History::new_epoch(config.history_window),
             owners: Owners::default(),
             peer_links: HashMap::new(),
             directory,
@@ -127,7 +140,7 @@ impl CatalogueSupervisor {
         if services.is_empty() {
             return;
         }
-        let moves: Vec<(EventKind, Arc<Service>)> = services
+        let moves: Vec<Event> = services
             .into_iter()
             .filter_map(|applied| match applied {
                 Applied::Added(s) | Applied::Updated { new: s, .. } => {
@@ -136,11 +149,12 @@ impl CatalogueSupervisor {
                 Applied::Deleted(s) => Some((EventKind::Deleted, Arc::new(s))),
                 Applied::Invisible | Applied::Ignored => None,
             })
+            .map(|(kind, service)| self.history.record(kind, service))
             .collect();
-        for (kind, service) in &moves {
-            match kind {
-                EventKind::Deleted => self.view.remove(&service.uri),
-                _ => self.view.set(service.clone()),
+        for event in &moves {
+            match event.kind {
+                EventKind::Deleted => self.view.remove(&event.service.uri),
+                _ => self.view.set(event.service.clone()),
             }
         }
         debug_assert_eq!(
@@ -151,8 +165,8 @@ impl CatalogueSupervisor {
         if moves.len() > self.config.bulk_threshold {
             self.rebase(&moves);
         } else {
-            for (kind, service) in moves {
-                self.route(kind, service);
+            for event in moves {
+                self.route(event);
             }
         }
     }
@@ -170,10 +184,10 @@ impl CatalogueSupervisor {
     }
 
     /// A large change: every subscription it touches gets a fresh snapshot.
-    fn rebase(&mut self, moves: &[(EventKind, Arc<Service>)]) {
+    fn rebase(&mut self, moves: &[Event]) {
         let mut touched = HashSet::new();
-        for (_, service) in moves {
-            self.matcher.matches(&service.uri, &mut self.matched);
+        for event in moves {
+            self.matcher.matches(&event.service.uri, &mut self.matched);
             touched.extend(self.matched.iter().copied());
         }
         debug!(
@@ -182,22 +196,22 @@ impl CatalogueSupervisor {
         );
         for key in touched {
             if let Some((addr, regex)) = self.subscriptions.get(&key) {
-                addr.do_send(Rebase(self.snapshot(regex)));
+                addr.do_send(Rebase {
+                    services: self.snapshot(regex),
+                    at: self.history.position(),
+                });
             }
         }
     }
 
-    fn route(&mut self, kind: EventKind, service: Arc<Service>) {
-        self.matcher.matches(&service.uri, &mut self.matched);
+    fn route(&mut self, event: Event) {
+        self.matcher.matches(&event.service.uri, &mut self.matched);
         if self.matched.is_empty() {
             return;
         }
         for key in &self.matched {
             if let Some((addr, _)) = self.subscriptions.get(key) {
-                addr.do_send(Deliver(Event {
-                    kind,
-                    service: service.clone(),
-                }));
+                addr.do_send(Deliver(event.clone()));
                 self.stats.events_routed.inc();
             }
         }
@@ -206,6 +220,36 @@ impl CatalogueSupervisor {
     /// Visible services matching `regex` (shared with the read view).
     fn snapshot(&self, regex: &regex::Regex) -> Vec<Arc<Service>> {
         self.view.matching(Some(regex))
+    }
+
+    /// A subscription's start: the changes since `resume` if the history
+    /// holds them all, else a snapshot (a reset when `resume` was asked).
+    fn begin(&self, addr: &Addr<Subscription>, regex: &regex::Regex, resume: Option<Position>) {
+        let at = self.history.position();
+        if let Some(from) = resume {
+            match self.history.since(from) {
+                Ok(changes) => {
+                    let events = changes
+                        .filter(|e| regex.is_match(&e.service.uri))
+                        .cloned()
+                        .collect();
+                    addr.do_send(Replay { events, at });
+                    self.stats.subscription_start("resumed");
+                    return;
+                }
+                Err(gap) => debug!(%gap, "cannot resume; a fresh snapshot instead"),
+            }
+        }
+        self.stats.subscription_start(if resume.is_some() {
+            "reset"
+        } else {
+            "snapshot"
+        });
+        addr.do_send(Snapshot {
+            services: self.snapshot(regex),
+            at,
+            reset: resume.is_some(),
+        });
     }
 
     fn remove_subscription(&mut self, key: SubKey) {
@@ -295,8 +339,7 @@ impl Handler<AddSubscription> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: AddSubscription, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("AddSubscription");
-        let snapshot = self.snapshot(&msg.regex);
-        msg.addr.do_send(Snapshot(snapshot));
+        self.begin(&msg.addr, &msg.regex, msg.resume);
         self.matcher.insert(msg.key, msg.regex.clone());
         self.subscriptions.insert(msg.key, (msg.addr, msg.regex));
         self.subscriptions_by_conn
@@ -327,7 +370,11 @@ impl Handler<Resnapshot> for CatalogueSupervisor {
     fn handle(&mut self, msg: Resnapshot, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Resnapshot");
         if let Some((addr, regex)) = self.subscriptions.get(&msg.key) {
-            addr.do_send(Snapshot(self.snapshot(regex)));
+            addr.do_send(Snapshot {
+                services: self.snapshot(regex),
+                at: self.history.position(),
+                reset: false,
+            });
         }
     }
 }
