@@ -741,6 +741,7 @@ fn start_api(
         },
         http,
         &settings.limits,
+        shared.clone(),
     );
     let mut servers = Vec::new();
     if !http.listen.is_empty() {

@@ -96,7 +96,8 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
-    fn new_key(&self) -> u64 {
+    /// A fresh node-wide subscription key.
+    pub fn new_key(&self) -> u64 {
         self.next_key.fetch_add(1, Ordering::Relaxed)
     }
 

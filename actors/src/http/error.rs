@@ -43,6 +43,10 @@ pub enum ApiError {
     /// `http.max_leases` are held.
     #[error("{0}")]
     TooManyLeases(String),
+    /// The subscription limits (per address or uid, per node, regex
+    /// memory) are reached.
+    #[error("{0}")]
+    TooManyWatches(String),
     /// The node could not answer (it is stopping).
     #[error("the node cannot answer now: {0}")]
     Unavailable(String),
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::NoLease(_) => "no_lease",
             ApiError::NotOwner(_) => "not_owner",
             ApiError::TooManyLeases(_) => "too_many_leases",
+            ApiError::TooManyWatches(_) => "too_many_watches",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -74,7 +79,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } | ApiError::NoLease(_) => StatusCode::NOT_FOUND,
             ApiError::NotAllowed(_) | ApiError::NotOwner(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooManyLeases(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyLeases(_) | ApiError::TooManyWatches(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

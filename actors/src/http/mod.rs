@@ -9,7 +9,10 @@
 //! * `GET /v1/services?match=REGEX&limit=N&after=URI`: the visible
 //!   services in URI order, a page at a time ([`services`]);
 //! * `GET /v1/links`, `GET /v1/peers`, `GET /v1/node`: the links table,
-//!   the direct peers and this node's identity ([`cluster`]).
+//!   the direct peers and this node's identity ([`cluster`]);
+//! * `GET /v1/watch?match=REGEX`: a Server-Sent Events stream of the
+//!   matching services and their changes, resumable with `Last-Event-ID`
+//!   ([`watch`], [`sse`]).
 //!
 //! Reads never queue behind replication: services come from the
 //! supervisor's read view ([`ServicesView`], shared with the native
@@ -27,6 +30,8 @@ pub mod lease_table;
 pub mod leases;
 pub mod register;
 pub mod services;
+pub mod sse;
+pub mod watch;
 
 use std::{
     net::SocketAddr,
@@ -49,6 +54,7 @@ pub use leases::LeaseKeeper;
 pub use register::{PeerCred, Registrar};
 
 use crate::{
+    client::ClientShared,
     peer::directory::PeerDirectory,
     settings::{HttpSettings, LimitsSettings},
     stats::Stats,
@@ -89,6 +95,9 @@ pub struct Api {
     pub max_regex_bytes: usize,
     /// `http.max_request_bytes`.
     pub max_request_bytes: usize,
+    /// What client connections share: the subscription ledger and keys,
+    /// the limits a watch obeys.
+    pub shared: Arc<ClientShared>,
 }
 
 impl Api {
@@ -103,6 +112,7 @@ impl Api {
         node: NodeIdentity,
         http: &HttpSettings,
         limits: &LimitsSettings,
+        shared: Arc<ClientShared>,
     ) -> Self {
         let (view, supervisor, directory, stats) = parts;
         Api {
@@ -114,6 +124,7 @@ impl Api {
             page_limit: http.page_limit,
             max_regex_bytes: limits.max_regex_bytes,
             max_request_bytes: http.max_request_bytes,
+            shared,
         }
     }
 }
@@ -233,6 +244,7 @@ fn app(
         .route("/v1/links", web::get().to(cluster::links))
         .route("/v1/peers", web::get().to(cluster::peers))
         .route("/v1/node", web::get().to(cluster::node))
+        .route("/v1/watch", web::get().to(watch::watch))
         .configure(|config| {
             if let Some(registrar) = registrar {
                 config

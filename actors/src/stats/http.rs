@@ -60,7 +60,7 @@ impl HttpMetrics {
         );
         registry.register(
             "http_request_duration_seconds",
-            "Time from an HTTP API request's arrival to its answer (to the first event of a stream), by route",
+            "Time from an HTTP API request's arrival to its answer (to the response head, for a stream), by route",
             self.latency.clone(),
         );
     }

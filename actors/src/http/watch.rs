@@ -1,0 +1,236 @@
+//! `GET /v1/watch?match=REGEX`: a Server-Sent Events stream of the
+//! matching services and their changes (docs/HTTP.md, "Watching").
+//!
+//! Each stream is a subscription like a socket client's: the same
+//! [`Subscription`] actor with its bounded queue and overflow policy, the
+//! same ledger place (counted against the caller's address, or its uid on
+//! the API socket) and the same resume rule: with `Last-Event-ID` (or
+//! `since`) set to an event id, the node replays what changed after it if
+//! it still holds that history, else it sends `reset` and a fresh snapshot.
+//! The stream ends when the client goes away (a keep-alive comment every
+//! [`KEEPALIVE`] finds out on a quiet stream), and its subscription with
+//! it.
+
+use std::{
+    convert::Infallible,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use actix::prelude::*;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use catalogue_proto::Body;
+use futures_util::stream;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::{
+    Api, ApiError,
+    register::PeerCred,
+    sse::{SseEncoder, parse_position},
+};
+use crate::{
+    client::writer::OUTBOUND_FRAMES,
+    matcher,
+    subscription::{
+        Cancel, Release, Subscription, SubscriptionEnded, SubscriptionParts, ledger::Owner,
+    },
+    supervisor::{AddSubscription, CatalogueSupervisor, ConnId, ConnectionClosed},
+};
+
+/// Supervisor connection ids of watch streams start here (socket
+/// connections count from 0, leases from 2^48).
+pub const WATCH_CONN_BASE: ConnId = 1 << 49;
+
+/// A comment on a quiet stream this often: proxies keep it open, and a
+/// client that went away is noticed when a write fails, which is the
+/// second write after it left (actix-web does not report a closed
+/// connection while it streams a response): a subscription outlives its
+/// client by at most twice this.
+pub const KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// Frames taken from the subscription per chunk written.
+const BATCH: usize = 256;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(0);
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    /// Regex over the URI; absent or empty: every service.
+    #[serde(rename = "match")]
+    pattern: Option<String>,
+    /// Resume after this event id (as `Last-Event-ID`, for clients that
+    /// cannot set headers).
+    since: Option<String>,
+}
+
+/// Told when a subscription ends by itself; the stream learns it from the
+/// `overflow` frame that precedes, so there is nothing to do.
+struct EndSink;
+
+impl Actor for EndSink {
+    type Context = Context<Self>;
+}
+
+impl Handler<SubscriptionEnded> for EndSink {
+    type Result = ();
+
+    fn handle(&mut self, _: SubscriptionEnded, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Ends the subscription when the stream is dropped (the client left, or
+/// the node is stopping).
+struct Guard {
+    supervisor: Addr<CatalogueSupervisor>,
+    conn: ConnId,
+    subscription: Addr<Subscription>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        tracing::debug!(conn = self.conn, "watch stream ended");
+        self.subscription.do_send(Cancel);
+        self.supervisor
+            .do_send(ConnectionClosed { conn: self.conn });
+    }
+}
+
+struct StreamState {
+    frames: mpsc::Receiver<Body>,
+    encoder: SseEncoder,
+    keepalive: tokio::time::Interval,
+    done: bool,
+    _guard: Guard,
+}
+
+/// Opens a watch stream.
+pub async fn watch(
+    req: HttpRequest,
+    api: web::Data<Api>,
+    query: web::Query<WatchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let header = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    let resume = match header.or(query.since.as_deref()) {
+        None => None,
+        Some(id) => Some(parse_position(id).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{id:?} is not an event id of this API (EPOCH:REVISION, e.g. \"8231:42\")"
+            ))
+        })?),
+    };
+    let shared = &api.shared;
+    let measured = matcher::compile_measured(
+        query.pattern.as_deref().unwrap_or(""),
+        shared.limits.max_regex_bytes,
+    )
+    .map_err(|e| {
+        shared.stats.subscription_refusal("invalid_regex");
+        ApiError::BadRegex(e.to_string())
+    })?;
+    let owner = match (req.conn_data::<PeerCred>(), req.peer_addr()) {
+        (Some(cred), _) => Owner::Uid(cred.uid),
+        (None, Some(addr)) => Owner::Address(addr.ip().to_canonical()),
+        (None, None) => Owner::Uid(u32::MAX),
+    };
+    let place = shared
+        .subscriptions
+        .admit(owner, measured.memory)
+        .map_err(|refusal| {
+            shared.stats.subscription_refusal(refusal.reason());
+            ApiError::TooManyWatches(refusal.to_string())
+        })?;
+    let key = shared.new_key();
+    let conn = WATCH_CONN_BASE + NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let (outbound, frames) = mpsc::channel(OUTBOUND_FRAMES);
+    let subscription = Subscription::new(SubscriptionParts {
+        key,
+        id: 0,
+        limit: shared.limits.subscription_queue,
+        policy: shared.limits.overflow_policy,
+        outbound,
+        supervisor: shared.supervisor.clone().recipient(),
+        ended: EndSink.start().recipient(),
+        stats: shared.stats.clone(),
+        permit: place,
+    })
+    .start();
+    let guard = Guard {
+        supervisor: shared.supervisor.clone(),
+        conn,
+        subscription: subscription.clone(),
+    };
+    shared
+        .supervisor
+        .send(AddSubscription {
+            conn,
+            key,
+            regex: measured.regex,
+            addr: subscription.clone(),
+            resume,
+        })
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    subscription.do_send(Release);
+
+    let state = StreamState {
+        frames,
+        encoder: SseEncoder::new(resume),
+        keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
+        done: false,
+        _guard: guard,
+    };
+    // Tells EventSource to come back after 1 s when the stream drops.
+    let hello = stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b"retry: 1000\n\n")) });
+    let events = stream::unfold(state, next_chunk);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(futures_util::StreamExt::chain(hello, events)))
+}
+
+/// The next chunk of the stream: the events of the frames waiting (up to
+/// [`BATCH`]), or a keep-alive comment; `None` once the subscription ended.
+async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamState)> {
+    loop {
+        if st.done {
+            return None;
+        }
+        let first = tokio::select! {
+            body = st.frames.recv() => body,
+            _ = st.keepalive.tick() => {
+                return Some((Ok(Bytes::from_static(b": keepalive\n\n")), st));
+            }
+        };
+        let first = first?;
+        let mut text = String::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(body) = next.take() {
+            let encoded = st.encoder.encode(body);
+            text.push_str(&encoded.text);
+            taken += 1;
+            if encoded.end {
+                st.done = true;
+                break;
+            }
+            if taken < BATCH {
+                next = st.frames.try_recv().ok();
+            }
+        }
+        if !text.is_empty() {
+            st.keepalive.reset();
+            return Some((Ok(Bytes::from(text)), st));
+        }
+    }
+}
