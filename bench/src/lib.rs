@@ -5,6 +5,8 @@
 //!
 //! * `notify`: register-to-event latency on one node, at a fixed rate and
 //!   back to back;
+//! * `http-watch`: the same with the event read from the HTTP API's
+//!   Server-Sent Events watch (`http_watch.rs`);
 //! * `fanout`: delivery rate as distinct-regex subscriptions grow, each
 //!   event matching 10% of them;
 //! * `cluster`: propagation over a chain A - B - C with TLS, register at A,
@@ -31,6 +33,7 @@ mod connections;
 mod etcd;
 mod etcd_http;
 mod fanout;
+mod http_watch;
 mod measure;
 mod node;
 mod notify;
@@ -63,6 +66,8 @@ pub enum BenchError {
 pub enum Workload {
     /// Register-to-event latency on one node.
     Notify,
+    /// The same through the HTTP API's SSE watch.
+    HttpWatch,
     /// Delivery rate as subscriptions grow.
     Fanout,
     /// Propagation over two TLS hops (A - B - C).
@@ -195,6 +200,15 @@ async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
         .await;
         node.stop();
         result?;
+    }
+    if args.selected(Workload::HttpWatch) {
+        http_watch::run(
+            &args.node_sets,
+            args.events,
+            args.rate,
+            (args.saturation_events, args.inflight),
+        )
+        .await?;
     }
     if args.selected(Workload::Cluster) {
         cluster::run(args.cluster_sizes(), &args.node_sets).await?;
