@@ -16,6 +16,7 @@
 //! Every process started here is killed when its handle is dropped.
 
 pub mod bad_input;
+mod browser;
 mod cli;
 mod cluster;
 mod conn;
@@ -30,6 +31,7 @@ mod tls;
 mod watch_log;
 mod watcher;
 
+pub use browser::Browser;
 pub use cli::{Cli, CliOutput, RunningCli};
 pub use cluster::{Cluster, ClusterBuilder, log_time};
 pub use conn::{Conn, read_frame, write_frame};

@@ -12,7 +12,10 @@
 //!   the direct peers and this node's identity ([`cluster`]);
 //! * `GET /v1/watch?match=REGEX`: a Server-Sent Events stream of the
 //!   matching services and their changes, resumable with `Last-Event-ID`
-//!   ([`watch`], [`sse`]).
+//!   ([`watch`], [`sse`]);
+//! * `GET /ui/`: a status page (services with a live filter, the cluster
+//!   drawn from the links table, peers, this node), one embedded HTML file
+//!   that reads the endpoints above.
 //!
 //! Reads never queue behind replication: services come from the
 //! supervisor's read view ([`ServicesView`], shared with the native
@@ -245,6 +248,9 @@ fn app(
         .route("/v1/peers", web::get().to(cluster::peers))
         .route("/v1/node", web::get().to(cluster::node))
         .route("/v1/watch", web::get().to(watch::watch))
+        .route("/ui/", web::get().to(ui))
+        .route("/ui", web::get().to(to_ui))
+        .route("/", web::get().to(to_ui))
         .configure(|config| {
             if let Some(registrar) = registrar {
                 config
@@ -285,6 +291,27 @@ fn app(
                 Ok(response)
             }
         })
+}
+
+/// The status page: one file, no build step, no outside resources; it
+/// reads everything from this API (docs/HTTP.md, "Status page").
+const UI: &str = include_str!("ui.html");
+
+async fn ui() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'",
+        ))
+        .body(UI)
+}
+
+async fn to_ui() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", "/ui/"))
+        .finish()
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
