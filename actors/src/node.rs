@@ -67,7 +67,7 @@ use crate::{
     settings::{ClientTls, Settings},
     stats::Stats,
     subscription::ledger::{LedgerLimits, SharedLedger},
-    supervisor::{CatalogueSupervisor, ServicesView, Shutdown, SupervisorConfig},
+    supervisor::{CatalogueSupervisor, LinksCell, ServicesView, Shutdown, SupervisorConfig},
     tls::TlsContexts,
 };
 
@@ -385,8 +385,9 @@ pub async fn run(
         },
         stats.clone(),
         view.clone(),
-    )
-    .start();
+    );
+    let links_cell = supervisor.links_cell();
+    let supervisor = supervisor.start();
     let peers = Rc::new(PeerContext::new(
         &settings,
         LocalIdentity {
@@ -453,7 +454,7 @@ pub async fn run(
     };
     let api_servers = start_api(
         &settings,
-        &view,
+        (&view, &links_cell),
         &supervisor,
         &peers.directory,
         &stats,
@@ -719,7 +720,7 @@ async fn next_handshake(port: &mut Option<TlsPort>) -> Option<Handshaken> {
 /// (with registration by lease), as configured.
 fn start_api(
     settings: &Settings,
-    view: &ServicesView,
+    (view, links): (&ServicesView, &LinksCell),
     supervisor: &Addr<CatalogueSupervisor>,
     directory: &PeerDirectory,
     stats: &Arc<Stats>,
@@ -730,7 +731,7 @@ fn start_api(
     let api = crate::http::Api::new(
         (
             view.clone(),
-            supervisor.clone(),
+            links.clone(),
             directory.clone(),
             stats.clone(),
         ),

@@ -68,5 +68,15 @@ fn the_status_page_shows_the_cluster_and_services_live() -> Result<()> {
     browser.screenshot(&shot)?;
     let png = std::fs::read(&shot)?;
     assert!(png.starts_with(b"\x89PNG"), "a PNG at {}", shot.display());
+
+    // The far node is killed: its link to the middle goes, and the graph
+    // marks it unreachable (from the view the supervisor publishes).
+    drop(far);
+    cluster.kill(2)?;
+    browser.wait_for(
+        "document.querySelector('#graph .node.unreachable[data-node=\"n3\"]') !== null \
+         && document.querySelectorAll('#graph .link').length === 1",
+        DEADLINE,
+    )?;
     Ok(())
 }

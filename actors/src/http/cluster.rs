@@ -4,22 +4,17 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::{Api, ApiError, json};
-use crate::supervisor::ListLinks;
+use super::{Api, json};
 
 /// The live links and the nodes reachable from here.
-pub async fn links(api: web::Data<Api>) -> Result<HttpResponse, ApiError> {
-    let view = api
-        .supervisor
-        .send(ListLinks)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+pub async fn links(api: web::Data<Api>) -> HttpResponse {
+    let view = api.links.get();
     let links: Vec<_> = view.links.iter().map(json::link).collect();
-    Ok(HttpResponse::Ok().json(json!({
+    HttpResponse::Ok().json(json!({
         "node": view.node,
         "links": links,
         "reachable": view.reachable,
-    })))
+    }))
 }
 
 /// The direct peers and the state of the link with each.

@@ -19,8 +19,9 @@
 //!
 //! Reads never queue behind replication: services come from the
 //! supervisor's read view ([`ServicesView`], shared with the native
-//! `List`), peers from the peer directory; only `/v1/links` asks the
-//! supervisor, as the native `ListLinks` does. Every answer that is not a
+//! `List`), links from the view it publishes after each change
+//! ([`LinksCell`]), peers from the peer directory; no request waits in the
+//! supervisor's mailbox. Every answer that is not a
 //! success is a JSON error with a stable code ([`error`]); unknown query
 //! parameters, bad regexes and oversized requests are answered 400 or 413
 //! with the reason. Each request is counted by route and status, with its
@@ -43,7 +44,6 @@ use std::{
     time::Instant,
 };
 
-use actix::Addr;
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
     body::MessageBody,
@@ -61,7 +61,7 @@ use crate::{
     peer::directory::PeerDirectory,
     settings::{HttpSettings, LimitsSettings},
     stats::Stats,
-    supervisor::{CatalogueSupervisor, ServicesView},
+    supervisor::{LinksCell, ServicesView},
 };
 
 /// Worker threads of the API: reads are short and come from shared views,
@@ -84,8 +84,8 @@ pub struct NodeIdentity {
 pub struct Api {
     /// The visible services.
     pub view: ServicesView,
-    /// For the links table.
-    pub supervisor: Addr<CatalogueSupervisor>,
+    /// The links table, as the supervisor last published it.
+    pub links: LinksCell,
     /// The direct peers.
     pub directory: PeerDirectory,
     /// Where requests are counted.
@@ -106,21 +106,16 @@ pub struct Api {
 impl Api {
     /// The handlers' state from the node's parts and settings.
     pub fn new(
-        parts: (
-            ServicesView,
-            Addr<CatalogueSupervisor>,
-            PeerDirectory,
-            Arc<Stats>,
-        ),
+        parts: (ServicesView, LinksCell, PeerDirectory, Arc<Stats>),
         node: NodeIdentity,
         http: &HttpSettings,
         limits: &LimitsSettings,
         shared: Arc<ClientShared>,
     ) -> Self {
-        let (view, supervisor, directory, stats) = parts;
+        let (view, links, directory, stats) = parts;
         Api {
             view,
-            supervisor,
+            links,
             directory,
             stats,
             node,

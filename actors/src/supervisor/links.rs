@@ -104,6 +104,13 @@ impl Handler<ListLinks> for CatalogueSupervisor {
 
     fn handle(&mut self, _msg: ListLinks, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("ListLinks");
+        MessageResult(self.links_view())
+    }
+}
+
+impl CatalogueSupervisor {
+    /// The live links and the reachable nodes now.
+    pub(super) fn links_view(&self) -> LinksView {
         let links = self
             .driver
             .replica()
@@ -116,11 +123,11 @@ impl Handler<ListLinks> for CatalogueSupervisor {
                 ts,
             })
             .collect();
-        MessageResult(LinksView {
+        LinksView {
             node: self.node.clone(),
             links,
             reachable: self.driver.reachable().iter().cloned().collect(),
-        })
+        }
     }
 }
 

@@ -53,7 +53,7 @@ use crate::{
 };
 pub use messages::*;
 use owners::Owners;
-pub use view::ServicesView;
+pub use view::{LinksCell, ServicesView};
 
 /// How often expired tombstones are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(10);
@@ -83,6 +83,8 @@ pub struct CatalogueSupervisor {
     subscriptions_by_conn: HashMap<ConnId, HashSet<SubKey>>,
     /// The visible services, for readers outside this actor.
     view: ServicesView,
+    /// The links view published for other threads.
+    links_cell: LinksCell,
     /// The numbered recent moves of the visible services.
     history: History,
     owners: Owners,
@@ -115,6 +117,7 @@ impl CatalogueSupervisor {
                 tombstone_ttl: config.tombstone_ttl,
             },
         );
+        let links_cell = LinksCell::new(&node);
         CatalogueSupervisor {
             driver,
             node,
@@ -122,6 +125,7 @@ impl CatalogueSupervisor {
             subscriptions: HashMap::new(),
             subscriptions_by_conn: HashMap::new(),
             view,
+            links_cell,
             history: History::new_epoch(config.history_window),
             owners: Owners::default(),
             peer_links: HashMap::new(),
@@ -171,7 +175,13 @@ impl CatalogueSupervisor {
         }
     }
 
+    /// The cell this supervisor publishes its links view in.
+    pub fn links_cell(&self) -> LinksCell {
+        self.links_cell.clone()
+    }
+
     fn update_table_gauges(&self) {
+        self.links_cell.publish(self.links_view());
         let r = self.driver.replica();
         self.stats.services.set(r.services.len() as i64);
         self.stats

@@ -105,6 +105,40 @@ impl ServicesView {
     }
 }
 
+/// The links table and the reachable nodes as the supervisor last
+/// published them (after every change it applies), for readers on other
+/// threads: the HTTP API answers `/v1/links` from it without a message to
+/// the supervisor. Clones share the same cell.
+#[derive(Debug, Clone)]
+pub struct LinksCell(Arc<RwLock<Arc<super::LinksView>>>);
+
+impl LinksCell {
+    /// A cell holding `node` alone, with no links.
+    pub fn new(node: &str) -> Self {
+        LinksCell(Arc::new(RwLock::new(Arc::new(super::LinksView {
+            node: node.to_string(),
+            links: Vec::new(),
+            reachable: vec![node.to_string()],
+        }))))
+    }
+
+    /// The view last published.
+    pub fn get(&self) -> Arc<super::LinksView> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes `view` if it differs from the one held.
+    pub fn publish(&self, view: super::LinksView) {
+        if *self.get() == view {
+            return;
+        }
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
