@@ -93,3 +93,98 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
     drop(b);
     Ok(())
 }
+
+/// Membership follows the registry: the operator removes a member whose
+/// host was lost and every node drops its links to it; a new node joins
+/// the freed slot and every node links to it; a member leaves by itself
+/// and its links close everywhere.
+#[test]
+fn nodes_follow_removals_leaves_and_freed_slots() -> Result<()> {
+    use catalogue_integration_tests::{Cli, unlinked};
+    let mut registry = Daemon::builder()
+        .name("registry")
+        .set("xlreg.serve", "true")
+        .set("xlreg.listen", "127.0.0.1:0")
+        .start()?;
+    let line = registry.wait_log(DEADLINE, |l| l["message"] == "xlReg registry listening")?;
+    let address = line["address"]
+        .as_str()
+        .context("registry address")?
+        .to_string();
+    let key = registry.dir().join("xlreg").join("registry.pub");
+    let key = key.display().to_string();
+    let ca = TestCa::new("test-ca")?;
+    let start = |name: &str| -> Result<Daemon> {
+        Daemon::builder()
+            .name(name)
+            .tls(&ca.node_in(name, "mended")?)
+            .set("xlreg.server", &address)
+            .set("xlreg.server_key", &key)
+            .set("xlreg.cluster.name", "mended")
+            .set("xlreg.cluster.size", "3")
+            .start()
+    };
+    let mut a = start("node-a")?;
+    let mut b = start("node-b")?;
+    let c = start("node-c")?;
+    for (x, y) in [
+        ("node-a", "node-b"),
+        ("node-a", "node-c"),
+        ("node-b", "node-c"),
+    ] {
+        a.wait_log(DEADLINE, link_changed(x, y, "add"))?;
+    }
+    // node-c's host is lost; the operator removes it on the registry's host
+    drop(c);
+    let out = Cli::new([
+        "xlreg".to_string(),
+        "admin".into(),
+        "remove-member".into(),
+        "mended".into(),
+        "node-c".into(),
+        "--data-dir".into(),
+        registry.dir().display().to_string(),
+    ])
+    .output(DEADLINE)?;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for node in [&mut a, &mut b] {
+        node.wait_log(DEADLINE, |l| {
+            l["message"] == "cluster member gone (left or removed)" && l["member"] == "node-c"
+        })?;
+    }
+    // a replacement joins the freed slot; both nodes link to it
+    let mut d = start("node-d")?;
+    a.wait_log(DEADLINE, link_changed("node-a", "node-d", "add"))?;
+    a.wait_log(DEADLINE, link_changed("node-b", "node-d", "add"))?;
+    d.wait_log(DEADLINE, |l| {
+        l["message"] == "every cluster member is known"
+    })?;
+    // node-b leaves by itself (with its own identity): its links close
+    let identity = b.dir().join("xlreg-client").display().to_string();
+    let out = Cli::new([
+        "xlreg",
+        "leave",
+        "mended",
+        "--server",
+        &address,
+        "--server-key",
+        &key,
+        "--identity-dir",
+        &identity,
+        "--name",
+        "node-b",
+    ])
+    .output(DEADLINE)?;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for node in [&mut a, &mut d] {
+        node.wait_log(DEADLINE, |l| {
+            l["message"] == "cluster member gone (left or removed)" && l["member"] == "node-b"
+        })?;
+        node.wait_log(DEADLINE, unlinked("node-b"))?;
+    }
+    b.wait_log(DEADLINE, |l| {
+        l["message"]
+            == "this node is no longer a member of the xlReg cluster (it left or was removed)"
+    })?;
+    Ok(())
+}
