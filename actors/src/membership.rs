@@ -425,8 +425,9 @@ async fn poll_loop(
                     "refusing the xlReg cluster"
                 );
                 if matches!(refusal, ClusterRefusal::NameTaken { .. }) {
-                    // Register anew next time: the name may be free then.
-                    let _ = identity.forget();
+                    // Register anew next time, under the node's own name
+                    // (not the one the registry gave): it may be free then.
+                    let _ = identity.forget_as(&cfg.node);
                 }
             }
             Err(SessionError::Client(ClientError::Refused(desc)))

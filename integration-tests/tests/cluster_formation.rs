@@ -94,10 +94,12 @@ fn three_nodes_form_a_cluster_from_the_registry_alone() -> Result<()> {
     Ok(())
 }
 
-/// Membership follows the registry: the operator removes a member whose
-/// host was lost and every node drops its links to it; a new node joins
-/// the freed slot and every node links to it; a member leaves by itself
-/// and its links close everywhere.
+/// Membership follows the registry: node-c's host is lost with its
+/// identity directory, and its replacement (a new identity under the same
+/// name) cannot join (its name is held by the lost identity); the operator
+/// removes the lost member, which frees its slot and its name; the
+/// replacement joins and every node links to it. Then a member leaves by
+/// itself and its links close everywhere.
 #[test]
 fn nodes_follow_removals_leaves_and_freed_slots() -> Result<()> {
     use catalogue_integration_tests::{Cli, unlinked};
@@ -134,8 +136,15 @@ fn nodes_follow_removals_leaves_and_freed_slots() -> Result<()> {
     ] {
         a.wait_log(DEADLINE, link_changed(x, y, "add"))?;
     }
-    // node-c's host is lost; the operator removes it on the registry's host
+    // node-c's host is lost with its identity (the daemon's directory);
+    // its replacement registers as node-c-2 and refuses to join so
     drop(c);
+    let mut c = start("node-c")?;
+    c.wait_log(DEADLINE, |l| {
+        l["message"] == "refusing the xlReg cluster" && l["reason"] == "name_taken"
+    })?;
+    // the operator removes the lost member on the registry's host
+    let mark = (a.mark(), b.mark());
     let out = Cli::new([
         "xlreg".to_string(),
         "admin".into(),
@@ -147,16 +156,13 @@ fn nodes_follow_removals_leaves_and_freed_slots() -> Result<()> {
     ])
     .output(DEADLINE)?;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    for node in [&mut a, &mut b] {
-        node.wait_log(DEADLINE, |l| {
-            l["message"] == "cluster member gone (left or removed)" && l["member"] == "node-c"
-        })?;
-    }
-    // a replacement joins the freed slot; both nodes link to it
-    let mut d = start("node-d")?;
-    a.wait_log(DEADLINE, link_changed("node-a", "node-d", "add"))?;
-    a.wait_log(DEADLINE, link_changed("node-b", "node-d", "add"))?;
-    d.wait_log(DEADLINE, |l| {
+    assert!(out.stdout.contains("node-c is free"), "{}", out.stdout);
+    // the replacement joins the freed slot (after its backoff); both nodes
+    // link to it at its new address
+    let relink = DEADLINE * 4;
+    a.wait_log_from(mark.0, relink, link_changed("node-a", "node-c", "add"))?;
+    b.wait_log_from(mark.1, relink, link_changed("node-b", "node-c", "add"))?;
+    c.wait_log(DEADLINE, |l| {
         l["message"] == "every cluster member is known"
     })?;
     // node-b leaves by itself (with its own identity): its links close
@@ -176,7 +182,7 @@ fn nodes_follow_removals_leaves_and_freed_slots() -> Result<()> {
     ])
     .output(DEADLINE)?;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    for node in [&mut a, &mut d] {
+    for node in [&mut a, &mut c] {
         node.wait_log(DEADLINE, |l| {
             l["message"] == "cluster member gone (left or removed)" && l["member"] == "node-b"
         })?;
