@@ -7,7 +7,12 @@
 //! then every 5 s, keeping one session open; reconnecting with backoff).
 //! Each member it learns becomes a known peer; the node dials those whose
 //! name sorts before its own (so each pair is dialed once) at the first
-//! endpoint of their token. Only names in member tokens (and configured
+//! endpoint of their token. Every poll is compared with what is known
+//! ([`membership_changes`]): a member whose endpoint changed is dialed at
+//! the new one, and one no longer listed (it left, or the registry's
+//! operator removed it) is dropped as a peer removed from the
+//! configuration would be: no dialing, its links closed, its name no
+//! longer accepted. So changes take effect within one poll interval. Only names in member tokens (and configured
 //! peers) are accepted on the peer port, and a member that is not a
 //! configured peer must also present a certificate naming the cluster
 //! (`catalogue tls cert --cluster`; see `crate::peer::handshake`). Its
@@ -213,15 +218,61 @@ enum SessionError {
     Refused(#[from] ClusterRefusal),
 }
 
-/// A member learned from the registry.
+/// A change in the cluster's membership, as the registry's member list
+/// shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Discovered {
-    /// Its node name.
-    pub name: String,
-    /// Its first endpoint (peer links).
-    pub address: String,
-    /// Should this node dial it (its name sorts before ours)?
-    pub dial: bool,
+pub enum Discovered {
+    /// A member learned, or one whose first endpoint changed (a host that
+    /// moved, or a freed slot joined by a new node): trust it, and dial it
+    /// (again) at `address` if `dial`.
+    Member {
+        /// Its node name.
+        name: String,
+        /// Its first endpoint (peer links).
+        address: String,
+        /// Should this node dial it (its name sorts before ours)?
+        dial: bool,
+    },
+    /// A member that left or was removed by the registry's operator: stop
+    /// dialing it, close its links, and no longer trust its name (as a
+    /// peer removed from the configuration).
+    Gone {
+        /// Its node name.
+        name: String,
+    },
+}
+
+/// What changed between the members `known` (name to first endpoint, this
+/// node's own name with an empty one) and the registry's full list
+/// `members`: members new or moved, then members gone. `me` is this node.
+pub fn membership_changes(
+    known: &BTreeMap<String, String>,
+    me: &str,
+    members: &[Member],
+) -> Vec<Discovered> {
+    let mut out = Vec::new();
+    for m in members {
+        if m.name == me {
+            continue;
+        }
+        let Some(address) = m.my_ends.first() else {
+            continue;
+        };
+        if known.get(&m.name) != Some(address) {
+            out.push(Discovered::Member {
+                name: m.name.clone(),
+                address: address.clone(),
+                dial: m.name.as_str() < me,
+            });
+        }
+    }
+    out.extend(
+        known
+            .keys()
+            .filter(|name| name.as_str() != me && !members.iter().any(|m| &m.name == *name))
+            .map(|name| Discovered::Gone { name: name.clone() }),
+    );
+    out
 }
 
 /// The member list as of the last poll.
@@ -288,31 +339,43 @@ impl Handler<MembersUpdate> for ClusterMembership {
 
     fn handle(&mut self, msg: MembersUpdate, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("MembersUpdate");
-        for m in &msg.members {
-            if m.name == self.cfg.node {
-                if !self.known.contains_key(&m.name) {
-                    info!(
-                        index = m.index,
-                        "joined the cluster; this node's id is its member index"
-                    );
-                    self.known.insert(m.name.clone(), String::new());
+        match msg.members.iter().find(|m| m.name == self.cfg.node) {
+            Some(me) if !self.known.contains_key(&me.name) => {
+                info!(
+                    index = me.index,
+                    "joined the cluster; this node's id is its member index"
+                );
+                self.known.insert(me.name.clone(), String::new());
+            }
+            Some(_) => {}
+            None if self.known.remove(&self.cfg.node).is_some() => {
+                warn!(
+                    "this node is no longer a member of the xlReg cluster (it left or was removed)"
+                );
+            }
+            None => {}
+        }
+        for change in membership_changes(&self.known, &self.cfg.node, &msg.members) {
+            match &change {
+                Discovered::Member { name, address, .. } => {
+                    let index = msg
+                        .members
+                        .iter()
+                        .find(|m| &m.name == name)
+                        .map(|m| m.index);
+                    match self.known.insert(name.clone(), address.clone()) {
+                        None => info!(member = %name, %address, index, "cluster member learned"),
+                        Some(old) => {
+                            info!(member = %name, %address, %old, index, "cluster member moved")
+                        }
+                    }
                 }
-                continue;
+                Discovered::Gone { name } => {
+                    info!(member = %name, "cluster member gone (left or removed)");
+                    self.known.remove(name);
+                }
             }
-            let Some(address) = m.my_ends.first().cloned() else {
-                continue;
-            };
-            if self.known.get(&m.name) == Some(&address) {
-                continue;
-            }
-            info!(member = %m.name, %address, index = m.index, "cluster member learned");
-            self.known.insert(m.name.clone(), address.clone());
-            let dial = m.name < self.cfg.node;
-            let _ = self.found.send(Discovered {
-                name: m.name.clone(),
-                address,
-                dial,
-            });
+            let _ = self.found.send(change);
         }
         if msg.complete && !self.complete {
             info!(members = msg.members.len(), "every cluster member is known");
@@ -362,8 +425,9 @@ async fn poll_loop(
                     "refusing the xlReg cluster"
                 );
                 if matches!(refusal, ClusterRefusal::NameTaken { .. }) {
-                    // Register anew next time: the name may be free then.
-                    let _ = identity.forget();
+                    // Register anew next time, under the node's own name
+                    // (not the one the registry gave): it may be free then.
+                    let _ = identity.forget_as(&cfg.node);
                 }
             }
             Err(SessionError::Client(ClientError::Refused(desc)))
@@ -506,5 +570,78 @@ mod tests {
         assert!(cfg("node-c").creates());
         assert!(!cfg("node-a").creates());
         assert!(!cfg(&keys::format_fingerprint(&[1; 32])).creates());
+    }
+
+    fn member(index: u32, name: &str, end: &str) -> Member {
+        Member {
+            index,
+            name: name.into(),
+            id: vec![index as u8; 32],
+            attrs: 0,
+            my_ends: vec![end.into()],
+            comms_key: Vec::new(),
+            sig_key: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn members_new_moved_and_gone_are_told_apart() {
+        let mut known = BTreeMap::new();
+        let first = [
+            member(0, "node-a", "a:1"),
+            member(1, "node-b", "b:1"),
+            member(2, "node-c", "c:1"),
+        ];
+        let changes = membership_changes(&known, "node-b", &first);
+        assert_eq!(
+            changes,
+            [
+                Discovered::Member {
+                    name: "node-a".into(),
+                    address: "a:1".into(),
+                    dial: true
+                },
+                Discovered::Member {
+                    name: "node-c".into(),
+                    address: "c:1".into(),
+                    dial: false
+                },
+            ]
+        );
+        known.insert("node-a".to_string(), "a:1".to_string());
+        known.insert("node-b".to_string(), String::new());
+        known.insert("node-c".to_string(), "c:1".to_string());
+        assert!(membership_changes(&known, "node-b", &first).is_empty());
+        // node-c removed, node-a moved, node-d took slot 2
+        let then = [
+            member(0, "node-a", "a:2"),
+            member(1, "node-b", "b:1"),
+            member(2, "node-d", "d:1"),
+        ];
+        assert_eq!(
+            membership_changes(&known, "node-b", &then),
+            [
+                Discovered::Member {
+                    name: "node-a".into(),
+                    address: "a:2".into(),
+                    dial: true
+                },
+                Discovered::Member {
+                    name: "node-d".into(),
+                    address: "d:1".into(),
+                    dial: false
+                },
+                Discovered::Gone {
+                    name: "node-c".into()
+                },
+            ]
+        );
+        // this node itself is never reported gone
+        assert_eq!(
+            membership_changes(&known, "node-b", &first[..1]),
+            [Discovered::Gone {
+                name: "node-c".into()
+            }]
+        );
     }
 }

@@ -67,7 +67,9 @@ use crate::{
     settings::{ClientTls, Settings},
     stats::Stats,
     subscription::ledger::{LedgerLimits, SharedLedger},
-    supervisor::{CatalogueSupervisor, LinksCell, ServicesView, Shutdown, SupervisorConfig},
+    supervisor::{
+        CatalogueSupervisor, DropPeer, LinksCell, ServicesView, Shutdown, SupervisorConfig,
+    },
     tls::TlsContexts,
 };
 
@@ -607,14 +609,20 @@ pub async fn run(
             Some(new) = reloads.recv() => {
                 reloader.apply(new, &mut connectors);
             }
-            Some(member) = found_rx.recv() => {
-                if member.dial {
-                    peers.directory.add_member(&member.name, &member.address);
-                    connectors.start(&member.name, &member.address);
-                } else {
-                    peers.directory.add_member(&member.name, "");
+            Some(change) = found_rx.recv() => match change {
+                Discovered::Member { name, address, dial: true } => {
+                    peers.directory.add_member(&name, &address);
+                    connectors.start(&name, &address);
                 }
-            }
+                Discovered::Member { name, .. } => peers.directory.add_member(&name, ""),
+                Discovered::Gone { name } => {
+                    peers.directory.remove_member(&name);
+                    if !peers.directory.is_configured(&name) {
+                        connectors.stop(&name);
+                        supervisor.do_send(DropPeer { peer: name });
+                    }
+                }
+            },
             Some(_) = acceptor.writers.join_next(), if !acceptor.writers.is_empty() => {}
             Some(_) = peer_tasks.join_next(), if !peer_tasks.is_empty() => {}
             Some(()) = connectors.join_next(), if !connectors.is_empty() => {}

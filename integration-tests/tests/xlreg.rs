@@ -245,6 +245,105 @@ fn serve_hosts_the_registry_and_the_cli_uses_it() {
     assert_eq!(out.code, 1, "{}", out.stderr);
 }
 
+/// `catalogue xlreg admin ARGS... --data-dir DATA`: the operator on the
+/// registry's host.
+fn admin(args: &[&str], data: &Path) -> CliOutput {
+    let mut all: Vec<String> = vec!["xlreg".into(), "admin".into()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all.extend(["--data-dir".into(), data.display().to_string()]);
+    Cli::new(all)
+        .output(COMMAND_DEADLINE)
+        .expect("command runs")
+}
+
+/// A member's host loses its identity directory: the cluster is full for
+/// its replacement until the operator removes the lost member over the
+/// registry node's admin socket; the replacement then joins the freed
+/// slot. A member leaves by itself; the operator resizes; every change is
+/// there after a SIGKILL of the registry.
+#[test]
+fn the_operator_repairs_a_cluster_and_members_leave() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (mut daemon, server) = registry(data.path());
+    let key = data.path().join("xlreg/registry.pub");
+    let ids = tempfile::tempdir().expect("tempdir");
+    let id = |n: &str| ids.path().join(n);
+    let ok = |out: CliOutput| {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out
+    };
+    ok(xlreg(
+        &["create", "demo", "--size", "3"],
+        &server,
+        &key,
+        &id("admin"),
+        "admin",
+    ));
+    for (n, port) in [("a", 7001), ("b", 7002), ("c", 7003)] {
+        let end = format!("127.0.0.1:{port}");
+        ok(xlreg(
+            &["join", "demo", "--endpoint", &end],
+            &server,
+            &key,
+            &id(n),
+            &format!("node-{n}"),
+        ));
+    }
+    // node-c's disk is lost; its replacement has a new identity
+    fs::remove_dir_all(id("c")).expect("lose c's identity");
+    let join_d = || {
+        xlreg(
+            &["join", "demo", "--endpoint", "127.0.0.1:7004"],
+            &server,
+            &key,
+            &id("d"),
+            "node-d",
+        )
+    };
+    let out = join_d();
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("is full (3 members)"), "{}", out.stderr);
+    // the operator frees node-c's slot
+    let out = ok(admin(&["remove-member", "demo", "node-c"], data.path()));
+    assert!(out.stdout.contains("slot 2 is free"), "{}", out.stdout);
+    let out = admin(&["remove-member", "demo", "node-c"], data.path());
+    assert_eq!(out.code, 4, "removing twice: {}", out.stderr);
+    // node-c was in no other cluster: its registration is gone too
+    assert!(out.stderr.contains("no client"), "{}", out.stderr);
+    // the replacement joins the freed slot
+    ok(join_d());
+    let listed = members(&server, &key, &id("admin"), "demo");
+    assert_eq!(member_names(&listed), ["node-a", "node-b", "node-d"]);
+    assert_eq!(listed["members"][2]["index"], 2);
+    // node-b leaves by itself
+    let out = ok(xlreg(&["leave", "demo"], &server, &key, &id("b"), "node-b"));
+    assert!(out.stdout.contains("slot 1 is free"), "{}", out.stdout);
+    let out = ok(xlreg(
+        &["members", "demo"],
+        &server,
+        &key,
+        &id("admin"),
+        "admin",
+    ));
+    assert!(
+        out.stdout.lines().any(|l| l == "1 (free)"),
+        "{}",
+        out.stdout
+    );
+    // the size cannot drop below the highest slot held; it can grow
+    let out = admin(&["set-size", "demo", "2"], data.path());
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    ok(admin(&["set-size", "demo", "5"], data.path()));
+    // every change was synced before it was acknowledged
+    daemon.signal(libc::SIGKILL).expect("SIGKILL");
+    daemon.wait_exit(DEADLINE).expect("dies");
+    let (_daemon, server) = registry(data.path());
+    let listed = members(&server, &key, &id("admin"), "demo");
+    assert_eq!(member_names(&listed), ["node-a", "node-d"]);
+    assert_eq!(listed["size"], 5);
+    assert_eq!(listed["free"], serde_json::json!([1, 3, 4]));
+}
+
 /// Copies the keys (not the registered ID) of identity `from` into a new
 /// identity directory, so that a new client registers without making keys.
 fn identity_from(from: &Path, to: &Path) {

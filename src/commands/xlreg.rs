@@ -4,8 +4,8 @@
 //! way `catalogue serve` would, if there is none yet). `fingerprint` prints
 //! the fingerprint of a client identity's signing key (`sha256:<hex>`),
 //! what a registry's `xlreg.admit.keys` and a node's
-//! `xlreg.cluster.creator` take. `create`, `join` and
-//! `members` open one registry session each: Hello, `Client` (registering
+//! `xlreg.cluster.creator` take. `create`, `join`,
+//! `members` and `leave` open one registry session each: Hello, `Client` (registering
 //! the identity kept in `--identity-dir` on first use, coming back as it
 //! afterwards), the request, `Bye`. Defaults for `--server`,
 //! `--server-key`, `--name` and `--data-dir` come from the layered
@@ -13,9 +13,14 @@
 //! `node.data_dir`), and `--secret-file` (the registry's shared secret, for
 //! a registry with admission control) from `xlreg.secret_file`.
 //!
+//! `admin` talks to the registry hosted on this host instead, over its
+//! admin socket ([`admin`]).
+//!
 //! Exit statuses: 0 done; 1 the registry could not be reached or the
 //! handshake failed; 2 bad arguments or configuration; 4 the registry
 //! refused (e.g. the cluster is full).
+
+mod admin;
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +83,29 @@ pub enum XlregAction {
         /// The registry and this client.
         #[command(flatten)]
         registry: RegistryArgs,
+    },
+    /// Leave a cluster: this client gives up its slot (signed with its
+    /// signing key).
+    Leave {
+        /// Cluster name.
+        #[arg(value_name = "NAME")]
+        cluster: String,
+        /// The registry and this client.
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// The registry's operator, on the node hosting it (its admin socket;
+    /// never over the network): remove a member, change a cluster's size.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        action: admin::AdminAction,
+        /// The hosting node's data directory (default: node.data_dir).
+        #[arg(long, value_name = "DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        /// Configuration file for the defaults (repeatable).
+        #[arg(long = "config", value_name = "FILE", global = true)]
+        config: Vec<PathBuf>,
     },
     /// Print the members of a cluster in join order, and its free slots.
     Members {
@@ -148,6 +176,14 @@ pub fn run(action: &XlregAction) -> Exit {
             endpoints,
             registry,
         } => session(registry, Some(endpoints), Request::Join { name: cluster }),
+        XlregAction::Leave { cluster, registry } => {
+            session(registry, None, Request::Leave { name: cluster })
+        }
+        XlregAction::Admin {
+            action,
+            data_dir,
+            config,
+        } => admin::run(action, data_dir.as_deref(), config),
         XlregAction::Members {
             cluster,
             json,
@@ -171,6 +207,9 @@ enum Request<'a> {
         endpoints: u32,
     },
     Join {
+        name: &'a str,
+    },
+    Leave {
         name: &'a str,
     },
     Members {
@@ -373,6 +412,13 @@ fn session(args: &RegistryArgs, my_ends: Option<&Vec<String>>, request: Request<
                     target.identity.name()
                 );
             }),
+            Request::Leave { name } => client.leave(&target.identity, name).await.map(|which| {
+                println!(
+                    "left {name} as {} (slot {} is free)",
+                    target.identity.name(),
+                    which.trailing_zeros()
+                );
+            }),
             Request::Members { name, json } => {
                 let cluster = ClusterRef {
                     id: None,
@@ -442,7 +488,8 @@ fn create_warning(info: &ClusterInfo, size: u32, endpoints: u32, joined: usize) 
     Some(format!(
         "cluster {} already exists with size {} and {} endpoint(s) per member ({joined} \
          joined); the registry keeps an existing cluster as it is, so --size {size} \
-         --endpoints {endpoints} was not applied",
+         --endpoints {endpoints} was not applied (the registry's operator changes a size \
+         with `catalogue xlreg admin set-size`)",
         info.name, info.size, info.endpoints
     ))
 }

@@ -198,6 +198,15 @@ impl Identity {
         Ok(())
     }
 
+    /// [`Identity::forget`], and proposes `name` at the next registration
+    /// instead of the name the registry gave last time (a node refused
+    /// `node-c-2` asks for `node-c` again, not for `node-c-2`).
+    pub fn forget_as(&mut self, name: &str) -> Result<(), IdentityError> {
+        self.forget()?;
+        self.name = name.to_string();
+        Ok(())
+    }
+
     /// Forgets the registered ID (the registry no longer knows it), so the
     /// next login registers anew.
     pub fn forget(&mut self) -> Result<(), IdentityError> {

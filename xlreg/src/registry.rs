@@ -579,9 +579,15 @@ impl Registry {
     }
 
     /// What the registry's operator asks (over the hosting node's admin
-    /// socket, never over the network): the change it makes and a sentence
-    /// saying what it did.
-    pub fn plan_admin(&self, request: &AdminRequest) -> Result<(Change, String), RegistryError> {
+    /// socket, never over the network): the changes it makes, in order, and
+    /// a sentence saying what it did. Removing a member also forgets its
+    /// registration when it is in no other cluster and created none still
+    /// alive (what the client TTL would do later): its name is free at once
+    /// for a replacement host that lost the identity.
+    pub fn plan_admin(
+        &self,
+        request: &AdminRequest,
+    ) -> Result<(Vec<Change>, String), RegistryError> {
         let cluster_named = |name: &str| {
             self.resolve(&ClusterRef {
                 id: None,
@@ -599,25 +605,31 @@ impl Registry {
                         crate::identity::from_hex(member).filter(|id| self.clients.contains_key(id))
                     })
                     .ok_or_else(|| RegistryError::NoSuchClient(member.clone()))?;
-                let name = self
+                let client = self
                     .clients
                     .get(&id)
-                    .and_then(|c| c.token.name.clone())
-                    .unwrap_or_default();
+                    .ok_or_else(|| RegistryError::NoSuchClient(member.clone()))?;
+                let name = client.token.name.clone().unwrap_or_default();
                 let slot = c.slot_of(&id).ok_or_else(|| RegistryError::NotMember {
                     cluster: c.info.name.clone(),
                     client: name.clone(),
                 })?;
-                Ok((
-                    Change::RemoveMember {
-                        cluster: c.info.id.clone(),
-                        client: id,
-                    },
-                    format!(
-                        "removed {name} from cluster {} (slot {slot} is free)",
-                        c.info.name
-                    ),
-                ))
+                let forget = client.clusters.len() == 1 && client.created == 0;
+                let mut said = format!(
+                    "removed {name} from cluster {} (slot {slot} is free)",
+                    c.info.name
+                );
+                let mut changes = vec![Change::RemoveMember {
+                    cluster: c.info.id.clone(),
+                    client: id.clone(),
+                }];
+                if forget {
+                    changes.push(Change::ForgetClient(id));
+                    said.push_str(&format!(
+                        "; its registration is forgotten, so {name} is free"
+                    ));
+                }
+                Ok((changes, said))
             }
             AdminRequest::SetSize { cluster, size } => {
                 let c = cluster_named(cluster)?;
@@ -632,10 +644,10 @@ impl Registry {
                     });
                 }
                 Ok((
-                    Change::SetSize {
+                    vec![Change::SetSize {
                         cluster: c.info.id.clone(),
                         size: *size,
-                    },
+                    }],
                     format!(
                         "cluster {} now has size {size} (was {}; {} members)",
                         c.info.name,

@@ -160,6 +160,19 @@ impl PeerDirectory {
         })
     }
 
+    /// Forgets an xlReg member (it left or was removed); one that is also a
+    /// configured peer stays known as that.
+    pub fn remove_member(&self, name: &str) {
+        let mut peers = self.lock();
+        match peers.get_mut(name) {
+            Some(entry) if entry.configured => entry.member = false,
+            Some(_) => {
+                peers.remove(name);
+            }
+            None => {}
+        }
+    }
+
     /// Forgets a configured peer (removed from the configuration); one that
     /// is also an xlReg member stays known as a member only.
     pub fn remove(&self, name: &str) {

@@ -865,9 +865,11 @@ fn the_operator_removes_members_and_resizes_clusters() {
             Err(RegistryError::BadSize { .. })
         ));
     }
-    let (change, said) = reg.plan_admin(&resize(3)).expect("grows");
+    let (changes, said) = reg.plan_admin(&resize(3)).expect("grows");
     assert!(said.contains("now has size 3"), "{said}");
-    reg.apply(&change).expect("applies");
+    for change in &changes {
+        reg.apply(change).expect("applies");
+    }
     run(&mut reg, &mut c, join("trio")).expect("c joins slot 2");
     assert!(matches!(
         reg.plan_admin(&resize(2)),
@@ -878,12 +880,21 @@ fn the_operator_removes_members_and_resizes_clusters() {
         reg.plan_admin(&remove("nobody")),
         Err(RegistryError::NoSuchClient(_))
     ));
-    let (change, said) = reg.plan_admin(&remove("c")).expect("removes c");
+    let (changes, said) = reg.plan_admin(&remove("c")).expect("removes c");
     assert!(said.contains("slot 2 is free"), "{said}");
-    reg.apply(&change).expect("applies");
+    // c is in no other cluster: its registration goes, its name is free
+    assert!(said.contains("c is free"), "{said}");
+    assert_eq!(changes.len(), 2);
+    for change in &changes {
+        reg.apply(change).expect("applies");
+    }
     let a_hex = crate::identity::to_hex(a.client.as_deref().expect("id"));
-    let (change, _) = reg.plan_admin(&remove(&a_hex)).expect("removes a");
-    reg.apply(&change).expect("applies");
+    let (changes, said) = reg.plan_admin(&remove(&a_hex)).expect("removes a");
+    // a created the cluster: it stays registered
+    assert_eq!(changes.len(), 1, "{said}");
+    for change in &changes {
+        reg.apply(change).expect("applies");
+    }
     assert!(matches!(
         reg.plan_admin(&remove("a")),
         Err(RegistryError::NotMember { .. })
@@ -893,14 +904,25 @@ fn the_operator_removes_members_and_resizes_clusters() {
         (0b10, vec!["b".into()])
     );
     // now it may shrink back to 2; a rejoins slot 0
-    let (change, _) = reg.plan_admin(&resize(2)).expect("shrinks");
-    reg.apply(&change).expect("applies");
+    let (changes, _) = reg.plan_admin(&resize(2)).expect("shrinks");
+    for change in &changes {
+        reg.apply(change).expect("applies");
+    }
     let Reply::JoinReply(info) = run(&mut reg, &mut a, join("trio")).expect("a rejoins") else {
         panic!()
     };
     assert_eq!(info.size, 2);
+    assert!(!reg.has_client(c.client.as_deref().expect("id")));
+    // a replacement registers under the freed name, and finds trio full
+    let mut c2 = ctx();
+    let Reply::ClientOk { name, .. } =
+        run(&mut reg, &mut c2, new_client(3, "c", &["c:2"])).expect("registers")
+    else {
+        panic!()
+    };
+    assert_eq!(name, "c");
     assert!(matches!(
-        run(&mut reg, &mut c, join("trio")),
+        run(&mut reg, &mut c2, join("trio")),
         Err(RegistryError::ClusterFull { .. })
     ));
 }

@@ -220,7 +220,12 @@ impl Handler<Admin> for RegistryActor {
         let result = self
             .registry
             .plan_admin(&msg.0)
-            .and_then(|(change, said)| self.make(&change).map(|()| said));
+            .and_then(|(changes, said)| {
+                changes
+                    .iter()
+                    .try_for_each(|change| self.make(change))
+                    .map(|()| said)
+            });
         if let Ok(said) = &result {
             info!(request = ?msg.0, "xlReg operator: {said}");
         }
