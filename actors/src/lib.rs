@@ -34,6 +34,7 @@ pub mod log_limit;
 pub mod matcher;
 pub mod membership;
 pub mod metrics_http;
+pub mod names;
 pub mod node;
 pub mod peer;
 pub mod reload;

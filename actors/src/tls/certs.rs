@@ -54,6 +54,7 @@ use super::{
     files::{self, NewFile},
     pem::{self, PemError},
 };
+use crate::names;
 
 /// Validity of a node certificate unless the caller says otherwise: one year.
 pub const DEFAULT_NODE_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
@@ -178,21 +179,13 @@ impl PemPaths {
 }
 
 /// Checks that `name` can be a node name: what `node.name` accepts in the
-/// settings (letters, digits, `.` and `-`, not starting with `.` or `-`, at
-/// most 253 bytes), so it is a valid DNS name for the SAN and a safe file
-/// name.
-pub fn node_name_problem(name: &str) -> Option<String> {
-    crate::settings::validate::name_problem(name)
-}
-
+/// settings ([`crate::names`]), so it is a valid DNS name for the SAN and a
+/// safe file name.
 fn check_node_name(name: &str) -> Result<(), CertError> {
-    match node_name_problem(name) {
-        None => Ok(()),
-        Some(problem) => Err(CertError::InvalidName {
-            name: name.to_string(),
-            problem,
-        }),
-    }
+    names::check(name).map_err(|problem| CertError::InvalidName {
+        name: name.to_string(),
+        problem: problem.to_string(),
+    })
 }
 
 /// What a certificate issued by [`CertificateAuthority::issue_spec`] says.
@@ -453,7 +446,7 @@ impl CertificateAuthority {
     ) -> Result<NodeCertificate, CertError> {
         check_node_name(node_name)?;
         for cluster in clusters {
-            if let Some(problem) = node_name_problem(cluster) {
+            if let Err(problem) = names::check(cluster) {
                 return Err(CertError::InvalidName {
                     name: cluster.clone(),
                     problem: format!("as a cluster name: {problem}"),
