@@ -26,6 +26,7 @@
 pub mod admission;
 pub mod backoff;
 pub mod client;
+pub mod frame_writer;
 pub mod hlc;
 pub mod input;
 pub mod links;

@@ -38,7 +38,7 @@ use super::{
     handshake::{self, Established, HandshakeError},
 };
 use crate::{
-    client::writer,
+    frame_writer,
     input::{self, InputLimits},
     stats::{ActorMetrics, Stats},
     supervisor::{CatalogueSupervisor, GetDigest, LinkDown, LinkUp, PeerBatch, PlanFor, SyncDone},
@@ -174,7 +174,7 @@ impl PeerLink {
         } = established;
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES);
-        actix_rt::spawn(writer::run_frames(write, rx, limits.max_frame));
+        actix_rt::spawn(frame_writer::run_frames(write, rx, limits.max_frame));
         let (ended_tx, ended_rx) = oneshot::channel();
         let (up_tx, up_rx) = oneshot::channel();
         let dialer = match direction {
