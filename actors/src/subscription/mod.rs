@@ -26,30 +26,14 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, info};
 
 use crate::{
-    services::Service,
     settings::OverflowPolicy,
     stats::{ActorMetrics, Stats},
-    supervisor::Resnapshot,
+    supervisor::{Deliver, Rebase, Resnapshot, Snapshot},
 };
-use queue::{Event, Outcome, SubscriptionQueue};
+use queue::{Outcome, SubscriptionQueue};
 
 /// Node-wide key of a subscription (the client's id is per connection).
 pub type SubKey = crate::matcher::SubKey;
-
-/// An event matching this subscription.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Deliver(pub Event);
-
-/// A snapshot asked for by this subscription (or its first one).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Snapshot(pub Vec<Arc<Service>>);
-
-/// A fresh snapshot replacing queued events after a large change.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Rebase(pub Vec<Arc<Service>>);
 
 /// The `Success` answering `Subscribe` has been written: frames may follow.
 #[derive(Debug, Message)]
@@ -220,7 +204,7 @@ impl Handler<Deliver> for Subscription {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Deliver");
-        match self.queue.on_event(msg.0) {
+        match self.queue.on_event(msg.event) {
             Outcome::Queued => self.pump(ctx),
             Outcome::Dropped => self.metrics.stats().events_dropped.inc(),
             Outcome::Overflowed { dropped } => {
@@ -243,8 +227,8 @@ impl Handler<Snapshot> for Subscription {
 
     fn handle(&mut self, msg: Snapshot, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Snapshot");
-        debug!(key = self.key, services = msg.0.len(), "snapshot");
-        self.queue.on_snapshot(msg.0);
+        debug!(key = self.key, services = msg.services.len(), "snapshot");
+        self.queue.on_snapshot(msg.services);
         self.pump(ctx);
     }
 }
@@ -256,10 +240,10 @@ impl Handler<Rebase> for Subscription {
         let _timer = self.metrics.handling("Rebase");
         debug!(
             key = self.key,
-            services = msg.0.len(),
+            services = msg.services.len(),
             "rebased on a fresh snapshot"
         );
-        self.queue.on_rebase(msg.0);
+        self.queue.on_rebase(msg.services);
         self.pump(ctx);
     }
 }

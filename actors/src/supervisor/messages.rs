@@ -1,8 +1,13 @@
-//! Messages the supervisor accepts.
+//! The supervisor's messages: those it accepts (its inbox, first), then
+//! those it sends to the peer links and the subscriptions (handled in
+//! `peer/link.rs` and `subscription/mod.rs`). Who sends what to whom is
+//! drawn in `docs/ACTORS.md`.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix::prelude::*;
+
+use catalogue_proto::catalogue::Error;
 
 use crate::{
     links::LinkChange,
@@ -10,8 +15,14 @@ use crate::{
         directory::{Direction, PeerInfo},
         link::{LinkId, PeerLink},
     },
-    subscription::{SubKey, Subscription},
-    sync::{digest::Digest, replica::Batch},
+    services::Service,
+    subscription::{SubKey, Subscription, queue::Event},
+    sync::{
+        digest::{Digest, Mark},
+        entry::SyncEntry,
+        replica::Batch,
+    },
+    tls::TrustAnchors,
 };
 
 /// Node-wide id of a client connection.
@@ -202,7 +213,10 @@ pub struct Shutdown;
 /// The trusted CAs changed: every link re-checks its peer's certificate.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct RecheckLinks(pub std::sync::Arc<crate::tls::TrustAnchors>);
+pub struct RecheckLinks {
+    /// The CAs trusted now.
+    pub anchors: Arc<TrustAnchors>,
+}
 
 /// A peer was removed from the configuration: close its link.
 #[derive(Debug, Message)]
@@ -210,4 +224,75 @@ pub struct RecheckLinks(pub std::sync::Arc<crate::tls::TrustAnchors>);
 pub struct DropPeer {
     /// The peer's name.
     pub peer: String,
+}
+
+// Sent by the supervisor to a peer link (`PeerLink`).
+
+/// Entries to send to the peer (batched by the session).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SendEntries {
+    /// The entries.
+    pub entries: Vec<SyncEntry>,
+    /// What we know of their origins, valid once they are applied.
+    pub marks: Vec<Mark>,
+}
+
+/// A whole batch to send as it is (a replacement).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SendBatch {
+    /// The batch.
+    pub batch: Batch,
+}
+
+/// Tells the peer something was refused.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SendError {
+    /// The `Error` frame body.
+    pub error: Error,
+}
+
+/// The trusted CAs changed: close the link if the peer's certificate no
+/// longer verifies.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Recheck {
+    /// The CAs trusted now.
+    pub anchors: Arc<TrustAnchors>,
+}
+
+/// Says `Bye` and closes the link (also sent by a link to itself).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Close {
+    /// The `Bye` frame's reason.
+    pub reason: String,
+}
+
+// Sent by the supervisor to a subscription (`Subscription`).
+
+/// An event matching this subscription.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// The event.
+    pub event: Event,
+}
+
+/// A snapshot asked for by this subscription (or its first one).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Snapshot {
+    /// The matching services.
+    pub services: Vec<Arc<Service>>,
+}
+
+/// A fresh snapshot replacing queued events after a large change.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Rebase {
+    /// The matching services.
+    pub services: Vec<Arc<Service>>,
 }

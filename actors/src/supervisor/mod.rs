@@ -41,10 +41,12 @@ use crate::{
     peer::directory::PeerDirectory,
     services::{Applied, Service},
     stats::{ActorMetrics, Stats},
-    subscription::{Deliver, Rebase, Snapshot, SubKey, Subscription, queue::Event},
+    subscription::{SubKey, Subscription, queue::Event},
     sync::driver::{Driver, DriverConfig},
 };
 pub use messages::*;
+// Named, so it is this one and not the glob-imported `actix::SendError`.
+pub use messages::SendError;
 use owners::Owners;
 pub use view::ServicesView;
 
@@ -182,7 +184,9 @@ impl CatalogueSupervisor {
         );
         for key in touched {
             if let Some((addr, regex)) = self.subscriptions.get(&key) {
-                addr.do_send(Rebase(self.snapshot(regex)));
+                addr.do_send(Rebase {
+                    services: self.snapshot(regex),
+                });
             }
         }
     }
@@ -194,10 +198,12 @@ impl CatalogueSupervisor {
         }
         for key in &self.matched {
             if let Some((addr, _)) = self.subscriptions.get(key) {
-                addr.do_send(Deliver(Event {
-                    kind,
-                    service: service.clone(),
-                }));
+                addr.do_send(Deliver {
+                    event: Event {
+                        kind,
+                        service: service.clone(),
+                    },
+                });
                 self.stats.events_routed.inc();
             }
         }
@@ -296,7 +302,7 @@ impl Handler<AddSubscription> for CatalogueSupervisor {
     fn handle(&mut self, msg: AddSubscription, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("AddSubscription");
         let snapshot = self.snapshot(&msg.regex);
-        msg.addr.do_send(Snapshot(snapshot));
+        msg.addr.do_send(Snapshot { services: snapshot });
         self.matcher.insert(msg.key, msg.regex.clone());
         self.subscriptions.insert(msg.key, (msg.addr, msg.regex));
         self.subscriptions_by_conn
@@ -327,7 +333,9 @@ impl Handler<Resnapshot> for CatalogueSupervisor {
     fn handle(&mut self, msg: Resnapshot, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Resnapshot");
         if let Some((addr, regex)) = self.subscriptions.get(&msg.key) {
-            addr.do_send(Snapshot(self.snapshot(regex)));
+            addr.do_send(Snapshot {
+                services: self.snapshot(regex),
+            });
         }
     }
 }
