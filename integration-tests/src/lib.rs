@@ -13,6 +13,8 @@
 //! subscription floods, RSS sampling.
 //! Every process started here is killed when its handle is dropped.
 
+use std::time::Duration;
+
 pub mod bad_input;
 mod cli;
 mod cluster;
@@ -43,8 +45,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
-
-use std::time::Duration;
 
 /// Default deadline for anything a test waits on.
 pub const DEADLINE: Duration = Duration::from_secs(10);

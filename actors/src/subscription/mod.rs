@@ -113,8 +113,6 @@ impl Subscription {
         }
     }
 
-    /// Moves frames from the queue to the outbound channel while there is
-    /// room; otherwise waits for room in the background.
     /// Reports the queue length to the queue-depth gauge.
     fn report_depth(&mut self) {
         let len = self.queue.len();
@@ -125,6 +123,8 @@ impl Subscription {
         }
     }
 
+    /// Moves frames from the queue to the outbound channel while there is
+    /// room; otherwise waits for room in the background.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         self.pump_inner(ctx);
         self.report_depth();

@@ -33,16 +33,10 @@ pub type ConnId = u64;
 pub enum RegisterError {
     /// Another live connection on this node registered the URI.
     #[error("{uri} is already registered by another connection on this node")]
-    Conflict {
-        /// The URI.
-        uri: String,
-    },
+    Conflict { uri: String },
     /// This connection did not register the URI.
     #[error("{uri} is not registered by this connection")]
-    NotRegistered {
-        /// The URI.
-        uri: String,
-    },
+    NotRegistered { uri: String },
 }
 
 /// Registers (or re-registers with new attributes) a service for `conn`.
@@ -61,9 +55,7 @@ pub struct RegisterService {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RegisterError>")]
 pub struct UnregisterService {
-    /// The connection.
     pub conn: ConnId,
-    /// The URI.
     pub uri: String,
 }
 
@@ -72,7 +64,6 @@ pub struct UnregisterService {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ConnectionClosed {
-    /// The connection.
     pub conn: ConnId,
 }
 
@@ -87,7 +78,6 @@ pub struct AddSubscription {
     pub key: SubKey,
     /// Compiled regex.
     pub regex: regex::Regex,
-    /// The subscription actor.
     pub addr: Addr<Subscription>,
 }
 
@@ -123,7 +113,6 @@ pub struct LinkUp {
     pub direction: Direction,
     /// The name of the node that dialed.
     pub dialer: String,
-    /// The link actor.
     pub addr: Addr<PeerLink>,
 }
 
@@ -131,7 +120,6 @@ pub struct LinkUp {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a link to {peer} already exists")]
 pub struct DuplicateLink {
-    /// The peer.
     pub peer: String,
 }
 
@@ -168,7 +156,6 @@ pub struct GetDigest;
 #[derive(Debug, Message)]
 #[rtype(result = "Batch")]
 pub struct PlanFor {
-    /// The peer.
     pub peer: String,
     /// Its digest.
     pub digest: Digest,
@@ -178,9 +165,7 @@ pub struct PlanFor {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SyncDone {
-    /// The peer.
     pub peer: String,
-    /// The link.
     pub link: LinkId,
 }
 
@@ -232,7 +217,6 @@ pub struct DropPeer {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct SendEntries {
-    /// The entries.
     pub entries: Vec<SyncEntry>,
     /// What we know of their origins, valid once they are applied.
     pub marks: Vec<Mark>,
@@ -242,7 +226,6 @@ pub struct SendEntries {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct SendBatch {
-    /// The batch.
     pub batch: Batch,
 }
 
@@ -277,7 +260,6 @@ pub struct Close {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Deliver {
-    /// The event.
     pub event: Event,
 }
 
