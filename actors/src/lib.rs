@@ -22,6 +22,12 @@
 //!   `RegistrySession` (one per xlReg client connection).
 //! - [`membership::ClusterMembership`]: a node's xlReg client, reporting
 //!   the members it discovers.
+//!
+//! The supervisor's messages, those it accepts and those it sends to links
+//! and subscriptions, are declared in one file (`supervisor/messages.rs`,
+//! re-exported by [`supervisor`]); client connections and peer links write
+//! their frames through [`frame_writer`]; [`names`] checks node, cluster
+//! and environment names.
 
 pub mod admission;
 pub mod backoff;
