@@ -7,8 +7,9 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 60 seconds, every target
 #   nice -n 19 scripts/fuzz.sh 600            what docs/RELIABILITY.md reports
 #
-# Targets: proto/fuzz (frame_decoder, frame_roundtrip) and actors/fuzz
-# (xlreg_hello, xlreg_session_frames, xlreg_log_replay, sync_session).
+# Targets: proto/fuzz (frame_decoder, frame_roundtrip), xlreg/fuzz
+# (xlreg_hello, xlreg_session_frames, xlreg_log_replay) and actors/fuzz
+# (sync_session).
 #
 # Toolchain: cargo-fuzz passes nightly-only flags to rustc (-Zsanitizer=...).
 # The machine has the stable toolchain, whose rust-std ships the ASan
@@ -40,7 +41,7 @@ fi
 
 declare -A crate_of=(
     [frame_decoder]=proto [frame_roundtrip]=proto
-    [xlreg_hello]=actors [xlreg_session_frames]=actors [xlreg_log_replay]=actors
+    [xlreg_hello]=xlreg [xlreg_session_frames]=xlreg [xlreg_log_replay]=xlreg
     [sync_session]=actors
 )
 order=(frame_decoder frame_roundtrip xlreg_hello xlreg_session_frames xlreg_log_replay sync_session)

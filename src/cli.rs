@@ -58,15 +58,20 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Print the services matching REGEX, then every add and delete as it
-    /// happens; reconnects (with jittered backoff) and resubscribes after a
-    /// lost connection.
+    /// Print the services matching REGEX, then every change as it happens;
+    /// reconnects with backoff after a lost connection and resumes, so what
+    /// changed meanwhile (deletes included) is printed too.
     Subscribe {
         /// Regular expression over service URIs (unanchored; use ^ and $).
         regex: String,
-        /// One JSON object per line: event, uri, attrs, origin, snapshot.
+        /// JSON Lines: one record per change (added, updated, deleted, with
+        /// its revision) and per notice (snapshot_end, reset, overflow);
+        /// the schema is in docs/CLIENTS.md.
         #[arg(long)]
         json: bool,
+        /// Print the matching services (the snapshot and its end) and exit.
+        #[arg(long)]
+        once: bool,
         /// Where the node is.
         #[command(flatten)]
         client: ClientArgs,
@@ -189,6 +194,40 @@ pub struct ClientArgs {
     /// yourself and the owner of the socket's private directory); repeatable.
     #[arg(long = "trust-uid", value_name = "UID")]
     pub trust_uid: Vec<u32>,
+
+    /// Speak TLS to the client TCP port (a node with listen.client_tls on),
+    /// trusting only this CA certificate (PEM; the cluster's tls.ca).
+    #[arg(long, value_name = "FILE", env = "CATALOGUE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// The name the node's certificate must carry (its node name), when the
+    /// --connect host is not that name, e.g. an IP address.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "tls_ca",
+        env = "CATALOGUE_TLS_NAME"
+    )]
+    pub tls_name: Option<String>,
+
+    /// Certificate (PEM) to present to a node with listen.client_tls =
+    /// "mutual", signed by the cluster CA; needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires_all = ["tls_ca", "tls_key"],
+        env = "CATALOGUE_TLS_CERT"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "CATALOGUE_TLS_KEY"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Configuration files and command-line overrides, applied after the

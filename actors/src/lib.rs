@@ -19,9 +19,14 @@
 //! - [`peer::link::PeerLink`], one per peer link: drives the link's
 //!   [`sync::session::SyncSession`], hands batches to the supervisor.
 //! - `xlreg::server` `RegistryActor` (the registry of a hosting node) and
-//!   `RegistrySession` (one per xlReg client connection).
+//!   `RegistrySession` (one per xlReg client connection), driving the
+//!   plain code of the `catalogue-xlreg` crate.
 //! - [`membership::ClusterMembership`]: a node's xlReg client, reporting
 //!   the members it discovers.
+//!
+//! Besides the actors, [`http`] serves the read-only HTTP/JSON API on
+//! actix-web worker threads from the supervisor's read view
+//! (docs/HTTP.md).
 //!
 //! The supervisor's messages, those it accepts and those it sends to links
 //! and subscriptions, are declared in one file (`supervisor/messages.rs`,
@@ -34,6 +39,7 @@ pub mod backoff;
 pub mod client;
 pub mod frame_writer;
 pub mod hlc;
+pub mod http;
 pub mod input;
 pub mod links;
 pub mod listen;

@@ -51,6 +51,7 @@ use crate::{
         ClientConnection, ClientShared,
         auth::{RegisterPolicy, Transport},
         gated,
+        tls::{Handshaken, TlsPort},
     },
     frame_writer,
     hlc::{Hlc, SystemClock},
@@ -63,7 +64,7 @@ use crate::{
         handshake::LocalIdentity,
     },
     reload::Reloader,
-    settings::Settings,
+    settings::{ClientTls, Settings},
     stats::Stats,
     subscription::ledger::{LedgerLimits, SharedLedger},
     supervisor::{CatalogueSupervisor, ServicesView, Shutdown, SupervisorConfig},
@@ -90,6 +91,14 @@ pub enum NodeError {
     /// The TLS files could not be loaded.
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The HTTP API could not listen.
+    #[error("cannot serve the HTTP API on {addr}: {source}")]
+    Http {
+        /// The configured address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The metrics endpoint could not listen.
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics {
@@ -220,6 +229,30 @@ impl Acceptor {
         });
     }
 
+    /// Starts the connection a client-port TLS handshake produced, or
+    /// counts and (rate-limited) logs why there is none.
+    fn handshaken(&mut self, done: Handshaken) {
+        match done {
+            Handshaken::Ready { stream, peer } => self.accept(stream, Transport::Tcp { peer }),
+            Handshaken::Failed {
+                peer,
+                reason,
+                detail,
+            } => {
+                self.shared.stats.client_tls_failure(reason);
+                self.warn("client_tls", |unlogged| {
+                    warn!(%peer, reason, unlogged, "client TLS handshake failed: {detail}");
+                });
+            }
+            Handshaken::Refused { peer, why } => {
+                self.shared.stats.client_tls_failure(why.reason());
+                self.warn(why.reason(), |unlogged| {
+                    warn!(%peer, unlogged, "client connection refused before TLS: {why}");
+                });
+            }
+        }
+    }
+
     /// Runs `log` (given how many lines of `reason` were left out) unless a
     /// line of `reason` was written less than [`ACCEPT_LOG_INTERVAL`] ago.
     fn warn(&mut self, reason: &'static str, log: impl FnOnce(u64)) {
@@ -279,6 +312,7 @@ pub async fn run(
         cluster = %node.cluster,
         environment = %node.environment,
         client = %Listeners::describe(&listeners.client),
+        client_tls = ?settings.listen.client_tls,
         socket = %listeners.socket_path.as_ref().map_or_else(|| "-".to_string(), |p| p.display().to_string()),
         peer = %Listeners::describe(&listeners.peer),
         "listening"
@@ -296,6 +330,18 @@ pub async fn run(
             t.cert.as_ref(),
             t.key.as_ref(),
         )?))
+    };
+    let client_tls = match settings.listen.client_tls {
+        ClientTls::Off => None,
+        mode => {
+            let t = &settings.tls;
+            Some(TlsContexts::client_port_from_files(
+                t.ca.as_ref(),
+                t.cert.as_ref(),
+                t.key.as_ref(),
+                mode == ClientTls::Mutual,
+            )?)
+        }
     };
     let xlreg_cluster =
         (!settings.xlreg.server.is_empty()).then(|| settings.xlreg.cluster.name.clone());
@@ -335,6 +381,7 @@ pub async fn run(
             tombstone_ttl: settings.sync.tombstone_ttl,
             unreachable_grace: settings.sync.unreachable_grace,
             bulk_threshold: settings.limits.subscription_queue / 2,
+            history_window: settings.limits.subscription_history,
         },
         stats.clone(),
         view.clone(),
@@ -366,7 +413,7 @@ pub async fn run(
             own_uid,
         }),
         supervisor: supervisor.clone(),
-        view,
+        view: view.clone(),
         stats: stats.clone(),
         next_key: AtomicU64::new(1),
         subscriptions: SharedLedger::new(
@@ -404,12 +451,22 @@ pub async fn run(
             Some(server)
         }
     };
+    let api_servers = start_api(
+        &settings,
+        &view,
+        &supervisor,
+        &peers.directory,
+        &stats,
+        &shared,
+    )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(registry) =
         crate::xlreg::host(&settings, stop_rx.clone(), Some(stats.clone())).await?
     {
         info!(address = %registry.local_addr, "xlReg registry listening");
-        stats.xlreg.attach(registry.stats.clone());
+        stats.add_collector(Box::new(crate::xlreg::XlregCollector::new(
+            registry.stats.clone(),
+        )));
     }
     let limits = &settings.limits;
     let tcp_limit = admission::tcp_budget(
@@ -445,6 +502,14 @@ pub async fn run(
         limits.handshakes_in_progress_per_address,
         stats.handshakes_in_progress.clone(),
     );
+    let mut client_tls = client_tls.map(|acceptor| {
+        let slots = HandshakeSlots::new(
+            limits.handshakes_in_progress,
+            limits.handshakes_in_progress_per_address,
+            stats.client_tls_handshakes.clone(),
+        );
+        TlsPort::new(acceptor, slots, limits.frame_read_timeout)
+    });
     let mut client_backoff = AcceptBackoff::default();
     let mut unix_backoff = AcceptBackoff::default();
     let mut peer_backoff = AcceptBackoff::default();
@@ -499,10 +564,14 @@ pub async fn run(
                 Ok((stream, peer)) => {
                     client_backoff.succeeded();
                     let _ = stream.set_nodelay(true);
-                    acceptor.accept(stream, Transport::Tcp { peer });
+                    match &client_tls {
+                        Some(port) => port.start(stream, peer),
+                        None => acceptor.accept(stream, Transport::Tcp { peer }),
+                    }
                 }
                 Err(e) => acceptor.accept_failed("client", &mut client_backoff, &e),
             },
+            Some(done) = next_handshake(&mut client_tls) => acceptor.handshaken(done),
             Some(accepted) = accept_unix(&listeners.unix, unix_backoff.resume_at()) => match accepted {
                 Ok(stream) => {
                     unix_backoff.succeeded();
@@ -554,6 +623,9 @@ pub async fn run(
 
     let open = acceptor.writers.len();
     info!(open, "shutting down: no longer accepting connections");
+    for server in api_servers {
+        server.stop().await;
+    }
     let Listeners { socket_path, .. } = listeners;
     // Peers first: the final LinkDelete goes out, then the links close.
     let _ = supervisor.send(Shutdown).await;
@@ -633,4 +705,69 @@ async fn accept_unix(
     let l = listener.as_ref()?;
     paused_until(resume).await;
     Some(l.accept().await.map(|(s, _)| s))
+}
+
+/// The next client-port TLS handshake to finish; never, without TLS.
+async fn next_handshake(port: &mut Option<TlsPort>) -> Option<Handshaken> {
+    match port {
+        Some(port) => port.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts the HTTP API on `http.listen` (read-only) and `http.socket`
+/// (with registration by lease), as configured.
+fn start_api(
+    settings: &Settings,
+    view: &ServicesView,
+    supervisor: &Addr<CatalogueSupervisor>,
+    directory: &PeerDirectory,
+    stats: &Arc<Stats>,
+    shared: &Arc<ClientShared>,
+) -> Result<Vec<crate::http::ApiServer>, NodeError> {
+    let http = &settings.http;
+    let node = &settings.node;
+    let api = crate::http::Api::new(
+        (
+            view.clone(),
+            supervisor.clone(),
+            directory.clone(),
+            stats.clone(),
+        ),
+        crate::http::NodeIdentity {
+            name: node.name.clone(),
+            cluster: node.cluster.clone(),
+            environment: node.environment.clone(),
+        },
+        http,
+        &settings.limits,
+    );
+    let mut servers = Vec::new();
+    if !http.listen.is_empty() {
+        let server = crate::http::start(http, api.clone()).map_err(|source| NodeError::Http {
+            addr: http.listen.clone(),
+            source,
+        })?;
+        if let Some(address) = server.local_addr {
+            info!(%address, "HTTP API listening");
+        }
+        servers.push(server);
+    }
+    if !http.socket.is_empty() {
+        let registrar = crate::http::Registrar {
+            keeper: crate::http::LeaseKeeper::new(http.max_leases, supervisor.clone()).start(),
+            shared: shared.clone(),
+            max_ttl: http.max_lease_ttl,
+        };
+        let path = PathBuf::from(&http.socket);
+        let server = crate::http::start_unix(&path, http, api, registrar).map_err(|source| {
+            NodeError::Http {
+                addr: http.socket.clone(),
+                source,
+            }
+        })?;
+        info!(socket = %path.display(), "HTTP API listening on a UNIX socket, with registration");
+        servers.push(server);
+    }
+    Ok(servers)
 }

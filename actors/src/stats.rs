@@ -9,14 +9,14 @@
 //! depth where the actor has a bounded queue.
 
 mod actor;
-mod xlreg;
+pub mod http;
 
 pub use actor::{ActorMetrics, HandlingTimer};
 
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -24,6 +24,7 @@ use std::{
 use catalogue_proto::{CodecError, InputBudget};
 
 use prometheus_client::{
+    collector::Collector,
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
         counter::Counter as PromCounter,
@@ -137,7 +138,9 @@ fn seconds_histogram() -> Histogram {
 
 /// Everything the node measures.
 pub struct Stats {
-    registry: Registry,
+    /// Behind a lock so that a subsystem started later can add its
+    /// collector ([`Stats::add_collector`]).
+    registry: Mutex<Registry>,
     /// Set once the node is ready (initial sync with a peer done, or no peers).
     ready: AtomicBool,
     /// Client connections open now.
@@ -155,6 +158,8 @@ pub struct Stats {
     pub reads_paused: Counter,
     /// Peer-port connections whose handshake is in progress.
     pub handshakes_in_progress: Gauge,
+    /// Client-port connections whose TLS handshake is in progress.
+    pub client_tls_handshakes: Gauge,
     /// Failed accepts, by listener.
     pub accept_errors: Family<ListenerLabel, PromCounter>,
     /// The soft open-file limit the node runs with.
@@ -185,6 +190,8 @@ pub struct Stats {
     pub register_refusals: Family<ReasonLabel, PromCounter>,
     /// Peer link handshake failures, by reason (TLS reasons included).
     pub handshake_failures: Family<ReasonLabel, PromCounter>,
+    /// TLS handshakes on the client port that failed, by reason.
+    pub client_tls_failures: Family<ReasonLabel, PromCounter>,
     /// Peer changes refused because their timestamp was too far ahead.
     pub clock_refused: Counter,
     /// Peer links up now.
@@ -205,8 +212,6 @@ pub struct Stats {
     pub sync_last_success: Family<PeerLabel, PromGauge>,
     /// Time from a service change at its origin to its arrival here.
     pub propagation: Histogram,
-    /// The hosted xlReg registry's counters, once there is one.
-    pub xlreg: Arc<xlreg::XlregCollector>,
     /// Bytes held in partial frames now, all connections (read from the
     /// node's input budget at each scrape).
     input_buffered: Gauge,
@@ -216,10 +221,15 @@ pub struct Stats {
     input_closes: Family<InputCloseLabels, PromCounter>,
     /// Subscriptions refused, by reason.
     pub subscription_refusals: Family<ReasonLabel, PromCounter>,
+    /// How subscriptions started: `snapshot`, `resumed` (changes replayed
+    /// from the history) or `reset` (a resume answered with a snapshot).
+    pub subscription_starts: Family<ReasonLabel, PromCounter>,
     /// Estimated memory of the compiled regexes of all subscriptions.
     pub regex_memory: Gauge,
     /// xlReg clusters this node refused to join, by reason.
     pub xlreg_cluster_refusals: Family<ReasonLabel, PromCounter>,
+    /// The HTTP/JSON API's requests.
+    pub http: http::HttpMetrics,
     actors_live: Family<KindLabel, PromGauge>,
     actors_started: Family<KindLabel, PromCounter>,
     actors_stopped: Family<KindLabel, PromCounter>,
@@ -246,7 +256,7 @@ impl Stats {
     /// Every metric, registered.
     pub fn new() -> Self {
         let mut s = Stats {
-            registry: Registry::with_prefix("catalogue"),
+            registry: Mutex::new(Registry::with_prefix("catalogue")),
             ready: AtomicBool::new(false),
             connections: Gauge::default(),
             connections_refused: Family::default(),
@@ -255,6 +265,7 @@ impl Stats {
             requests_in_flight: Gauge::default(),
             reads_paused: Counter::default(),
             handshakes_in_progress: Gauge::default(),
+            client_tls_handshakes: Gauge::default(),
             accept_errors: Family::default(),
             open_files_limit: Gauge::default(),
             log_lines_suppressed: Counter::default(),
@@ -270,6 +281,7 @@ impl Stats {
             events_dropped: Counter::default(),
             register_refusals: Family::default(),
             handshake_failures: Family::default(),
+            client_tls_failures: Family::default(),
             clock_refused: Counter::default(),
             peer_links: Gauge::default(),
             sync_entries_sent: Family::default(),
@@ -280,13 +292,14 @@ impl Stats {
             sync_unacked: Family::default(),
             sync_last_success: Family::default(),
             propagation: seconds_histogram(),
-            xlreg: Arc::default(),
             input_buffered: Gauge::default(),
             input_budget: OnceLock::new(),
             input_closes: Family::default(),
             subscription_refusals: Family::default(),
+            subscription_starts: Family::default(),
             regex_memory: Gauge::default(),
             xlreg_cluster_refusals: Family::default(),
+            http: http::HttpMetrics::default(),
             actors_live: Family::default(),
             actors_started: Family::default(),
             actors_stopped: Family::default(),
@@ -300,7 +313,11 @@ impl Stats {
     }
 
     fn register_all(&mut self) {
-        let r = &mut self.registry;
+        let r = self
+            .registry
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.http.register(r);
         r.register(
             "client_connections",
             "Client connections open",
@@ -335,6 +352,11 @@ impl Stats {
             "peer_handshakes_in_progress",
             "Peer-port connections whose handshake is in progress (at most limits.handshakes_in_progress)",
             self.handshakes_in_progress.0.clone(),
+        );
+        r.register(
+            "client_tls_handshakes_in_progress",
+            "Client-port connections whose TLS handshake is in progress (at most limits.handshakes_in_progress)",
+            self.client_tls_handshakes.0.clone(),
         );
         r.register(
             "accept_errors",
@@ -412,6 +434,11 @@ impl Stats {
             self.handshake_failures.clone(),
         );
         r.register(
+            "client_tls_handshake_failures",
+            "TLS handshakes on the client port (listen.client_tls) that failed, by reason",
+            self.client_tls_failures.clone(),
+        );
+        r.register(
             "clock_refusals",
             "Peer changes refused because their timestamp was too far ahead",
             self.clock_refused.0.clone(),
@@ -457,7 +484,6 @@ impl Stats {
             "Time from a service change at its origin to its arrival on this node",
             self.propagation.clone(),
         );
-        r.register_collector(Box::new(self.xlreg.clone()));
         r.register(
             "input_buffered_bytes",
             "Bytes held in partly received frames, all connections (at most limits.input_buffer_bytes)",
@@ -472,6 +498,11 @@ impl Stats {
             "subscription_refusals",
             "Subscriptions refused, by reason (per_connection, per_uid, per_address, total, regex_memory, invalid_regex)",
             self.subscription_refusals.clone(),
+        );
+        r.register(
+            "subscription_starts",
+            "Subscriptions started, by how: snapshot, resumed (changes since a revision replayed), reset (a resume answered with a fresh snapshot)",
+            self.subscription_starts.clone(),
         );
         r.register(
             "subscription_regex_bytes",
@@ -523,8 +554,19 @@ impl Stats {
         }
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = encode(&mut out, &registry);
         out
+    }
+
+    /// The generic hook for subsystems that own their metrics (the hosted
+    /// xlReg registry's `XlregCollector`): `collector` is encoded, under
+    /// the `catalogue_` prefix, at every scrape from now on.
+    pub fn add_collector(&self, collector: Box<dyn Collector>) {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(collector);
     }
 
     /// Counts a registration refusal.
@@ -553,6 +595,13 @@ impl Stats {
                 })
                 .inc();
         }
+    }
+
+    /// Counts a subscription started: `snapshot`, `resumed` or `reset`.
+    pub fn subscription_start(&self, how: &str) {
+        self.subscription_starts
+            .get_or_create(&ReasonLabel { reason: how.into() })
+            .inc();
     }
 
     /// Counts a refused subscription.
@@ -596,6 +645,15 @@ impl Stats {
     /// Counts a peer handshake failure.
     pub fn handshake_failure(&self, reason: &str) {
         self.handshake_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed TLS handshake on the client port.
+    pub fn client_tls_failure(&self, reason: &str) {
+        self.client_tls_failures
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
             })

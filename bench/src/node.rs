@@ -105,6 +105,7 @@ impl BenchNode {
             "listen.client=".into(),
             "listen.peer=".into(),
             "metrics.listen=".into(),
+            "http.listen=".into(),
             "limits.subscriptions_per_connection=20000".into(),
             "limits.registrations_per_connection=1000000".into(),
             "limits.subscription_queue=65536".into(),

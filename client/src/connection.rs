@@ -16,7 +16,7 @@ use tokio::{
 };
 use tokio_util::codec::Framed;
 
-use super::{ClientError, ConnectOptions, Endpoint, SubscriptionEvent};
+use super::{ClientError, ConnectOptions, Endpoint, Marked, SubscriptionEvent};
 
 /// How long a node may take to send its `Welcome` once connected.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,7 +32,7 @@ pub(super) enum Command {
     Request {
         body: Body,
         reply: oneshot::Sender<Result<Body, ClientError>>,
-        events: Option<(u64, mpsc::Sender<SubscriptionEvent>)>,
+        events: Option<(u64, mpsc::Sender<Marked>)>,
     },
 }
 
@@ -57,7 +57,34 @@ pub(super) async fn open(options: &ConnectOptions) -> Result<Opened, ClientError
         Endpoint::Tcp(addr) => {
             let stream = TcpStream::connect(addr).await.map_err(connect_error)?;
             let _ = stream.set_nodelay(true);
-            start(stream, options).await
+            match &options.tls {
+                None => start(stream, options).await,
+                Some(tls) => {
+                    let name = tls
+                        .server_name
+                        .as_deref()
+                        .unwrap_or_else(|| super::tls::host_of(addr));
+                    let handshake = super::tls::connect(stream, addr, tls);
+                    let stream = tokio::time::timeout(WELCOME_TIMEOUT, handshake)
+                        .await
+                        .map_err(|_| ClientError::Tls {
+                            endpoint: addr.clone(),
+                            reason: format!(
+                                "no TLS handshake within {WELCOME_TIMEOUT:?}: is listen.client_tls \
+                                 on at that node?"
+                            ),
+                        })??;
+                    // TLS 1.3 reports a refused client certificate at the
+                    // first read, which is the Welcome's.
+                    start(stream, options).await.map_err(|e| match e {
+                        ClientError::Codec(text) => ClientError::Tls {
+                            endpoint: addr.clone(),
+                            reason: super::tls::explain(&text, name),
+                        },
+                        other => other,
+                    })
+                }
+            }
         }
     }
 }
@@ -74,7 +101,8 @@ where
             endpoint: endpoint.clone(),
             what: format!(
                 "no Welcome within {WELCOME_TIMEOUT:?}: the listener there waits for the client to \
-                 speak first, as an HTTP (metrics) or xlReg endpoint does"
+                 speak first, as an HTTP (metrics) or xlReg endpoint does, or a client port \
+                 with listen.client_tls on (give the cluster CA: --tls-ca)"
             ),
         })?;
     let welcome = match first {
@@ -134,24 +162,25 @@ where
     }
     let (commands, rx) = mpsc::channel(64);
     let (ended_tx, ended) = watch::channel(None);
-    tokio::spawn(async move {
-        let reason = run(framed, rx).await;
-        let _ = ended_tx.send(Some(reason));
-    });
+    tokio::spawn(run(framed, rx, ended_tx));
     Ok((commands, welcome, ended))
 }
 
-/// Serves the connection until it ends; returns why.
+/// Serves the connection until it ends; says why in `ended` before its
+/// subscriptions' channels close, so a subscriber that sees its channel
+/// close can read the reason.
 async fn run<S>(
     mut framed: Framed<S, FrameCodec>,
     mut commands: mpsc::Receiver<Command>,
-) -> ClientError
-where
+    ended: watch::Sender<Option<ClientError>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut serial = 0u64;
     let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut subscriptions: HashMap<u64, mpsc::Sender<SubscriptionEvent>> = HashMap::new();
+    let mut subscriptions: HashMap<u64, mpsc::Sender<Marked>> = HashMap::new();
+    // The services of streamed listings whose last frame has not come.
+    let mut listings: HashMap<u64, Vec<catalogue_proto::catalogue::Service>> = HashMap::new();
     let reason = loop {
         tokio::select! {
             command = commands.recv() => {
@@ -180,13 +209,25 @@ where
                 };
                 match frame.body {
                     Some(Body::Success(s)) => answer(&mut pending, s.in_reply_to, Ok(Body::Success(s))),
-                    Some(Body::ListReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::ListReply(r))),
+                    // A streamed listing's frames are kept until its last.
+                    Some(Body::ListReply(mut r)) if r.more && pending.contains_key(&r.in_reply_to) => {
+                        listings.entry(r.in_reply_to).or_default().append(&mut r.services);
+                    }
+                    Some(Body::ListReply(r)) if r.more => {}
+                    Some(Body::ListReply(mut r)) => {
+                        if let Some(mut earlier) = listings.remove(&r.in_reply_to) {
+                            earlier.append(&mut r.services);
+                            r.services = earlier;
+                        }
+                        answer(&mut pending, r.in_reply_to, Ok(Body::ListReply(r)));
+                    }
                     Some(Body::LinksReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::LinksReply(r))),
                     Some(Body::PeersReply(r)) => answer(&mut pending, r.in_reply_to, Ok(Body::PeersReply(r))),
                     Some(Body::Error(e)) => {
                         let error = ClientError::Server { code: e.code(), message: e.message.clone() };
                         match e.in_reply_to {
                             Some(serial) => {
+                                listings.remove(&serial);
                                 // A refused subscription delivers nothing.
                                 if let Some(id) = pending.get(&serial).and_then(|p| p.subscription) {
                                     subscriptions.remove(&id);
@@ -199,7 +240,7 @@ where
                     Some(Body::Bye(bye)) => break ClientError::Bye(bye.reason),
                     Some(body) => {
                         if let Some((id, event)) = SubscriptionEvent::from_body(body) {
-                            let ended = matches!(event, SubscriptionEvent::Overflow { resnapshot: false, .. });
+                            let ended = matches!(event.event, SubscriptionEvent::Overflow { resnapshot: false, .. });
                             if let Some(tx) = subscriptions.get(&id) {
                                 if tx.send(event).await.is_err() {
                                     subscriptions.remove(&id);
@@ -215,10 +256,11 @@ where
             }
         }
     };
+    let _ = ended.send(Some(reason.clone()));
     for (_, p) in pending.drain() {
         let _ = p.reply.send(Err(reason.clone()));
     }
-    reason
+    drop(subscriptions);
 }
 
 /// A request waiting for its reply.

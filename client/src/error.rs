@@ -29,6 +29,14 @@ pub enum ClientError {
         /// The listener's pid, when the kernel says.
         pid: Option<i32>,
     },
+    /// TLS could not be set up, or its handshake failed.
+    #[error("TLS with {endpoint}: {reason}")]
+    Tls {
+        /// Where.
+        endpoint: String,
+        /// What went wrong, with a hint.
+        reason: String,
+    },
     /// What answered at the endpoint is not a node's client port.
     #[error("{endpoint} is not a catalogue client port: it is {what}")]
     WrongEndpoint {
@@ -83,7 +91,8 @@ impl From<CodecError> for ClientError {
 
 impl ClientError {
     /// True when retrying cannot help (wrong environment or version, a
-    /// request the node refused, or a socket served by an untrusted user).
+    /// request the node refused, a socket served by an untrusted user, or
+    /// TLS that failed: certificates do not fix themselves).
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
@@ -92,6 +101,7 @@ impl ClientError {
                 | ClientError::Server { .. }
                 | ClientError::UntrustedSocket { .. }
                 | ClientError::WrongEndpoint { .. }
+                | ClientError::Tls { .. }
         )
     }
 }

@@ -21,6 +21,12 @@
 //! eventually stops the task from reading the socket, which lets the node's
 //! overflow rule take over instead of this process's memory growing.
 //!
+//! A [`Subscription`] lives as long as its connection. A [`Watch`] is what a
+//! program that must keep a correct set wants: it connects by itself,
+//! reconnects with backoff, resumes from the node's revision
+//! (docs/PROTOCOL.md §5, "Revisions and resuming a watch") and hands out
+//! exactly the differences, deletes included (docs/CLIENTS.md).
+//!
 //! A connection that holds nothing (no registration, no subscription) and
 //! sends nothing for the node's `limits.idle_timeout` (60 s by default) is
 //! closed by the node with `Bye` ([`ClientError::Bye`]); a program that
@@ -30,6 +36,8 @@ mod connection;
 mod error;
 mod keeper;
 mod owner;
+mod tls;
+mod watch;
 
 use std::{
     collections::BTreeMap,
@@ -44,10 +52,12 @@ use catalogue_proto::{
         Subscribe, UnregisterService, Unsubscribe, Welcome,
     },
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 pub use error::ClientError;
 pub use keeper::{KeeperEvent, Registration, keep_registered};
+pub use tls::TlsOptions;
+pub use watch::{SyncKind, Watch, WatchEvent, WatchState};
 
 use connection::Command;
 
@@ -85,6 +95,9 @@ pub struct ConnectOptions {
     /// directory, whose process may listen on a UNIX socket endpoint (the
     /// node's user when its socket is in a shared directory).
     pub trusted_uids: Vec<u32>,
+    /// TLS to a TCP endpoint (a node with `listen.client_tls` on); `None`:
+    /// plaintext. Needs the `tls` feature.
+    pub tls: Option<TlsOptions>,
 }
 
 impl ConnectOptions {
@@ -95,6 +108,7 @@ impl ConnectOptions {
             expect_environment: None,
             max_frame: DEFAULT_MAX_FRAME_LEN,
             trusted_uids: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -134,11 +148,50 @@ pub enum SubscriptionEvent {
     },
 }
 
+/// A point in a node's numbered history of changes: a watch resumes from
+/// here (docs/PROTOCOL.md §5, "Revisions and resuming a watch").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// The node's run (a new one at each start).
+    pub epoch: u64,
+    /// Changes counted since the run began.
+    pub revision: u64,
+}
+
+/// How a snapshot (or a replay) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnapshotMark {
+    /// Where the subscription stands now; `None` from a node without
+    /// revisions.
+    pub position: Option<Position>,
+    /// What preceded was a replay of the changes since the position asked
+    /// for, not a snapshot.
+    pub resumed: bool,
+    /// The position asked for could not be resumed: what preceded is a
+    /// fresh snapshot that replaces what was known.
+    pub reset: bool,
+}
+
+/// An event with what the node says of its place in its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marked {
+    /// The event.
+    pub event: SubscriptionEvent,
+    /// The node's revision of the change (for snapshot entries, the
+    /// snapshot's); 0 for notices and from nodes without revisions.
+    pub revision: u64,
+    /// For [`SubscriptionEvent::SnapshotEnd`]: the marks of the end.
+    pub end: Option<SnapshotMark>,
+}
+
 impl SubscriptionEvent {
-    pub(crate) fn from_body(body: Body) -> Option<(u64, SubscriptionEvent)> {
-        Some(match body {
+    pub(crate) fn from_body(body: Body) -> Option<(u64, Marked)> {
+        let mut revision = 0;
+        let mut end = None;
+        let (id, event) = match body {
             Body::ServiceEvent(e) => {
                 let id = e.subscription_id;
+                revision = e.revision;
                 let kind = e.kind();
                 let service = Service {
                     uri: e.uri,
@@ -156,10 +209,20 @@ impl SubscriptionEvent {
                 };
                 (id, event)
             }
-            Body::SnapshotEnd(e) => (
-                e.subscription_id,
-                SubscriptionEvent::SnapshotEnd { count: e.count },
-            ),
+            Body::SnapshotEnd(e) => {
+                end = Some(SnapshotMark {
+                    position: e.position.map(|p| Position {
+                        epoch: p.epoch,
+                        revision: p.revision,
+                    }),
+                    resumed: e.resumed,
+                    reset: e.reset,
+                });
+                (
+                    e.subscription_id,
+                    SubscriptionEvent::SnapshotEnd { count: e.count },
+                )
+            }
             Body::Overflow(o) => (
                 o.subscription_id,
                 SubscriptionEvent::Overflow {
@@ -168,7 +231,15 @@ impl SubscriptionEvent {
                 },
             ),
             _ => return None,
-        })
+        };
+        Some((
+            id,
+            Marked {
+                event,
+                revision,
+                end,
+            },
+        ))
     }
 }
 
@@ -176,7 +247,7 @@ impl SubscriptionEvent {
 #[derive(Debug)]
 pub struct Subscription {
     id: u64,
-    events: mpsc::Receiver<SubscriptionEvent>,
+    events: mpsc::Receiver<Marked>,
 }
 
 impl Subscription {
@@ -188,6 +259,12 @@ impl Subscription {
     /// The next event; `None` once the connection has ended (or the
     /// subscription was cancelled).
     pub async fn next(&mut self) -> Option<SubscriptionEvent> {
+        self.events.recv().await.map(|m| m.event)
+    }
+
+    /// The next event with its revision and, for a `SnapshotEnd`, its
+    /// marks; `None` as for [`Subscription::next`].
+    pub async fn next_marked(&mut self) -> Option<Marked> {
         self.events.recv().await
     }
 }
@@ -198,7 +275,7 @@ pub struct Client {
     commands: mpsc::Sender<Command>,
     welcome: Welcome,
     next_subscription: AtomicU64,
-    ended: watch::Receiver<Option<ClientError>>,
+    ended: tokio::sync::watch::Receiver<Option<ClientError>>,
 }
 
 impl Client {
@@ -232,6 +309,11 @@ impl Client {
         answer.await.map_err(|_| self.end_reason())?
     }
 
+    /// Why the connection ended, if it has.
+    pub(crate) fn ended(&self) -> Option<ClientError> {
+        self.ended.borrow().clone()
+    }
+
     fn end_reason(&self) -> ClientError {
         self.ended
             .borrow()
@@ -260,11 +342,15 @@ impl Client {
         expect_success(self.request(body).await?)
     }
 
-    /// Lists the services whose URI matches `regex` (empty: all).
+    /// Lists the services whose URI matches `regex` (empty: all), in URI
+    /// order. The node sends a large listing in several frames
+    /// (`List.stream`), so no table size makes it fail; a node before
+    /// protocol 1.1 answers in one frame or refuses one too large (0x13).
     pub async fn list(&self, regex: &str) -> Result<Vec<Service>, ClientError> {
         match self
             .request(Body::List(List {
                 regex: regex.to_string(),
+                stream: true,
             }))
             .await?
         {
@@ -300,12 +386,28 @@ impl Client {
 
     /// Subscribes to the services whose URI matches `regex`.
     pub async fn subscribe(&self, regex: &str) -> Result<Subscription, ClientError> {
+        self.subscribe_from(regex, None).await
+    }
+
+    /// Subscribes to the services whose URI matches `regex`, resuming from
+    /// `resume` if given: the node replays the changes since, if it still
+    /// holds them (the `SnapshotEnd` is marked `resumed`), else sends a
+    /// fresh snapshot (marked `reset`).
+    pub async fn subscribe_from(
+        &self,
+        regex: &str,
+        resume: Option<Position>,
+    ) -> Result<Subscription, ClientError> {
         let id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let (reply, answer) = oneshot::channel();
         let body = Body::Subscribe(Subscribe {
             subscription_id: id,
             regex: regex.to_string(),
+            resume: resume.map(|p| catalogue::Position {
+                epoch: p.epoch,
+                revision: p.revision,
+            }),
         });
         self.commands
             .send(Command::Request {

@@ -171,6 +171,11 @@ impl RunningCli {
         self.stderr_seen.join("\n")
     }
 
+    /// How the command exited, if it has (without waiting).
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     /// Sends `signal` to the command.
     pub fn signal(&self, signal: i32) -> Result<()> {
         let pid = i32::try_from(self.child.id()).context("pid")?;

@@ -337,6 +337,7 @@ impl Cluster {
         }
         let serial = conn.send(Body::List(List {
             regex: String::new(),
+            ..Default::default()
         }))?;
         loop {
             let frame = conn.recv()?.context("node closed during List")?;

@@ -42,6 +42,7 @@ pub struct DaemonBuilder {
     peers: Vec<(String, String)>,
     peer_listen: Option<String>,
     open_files: Option<u64>,
+    http: bool,
 }
 
 impl DaemonBuilder {
@@ -49,6 +50,14 @@ impl DaemonBuilder {
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.args.push("--set".into());
         self.args.push(format!("{key}={value}"));
+        self
+    }
+
+    /// Serves the HTTP API on a free loopback port (off by default, so
+    /// that tests do not fight over `http.listen`'s default port);
+    /// [`Daemon::http`] is its address.
+    pub fn http(mut self) -> Self {
+        self.http = true;
         self
     }
 
@@ -161,6 +170,12 @@ impl DaemonBuilder {
             .arg(format!("node.data_dir={}", dir.path().display()))
             .arg("--set")
             .arg("metrics.listen=")
+            .arg("--set")
+            .arg(if self.http {
+                "http.listen=127.0.0.1:0"
+            } else {
+                "http.listen="
+            })
             .arg("--name")
             .arg(self.name.as_deref().unwrap_or("node-under-test"))
             .args(self.peers_arg())
@@ -209,10 +224,15 @@ impl DaemonBuilder {
             socket,
             client: String::new(),
             peer: String::new(),
+            http: String::new(),
         };
         let listening = daemon.wait_log(DEADLINE, |l| l["message"] == "listening")?;
         daemon.client = field(&listening, "client")?;
         daemon.peer = field(&listening, "peer")?;
+        if self.http {
+            let api = daemon.wait_log(DEADLINE, |l| l["message"] == "HTTP API listening")?;
+            daemon.http = field(&api, "address")?;
+        }
         Ok(daemon)
     }
 }
@@ -250,6 +270,8 @@ pub struct Daemon {
     pub client: String,
     /// Address of its peer listener.
     pub peer: String,
+    /// Address of its HTTP API, when the builder asked for one.
+    pub http: String,
 }
 
 impl Daemon {

@@ -421,6 +421,7 @@ pub fn subscribe_until_refused(
         let serial = conn.send(Body::Subscribe(Subscribe {
             subscription_id: n as u64 + 1,
             regex,
+            ..Default::default()
         }))?;
         loop {
             let frame = conn.recv()?.context("the node closed the connection")?;

@@ -8,7 +8,9 @@
 //! whose peer links pass through fault-injecting [`Proxy`]s, to kill nodes
 //! and cut links; [`Listing`] is a node's table as tests compare it.
 //! [`Registrar`] registers services from blocking test code, and
-//! [`Watcher`] records what a subscriber is told while a test runs.
+//! [`Watcher`] records what a subscriber is told while a test runs;
+//! [`WatchLog`] does the same for a client-library watch that reconnects
+//! and resumes by itself.
 //! [`hostile`] holds the tools of the hostile-load tests: stalled frames,
 //! subscription floods, RSS sampling.
 //! Every process started here is killed when its handle is dropped.
@@ -26,6 +28,7 @@ mod probe;
 mod proxy;
 mod registrar;
 mod tls;
+mod watch_log;
 mod watcher;
 
 pub use cli::{Cli, CliOutput, RunningCli};
@@ -37,6 +40,7 @@ pub use probe::{http_get, link_changed, scrape, unlinked};
 pub use proxy::{Mode, Proxy};
 pub use registrar::Registrar;
 pub use tls::{TestCa, TlsFiles};
+pub use watch_log::{Recorded, WatchLog};
 pub use watcher::{Watcher, added, deleted, describe};
 
 /// A current-thread tokio runtime for a test's client calls.

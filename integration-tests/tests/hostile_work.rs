@@ -118,6 +118,7 @@ fn timed_list(daemon: &Daemon) -> Result<(Duration, usize)> {
     conn.recv()?.context("welcome")?;
     conn.send(Body::List(List {
         regex: String::new(),
+        ..Default::default()
     }))?;
     match conn.recv()?.and_then(|f| f.body) {
         Some(Body::ListReply(r)) => Ok((started.elapsed(), r.services.len())),
@@ -149,6 +150,7 @@ fn start_flooder(addr: &str, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>) ->
                     Body::Subscribe(Subscribe {
                         subscription_id: id,
                         regex: "^tcp://nothing-matches/".into(),
+                        ..Default::default()
                     }),
                 )));
                 batch.extend(frame_bytes(&Frame::new(
@@ -427,11 +429,13 @@ fn a_client_that_does_not_read_holds_no_share_of_its_transport() -> Result<()> {
         deaf.send(Body::Subscribe(Subscribe {
             subscription_id: id,
             regex: "^tcp://".into(),
+            ..Default::default()
         }))?;
     }
     for _ in 0..SHARE * 4 {
         deaf.send(Body::List(List {
             regex: String::new(),
+            ..Default::default()
         }))?;
     }
     // Others over TCP are still answered.
@@ -441,6 +445,7 @@ fn a_client_that_does_not_read_holds_no_share_of_its_transport() -> Result<()> {
         conn.recv()?.context("welcome")?;
         conn.send(Body::List(List {
             regex: "^tcp://svc/1$".into(),
+            ..Default::default()
         }))?;
         match conn.recv()?.and_then(|f| f.body) {
             Some(Body::ListReply(r)) => ensure!(r.services.len() == 1),
@@ -554,6 +559,7 @@ fn connections_that_hold_nothing_are_closed_when_idle() -> Result<()> {
     subscriber.send(Body::Subscribe(Subscribe {
         subscription_id: 1,
         regex: "^tcp://".into(),
+        ..Default::default()
     }))?;
     // Every idle connection is told why and closed.
     let mut closed_after = Vec::new();
@@ -580,6 +586,7 @@ fn connections_that_hold_nothing_are_closed_when_idle() -> Result<()> {
     // The subscriber, quiet as long, still answers.
     subscriber.send(Body::List(List {
         regex: String::new(),
+        ..Default::default()
     }))?;
     loop {
         match subscriber.recv()?.and_then(|f| f.body) {

@@ -20,7 +20,7 @@ fn survives_a_restart_of_its_node(kill: bool) -> Result<()> {
         .start()?;
     let watcher = cluster.watch(1, "^tcp://kept")?;
     let socket = cluster.socket(0).display().to_string();
-    let _register = Cli::new(["register", uri, "--socket", &socket]).spawn()?;
+    let mut register = Cli::new(["register", uri, "--socket", &socket]).spawn()?;
     watcher.wait(0, DEADLINE, "the registration", |ev| added(ev) == [uri])?;
 
     let mark = watcher.mark();
@@ -39,6 +39,12 @@ fn survives_a_restart_of_its_node(kill: bool) -> Result<()> {
         added(ev).contains(&uri.to_string())
     })?;
     let took = restarted.elapsed();
+    // The same process re-registered it: it never exited.
+    assert!(
+        register.exited()?.is_none(),
+        "register exited: {}",
+        register.stderr_seen.join("\n")
+    );
     eprintln!(
         "figure: register ({}) re-registered and visible at the other node {took:?} after its node was started again",
         if kill { "SIGKILL" } else { "SIGTERM" }

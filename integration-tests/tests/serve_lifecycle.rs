@@ -64,6 +64,7 @@ fn requests_are_answered_with_the_serial_they_answer() {
     let list = conn
         .send(Body::List(List {
             regex: String::new(),
+            ..Default::default()
         }))
         .expect("send");
     let ack = conn.send(Body::Ack(Ack { ack_serial: 0 })).expect("send");

@@ -396,15 +396,20 @@ fn subscribe_command_prints_json_events() -> Result<()> {
         client.unregister("tcp://j:1").await?;
         Ok::<_, ClientError>(client)
     })?;
+    let end: serde_json::Value = serde_json::from_str(&sub.next_line(DEADLINE)?)?;
+    assert_eq!(end["event"], "snapshot_end");
+    assert_eq!(end["kind"], "snapshot");
+    assert_eq!(end["count"], 0);
     let added: serde_json::Value = serde_json::from_str(&sub.next_line(DEADLINE)?)?;
     assert_eq!(added["event"], "added");
     assert_eq!(added["uri"], "tcp://j:1");
     assert_eq!(added["attrs"]["x"], "y");
     assert_eq!(added["origin"], "node-under-test");
-    assert_eq!(added["snapshot"], false);
+    assert_eq!(added["revision"], 1);
     let deleted: serde_json::Value = serde_json::from_str(&sub.next_line(DEADLINE)?)?;
     assert_eq!(deleted["event"], "deleted");
     assert_eq!(deleted["uri"], "tcp://j:1");
+    assert_eq!(deleted["revision"], 2);
     drop(client);
     Ok(())
 }
@@ -450,6 +455,7 @@ fn a_stalled_subscriber_neither_delays_others_nor_grows_memory() -> Result<()> {
         catalogue_proto::catalogue::Subscribe {
             subscription_id: 1,
             regex: "^tcp://".into(),
+            ..Default::default()
         },
     ))?;
     let rt = runtime()?;
@@ -517,10 +523,16 @@ fn subscribe_command_reconnects_and_resubscribes() -> Result<()> {
         client.register("tcp://again:1", BTreeMap::new()).await?;
         Ok::<_, ClientError>(client)
     })?;
-    // After reconnecting, the fresh snapshot or the live event shows it.
-    let line: serde_json::Value = serde_json::from_str(&sub.next_line(DEADLINE)?)?;
-    assert_eq!(line["event"], "added");
-    assert_eq!(line["uri"], "tcp://again:1");
+    // After reconnecting (a reset: the node restarted), the fresh
+    // snapshot or the live event shows it; notices come first.
+    let added = loop {
+        let line: serde_json::Value = serde_json::from_str(&sub.next_line(DEADLINE)?)?;
+        if line["event"] != "reset" && line["event"] != "snapshot_end" {
+            break line;
+        }
+    };
+    assert_eq!(added["event"], "added");
+    assert_eq!(added["uri"], "tcp://again:1");
     drop(client);
     Ok(())
 }

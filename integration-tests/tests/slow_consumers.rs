@@ -81,6 +81,7 @@ fn subscribe(daemon: &Daemon, regexes: &[String]) -> Result<Conn> {
         conn.send(Body::Subscribe(Subscribe {
             subscription_id: n as u64 + 1,
             regex: regex.clone(),
+            ..Default::default()
         }))?;
     }
     let (mut ok, mut ends) = (0, 0);

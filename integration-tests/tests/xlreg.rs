@@ -164,6 +164,69 @@ fn serve_hosts_the_registry_and_the_cli_uses_it() {
     assert_eq!(listed["members"][1]["endpoints"][0], "127.0.0.1:7002");
     assert_eq!(listed["members"][0]["index"], 0);
 
+    // creating it again with another size: the cluster as it is, and a
+    // warning that the size asked for was not applied
+    let out = xlreg(
+        &["create", "trio", "--size", "5"],
+        &server,
+        &key,
+        &id("admin"),
+        "admin",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(" size 2 endpoints 1 members 2 free 0"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("already exists with size 2"),
+        "{}",
+        out.stderr
+    );
+    // the same size: no warning
+    let out = xlreg(
+        &["create", "trio", "--size", "2"],
+        &server,
+        &key,
+        &id("admin"),
+        "admin",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("already exists"), "{}", out.stderr);
+    // members shows the free slots
+    let out = xlreg(
+        &["create", "quad", "--size", "4"],
+        &server,
+        &key,
+        &id("admin"),
+        "admin",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(" members 0 free 4"), "{}", out.stdout);
+    let out = xlreg(
+        &["join", "quad", "--endpoint", "127.0.0.1:7001"],
+        &server,
+        &key,
+        &id("a"),
+        "node-a",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = xlreg(&["members", "quad"], &server, &key, &id("admin"), "admin");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("0 node-a 127.0.0.1:7001 "),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines[1..], ["1 (free)", "2 (free)", "3 (free)"]);
+    assert_eq!(
+        members(&server, &key, &id("admin"), "quad")["free"],
+        serde_json::json!([1, 2, 3])
+    );
+
     // an unknown cluster is refused
     let out = xlreg(&["members", "nope"], &server, &key, &id("admin"), "admin");
     assert_eq!(out.code, 4, "{}", out.stderr);

@@ -8,7 +8,7 @@
 pub const PROTOCOL_MAJOR: u32 = 1;
 
 /// Minor version: compatible additions.
-pub const PROTOCOL_MINOR: u32 = 0;
+pub const PROTOCOL_MINOR: u32 = 1;
 
 /// True when a peer announcing `major` speaks a protocol we can talk to.
 pub fn compatible(major: u32) -> bool {

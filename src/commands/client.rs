@@ -10,7 +10,7 @@ use catalogue_proto::catalogue::ErrorCode;
 use super::Exit;
 use crate::{
     cli::ClientArgs,
-    client::{ClientError, ConnectOptions, Endpoint},
+    client::{ClientError, ConnectOptions, Endpoint, TlsOptions},
     config_layers::Layers,
 };
 
@@ -38,6 +38,17 @@ pub fn options(args: &ClientArgs) -> ConnectOptions {
     let mut options = ConnectOptions::new(endpoint);
     options.expect_environment = args.expect_environment.clone();
     options.trusted_uids = args.trust_uid.clone();
+    if let Some(ca) = &args.tls_ca {
+        if matches!(options.endpoint, Endpoint::Unix(_)) {
+            warn!("--tls-ca is for a TCP endpoint (--connect); the UNIX socket needs no TLS");
+        } else {
+            options.tls = Some(TlsOptions {
+                ca: ca.clone(),
+                server_name: args.tls_name.clone(),
+                identity: args.tls_cert.clone().zip(args.tls_key.clone()),
+            });
+        }
+    }
     options
 }
 

@@ -23,6 +23,7 @@ struct Ports {
     client: u16,
     peer: u16,
     metrics: u16,
+    http: u16,
 }
 
 /// A free loopback port (bound and released at once; a dev tool can live
@@ -80,6 +81,7 @@ fn config(dir: &Path, i: usize, ports: &[Ports]) -> String {
         dir.join(format!("{name}.key")).display()
     );
     let _ = writeln!(text, "[metrics]\nlisten = \"127.0.0.1:{}\"", p.metrics);
+    let _ = writeln!(text, "[http]\nlisten = \"127.0.0.1:{}\"", p.http);
     text
 }
 
@@ -92,6 +94,7 @@ fn prepare(dir: &Path, nodes: usize) -> anyhow::Result<Vec<PathBuf>> {
             client: free_port()?,
             peer: free_port()?,
             metrics: free_port()?,
+            http: free_port()?,
         });
     }
     let mut files = Vec::new();
@@ -103,12 +106,13 @@ fn prepare(dir: &Path, nodes: usize) -> anyhow::Result<Vec<PathBuf>> {
         std::fs::write(&file, config(dir, i, &ports))?;
         let p = &ports[i - 1];
         println!(
-            "{:<8} socket {}  client 127.0.0.1:{}  peer 127.0.0.1:{}  metrics http://127.0.0.1:{}/metrics",
+            "{:<8} socket {}  client 127.0.0.1:{}  peer 127.0.0.1:{}  metrics http://127.0.0.1:{}/metrics  api http://127.0.0.1:{}/v1/services",
             node_name(i),
             dir.join(format!("{}.sock", node_name(i))).display(),
             p.client,
             p.peer,
-            p.metrics
+            p.metrics,
+            p.http
         );
         files.push(file);
     }
@@ -207,6 +211,7 @@ mod tests {
                 client: 1000 + i,
                 peer: 2000 + i,
                 metrics: 3000 + i,
+                http: 4000 + i,
             })
             .collect();
         let dir = Path::new("/tmp/x");

@@ -50,8 +50,9 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Subscribe {
             regex,
             json,
+            once,
             client,
-        } => subscribe::run(&regex, json, &client),
+        } => subscribe::run(&regex, json, once, &client),
         Command::List {
             regex,
             json,

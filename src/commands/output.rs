@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::client::Service;
+use crate::client::{Position, Service, SyncKind, WatchEvent};
 
 /// One line for a listed service.
 pub fn service_line(s: &Service, json: bool) -> String {
@@ -18,26 +18,81 @@ pub fn service_line(s: &Service, json: bool) -> String {
     }
 }
 
-/// One line for a subscription event (`event` is "added" or "deleted").
-pub fn event_line(event: &str, s: &Service, snapshot: bool, json: bool) -> String {
-    if json {
-        json!({
-            "event": event,
-            "uri": s.uri,
-            "attrs": s.attrs,
-            "origin": s.origin,
-            "snapshot": snapshot,
-        })
-        .to_string()
-    } else {
-        let mut line = format!("{event:<7} {}", s.uri);
-        if snapshot {
-            line.push_str(" (snapshot)");
+/// One line for what a watch says (`None` for what only the log tells:
+/// a lost connection). Human lines name the event first; the notices
+/// start with `--`. JSON lines are the records of docs/CLIENTS.md.
+pub fn watch_line(event: &WatchEvent, json: bool) -> Option<String> {
+    let position = |p: &Option<Position>| match p {
+        Some(p) => json!({ "epoch": p.epoch, "revision": p.revision }),
+        None => json!({ "epoch": null, "revision": null }),
+    };
+    let change = |kind: &str, s: &Service, revision: u64| {
+        if json {
+            json!({
+                "event": kind,
+                "uri": s.uri,
+                "attrs": s.attrs,
+                "origin": s.origin,
+                "revision": revision,
+            })
+            .to_string()
+        } else {
+            let mut line = format!("{kind:<7} {}", s.uri);
+            let _ = write!(line, " origin={}", s.origin);
+            push_attrs(&mut line, s);
+            line
         }
-        let _ = write!(line, " origin={}", s.origin);
-        push_attrs(&mut line, s);
-        line
-    }
+    };
+    Some(match event {
+        WatchEvent::Added { service, revision } => change("added", service, *revision),
+        WatchEvent::Updated { new, revision, .. } => change("updated", new, *revision),
+        WatchEvent::Deleted { service, revision } => change("deleted", service, *revision),
+        WatchEvent::Synced {
+            kind,
+            position: at,
+            count,
+        } => {
+            let how = match kind {
+                SyncKind::Snapshot => "snapshot",
+                SyncKind::Resumed => "resumed",
+                SyncKind::Reset => "reset",
+            };
+            if json {
+                let mut record = position(at);
+                record["event"] = json!("snapshot_end");
+                record["kind"] = json!(how);
+                record["count"] = json!(count);
+                record.to_string()
+            } else {
+                let revision = at.map(|p| format!(" at revision {}", p.revision));
+                format!(
+                    "-- snapshot end ({how}): {count} services{}",
+                    revision.unwrap_or_default()
+                )
+            }
+        }
+        WatchEvent::Reset { position: at } => {
+            if json {
+                let mut record = position(at);
+                record["event"] = json!("reset");
+                record.to_string()
+            } else {
+                "-- reset: the node could not resume (it restarted, or the changes are no longer \
+                 held); the differences to a fresh snapshot follow"
+                    .to_string()
+            }
+        }
+        WatchEvent::Overflow { dropped } => {
+            if json {
+                json!({ "event": "overflow", "dropped": dropped }).to_string()
+            } else {
+                format!(
+                    "-- overflow: {dropped} events dropped; the differences to a fresh snapshot follow"
+                )
+            }
+        }
+        WatchEvent::Disconnected { .. } => return None,
+    })
 }
 
 fn push_attrs(line: &mut String, s: &Service) {
@@ -88,9 +143,25 @@ mod tests {
             service_line(&service(), false),
             "tcp://db:5432 origin=node-a role=primary"
         );
+        let added = WatchEvent::Added {
+            service: service(),
+            revision: 7,
+        };
         assert_eq!(
-            event_line("added", &service(), true, false),
-            "added   tcp://db:5432 (snapshot) origin=node-a role=primary"
+            watch_line(&added, false).as_deref(),
+            Some("added   tcp://db:5432 origin=node-a role=primary")
+        );
+        let end = WatchEvent::Synced {
+            kind: SyncKind::Snapshot,
+            position: Some(Position {
+                epoch: 3,
+                revision: 7,
+            }),
+            count: 1,
+        };
+        assert_eq!(
+            watch_line(&end, false).as_deref(),
+            Some("-- snapshot end (snapshot): 1 services at revision 7")
         );
     }
 
@@ -117,14 +188,71 @@ mod tests {
         assert_eq!(iso8601_ms(0), "");
     }
 
+    /// Every record type of the JSON Lines stream (docs/CLIENTS.md,
+    /// "`catalogue subscribe`"), parsed back with its fields.
     #[test]
     fn json_lines_have_the_documented_fields() {
-        let v: serde_json::Value =
-            serde_json::from_str(&event_line("deleted", &service(), false, true)).expect("json");
-        assert_eq!(v["event"], "deleted");
-        assert_eq!(v["uri"], "tcp://db:5432");
-        assert_eq!(v["attrs"]["role"], "primary");
-        assert_eq!(v["origin"], "node-a");
-        assert_eq!(v["snapshot"], false);
+        let at = Some(Position {
+            epoch: 11,
+            revision: 42,
+        });
+        let mut old = service();
+        old.attrs.clear();
+        let events = [
+            WatchEvent::Added {
+                service: service(),
+                revision: 40,
+            },
+            WatchEvent::Updated {
+                old,
+                new: service(),
+                revision: 41,
+            },
+            WatchEvent::Deleted {
+                service: service(),
+                revision: 42,
+            },
+            WatchEvent::Reset { position: at },
+            WatchEvent::Synced {
+                kind: SyncKind::Reset,
+                position: at,
+                count: 3,
+            },
+            WatchEvent::Overflow { dropped: 9 },
+        ];
+        let records: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                let line = watch_line(e, true).expect("a record");
+                assert!(!line.contains('\n'), "one line: {line}");
+                serde_json::from_str(&line).expect("json")
+            })
+            .collect();
+        for (record, (kind, revision)) in
+            records
+                .iter()
+                .zip([("added", 40), ("updated", 41), ("deleted", 42)])
+        {
+            assert_eq!(record["event"], kind);
+            assert_eq!(record["uri"], "tcp://db:5432");
+            assert_eq!(record["attrs"]["role"], "primary");
+            assert_eq!(record["origin"], "node-a");
+            assert_eq!(record["revision"], revision);
+        }
+        assert_eq!(records[3]["event"], "reset");
+        assert_eq!(records[3]["epoch"], 11);
+        assert_eq!(records[3]["revision"], 42);
+        assert_eq!(records[4]["event"], "snapshot_end");
+        assert_eq!(records[4]["kind"], "reset");
+        assert_eq!(records[4]["count"], 3);
+        assert_eq!(records[4]["epoch"], 11);
+        assert_eq!(records[4]["revision"], 42);
+        assert_eq!(records[5]["event"], "overflow");
+        assert_eq!(records[5]["dropped"], 9);
+        let lost = WatchEvent::Disconnected {
+            error: crate::client::ClientError::Disconnected,
+            retry_in: std::time::Duration::from_millis(50),
+        };
+        assert_eq!(watch_line(&lost, true), None, "only logged");
     }
 }

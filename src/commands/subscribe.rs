@@ -1,76 +1,64 @@
-//! `catalogue subscribe REGEX`: prints the snapshot, then events, one line
-//! each; reconnects with jittered exponential backoff after a lost
-//! connection and subscribes again (the node sends a fresh snapshot).
+//! `catalogue subscribe REGEX`: follows the matching services through the
+//! client library's [`Watch`]: prints the snapshot, then every difference,
+//! one line each, and marks the end of each snapshot, resets and
+//! overflows. It reconnects by itself and resumes from the node's
+//! revision, so a service that went away while it was disconnected is
+//! printed as deleted. `--json` prints JSON Lines (the schema is in
+//! docs/CLIENTS.md, "`catalogue subscribe`"); `--once` prints the snapshot
+//! and exits.
 
-use std::time::Duration;
-
-use catalogue_actors::backoff::Backoff;
 use tracing::{info, warn};
 
 use super::{Exit, client, output};
 use crate::{
     cli::ClientArgs,
-    client::{Client, ClientError, SubscriptionEvent},
+    client::{Watch, WatchEvent},
 };
 
-/// First reconnect delay.
-const RETRY_INITIAL: Duration = Duration::from_millis(200);
-/// Longest reconnect delay.
-const RETRY_MAX: Duration = Duration::from_secs(10);
-
 /// Runs the command.
-pub fn run(regex: &str, json: bool, args: &ClientArgs) -> Exit {
+pub fn run(regex: &str, json: bool, once: bool, args: &ClientArgs) -> Exit {
     let options = client::options(args);
     client::block_on(async move {
         let interrupted = client::interrupted();
         tokio::pin!(interrupted);
-        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
+        let mut watch = Watch::new(options, regex);
         loop {
-            let session = async {
-                let conn = Client::connect(&options).await?;
-                let mut sub = conn.subscribe(regex).await?;
-                info!(node = %conn.welcome().server_name, regex, "subscribed");
-                backoff.reset();
-                while let Some(event) = sub.next().await {
-                    print_event(&event, json);
+            let event = tokio::select! {
+                () = &mut interrupted => return Exit::Ok,
+                event = watch.next() => event,
+            };
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => return client::fail(&e),
+            };
+            match &event {
+                WatchEvent::Disconnected { error, retry_in } => {
+                    if once {
+                        return client::fail(error);
+                    }
+                    warn!(%error, ?retry_in, "subscription lost; reconnecting");
+                    continue;
                 }
-                Err::<(), ClientError>(conn.closed().await)
-            };
-            let result = tokio::select! {
-                () = &mut interrupted => return Exit::Ok,
-                result = session => result,
-            };
-            let Err(e) = result else { continue };
-            if e.is_permanent() {
-                return client::fail(&e);
+                WatchEvent::Synced { kind, count, .. } => {
+                    info!(
+                        node = watch.node().unwrap_or_default(),
+                        regex,
+                        ?kind,
+                        count,
+                        "snapshot complete"
+                    );
+                }
+                WatchEvent::Overflow { dropped } => {
+                    warn!(dropped, "events lost: this subscriber read too slowly");
+                }
+                _ => {}
             }
-            let delay = backoff.next_delay(&mut rand::rng());
-            warn!(error = %e, retry_in = ?delay, "subscription lost; reconnecting");
-            tokio::select! {
-                () = &mut interrupted => return Exit::Ok,
-                () = tokio::time::sleep(delay) => {}
+            if let Some(line) = output::watch_line(&event, json) {
+                println!("{line}");
+            }
+            if once && matches!(event, WatchEvent::Synced { .. }) {
+                return Exit::Ok;
             }
         }
     })
-}
-
-fn print_event(event: &SubscriptionEvent, json: bool) {
-    match event {
-        SubscriptionEvent::Added { service, snapshot } => {
-            println!("{}", output::event_line("added", service, *snapshot, json));
-        }
-        SubscriptionEvent::Deleted { service } => {
-            println!("{}", output::event_line("deleted", service, false, json));
-        }
-        SubscriptionEvent::SnapshotEnd { count } => info!(count, "snapshot complete"),
-        SubscriptionEvent::Overflow {
-            dropped,
-            resnapshot,
-        } => {
-            warn!(
-                dropped,
-                resnapshot, "events lost: this subscriber read too slowly"
-            );
-        }
-    }
 }

@@ -20,8 +20,11 @@
 use std::path::{Path, PathBuf};
 
 use catalogue_actors::xlreg::{
-    ClientError, ClientOptions, ClusterRef, Identity, Members, PublicKey, RegistryClient, Secret,
-    Version, admission, identity::to_hex, keys,
+    ClientError, ClientOptions, ClusterInfo, ClusterRef, Identity, Members, PublicKey,
+    RegistryClient, Secret, Version, admission,
+    identity::to_hex,
+    keys,
+    registry::{MAX_CLUSTER_SIZE, MIN_CLUSTER_SIZE},
 };
 use clap::{Args, Subcommand};
 use tracing::{error, warn};
@@ -47,7 +50,8 @@ pub enum XlregAction {
         #[arg(long, value_name = "DIR", env = "CATALOGUE_XLREG_IDENTITY")]
         identity_dir: Option<PathBuf>,
     },
-    /// Create a cluster, or print it unchanged if it exists.
+    /// Create a cluster, or print it unchanged if it exists (warning when
+    /// it is not what was asked for).
     Create {
         /// Cluster name.
         #[arg(value_name = "NAME")]
@@ -75,12 +79,13 @@ pub enum XlregAction {
         #[command(flatten)]
         registry: RegistryArgs,
     },
-    /// Print the members of a cluster in join order.
+    /// Print the members of a cluster in join order, and its free slots.
     Members {
         /// Cluster name.
         #[arg(value_name = "NAME")]
         cluster: String,
-        /// One JSON object: cluster, id, size, endpoints, which, members.
+        /// One JSON object: cluster, id, size, endpoints, which, members,
+        /// free (the free slots).
         #[arg(long)]
         json: bool,
         /// The registry and this client.
@@ -357,15 +362,7 @@ fn session(args: &RegistryArgs, my_ends: Option<&Vec<String>>, request: Request<
                 name,
                 size,
                 endpoints,
-            } => client.create(name, size, endpoints).await.map(|info| {
-                println!(
-                    "cluster {} id {} size {} endpoints {}",
-                    info.name,
-                    to_hex(&info.id),
-                    info.size,
-                    info.endpoints
-                );
-            }),
+            } => create(&mut client, name, size, endpoints).await,
             Request::Join { name } => client.join(name).await.map(|info| {
                 println!(
                     "joined {} id {} size {} endpoints {} as {}",
@@ -397,6 +394,66 @@ fn session(args: &RegistryArgs, my_ends: Option<&Vec<String>>, request: Request<
     })
 }
 
+/// `Create`, then the cluster as the registry holds it: its size and
+/// endpoint count (which an existing cluster keeps, whatever was asked),
+/// how many members it has and how many slots are free. Warns on stderr
+/// when the cluster is not what was asked for.
+async fn create(
+    client: &mut RegistryClient,
+    name: &str,
+    size: u32,
+    endpoints: u32,
+) -> Result<(), ClientError> {
+    let info = client.create(name, size, endpoints).await?;
+    let by_id = ClusterRef {
+        id: Some(info.id.clone()),
+        name: None,
+    };
+    let members = client.members(&by_id).await?;
+    let joined = members.members.len();
+    println!(
+        "cluster {} id {} size {} endpoints {} members {} free {}",
+        info.name,
+        to_hex(&info.id),
+        info.size,
+        info.endpoints,
+        joined,
+        free_slots(&members).len()
+    );
+    if let Some(warning) = create_warning(&info, size, endpoints, joined) {
+        warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// What `create` should tell the operator when the cluster the registry
+/// holds differs from the one asked for.
+fn create_warning(info: &ClusterInfo, size: u32, endpoints: u32, joined: usize) -> Option<String> {
+    let clamped = size.clamp(MIN_CLUSTER_SIZE, MAX_CLUSTER_SIZE);
+    if info.size == clamped && info.endpoints == endpoints {
+        return (clamped != size).then(|| {
+            format!(
+                "cluster {} has size {} (sizes are {MIN_CLUSTER_SIZE} to {MAX_CLUSTER_SIZE}; \
+                 --size {size} was clamped)",
+                info.name, info.size
+            )
+        });
+    }
+    Some(format!(
+        "cluster {} already exists with size {} and {} endpoint(s) per member ({joined} \
+         joined); the registry keeps an existing cluster as it is, so --size {size} \
+         --endpoints {endpoints} was not applied",
+        info.name, info.size, info.endpoints
+    ))
+}
+
+/// The slots (join indices below the cluster's size) nobody holds.
+fn free_slots(members: &Members) -> Vec<u32> {
+    (0..members.cluster.size.min(MAX_CLUSTER_SIZE))
+        .filter(|i| members.which & (1u64 << i) == 0)
+        .collect()
+}
+
 fn print_members(members: &Members, json: bool) {
     if json {
         let list: Vec<_> = members
@@ -419,17 +476,29 @@ fn print_members(members: &Members, json: bool) {
             "endpoints": members.cluster.endpoints,
             "which": members.which,
             "members": list,
+            "free": free_slots(members),
         });
         println!("{out}");
     } else {
-        for m in &members.members {
-            println!(
-                "{} {} {} {}",
-                m.index,
-                m.name,
-                m.my_ends.join(","),
-                to_hex(&m.id)
-            );
+        let free = free_slots(members);
+        let mut slots: Vec<(u32, String)> = members
+            .members
+            .iter()
+            .map(|m| {
+                let line = format!(
+                    "{} {} {} {}",
+                    m.index,
+                    m.name,
+                    m.my_ends.join(","),
+                    to_hex(&m.id)
+                );
+                (m.index, line)
+            })
+            .chain(free.iter().map(|i| (*i, format!("{i} (free)"))))
+            .collect();
+        slots.sort_by_key(|(index, _)| *index);
+        for (_, line) in slots {
+            println!("{line}");
         }
     }
 }
@@ -449,6 +518,42 @@ mod tests {
     #[test]
     fn arguments_are_consistent() {
         Probe::command().debug_assert();
+    }
+
+    fn info(size: u32, endpoints: u32) -> ClusterInfo {
+        ClusterInfo {
+            id: vec![1; 32],
+            name: "demo".into(),
+            size,
+            endpoints,
+            attrs: 0,
+            creator: None,
+        }
+    }
+
+    #[test]
+    fn create_warns_when_the_cluster_is_not_what_was_asked() {
+        assert_eq!(create_warning(&info(3, 1), 3, 1, 0), None);
+        let existing = create_warning(&info(3, 1), 5, 1, 3).expect("warns");
+        assert!(
+            existing.contains("already exists with size 3") && existing.contains("--size 5"),
+            "{existing}"
+        );
+        assert!(create_warning(&info(3, 1), 3, 2, 3).is_some(), "endpoints");
+        let clamped = create_warning(&info(64, 1), 100, 1, 0).expect("warns");
+        assert!(clamped.contains("clamped"), "{clamped}");
+    }
+
+    #[test]
+    fn free_slots_are_those_below_the_size_nobody_holds() {
+        let members = |size, which| Members {
+            cluster: info(size, 1),
+            which,
+            members: Vec::new(),
+        };
+        assert_eq!(free_slots(&members(4, 0b0101)), [1, 3]);
+        assert_eq!(free_slots(&members(2, 0b11)), Vec::<u32>::new());
+        assert_eq!(free_slots(&members(64, u64::MAX >> 1)), [63]);
     }
 
     #[test]

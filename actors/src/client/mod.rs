@@ -31,8 +31,10 @@
 //! `Bye` and closed.
 
 pub mod auth;
+pub mod listing;
 pub mod pipeline;
 mod requests;
+pub mod tls;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -234,23 +236,40 @@ impl Answer {
 enum Step {
     /// An answer to write.
     Answer(Answer, InFlight),
-    /// A `List`, evaluated when it reaches the front.
+    /// A `List`, evaluated when it reaches the front; with `stream`, in
+    /// as many frames as it takes ([`listing`]).
     List {
         serial: u64,
         regex: Option<regex::Regex>,
+        stream: bool,
         permit: InFlight,
     },
     /// Close after everything before it, with this last frame.
     Close(Option<Body>),
 }
 
-/// An answer leaving the pipeline: its frame, then what follows once the
-/// frame is in the outbound channel.
+/// An answer leaving the pipeline: its frames, then what follows once the
+/// last is in the outbound channel.
 struct Outgoing {
-    body: Option<Body>,
+    frames: Frames,
     release: Option<Addr<Subscription>>,
     permit: Option<InFlight>,
     close: bool,
+}
+
+/// The frames of an answer: one, or a listing's, made as they are sent.
+enum Frames {
+    One(Option<Body>),
+    List(listing::ListFrames),
+}
+
+impl Frames {
+    fn next(&mut self) -> Option<Body> {
+        match self {
+            Frames::One(body) => body.take(),
+            Frames::List(frames) => frames.next(),
+        }
+    }
 }
 
 /// One client connection.
@@ -390,43 +409,47 @@ impl ClientConnection {
             let Some(step) = self.pipeline.pop_ready() else {
                 return;
             };
-            let mut out = self.outgoing(*step);
-            if let Some(body) = out.body.take() {
-                match self.outbound.try_reserve() {
-                    Ok(room) => room.send(body),
-                    Err(TrySendError::Full(())) => {
-                        out.body = Some(body);
-                        self.stalled = Some(out);
-                        let tx = self.outbound.clone();
-                        ctx.spawn(
-                            async move { tx.reserve_owned().await }
-                                .into_actor(self)
-                                .map(|room, act: &mut Self, ctx| {
-                                    let (Ok(room), Some(mut out)) = (room, act.stalled.take())
-                                    else {
-                                        ctx.stop();
-                                        return;
-                                    };
-                                    if let Some(body) = out.body.take() {
-                                        room.send(body);
-                                    }
-                                    if act.delivered(out, ctx) {
-                                        act.drain(ctx);
-                                    }
-                                }),
-                        );
-                        return;
-                    }
-                    Err(TrySendError::Closed(())) => {
-                        ctx.stop();
-                        return;
-                    }
-                }
-            }
-            if !self.delivered(out, ctx) {
+            let out = self.outgoing(*step);
+            if !self.send_out(out, ctx) {
                 return;
             }
         }
+    }
+
+    /// Hands `out`'s frames to the outbound channel; when it is full,
+    /// waits for room in the background (the answer is then `stalled`,
+    /// and the ones behind it wait) and goes on from there. True when
+    /// every frame went out and the actor goes on.
+    fn send_out(&mut self, mut out: Outgoing, ctx: &mut Context<Self>) -> bool {
+        while let Some(body) = out.frames.next() {
+            match self.outbound.try_reserve() {
+                Ok(room) => room.send(body),
+                Err(TrySendError::Full(())) => {
+                    self.stalled = Some(out);
+                    let tx = self.outbound.clone();
+                    ctx.spawn(
+                        async move { tx.reserve_owned().await }
+                            .into_actor(self)
+                            .map(move |room, act: &mut Self, ctx| {
+                                let (Ok(room), Some(out)) = (room, act.stalled.take()) else {
+                                    ctx.stop();
+                                    return;
+                                };
+                                room.send(body);
+                                if act.send_out(out, ctx) {
+                                    act.drain(ctx);
+                                }
+                            }),
+                    );
+                    return false;
+                }
+                Err(TrySendError::Closed(())) => {
+                    ctx.stop();
+                    return false;
+                }
+            }
+        }
+        self.delivered(out, ctx)
     }
 
     /// The answer for a step at the front of the pipeline.
@@ -435,7 +458,7 @@ impl ClientConnection {
             Step::Answer(answer, permit) => {
                 let release = self.apply(answer.effect);
                 Outgoing {
-                    body: Some(answer.body),
+                    frames: Frames::One(Some(answer.body)),
                     release,
                     permit: Some(permit),
                     close: false,
@@ -444,15 +467,24 @@ impl ClientConnection {
             Step::List {
                 serial,
                 regex,
+                stream,
                 permit,
             } => Outgoing {
-                body: Some(self.list_reply(serial, regex.as_ref())),
+                frames: if stream {
+                    Frames::List(listing::ListFrames::new(
+                        serial,
+                        self.shared.view.matching(regex.as_ref()),
+                        self.shared.limits.max_frame_bytes,
+                    ))
+                } else {
+                    Frames::One(Some(self.list_reply(serial, regex.as_ref())))
+                },
                 release: None,
                 permit: Some(permit),
                 close: false,
             },
             Step::Close(body) => Outgoing {
-                body,
+                frames: Frames::One(body),
                 release: None,
                 permit: None,
                 close: true,

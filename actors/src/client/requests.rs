@@ -13,17 +13,16 @@ use actix::{fut, prelude::*};
 use catalogue_proto::{
     Body, Frame,
     catalogue::{
-        self, Error, ErrorCode, LinkEntry, LinksReply, ListReply, PeerStatus, PeersReply, Success,
+        Error, ErrorCode, LinkEntry, LinksReply, ListReply, PeerStatus, PeersReply, Success,
     },
 };
 use prost::Message as _;
 use tracing::{debug, info, warn};
 
-use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport};
+use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport, listing::to_wire};
 use crate::{
     matcher::{self, RegexError},
-    services::Service,
-    subscription::{Cancel, Subscription, SubscriptionParts, ledger::Owner},
+    subscription::{Cancel, Subscription, SubscriptionParts, history::Position, ledger::Owner},
     supervisor::{
         AddSubscription, ListLinks, ListPeers, RegisterError, RegisterService, RemoveSubscription,
         UnregisterService,
@@ -61,9 +60,12 @@ impl ClientConnection {
         match body {
             Body::RegisterService(r) => self.register(serial, r.uri, r.attrs, permit, ctx),
             Body::UnregisterService(u) => self.unregister(serial, u.uri, permit, ctx),
-            Body::Subscribe(s) => self.subscribe(serial, s.subscription_id, &s.regex, permit, ctx),
+            Body::Subscribe(s) => {
+                let resume = s.resume.map(Into::into);
+                self.subscribe(serial, s.subscription_id, &s.regex, resume, permit, ctx)
+            }
             Body::Unsubscribe(u) => self.unsubscribe(serial, u.subscription_id, permit, ctx),
-            Body::List(l) => self.list(serial, &l.regex, permit, ctx),
+            Body::List(l) => self.list(serial, &l.regex, l.stream, permit, ctx),
             Body::ListLinks(_) => self.list_links(serial, permit, ctx),
             Body::ListPeers(_) => self.list_peers(serial, permit, ctx),
             Body::Bye(_) => {
@@ -198,6 +200,7 @@ impl ClientConnection {
         serial: u64,
         id: u64,
         pattern: &str,
+        resume: Option<Position>,
         permit: InFlight,
         ctx: &mut Context<Self>,
     ) {
@@ -266,6 +269,7 @@ impl ClientConnection {
             key,
             regex,
             addr: addr.clone(),
+            resume,
         });
         let fut = fut::wrap_future(request).map(move |result, act: &mut Self, _| match result {
             Ok(()) => Answer {
@@ -319,7 +323,14 @@ impl ClientConnection {
         self.answer_later(permit, fut, ctx);
     }
 
-    fn list(&mut self, serial: u64, pattern: &str, mut permit: InFlight, ctx: &mut Context<Self>) {
+    fn list(
+        &mut self,
+        serial: u64,
+        pattern: &str,
+        stream: bool,
+        mut permit: InFlight,
+        ctx: &mut Context<Self>,
+    ) {
         let regex = if pattern.is_empty() {
             None
         } else {
@@ -336,12 +347,14 @@ impl ClientConnection {
         self.pipeline.push_done(Box::new(Step::List {
             serial,
             regex,
+            stream,
             permit,
         }));
         self.drain(ctx);
     }
 
-    /// The answer to a `List` now, from the read view.
+    /// The answer to a `List` not streamed now, from the read view: one
+    /// frame, or an error if it would not fit.
     pub(super) fn list_reply(&self, serial: u64, regex: Option<&regex::Regex>) -> Body {
         let services = self.shared.view.matching(regex);
         let count = services.len();
@@ -349,6 +362,7 @@ impl ClientConnection {
         let reply = ListReply {
             in_reply_to: serial,
             services: services.iter().map(|s| to_wire(s)).collect(),
+            more: false,
         };
         // The envelope adds a few bytes to the body.
         if reply.encoded_len() + 16 > max_frame {
@@ -357,7 +371,7 @@ impl ClientConnection {
                 serial,
                 ErrorCode::LimitExceeded,
                 format!(
-                    "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex or subscribe"
+                    "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex, or ask for it in frames (List.stream)"
                 ),
             )
             .body;
@@ -411,14 +425,5 @@ impl ClientConnection {
             Err(e) => unavailable(serial, e),
         });
         self.answer_later(permit, fut, ctx);
-    }
-}
-
-fn to_wire(s: &Service) -> catalogue::Service {
-    catalogue::Service {
-        uri: s.uri.clone(),
-        attrs: s.attrs.clone(),
-        origin: s.origin.clone(),
-        ts: Some(s.ts.into()),
     }
 }

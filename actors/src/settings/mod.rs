@@ -37,6 +37,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// The metrics and health endpoint.
     pub metrics: MetricsSettings,
+    /// The HTTP/JSON API.
+    pub http: HttpSettings,
     /// The xlReg cluster registry, served here or joined.
     pub xlreg: XlregSettings,
     /// Logging.
@@ -80,6 +82,22 @@ pub struct ListenSettings {
     pub socket: String,
     /// TCP address for peer links (`ip:port`).
     pub peer: String,
+    /// TLS on the client TCP port (docs/PROTOCOL.md §1.1).
+    pub client_tls: ClientTls,
+}
+
+/// `listen.client_tls`: what the client TCP port asks of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTls {
+    /// Plaintext, as the UNIX socket.
+    Off,
+    /// TLS with this node's certificate (`tls.cert`, `tls.key`); clients
+    /// verify it against the cluster CA.
+    On,
+    /// TLS, and each client presents a certificate the cluster CA
+    /// (`tls.ca`) signed.
+    Mutual,
 }
 
 /// `[tls]`: PEM files for peer links; all three set, or all three empty.
@@ -151,6 +169,11 @@ pub struct LimitsSettings {
     pub subscription_queue: usize,
     /// Policy for an overflowing subscription.
     pub overflow_policy: OverflowPolicy,
+    /// Visible changes the node keeps (the latest of each URI), numbered,
+    /// so a subscription that lost its connection can resume with the
+    /// changes it missed rather than a fresh snapshot (docs/PROTOCOL.md
+    /// §5); 0 keeps none.
+    pub subscription_history: usize,
     /// Largest frame body accepted before the other side is known: the
     /// plaintext handshake on the peer port (either side) and the first
     /// frame of a peer link (`max_frame_bytes` applies if smaller).
@@ -240,6 +263,31 @@ pub struct MetricsSettings {
     pub listen: String,
 }
 
+/// `[http]`: the HTTP/JSON API (docs/HTTP.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `ip:port` of the read-only API; empty disables it.
+    pub listen: String,
+    /// Services in one page of `GET /v1/services` at most (and when the
+    /// request gives no `limit`).
+    pub page_limit: usize,
+    /// Connections the API holds at once; more wait in the kernel's
+    /// accept queue.
+    pub max_connections: usize,
+    /// Largest request (query string and body), in bytes; larger ones are
+    /// answered 413.
+    pub max_request_bytes: usize,
+    /// Path of the UNIX socket serving the API *with* registration by
+    /// lease (SO_PEERCRED checked like the native socket); empty: none.
+    pub socket: String,
+    /// Leases held at once at most.
+    pub max_leases: usize,
+    /// Longest TTL a lease may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_lease_ttl: Duration,
+}
+
 /// `[xlreg]`: the cluster registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +336,10 @@ pub struct XlregSettings {
     /// Admission control of the hosted registry (an extension; off when
     /// both lists are empty).
     pub admit: XlregAdmitSettings,
+    /// Uids besides the node's own and root's that may use the hosted
+    /// registry's admin socket (`catalogue xlreg admin`).
+    #[serde(default)]
+    pub admin_uids: Vec<u32>,
     /// Cluster to create or join.
     pub cluster: XlregClusterSettings,
 }

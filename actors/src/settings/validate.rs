@@ -163,6 +163,17 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         );
     }
 
+    if s.listen.client_tls != super::ClientTls::Off {
+        p.check(!s.tls.is_empty(), "listen.client_tls", || {
+            "TLS on the client port needs tls.ca, tls.cert and tls.key (the node presents \
+             tls.cert; \"mutual\" checks clients against tls.ca)"
+                .into()
+        });
+        p.check(!s.listen.client.is_empty(), "listen.client_tls", || {
+            "is set but listen.client is empty: there is no client TCP port".into()
+        });
+    }
+
     // Debug mode: plaintext, unauthenticated peer links, registration over
     // TCP. Never where anyone but this host can reach it, never in
     // production.
@@ -258,6 +269,13 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         "limits.subscription_queue",
         l.subscription_queue,
         16,
+        1 << 24,
+    );
+    range(
+        &mut p,
+        "limits.subscription_history",
+        l.subscription_history,
+        0,
         1 << 24,
     );
     range(
@@ -394,6 +412,35 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
     });
 
     // [metrics]
+    if !s.http.listen.is_empty() {
+        if let Some(problem) = socket_addr_problem(&s.http.listen) {
+            p.add("http.listen", problem);
+        }
+    }
+    p.check(s.http.max_leases >= 1, "http.max_leases", || {
+        "must be at least 1".into()
+    });
+    p.check(
+        s.http.max_lease_ttl >= std::time::Duration::from_secs(1),
+        "http.max_lease_ttl",
+        || "must be at least 1s".into(),
+    );
+    p.check(
+        s.http.socket.is_empty() || s.http.socket != s.listen.socket,
+        "http.socket",
+        || "must differ from listen.socket".into(),
+    );
+    p.check(s.http.page_limit >= 1, "http.page_limit", || {
+        "must be at least 1".into()
+    });
+    p.check(s.http.max_connections >= 1, "http.max_connections", || {
+        "must be at least 1".into()
+    });
+    p.check(
+        s.http.max_request_bytes >= 1024,
+        "http.max_request_bytes",
+        || "must be at least 1024".into(),
+    );
     if !s.metrics.listen.is_empty() {
         if let Some(problem) = socket_addr_problem(&s.metrics.listen) {
             p.add("metrics.listen", problem);

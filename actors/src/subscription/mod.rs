@@ -15,6 +15,7 @@
 //! `Unsubscribe` it awaits, [`SubscriptionEnded`], or the connection's own
 //! end), so a closed connection leaves no message behind.
 
+pub mod history;
 pub mod ledger;
 pub mod queue;
 
@@ -28,7 +29,7 @@ use tracing::{debug, info};
 use crate::{
     settings::OverflowPolicy,
     stats::{ActorMetrics, Stats},
-    supervisor::{Deliver, Rebase, Resnapshot, Snapshot},
+    supervisor::{Deliver, Rebase, Replay, Resnapshot, Snapshot},
 };
 use queue::{Outcome, SubscriptionQueue};
 
@@ -227,8 +228,24 @@ impl Handler<Snapshot> for Subscription {
 
     fn handle(&mut self, msg: Snapshot, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Snapshot");
-        debug!(key = self.key, services = msg.services.len(), "snapshot");
-        self.queue.on_snapshot(msg.services);
+        debug!(
+            key = self.key,
+            services = msg.services.len(),
+            reset = msg.reset,
+            "snapshot"
+        );
+        self.queue.on_snapshot(msg.services, msg.at, msg.reset);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Replay> for Subscription {
+    type Result = ();
+
+    fn handle(&mut self, msg: Replay, ctx: &mut Context<Self>) {
+        let _timer = self.metrics.handling("Replay");
+        debug!(key = self.key, changes = msg.events.len(), "resumed");
+        self.queue.on_replay(msg.events, msg.at);
         self.pump(ctx);
     }
 }
@@ -243,7 +260,7 @@ impl Handler<Rebase> for Subscription {
             services = msg.services.len(),
             "rebased on a fresh snapshot"
         );
-        self.queue.on_rebase(msg.services);
+        self.queue.on_rebase(msg.services, msg.at);
         self.pump(ctx);
     }
 }

@@ -13,6 +13,13 @@
 //! its way already contains them) -> `Live` (events queue) -> on overflow
 //! `NeedSnapshot` (notice pending; events dropped) -> once drained
 //! `AwaitingSnapshot` again; or `Cancelled` for the drop policy.
+//!
+//! A subscription that asked to resume from a position of the node's
+//! [`super::history`] leaves `AwaitingSnapshot` with a *replay* (the
+//! changes since that position, then a `SnapshotEnd` marked `resumed`)
+//! instead of a snapshot; one whose position could not be honoured gets a
+//! snapshot whose `SnapshotEnd` is marked `reset`. Every event carries its
+//! revision, and every `SnapshotEnd` the position it brings the client to.
 
 use std::{collections::VecDeque, sync::Arc};
 
@@ -21,6 +28,7 @@ use catalogue_proto::{
     catalogue::{EventKind, Overflow, ServiceEvent, SnapshotEnd},
 };
 
+use super::history::Position;
 use crate::{services::Service, settings::OverflowPolicy};
 
 /// A change as routed to subscriptions.
@@ -30,6 +38,21 @@ pub struct Event {
     pub kind: EventKind,
     /// The service as it is (added) or was (deleted).
     pub service: Arc<Service>,
+    /// The node's revision of this change ([`super::history`]).
+    pub revision: u64,
+}
+
+/// How a snapshot or replay ends: the `SnapshotEnd` that follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct End {
+    /// Services in the snapshot, or changes replayed.
+    count: u64,
+    /// Where the client stands once it has read this far.
+    at: Position,
+    /// A replay, not a snapshot.
+    resumed: bool,
+    /// A snapshot replacing a position that could not be resumed.
+    reset: bool,
 }
 
 /// Where the subscription stands.
@@ -64,9 +87,16 @@ pub enum Outcome {
 #[derive(Debug)]
 enum Item {
     Event(Event),
-    Snapshot(Arc<Service>),
-    SnapshotEnd(u64),
-    Overflow { dropped: u64, resnapshot: bool },
+    /// A snapshot entry and the snapshot's revision.
+    Snapshot(Arc<Service>, u64),
+    /// A replayed change (not counted against the limit, like snapshot
+    /// entries: the history window bounds them).
+    Replayed(Event),
+    SnapshotEnd(End),
+    Overflow {
+        dropped: u64,
+        resnapshot: bool,
+    },
 }
 
 /// The queue and overflow state of one subscription.
@@ -151,30 +181,57 @@ impl SubscriptionQueue {
     }
 
     /// The snapshot asked for arrived: every service matching at the moment
-    /// the node took it. Ignored unless one was awaited.
-    pub fn on_snapshot(&mut self, services: Vec<Arc<Service>>) {
+    /// the node took it, at position `at`; `reset` when it answers a resume
+    /// the node could not honour. Ignored unless one was awaited.
+    pub fn on_snapshot(&mut self, services: Vec<Arc<Service>>, at: Position, reset: bool) {
         if self.state != State::AwaitingSnapshot {
             return;
         }
-        let count = services.len() as u64;
-        self.items.extend(services.into_iter().map(Item::Snapshot));
-        self.items.push_back(Item::SnapshotEnd(count));
+        self.push_snapshot(services, at, reset);
         self.state = State::Live;
+    }
+
+    /// The changes since the position this subscription asked to resume
+    /// from, matching its regex, oldest first; the node is now at `at`.
+    /// Ignored unless a snapshot was awaited.
+    pub fn on_replay(&mut self, events: Vec<Event>, at: Position) {
+        if self.state != State::AwaitingSnapshot {
+            return;
+        }
+        let count = events.len() as u64;
+        self.items.extend(events.into_iter().map(Item::Replayed));
+        self.items.push_back(Item::SnapshotEnd(End {
+            count,
+            at,
+            resumed: true,
+            reset: false,
+        }));
+        self.state = State::Live;
+    }
+
+    fn push_snapshot(&mut self, services: Vec<Arc<Service>>, at: Position, reset: bool) {
+        let count = services.len() as u64;
+        self.items
+            .extend(services.into_iter().map(|s| Item::Snapshot(s, at.revision)));
+        self.items.push_back(Item::SnapshotEnd(End {
+            count,
+            at,
+            resumed: false,
+            reset,
+        }));
     }
 
     /// A change too large to send event by event (a big batch from a peer):
     /// a fresh snapshot replaces whatever events were still queued. Ignored
     /// while a snapshot is awaited or due (that one will be fresh) or after
     /// cancellation.
-    pub fn on_rebase(&mut self, services: Vec<Arc<Service>>) {
+    pub fn on_rebase(&mut self, services: Vec<Arc<Service>>, at: Position) {
         if self.state != State::Live {
             return;
         }
         self.items.retain(|i| matches!(i, Item::Overflow { .. }));
         self.events = 0;
-        let count = services.len() as u64;
-        self.items.extend(services.into_iter().map(Item::Snapshot));
-        self.items.push_back(Item::SnapshotEnd(count));
+        self.push_snapshot(services, at, false);
     }
 
     /// True when the queue has drained after an overflow and a fresh
@@ -203,14 +260,26 @@ impl SubscriptionQueue {
         Some(match item {
             Item::Event(e) => {
                 self.events -= 1;
-                Body::ServiceEvent(service_event(self.id, e.kind, &e.service, false))
+                Body::ServiceEvent(service_event(
+                    self.id, e.kind, &e.service, false, e.revision,
+                ))
             }
-            Item::Snapshot(service) => {
-                Body::ServiceEvent(service_event(self.id, EventKind::Added, &service, true))
-            }
-            Item::SnapshotEnd(count) => Body::SnapshotEnd(SnapshotEnd {
+            Item::Replayed(e) => Body::ServiceEvent(service_event(
+                self.id, e.kind, &e.service, false, e.revision,
+            )),
+            Item::Snapshot(service, revision) => Body::ServiceEvent(service_event(
+                self.id,
+                EventKind::Added,
+                &service,
+                true,
+                revision,
+            )),
+            Item::SnapshotEnd(end) => Body::SnapshotEnd(SnapshotEnd {
                 subscription_id: self.id,
-                count,
+                count: end.count,
+                position: Some(end.at.into()),
+                resumed: end.resumed,
+                reset: end.reset,
             }),
             Item::Overflow {
                 dropped,
@@ -224,7 +293,13 @@ impl SubscriptionQueue {
     }
 }
 
-fn service_event(id: u64, kind: EventKind, s: &Service, snapshot: bool) -> ServiceEvent {
+fn service_event(
+    id: u64,
+    kind: EventKind,
+    s: &Service,
+    snapshot: bool,
+    revision: u64,
+) -> ServiceEvent {
     ServiceEvent {
         subscription_id: id,
         kind: kind as i32,
@@ -237,6 +312,7 @@ fn service_event(id: u64, kind: EventKind, s: &Service, snapshot: bool) -> Servi
         origin: s.origin.clone(),
         ts: Some(s.ts.into()),
         snapshot,
+        revision,
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
         link::{LinkId, PeerLink},
     },
     services::Service,
-    subscription::{SubKey, Subscription, queue::Event},
+    subscription::{SubKey, Subscription, history::Position, queue::Event},
     sync::{
         digest::{Digest, Mark},
         entry::SyncEntry,
@@ -79,6 +79,9 @@ pub struct AddSubscription {
     /// Compiled regex.
     pub regex: regex::Regex,
     pub addr: Addr<Subscription>,
+    /// Resume from this position rather than start with a snapshot, if the
+    /// node's history still holds the changes since.
+    pub resume: Option<Position>,
 }
 
 /// Stops routing to a subscription (an `Unsubscribe`, awaited by its
@@ -269,6 +272,21 @@ pub struct Deliver {
 pub struct Snapshot {
     /// The matching services.
     pub services: Vec<Arc<Service>>,
+    /// The node's position when it took them.
+    pub at: Position,
+    /// It answers a resume the node could not honour.
+    pub reset: bool,
+}
+
+/// The answer to a subscription that asked to resume: the matching
+/// changes since its position, oldest first.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Replay {
+    /// The changes.
+    pub events: Vec<Event>,
+    /// The node's position now.
+    pub at: Position,
 }
 
 /// A fresh snapshot replacing queued events after a large change.
@@ -277,4 +295,6 @@ pub struct Snapshot {
 pub struct Rebase {
     /// The matching services.
     pub services: Vec<Arc<Service>>,
+    /// The node's position when it took them.
+    pub at: Position,
 }

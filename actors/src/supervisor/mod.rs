@@ -10,7 +10,10 @@
 //! actor.
 //!
 //! It also keeps the [`ServicesView`] up to date as it routes, so client
-//! connections answer `List` without a message to it. What client traffic
+//! connections answer `List` without a message to it, and numbers every
+//! visible move in the node's [`History`], so a subscription can resume
+//! from a revision (docs/PROTOCOL.md §5, "Revisions and resuming a
+//! watch"). What client traffic
 //! can put in its mailbox is bounded (docs/OPERATIONS.md, "Limits on
 //! connections and work"): client requests are awaited, at most
 //! `limits.requests_in_flight_tcp` plus `limits.requests_in_flight_unix`
@@ -41,7 +44,11 @@ use crate::{
     peer::directory::PeerDirectory,
     services::{Applied, Service},
     stats::{ActorMetrics, Stats},
-    subscription::{SubKey, Subscription, queue::Event},
+    subscription::{
+        SubKey, Subscription,
+        history::{History, Position},
+        queue::Event,
+    },
     sync::driver::{Driver, DriverConfig},
 };
 pub use messages::*;
@@ -63,6 +70,9 @@ pub struct SupervisorConfig {
     /// A batch changing more services than this reaches subscribers as a
     /// fresh snapshot rather than event by event.
     pub bulk_threshold: usize,
+    /// Visible changes kept for subscriptions that resume
+    /// (`limits.subscription_history`).
+    pub history_window: usize,
 }
 
 /// The node's supervisor.
@@ -75,6 +85,8 @@ pub struct CatalogueSupervisor {
     subscriptions_by_conn: HashMap<ConnId, HashSet<SubKey>>,
     /// The visible services, for readers outside this actor.
     view: ServicesView,
+    /// The numbered recent moves of the visible services.
+    history: History,
     owners: Owners,
     /// The current link to each directly linked peer.
     peer_links: HashMap<String, links::CurrentLink>,
@@ -112,6 +124,7 @@ impl CatalogueSupervisor {
             subscriptions: HashMap::new(),
             subscriptions_by_conn: HashMap::new(),
             view,
+            history: History::new_epoch(config.history_window),
             owners: Owners::default(),
             peer_links: HashMap::new(),
             directory,
@@ -129,7 +142,7 @@ impl CatalogueSupervisor {
         if services.is_empty() {
             return;
         }
-        let moves: Vec<(EventKind, Arc<Service>)> = services
+        let moves: Vec<Event> = services
             .into_iter()
             .filter_map(|applied| match applied {
                 Applied::Added(s) | Applied::Updated { new: s, .. } => {
@@ -138,11 +151,12 @@ impl CatalogueSupervisor {
                 Applied::Deleted(s) => Some((EventKind::Deleted, Arc::new(s))),
                 Applied::Invisible | Applied::Ignored => None,
             })
+            .map(|(kind, service)| self.history.record(kind, service))
             .collect();
-        for (kind, service) in &moves {
-            match kind {
-                EventKind::Deleted => self.view.remove(&service.uri),
-                _ => self.view.set(service.clone()),
+        for event in &moves {
+            match event.kind {
+                EventKind::Deleted => self.view.remove(&event.service.uri),
+                _ => self.view.set(event.service.clone()),
             }
         }
         debug_assert_eq!(
@@ -153,8 +167,8 @@ impl CatalogueSupervisor {
         if moves.len() > self.config.bulk_threshold {
             self.rebase(&moves);
         } else {
-            for (kind, service) in moves {
-                self.route(kind, service);
+            for event in moves {
+                self.route(event);
             }
         }
     }
@@ -172,10 +186,10 @@ impl CatalogueSupervisor {
     }
 
     /// A large change: every subscription it touches gets a fresh snapshot.
-    fn rebase(&mut self, moves: &[(EventKind, Arc<Service>)]) {
+    fn rebase(&mut self, moves: &[Event]) {
         let mut touched = HashSet::new();
-        for (_, service) in moves {
-            self.matcher.matches(&service.uri, &mut self.matched);
+        for event in moves {
+            self.matcher.matches(&event.service.uri, &mut self.matched);
             touched.extend(self.matched.iter().copied());
         }
         debug!(
@@ -186,23 +200,21 @@ impl CatalogueSupervisor {
             if let Some((addr, regex)) = self.subscriptions.get(&key) {
                 addr.do_send(Rebase {
                     services: self.snapshot(regex),
+                    at: self.history.position(),
                 });
             }
         }
     }
 
-    fn route(&mut self, kind: EventKind, service: Arc<Service>) {
-        self.matcher.matches(&service.uri, &mut self.matched);
+    fn route(&mut self, event: Event) {
+        self.matcher.matches(&event.service.uri, &mut self.matched);
         if self.matched.is_empty() {
             return;
         }
         for key in &self.matched {
             if let Some((addr, _)) = self.subscriptions.get(key) {
                 addr.do_send(Deliver {
-                    event: Event {
-                        kind,
-                        service: service.clone(),
-                    },
+                    event: event.clone(),
                 });
                 self.stats.events_routed.inc();
             }
@@ -212,6 +224,36 @@ impl CatalogueSupervisor {
     /// Visible services matching `regex` (shared with the read view).
     fn snapshot(&self, regex: &regex::Regex) -> Vec<Arc<Service>> {
         self.view.matching(Some(regex))
+    }
+
+    /// A subscription's start: the changes since `resume` if the history
+    /// holds them all, else a snapshot (a reset when `resume` was asked).
+    fn begin(&self, addr: &Addr<Subscription>, regex: &regex::Regex, resume: Option<Position>) {
+        let at = self.history.position();
+        if let Some(from) = resume {
+            match self.history.since(from) {
+                Ok(changes) => {
+                    let events = changes
+                        .filter(|e| regex.is_match(&e.service.uri))
+                        .cloned()
+                        .collect();
+                    addr.do_send(Replay { events, at });
+                    self.stats.subscription_start("resumed");
+                    return;
+                }
+                Err(gap) => debug!(%gap, "cannot resume; a fresh snapshot instead"),
+            }
+        }
+        self.stats.subscription_start(if resume.is_some() {
+            "reset"
+        } else {
+            "snapshot"
+        });
+        addr.do_send(Snapshot {
+            services: self.snapshot(regex),
+            at,
+            reset: resume.is_some(),
+        });
     }
 
     fn remove_subscription(&mut self, key: SubKey) {
@@ -301,8 +343,7 @@ impl Handler<AddSubscription> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: AddSubscription, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("AddSubscription");
-        let snapshot = self.snapshot(&msg.regex);
-        msg.addr.do_send(Snapshot { services: snapshot });
+        self.begin(&msg.addr, &msg.regex, msg.resume);
         self.matcher.insert(msg.key, msg.regex.clone());
         self.subscriptions.insert(msg.key, (msg.addr, msg.regex));
         self.subscriptions_by_conn
@@ -335,6 +376,8 @@ impl Handler<Resnapshot> for CatalogueSupervisor {
         if let Some((addr, regex)) = self.subscriptions.get(&msg.key) {
             addr.do_send(Snapshot {
                 services: self.snapshot(regex),
+                at: self.history.position(),
+                reset: false,
             });
         }
     }

@@ -16,6 +16,9 @@ use std::{
 
 use crate::services::Service;
 
+/// Entries copied per hold of the lock by [`ServicesView::page`].
+pub const PAGE_CHUNK: usize = 4096;
+
 /// The visible services by URI; clones share the same view.
 #[derive(Debug, Clone, Default)]
 pub struct ServicesView(Arc<RwLock<BTreeMap<String, Arc<Service>>>>);
@@ -44,6 +47,50 @@ impl ServicesView {
         match regex {
             None => all,
             Some(r) => all.into_iter().filter(|s| r.is_match(&s.uri)).collect(),
+        }
+    }
+
+    /// Up to `limit` visible services whose URI `regex` matches (all for
+    /// `None`), in URI order, starting after `after` (exclusive), and
+    /// whether more may follow. The lock is held for [`PAGE_CHUNK`] entries
+    /// at a time and the regex runs outside it, so a page over a large
+    /// table never keeps the supervisor from applying changes for long.
+    pub fn page(
+        &self,
+        regex: Option<&regex::Regex>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<Arc<Service>>, bool) {
+        use std::ops::Bound;
+        let mut found = Vec::new();
+        let mut from = match after {
+            Some(uri) => Bound::Excluded(uri.to_string()),
+            None => Bound::Unbounded,
+        };
+        loop {
+            let chunk: Vec<Arc<Service>> = {
+                let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+                map.range((from.clone(), Bound::Unbounded))
+                    .take(PAGE_CHUNK)
+                    .map(|(_, s)| s.clone())
+                    .collect()
+            };
+            let Some(last) = chunk.last() else {
+                return (found, false);
+            };
+            from = Bound::Excluded(last.uri.clone());
+            let exhausted = chunk.len() < PAGE_CHUNK;
+            for service in chunk {
+                if regex.is_none_or(|r| r.is_match(&service.uri)) {
+                    if found.len() == limit {
+                        return (found, true);
+                    }
+                    found.push(service);
+                }
+            }
+            if exhausted {
+                return (found, false);
+            }
         }
     }
 
@@ -98,5 +145,39 @@ mod tests {
         assert_eq!(reader.len(), 1);
         view.remove("tcp://x");
         assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn pages_resume_after_their_cursor_and_say_when_more_follow() {
+        let view = ServicesView::default();
+        for i in 0..(PAGE_CHUNK * 2 + 10) {
+            view.set(service(&format!("tcp://s{i:05}"), "n1"));
+        }
+        let even = regex::Regex::new(r"[02468]$").expect("regex");
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, more) = view.page(Some(&even), after.as_deref(), 1000);
+            assert!(page.len() <= 1000);
+            seen.extend(page.iter().map(|s| s.uri.clone()));
+            if !more {
+                break;
+            }
+            after = page.last().map(|s| s.uri.clone());
+        }
+        let expected: Vec<String> = view
+            .matching(Some(&even))
+            .iter()
+            .map(|s| s.uri.clone())
+            .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(seen.len(), PAGE_CHUNK + 5);
+
+        // An exact fit: the page is full and nothing follows.
+        let (all, more) = view.page(None, None, PAGE_CHUNK * 2 + 10);
+        assert_eq!(all.len(), PAGE_CHUNK * 2 + 10);
+        assert!(!more);
+        let (_, more) = view.page(None, None, PAGE_CHUNK * 2 + 9);
+        assert!(more);
     }
 }

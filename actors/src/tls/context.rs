@@ -58,6 +58,10 @@ use super::{
 /// clients.
 const SESSION_ID_CONTEXT: &[u8] = b"catalogue-peer-link";
 
+/// The same for the client port, so a session of one is never taken for
+/// the other.
+const CLIENT_SESSION_ID_CONTEXT: &[u8] = b"catalogue-client-port";
+
 /// What went wrong setting up TLS or running a handshake.
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -162,6 +166,31 @@ impl TlsContexts {
         .build(true)
     }
 
+    /// Builds the TLS server context of the client TCP port
+    /// (`listen.client_tls`) from the same three files as the peer links:
+    /// this node presents its certificate, and with `require_client_cert`
+    /// a client must present one the cluster CA signed (any name: the
+    /// certificate admits a reader, it grants no registration).
+    pub fn client_port_from_files(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        require_client_cert: bool,
+    ) -> Result<SslAcceptor, TlsError> {
+        let ca_certs = pem::load_certificates(ca)?;
+        let chain = pem::load_certificates(cert)?;
+        let key_pair = pem::load_private_key(key)?;
+        Inputs {
+            ca: &ca_certs,
+            chain: &chain,
+            key: &key_pair,
+            ca_origin: &pem::origin(ca),
+            cert_origin: &pem::origin(cert),
+            key_origin: &pem::origin(key),
+        }
+        .build_client_port(require_client_cert)
+    }
+
     /// Builds the contexts from PEM bytes, after checking them.
     pub fn from_pem(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, TlsError> {
         Self::from_pem_inner(ca_pem, cert_pem, key_pem, true)
@@ -218,14 +247,7 @@ struct Inputs<'a> {
 
 impl Inputs<'_> {
     fn build(&self, check_own_certificate: bool) -> Result<TlsContexts, TlsError> {
-        let Some((leaf, intermediates)) = self.chain.split_first() else {
-            return Err(PemError::NotPem {
-                origin: self.cert_origin.to_string(),
-                expected: "certificate",
-                detail: "empty".into(),
-            }
-            .into());
-        };
+        let (leaf, intermediates) = self.leaf()?;
         pem::check_key_matches(leaf, self.key, self.cert_origin, self.key_origin)?;
         if check_own_certificate {
             // The acceptor presents it as a server, the connector as a
@@ -255,6 +277,42 @@ impl Inputs<'_> {
         Ok(TlsContexts {
             acceptor: acceptor.build(),
             connector: connector.build(),
+        })
+    }
+
+    /// The client port's server context: like the peer acceptor, but a
+    /// client certificate is asked for only when `require_client_cert`.
+    fn build_client_port(&self, require_client_cert: bool) -> Result<SslAcceptor, TlsError> {
+        let (leaf, intermediates) = self.leaf()?;
+        pem::check_key_matches(leaf, self.key, self.cert_origin, self.key_origin)?;
+        self.check_own_certificate(leaf, intermediates, X509PurposeId::SSL_SERVER)?;
+        let mut acceptor =
+            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setup)?;
+        self.configure(&mut acceptor, leaf, intermediates)
+            .map_err(setup)?;
+        if require_client_cert {
+            acceptor.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+            acceptor
+                .set_session_id_context(CLIENT_SESSION_ID_CONTEXT)
+                .map_err(setup)?;
+            for ca in self.ca {
+                acceptor.add_client_ca(ca).map_err(setup)?;
+            }
+        } else {
+            acceptor.set_verify(SslVerifyMode::NONE);
+        }
+        Ok(acceptor.build())
+    }
+
+    /// The leaf certificate and the intermediates after it.
+    fn leaf(&self) -> Result<(&X509, &[X509]), TlsError> {
+        self.chain.split_first().ok_or_else(|| {
+            PemError::NotPem {
+                origin: self.cert_origin.to_string(),
+                expected: "certificate",
+                detail: "empty".into(),
+            }
+            .into()
         })
     }
 

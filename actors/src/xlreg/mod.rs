@@ -1,58 +1,32 @@
-//! xlReg: the cluster registry, its server and its client.
+//! xlReg in a node: the actors that host the registry, and how the node's
+//! settings configure it.
 //!
-//! Nodes find each other through a registry: each registers as a client,
-//! creates or joins a named cluster, and polls the cluster's member tokens
-//! (names, keys, endpoints) until it knows every member. The bytes on the
-//! wire, the rules and the persistence format are in `docs/XLREG.md`.
-//!
-//! Layers, each plain code tested without sockets except the last two:
-//! - [`version`], [`crypto`], [`keys`]: versions, primitives, RSA keys.
-//! - [`hello`]: the Hello and HelloReply layouts.
-//! - [`frame`]: v1 and v2 session framing, as tokio codecs.
-//! - [`token`], [`protocol`], [`session`]: signatures, request and reply
-//!   shapes, what a session may do when.
-//! - [`ext`]: catalogue's extension fields, outside the seed's schema
-//!   (docs/XLREG.md §14), and [`admission`]: who a registry lets identify.
-//! - [`registry`], [`store`], [`commit`]: the rules (with the bounds against
-//!   abuse and the client TTL), the durable log, group commit.
-//! - [`server`]: the `Registry` and `RegistrySession` actors, the listener
-//!   and its per-source bounds.
-//! - [`client`], [`identity`]: the async client other parts of the node
-//!   (cluster formation) and the CLI use.
+//! The protocol, crypto, registry rules, durable log and client are plain
+//! code in the `catalogue-xlreg` crate (re-exported here under the same
+//! module names, so `xlreg::registry` is `catalogue_xlreg::registry`).
+//! What needs actix is here: [`server`], the listener with the `Registry`
+//! and `RegistrySession` actors that drive that code.
 //!
 //! [`host`] is what `catalogue serve` calls: it hosts the registry when
-//! `xlreg.serve` is true.
+//! `xlreg.serve` is true, configured by an [`XlregConfig`] that
+//! [`config_from`] builds from the node's `[xlreg]` settings.
 
-pub mod admission;
-pub mod client;
-pub mod commit;
-pub mod crypto;
-pub mod ext;
-pub mod frame;
-pub mod hello;
-pub mod identity;
-pub mod keys;
-pub mod protocol;
-pub mod registry;
 pub mod server;
-pub mod session;
-pub mod store;
-pub mod token;
-pub mod version;
 
 #[cfg(test)]
-mod test_support;
+use catalogue_xlreg::test_support;
+pub use catalogue_xlreg::{
+    AdmitConfig, ClientError, ClientOptions, ClusterInfo, ClusterRef, Creator, Identity,
+    IdentityError, KeyError, Member, Members, PrivateKey, PublicKey, Registered, RegistryClient,
+    Secret, Version, XlregConfig, admission, client, commit, config, crypto, ext, frame, hello,
+    identity, keys, protocol, registry, session, sources, store, token, version,
+};
+pub use catalogue_xlreg::{XlregCollector, XlregStats, metrics};
+pub use server::ServerConfig;
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
-
-pub use client::{ClientError, ClientOptions, Member, Members, Registered, RegistryClient, Secret};
-pub use identity::{Identity, IdentityError};
-pub use keys::{KeyError, PrivateKey, PublicKey};
-pub use protocol::{ClusterInfo, ClusterRef, Creator};
-pub use server::{ServerConfig, XlregStats};
-pub use version::Version;
 
 use crate::settings::Settings;
 
@@ -92,25 +66,17 @@ pub struct XlregHost {
     pub stats: Arc<XlregStats>,
 }
 
-/// Hosts the registry when `xlreg.serve` is true; returns once it listens.
-/// It stops when `stop` turns true. The key is created in
-/// `node.data_dir/xlreg/` on first start.
-pub async fn host(
-    settings: &Settings,
-    stop: watch::Receiver<bool>,
-    metrics: Option<std::sync::Arc<crate::stats::Stats>>,
-) -> Result<Option<XlregHost>, XlregError> {
+/// The registry configuration of the node's `[xlreg]` settings (its data
+/// directory is `node.data_dir`).
+pub fn config_from(settings: &Settings) -> XlregConfig {
     let x = &settings.xlreg;
-    if !x.serve {
-        return Ok(None);
-    }
-    let config = ServerConfig {
+    XlregConfig {
         listen: x.listen.clone(),
         data_dir: settings.node.data_dir.clone(),
         handshake_timeout: x.handshake_timeout,
         max_handshakes: x.max_handshakes,
         idle_timeout: x.idle_timeout,
-        sources: server::SourceLimits {
+        sources: sources::SourceLimits {
             per_second: x.sessions_per_source,
             burst: x.sessions_burst,
             max_open: x.max_connections_per_source,
@@ -121,15 +87,44 @@ pub async fn host(
             max_clusters_per_client: x.max_clusters_per_client,
             client_ttl: x.client_ttl,
         },
-        admission: admission::Admission::from_settings(&x.admit)?,
-        metrics,
-    };
+        admit: AdmitConfig {
+            keys: x.admit.keys.clone(),
+            secret_file: x.admit.secret_file.clone(),
+        },
+        admin_uids: x.admin_uids.clone(),
+    }
+}
+
+/// Hosts the registry when `xlreg.serve` is true; returns once it listens.
+/// It stops when `stop` turns true. The key is created in
+/// `node.data_dir/xlreg/` on first start.
+pub async fn host(
+    settings: &Settings,
+    stop: watch::Receiver<bool>,
+    metrics: Option<std::sync::Arc<crate::stats::Stats>>,
+) -> Result<Option<XlregHost>, XlregError> {
+    if !settings.xlreg.serve {
+        return Ok(None);
+    }
+    host_with(&config_from(settings), stop, metrics)
+        .await
+        .map(Some)
+}
+
+/// Hosts a registry configured by `config`; returns once it listens. It
+/// stops when `stop` turns true.
+pub async fn host_with(
+    config: &XlregConfig,
+    stop: watch::Receiver<bool>,
+    metrics: Option<std::sync::Arc<crate::stats::Stats>>,
+) -> Result<XlregHost, XlregError> {
+    let config = ServerConfig::new(config, metrics)?;
     let running = server::serve(config, stop).await?;
-    Ok(Some(XlregHost {
+    Ok(XlregHost {
         local_addr: running.local_addr,
         public_key: running.public_key,
         stats: running.stats,
-    }))
+    })
 }
 
 /// The PEM public key of the registry whose data directory is `data_dir`,

@@ -21,6 +21,7 @@ pub fn listing(daemon: &Daemon) -> Result<Vec<String>> {
     conn.recv()?;
     conn.send(Body::List(List {
         regex: String::new(),
+        ..Default::default()
     }))?;
     match conn.recv()?.and_then(|f| f.body) {
         Some(Body::ListReply(r)) => Ok(r

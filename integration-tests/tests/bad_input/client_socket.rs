@@ -16,10 +16,12 @@ fn client_corpus() -> Vec<Vec<u8>> {
         Body::Subscribe(Subscribe {
             subscription_id: 7,
             regex: "^tcp://(db|cache)\\.".into(),
+            ..Default::default()
         }),
         Body::Unsubscribe(Unsubscribe { subscription_id: 7 }),
         Body::List(List {
             regex: "keep".into(),
+            ..Default::default()
         }),
         Body::ListLinks(ListLinks {}),
         Body::ListPeers(ListPeers {}),
@@ -138,6 +140,7 @@ fn subscribe(id: u64, regex: String) -> Body {
     Body::Subscribe(Subscribe {
         subscription_id: id,
         regex,
+        ..Default::default()
     })
 }
 
@@ -204,7 +207,10 @@ fn well_framed_invalid_requests_get_errors_and_change_nothing() -> Result<()> {
         slowest = slowest.max(took);
         let took = expect_error(
             &mut conn,
-            Body::List(List { regex }),
+            Body::List(List {
+                regex,
+                ..Default::default()
+            }),
             ErrorCode::InvalidRegex,
         )
         .with_context(|| format!("list regex #{i}"))?;
@@ -263,6 +269,7 @@ fn well_framed_invalid_requests_get_errors_and_change_nothing() -> Result<()> {
     // Still usable.
     conn.send(Body::List(List {
         regex: "keep".into(),
+        ..Default::default()
     }))?;
     match conn.recv()?.and_then(|f| f.body) {
         Some(Body::ListReply(r)) => ensure!(r.services.len() == 3),
@@ -327,6 +334,7 @@ fn invalid_utf8_frames() -> Vec<(&'static str, Vec<u8>)> {
         0,
         Body::List(List {
             regex: "utf8-list".into(),
+            ..Default::default()
         }),
     );
     let mut out = Vec::new();

@@ -114,6 +114,7 @@ fn one_byte_over_the_limit_is_refused_and_the_limit_itself_accepted() {
                 Body::Subscribe(Subscribe {
                     subscription_id: 0,
                     regex,
+                    ..Default::default()
                 }),
             )
         })
@@ -132,6 +133,7 @@ fn encoding_more_than_the_limit_is_an_error() {
         Body::Subscribe(Subscribe {
             subscription_id: 1,
             regex: "x".repeat(100),
+            ..Default::default()
         }),
     );
     let mut buf = BytesMut::new();
@@ -320,6 +322,7 @@ fn the_buffer_grows_with_the_bytes_received_and_shrinks_after_a_large_frame() {
         Body::Subscribe(Subscribe {
             subscription_id: 1,
             regex: "r".repeat(1 << 20),
+            ..Default::default()
         }),
     );
     let bytes = encode_one(&frame);
@@ -404,6 +407,7 @@ fn the_first_frame_has_its_own_smaller_limit() {
         Body::Subscribe(Subscribe {
             subscription_id: 1,
             regex: "x".repeat(200),
+            ..Default::default()
         }),
     );
     // A large first frame is refused at the small limit...

@@ -245,3 +245,17 @@ fn work_and_connection_limits_are_checked() {
     s.limits.idle_timeout = Duration::from_millis(100);
     assert_eq!(s.validate(), vec![]);
 }
+
+#[test]
+fn client_tls_needs_certificates_and_a_client_port() {
+    let mut s = defaults();
+    assert_eq!(keys(&s), Vec::<String>::new());
+    s.listen.client_tls = crate::settings::ClientTls::Mutual;
+    assert_eq!(keys(&s), ["listen.client_tls"]);
+    s.tls.ca = "/etc/catalogue/tls/ca.pem".into();
+    s.tls.cert = "/etc/catalogue/tls/a.pem".into();
+    s.tls.key = "/etc/catalogue/tls/a.key".into();
+    assert_eq!(keys(&s), Vec::<String>::new());
+    s.listen.client = String::new();
+    assert_eq!(keys(&s), ["listen.client_tls"]);
+}

@@ -27,17 +27,17 @@
 //! stops. Every change was synced before it was acknowledged, so nothing
 //! needs flushing.
 
+pub mod admin;
 pub mod registry_actor;
 pub mod session_actor;
-pub mod sources;
+pub use catalogue_xlreg::sources;
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -56,7 +56,7 @@ pub use session_actor::RegistrySession;
 pub use sources::SourceLimits;
 
 use super::{
-    XlregError,
+    XlregConfig, XlregError, XlregStats,
     admission::Admission,
     commit::Committer,
     hello::{Hello, HelloReply},
@@ -115,73 +115,32 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Who may identify.
     pub admission: Admission,
+    /// Uids besides the node's own and root's allowed on the admin socket.
+    pub admin_uids: Vec<u32>,
     /// The node's metrics, for the registry and session actors (none in
     /// unit tests).
     pub metrics: Option<Arc<crate::stats::Stats>>,
 }
 
-/// Counters of a hosted registry.
-#[derive(Debug, Default)]
-pub struct XlregStats {
-    /// Connections accepted.
-    pub connections: AtomicU64,
-    /// Connections closed at once because too many were waiting.
-    pub connections_refused: AtomicU64,
-    /// Hellos refused (closed silently).
-    pub hellos_refused: AtomicU64,
-    /// Handshakes completed (client identified).
-    pub handshakes_completed: AtomicU64,
-    /// Connections closed at the handshake deadline.
-    pub handshake_timeouts: AtomicU64,
-    /// Session frames that did not open or decode.
-    pub frames_refused: AtomicU64,
-    /// Sessions open now.
-    pub sessions_open: AtomicU64,
-    /// Identified sessions closed after `idle_timeout` of silence.
-    pub idle_closed: AtomicU64,
-    /// Clients registered now.
-    pub clients: AtomicU64,
-    /// Clusters now.
-    pub clusters: AtomicU64,
-    /// Clients forgotten past the client TTL.
-    pub clients_expired: AtomicU64,
-    /// Clusters forgotten past the client TTL.
-    pub clusters_expired: AtomicU64,
-    /// Connections and requests refused, by reason (per-source bounds,
-    /// admission, caps, and every other refusal of the registry).
-    pub refusals: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl XlregStats {
-    /// Counts a refusal.
-    pub fn refused(&self, reason: &'static str) {
-        *self
-            .refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(reason)
-            .or_default() += 1;
-    }
-
-    /// The refusals so far, by reason.
-    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
-        self.refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Records how many clients and clusters the registry holds.
-    pub fn set_sizes(&self, clients: usize, clusters: usize) {
-        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
-        self.clients.store(n(clients), Ordering::Relaxed);
-        self.clusters.store(n(clusters), Ordering::Relaxed);
-    }
-
-    /// Counts what the TTL let go.
-    pub fn expired(&self, clients: u64, clusters: u64) {
-        self.clients_expired.fetch_add(clients, Ordering::Relaxed);
-        self.clusters_expired.fetch_add(clusters, Ordering::Relaxed);
+impl ServerConfig {
+    /// The server configuration of `config`, loading its admission lists
+    /// and files.
+    pub fn new(
+        config: &XlregConfig,
+        metrics: Option<Arc<crate::stats::Stats>>,
+    ) -> Result<ServerConfig, XlregError> {
+        Ok(ServerConfig {
+            listen: config.listen.clone(),
+            data_dir: config.data_dir.clone(),
+            handshake_timeout: config.handshake_timeout,
+            max_handshakes: config.max_handshakes,
+            idle_timeout: config.idle_timeout,
+            sources: config.sources,
+            limits: config.limits,
+            admission: Admission::from_config(&config.admit)?,
+            admin_uids: config.admin_uids.clone(),
+            metrics,
+        })
     }
 }
 
@@ -277,6 +236,14 @@ pub async fn serve(
     let stats = Arc::new(XlregStats::default());
     let actor = RegistryActor::new(registry, store, committer, registry_metrics, stats.clone());
     let registry = RegistryActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+    let admin_socket = admin::listen(
+        &registry_dir(&config.data_dir),
+        config.admin_uids.clone(),
+        registry.clone(),
+        stop.clone(),
+    )
+    .map_err(|e| XlregError::Other(format!("the registry's admin socket: {e}")))?;
+    info!(path = %admin_socket.display(), "xlReg admin socket listening");
     let shared = Arc::new(Shared {
         key,
         registry,

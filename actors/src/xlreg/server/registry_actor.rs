@@ -18,11 +18,11 @@ use std::{sync::Arc, time::Duration};
 use actix::prelude::*;
 use tracing::{debug, error, info};
 
-use super::XlregStats;
+use crate::xlreg::XlregStats;
 use crate::xlreg::{
     commit::Committer,
     protocol::{Reply, Request},
-    registry::{Change, Registry, RegistryError, unix_now},
+    registry::{AdminRequest, Change, Registry, RegistryError, unix_now},
     session::SessionContext,
     store::Store,
 };
@@ -42,6 +42,11 @@ pub struct Execute {
     /// The request.
     pub request: Request,
 }
+
+/// Runs an operator's request from the admin socket ([`super::admin`]).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, RegistryError>")]
+pub struct Admin(pub AdminRequest);
 
 /// What a request did.
 #[derive(Debug)]
@@ -105,6 +110,9 @@ impl RegistryActor {
             (Change::AddMember { .. }, Reply::JoinReply(info)) => {
                 let members = self.registry.members_of(&info.name).map_or(0, |m| m.len());
                 info!(cluster = %info.name, members, size = info.size, "xlReg member joined");
+            }
+            (Change::RemoveMember { .. }, Reply::Left { name, which, .. }) => {
+                info!(cluster = %name, slot = which.trailing_zeros(), "xlReg member left");
             }
             _ => {}
         }
@@ -198,6 +206,32 @@ impl Actor for RegistryActor {
         if let Some(m) = &self.metrics {
             m.stopped();
         }
+    }
+}
+
+impl Handler<Admin> for RegistryActor {
+    type Result = ResponseFuture<Result<String, RegistryError>>;
+
+    fn handle(&mut self, msg: Admin, _: &mut Context<Self>) -> Self::Result {
+        let _timer = self.metrics.as_ref().map(|m| m.handling("Admin"));
+        if self.committer.failed() {
+            return Box::pin(async { Err(RegistryError::Storage) });
+        }
+        let result = self
+            .registry
+            .plan_admin(&msg.0)
+            .and_then(|(change, said)| self.make(&change).map(|()| said));
+        if let Ok(said) = &result {
+            info!(request = ?msg.0, "xlReg operator: {said}");
+        }
+        let durable = self.committer.wait(self.store.written());
+        Box::pin(async move {
+            if let Err(e) = durable.await {
+                error!(error = %e, "xlReg: the registry log cannot be synced; refusing requests");
+                return Err(RegistryError::Storage);
+            }
+            result
+        })
     }
 }
 

@@ -32,9 +32,9 @@ use super::{
     sources::SourceGuard,
 };
 use crate::xlreg::{
+    crypto::{Salt, SessionKeys},
     ext::Envelope,
-    frame::{FrameError, MsgDecoder, MsgEncoder, Role, SessionKeys},
-    hello::Salt,
+    frame::{FrameError, MsgDecoder, MsgEncoder, Role},
     protocol::Reply,
     registry::RegistryError,
     session::{Next, SessionState},

@@ -58,6 +58,7 @@ fn config(dir: &Path, handshake_timeout: Duration, max_handshakes: usize) -> Ser
             ..Limits::default()
         },
         admission: crate::xlreg::admission::Admission::open(),
+        admin_uids: Vec::new(),
     }
 }
 
@@ -548,6 +549,72 @@ async fn which_selects_and_orders_tokens() {
     }
 }
 
+/// One `GetCluster` returns all 64 members of a cluster whose tokens carry
+/// 4096-bit keys, 255-byte names and two 255-byte endpoints (about 2 KB
+/// each, so the old 64 KiB reply cap cut this reply short), to a v2 and to
+/// a v1 client.
+#[actix_rt::test]
+async fn one_get_cluster_returns_all_64_members_with_4096_bit_keys() {
+    use crate::xlreg::keys::PrivateKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let (sig, comms) = tokio::task::spawn_blocking(|| {
+        (
+            PrivateKey::generate(4096).expect("key"),
+            PrivateKey::generate(4096).expect("key"),
+        )
+    })
+    .await
+    .expect("keys");
+    let long = |i: usize, c: &str| format!("{i:02}{}", c.repeat(253));
+    let mut creator = connect(&server).await;
+    creator
+        .register(&mut identity("creator", 0), &[])
+        .await
+        .expect("register");
+    let cluster = long(99, "k");
+    creator.create(&cluster, 64, 2).await.expect("create");
+    for i in 0..64 {
+        let mut client = connect(&server).await;
+        let mut me = Identity::ephemeral(&long(i, "m"), sig.clone(), comms.clone());
+        client
+            .register(&mut me, &[long(i, "a"), long(i, "b")])
+            .await
+            .expect("register");
+        client.join(&cluster).await.expect("join");
+        client.bye().await.expect("bye");
+    }
+    let by_name = ClusterRef {
+        id: None,
+        name: Some(cluster.clone()),
+    };
+    let all = creator.get_cluster(&by_name, None).await.expect("get");
+    assert_eq!(all.which, u64::MAX, "every member in one reply");
+    assert_eq!(all.members.len(), 64);
+    for (i, m) in (0u32..).zip(&all.members) {
+        assert_eq!(m.index, i);
+        assert_eq!(m.name, long(i as usize, "m"));
+    }
+    creator.bye().await.expect("bye");
+
+    let v1 = ClientOptions {
+        version: Version::V1,
+        min_version: Version::V1,
+        timeout: DEADLINE,
+        secret: None,
+    };
+    let mut old = RegistryClient::connect_with(&server.addr, &server.running.public_key, &v1)
+        .await
+        .expect("connects");
+    assert_eq!(old.version(), Version::V1);
+    old.register(&mut identity("old", 1), &[])
+        .await
+        .expect("register");
+    let all = old.get_cluster(&by_name, None).await.expect("get");
+    assert_eq!(all.which, u64::MAX, "every member in one v1 reply");
+    old.bye().await.expect("bye");
+}
+
 #[actix_rt::test]
 async fn a_stalled_handshake_is_closed_while_others_complete() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -794,4 +861,107 @@ fn sessions_per_second() {
         );
     }
     drop(server);
+}
+
+/// One request on the admin socket of `server`; the reply.
+async fn admin(dir: &Path, request: &str) -> admin::AdminReply {
+    let path = admin::socket_path(&registry_dir(dir));
+    let mut stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .expect("admin socket");
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .expect("write");
+    let mut reply = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut reply))
+        .await
+        .expect("in time")
+        .expect("read");
+    serde_json::from_slice(&reply).expect("reply JSON")
+}
+
+#[actix_rt::test]
+async fn members_leave_the_operator_removes_and_resizes_and_freed_slots_are_joined() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let mut creator = connect(&server).await;
+    creator
+        .register(&mut identity("creator", 0), &[])
+        .await
+        .expect("register");
+    creator.create("duo", 2, 1).await.expect("create");
+    let mut a = connect(&server).await;
+    let mut a_id = identity("a", 1);
+    a.register(&mut a_id, &ends(&["a:1"])).await.expect("a");
+    a.join("duo").await.expect("a joins");
+    let _b = member(&server, "b", 2, "duo").await;
+    let duo = ClusterRef {
+        id: None,
+        name: Some("duo".into()),
+    };
+    // a leaves by itself: slot 0 is free
+    assert_eq!(a.leave(&a_id, "duo").await.expect("leaves"), 0b1);
+    let left = creator.get_cluster(&duo, None).await.expect("get");
+    assert_eq!(left.which, 0b10);
+    // c joins the freed slot
+    let _c = member(&server, "c", 3, "duo").await;
+    assert_eq!(
+        creator.get_cluster(&duo, None).await.expect("get").which,
+        0b11
+    );
+    // the operator: a bad request, an unknown member, then b removed
+    let bad = admin(dir.path(), r#"{"op":"set-size","cluster":"duo","size":1}"#).await;
+    assert!(
+        !bad.ok
+            && bad
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("cannot have size 1"))
+    );
+    let unknown = admin(
+        dir.path(),
+        r#"{"op":"remove-member","cluster":"duo","member":"zz"}"#,
+    )
+    .await;
+    assert!(!unknown.ok, "{unknown:?}");
+    let removed = admin(
+        dir.path(),
+        r#"{"op":"remove-member","cluster":"duo","member":"b"}"#,
+    )
+    .await;
+    assert!(removed.ok, "{removed:?}");
+    assert!(
+        removed
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("slot 1 is free"))
+    );
+    assert_eq!(
+        creator.get_cluster(&duo, None).await.expect("get").which,
+        0b1
+    );
+    let grown = admin(dir.path(), r#"{"op":"set-size","cluster":"duo","size":3}"#).await;
+    assert!(grown.ok, "{grown:?}");
+    assert_eq!(
+        creator
+            .get_cluster(&duo, None)
+            .await
+            .expect("get")
+            .cluster
+            .size,
+        3
+    );
+    // every change survived: a restart sees the same slots and size
+    drop(creator);
+    drop(server);
+    let server = start(dir.path()).await;
+    let mut reader = connect(&server).await;
+    reader
+        .register(&mut identity("reader", 0), &[])
+        .await
+        .expect("register");
+    let after = reader.get_cluster(&duo, None).await.expect("get");
+    assert_eq!((after.which, after.cluster.size), (0b1, 3));
+    assert_eq!(after.members[0].name, "c");
 }
