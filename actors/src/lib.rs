@@ -27,10 +27,17 @@
 //! Besides the actors, [`http`] serves the read-only HTTP/JSON API on
 //! actix-web worker threads from the supervisor's read view
 //! (docs/HTTP.md).
+//!
+//! The supervisor's messages, those it accepts and those it sends to links
+//! and subscriptions, are declared in one file (`supervisor/messages.rs`,
+//! re-exported by [`supervisor`]); client connections and peer links write
+//! their frames through [`frame_writer`]; [`names`] checks node, cluster
+//! and environment names.
 
 pub mod admission;
 pub mod backoff;
 pub mod client;
+pub mod frame_writer;
 pub mod hlc;
 pub mod http;
 pub mod input;
@@ -40,6 +47,7 @@ pub mod log_limit;
 pub mod matcher;
 pub mod membership;
 pub mod metrics_http;
+pub mod names;
 pub mod node;
 pub mod peer;
 pub mod reload;

@@ -52,8 +52,8 @@ use crate::{
         auth::{RegisterPolicy, Transport},
         gated,
         tls::{Handshaken, TlsPort},
-        writer,
     },
+    frame_writer,
     hlc::{Hlc, SystemClock},
     input::InputLimits,
     listen::{self, ListenError},
@@ -198,9 +198,9 @@ impl Acceptor {
         let slot = slots.try_acquire();
         let limit = slots.limit();
         let (read, write) = tokio::io::split(stream);
-        let (tx, rx) = mpsc::channel(writer::OUTBOUND_FRAMES);
+        let (tx, rx) = mpsc::channel(frame_writer::OUTBOUND_FRAMES);
         self.writers
-            .spawn_local(writer::run(write, rx, self.max_frame));
+            .spawn_local(frame_writer::run(write, rx, self.max_frame));
         let Some(slot) = slot else {
             self.shared.stats.connection_refused(name);
             let message = format!("too many connections over {name} ({key} = {limit})");

@@ -66,7 +66,9 @@ impl Reloader {
         match (contexts, anchors) {
             (Ok(contexts), Ok(anchors)) => {
                 self.peers.tls.replace(Some(Arc::new(contexts)));
-                self.supervisor.do_send(RecheckLinks(Arc::new(anchors)));
+                self.supervisor.do_send(RecheckLinks {
+                    anchors: Arc::new(anchors),
+                });
                 self.current.tls = new.tls.clone();
                 info!(cert = %t.cert, ca = %t.ca, "TLS files reloaded: new handshakes use them");
             }

@@ -36,7 +36,6 @@ use crate::hlc::Timestamp;
 /// A registered service, as held in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    /// The service URI.
     pub uri: String,
     /// Attributes given at registration.
     pub attrs: BTreeMap<String, String>,
@@ -61,7 +60,6 @@ pub enum Change {
     Add(Service),
     /// Remove the origin's registration of this URI.
     Delete {
-        /// The service URI.
         uri: String,
         /// Name of the node that issued the delete (and whose registration
         /// it removes).

@@ -85,16 +85,13 @@ impl Gauge {
 /// Label of per-actor-kind metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    /// The actor kind.
     pub kind: String,
 }
 
 /// Labels of handled-message counts.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MessageLabels {
-    /// The actor kind.
     pub kind: String,
-    /// The message type.
     pub message: String,
 }
 
@@ -108,14 +105,12 @@ pub struct PeerLabel {
 /// Label naming a client transport (`tcp`, `unix`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransportLabel {
-    /// The transport.
     pub transport: String,
 }
 
 /// Label naming a listener (`client`, `unix`, `peer`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabel {
-    /// The listener.
     pub listener: String,
 }
 

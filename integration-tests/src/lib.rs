@@ -15,6 +15,8 @@
 //! subscription floods, RSS sampling.
 //! Every process started here is killed when its handle is dropped.
 
+use std::time::Duration;
+
 pub mod bad_input;
 mod browser;
 mod cli;
@@ -51,8 +53,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
-
-use std::time::Duration;
 
 /// Default deadline for anything a test waits on.
 pub const DEADLINE: Duration = Duration::from_secs(10);

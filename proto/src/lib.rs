@@ -2,9 +2,11 @@
 //!
 //! Three protobuf schemas live in `proto/`: `catalogue.proto` (the client and
 //! peer protocol, one `Frame` envelope per message), `xlreg.proto` (the
-//! xlReg cluster registry, kept field for field as in the seed) and
-//! `xlreg_ext.proto` (catalogue's extension fields, numbered where the seed
-//! has none, sent after an `XLRegMsg` in the same plaintext). All are
+//! xlReg cluster registry, kept field for field as in the original schema,
+//! whose copy is `tests/data/xlreg-protobuf-spec.txt`) and
+//! `xlreg_ext.proto` (catalogue's extension fields, numbered where the
+//! original has none, sent after an `XLRegMsg` in the same plaintext;
+//! docs/XLREG.md §14). All are
 //! compiled at build time with prost and protox. This crate also holds the
 //! length-prefixed frame codec used on every client and peer connection (with
 //! the node-wide budget of buffered input it charges) and a
@@ -29,7 +31,8 @@ pub mod reg {
 }
 
 /// Types generated from `proto/xlreg_ext.proto` (package `regext`): fields
-/// catalogue adds to xlReg messages, outside the seed's schema.
+/// catalogue adds to xlReg messages, outside the original schema
+/// (docs/XLREG.md §14).
 #[allow(clippy::all, missing_docs)]
 pub mod regext {
     include!(concat!(env!("OUT_DIR"), "/regext.rs"));

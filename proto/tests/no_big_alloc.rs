@@ -212,7 +212,8 @@ fn a_length_at_the_limit_is_waited_for() {
 
 #[test]
 fn a_4_mib_announcement_with_100_bytes_sent_allocates_for_the_bytes_only() {
-    // The report of issue 14: a prefix announcing the largest accepted
+    // From the hostile-load report (docs/RELIABILITY.md §6 Hostile load,
+    // Memory): a prefix announcing the largest accepted
     // frame, then a little of its body, then nothing. Before the fix the
     // decoder reserved the whole 4 MiB at once.
     let announced = u32::try_from(DEFAULT_MAX_FRAME_LEN).expect("4 MiB fits in u32");

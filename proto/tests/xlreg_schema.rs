@@ -1,7 +1,8 @@
-//! Checks that the compiled `xlreg.proto` is the xlReg seed, field for field.
+//! Checks that the compiled `xlreg.proto` is the original xlReg schema (the
+//! *seed* below), field for field (docs/XLREG.md, introduction).
 //!
 //! The seed (`tests/data/xlreg-protobuf-spec.txt`, a verbatim copy of the
-//! shared seed) is read with a small line-based parser that knows just the
+//! original) is read with a small line-based parser that knows just the
 //! shapes the seed uses: a `package` line, `message` and `enum` blocks,
 //! enum values `Name = N;` and fields `optional|repeated type Name = N;`.
 //! Comments and the prose around the schema are skipped. The result is

@@ -141,7 +141,7 @@ pub struct RegistryArgs {
     /// admission control asks for one (default: xlreg.secret_file).
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
-    /// Protocol version to ask for (2, or 1 for the seeds' scheme).
+    /// Protocol version to ask for (2, or 1 for the original xlReg's scheme: docs/XLREG.md §2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     protocol: u8,
     /// Seconds allowed for each step.

@@ -4,7 +4,7 @@
 //! long, and a breach closes the connection), turns each request
 //! into a reply, owns the subscriptions and the registrations of its
 //! connection, and hands every outgoing frame body to the connection's
-//! writer task ([`writer`]) through a bounded channel.
+//! writer task ([`crate::frame_writer`]) through a bounded channel.
 //!
 //! Back-pressure and order. The connection reads at most
 //! `limits.requests_in_flight` requests ahead of its answers: a request
@@ -35,7 +35,6 @@ pub mod listing;
 pub mod pipeline;
 mod requests;
 pub mod tls;
-pub mod writer;
 
 use std::{
     collections::{HashMap, HashSet},

@@ -31,7 +31,7 @@ use super::{
     sse::{SseEncoder, parse_position},
 };
 use crate::{
-    client::writer::OUTBOUND_FRAMES,
+    frame_writer::OUTBOUND_FRAMES,
     matcher,
     subscription::{
         Cancel, Release, Subscription, SubscriptionEnded, SubscriptionParts, ledger::Owner,

@@ -525,7 +525,8 @@ fn the_memory_estimate_grows_with_what_the_regex_compiles_to() {
     assert!(literal >= MEMORY_PER_REGEX, "{literal}");
     assert!(literal < 32 << 10, "a literal prefix is cheap: {literal}");
     // Unicode classes compile to large automata: the costly subscriptions
-    // of the issue 14 report (about 100 KiB each once matching).
+    // of the hostile-load report (about 100 KiB each once matching;
+    // docs/RELIABILITY.md §6 Hostile load, Memory).
     assert!(digits > literal, "{digits} vs {literal}");
     assert!(word > 4 * digits, "{word} vs {digits}");
     assert!((64 << 10..256 << 10).contains(&word), "{word}");

@@ -38,14 +38,14 @@ use super::{
     handshake::{self, Established, HandshakeError},
 };
 use crate::{
-    client::writer,
+    frame_writer,
     input::{self, InputLimits},
     stats::{ActorMetrics, Stats},
-    supervisor::{CatalogueSupervisor, GetDigest, LinkDown, LinkUp, PeerBatch, PlanFor, SyncDone},
-    sync::{
-        entry::SyncEntry,
-        session::{SessionConfig, SessionCounters, SessionEvent, SyncSession},
+    supervisor::{
+        CatalogueSupervisor, Close, GetDigest, LinkDown, LinkUp, PeerBatch, PlanFor, Recheck,
+        SendBatch, SendEntries, SendError, SyncDone,
     },
+    sync::session::{SessionConfig, SessionCounters, SessionEvent, SyncSession},
 };
 
 /// Idle time after which a keepalive goes out.
@@ -89,41 +89,11 @@ enum Phase {
     Up,
 }
 
-/// Entries to send to the peer (batched by the session).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct SendEntries(
-    pub Vec<SyncEntry>,
-    /// What we know of their origins, valid once they are applied.
-    pub Vec<crate::sync::digest::Mark>,
-);
-
-/// A whole batch to send as it is (a replacement).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct SendBatch(pub crate::sync::replica::Batch);
-
 /// Sends the changes batched so far (sent to itself once the changes
 /// already in the mailbox are queued, when `sync.batch_delay` is zero).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 struct FlushChanges;
-
-/// Tells the peer something was refused.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SendError(pub Error);
-
-/// The trusted CAs changed: close the link if the peer's certificate no
-/// longer verifies.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Recheck(pub Arc<crate::tls::TrustAnchors>);
-
-/// Says `Bye` and closes the link.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Close(pub String);
 
 /// One link.
 pub struct PeerLink {
@@ -174,7 +144,7 @@ impl PeerLink {
         } = established;
         let (read, write) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(OUTBOUND_FRAMES);
-        actix_rt::spawn(writer::run_frames(write, rx, limits.max_frame));
+        actix_rt::spawn(frame_writer::run_frames(write, rx, limits.max_frame));
         let (ended_tx, ended_rx) = oneshot::channel();
         let (up_tx, up_rx) = oneshot::channel();
         let dialer = match direction {
@@ -496,7 +466,7 @@ impl Handler<SendEntries> for PeerLink {
     fn handle(&mut self, msg: SendEntries, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("SendEntries");
         let now = self.now_ms();
-        let frames = self.session.queue_changes(msg.0, msg.1, now);
+        let frames = self.session.queue_changes(msg.entries, msg.marks, now);
         if frames.is_empty() && !self.flush_scheduled {
             // Send within the batch delay even if no more changes come;
             // with no delay, once the changes already waiting in the
@@ -532,7 +502,7 @@ impl Handler<SendBatch> for PeerLink {
     fn handle(&mut self, msg: SendBatch, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("SendBatch");
         let now = self.now_ms();
-        let frames = self.session.send_batch(msg.0, now);
+        let frames = self.session.send_batch(msg.batch, now);
         self.write(frames, ctx);
     }
 }
@@ -542,7 +512,7 @@ impl Handler<SendError> for PeerLink {
 
     fn handle(&mut self, msg: SendError, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("SendError");
-        let frame = self.session.unacknowledged(Body::Error(msg.0));
+        let frame = self.session.unacknowledged(Body::Error(msg.error));
         self.write(vec![frame], ctx);
     }
 }
@@ -553,10 +523,11 @@ impl Handler<Recheck> for PeerLink {
     fn handle(&mut self, msg: Recheck, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Recheck");
         if let Some(cert) = &self.peer_cert {
-            if !msg.0.trusts(cert) {
+            if !msg.anchors.trusts(cert) {
                 warn!(peer = %self.peer, "peer certificate no longer trusted after reload: closing the link");
-                ctx.address()
-                    .do_send(Close("certificate no longer trusted".into()));
+                ctx.address().do_send(Close {
+                    reason: "certificate no longer trusted".into(),
+                });
             }
         }
     }
@@ -567,14 +538,14 @@ impl Handler<Close> for PeerLink {
 
     fn handle(&mut self, msg: Close, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Close");
-        debug!(peer = %self.peer, link = self.id, reason = %msg.0, "closing peer link");
+        debug!(peer = %self.peer, link = self.id, reason = %msg.reason, "closing peer link");
         let now = self.now_ms();
         // Whatever is batched goes out first.
         let frames = self.session.flush(now);
         self.write(frames, ctx);
         let bye = self
             .session
-            .unacknowledged(Body::Bye(Bye { reason: msg.0 }));
+            .unacknowledged(Body::Bye(Bye { reason: msg.reason }));
         self.write(vec![bye], ctx);
         // The writer flushes what is queued once every sender is gone.
         ctx.stop();

@@ -358,7 +358,8 @@ pub struct XlregAdmitSettings {
 }
 
 impl XlregAdmitSettings {
-    /// True when admission control is off (the seed's open registry).
+    /// True when admission control is off (the open registry of the
+    /// original xlReg; docs/XLREG.md §14, Admission control).
     pub fn is_open(&self) -> bool {
         self.keys.is_empty() && self.secret_file.is_empty()
     }

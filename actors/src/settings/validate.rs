@@ -6,6 +6,7 @@
 use std::{collections::HashSet, net::SocketAddr, path::Path, time::Duration};
 
 use super::Settings;
+use crate::names;
 
 /// One invalid setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,10 +26,10 @@ const MAX_SOCKET_PATH: usize = 107;
 struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+    fn add(&mut self, key: impl Into<String>, problem: impl ToString) {
         self.0.push(Problem {
             key: key.into(),
-            problem: problem.into(),
+            problem: problem.to_string(),
         });
     }
 
@@ -37,30 +38,6 @@ impl Problems {
             self.add(key, problem());
         }
     }
-}
-
-/// A node, cluster or environment name: letters, digits, `.` and `-`, not
-/// starting with `.` or `-`, at most 253 bytes (it appears in certificates
-/// as a DNS name).
-pub(crate) fn name_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("must not be empty".into());
-    }
-    if name.len() > 253 {
-        return Some(format!("is {} bytes long; at most 253", name.len()));
-    }
-    if name.starts_with(['.', '-']) {
-        return Some(format!("{name:?} must start with a letter or digit"));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))
-    {
-        return Some(format!(
-            "{name:?} contains {bad:?}; use letters, digits, '.' and '-'"
-        ));
-    }
-    None
 }
 
 fn socket_addr_problem(value: &str) -> Option<String> {
@@ -85,7 +62,9 @@ fn host_port_problem(value: &str) -> Option<String> {
             "{value:?}: port {port:?} is not a number from 0 to 65535"
         ));
     }
-    name_problem(host).map(|p| format!("{value:?}: host {p}"))
+    names::check(host)
+        .err()
+        .map(|p| format!("{value:?}: host {p}"))
 }
 
 fn range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -109,7 +88,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
 
     // [node]
     if !s.node.name.is_empty() {
-        if let Some(problem) = name_problem(&s.node.name) {
+        if let Err(problem) = names::check(&s.node.name) {
             p.add("node.name", problem);
         }
     }
@@ -117,7 +96,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         ("node.cluster", &s.node.cluster),
         ("node.environment", &s.node.environment),
     ] {
-        if let Some(problem) = name_problem(value) {
+        if let Err(problem) = names::check(value) {
             p.add(key, problem);
         }
     }
@@ -224,7 +203,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
     let mut seen = HashSet::new();
     for (i, peer) in s.peers.iter().enumerate() {
         let name_key = format!("peers[{i}].name");
-        if let Some(problem) = name_problem(&peer.name) {
+        if let Err(problem) = names::check(&peer.name) {
             p.add(&name_key, problem);
         } else if !seen.insert(peer.name.as_str()) {
             p.add(&name_key, format!("{:?} is listed twice", peer.name));
@@ -487,7 +466,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         });
     }
     if !x.cluster.name.is_empty() {
-        if let Some(problem) = name_problem(&x.cluster.name) {
+        if let Err(problem) = names::check(&x.cluster.name) {
             p.add("xlreg.cluster.name", problem);
         }
     }
@@ -560,7 +539,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
             || format!("{creator:?} is not sha256: and 64 hex digits"),
         );
     } else if !creator.is_empty() {
-        if let Some(problem) = name_problem(creator) {
+        if let Err(problem) = names::check(creator) {
             p.add("xlreg.cluster.creator", problem);
         }
     }

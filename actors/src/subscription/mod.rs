@@ -27,54 +27,14 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, info};
 
 use crate::{
-    services::Service,
     settings::OverflowPolicy,
     stats::{ActorMetrics, Stats},
-    supervisor::Resnapshot,
+    supervisor::{Deliver, Rebase, Replay, Resnapshot, Snapshot},
 };
-use history::Position;
-use queue::{Event, Outcome, SubscriptionQueue};
+use queue::{Outcome, SubscriptionQueue};
 
 /// Node-wide key of a subscription (the client's id is per connection).
 pub type SubKey = crate::matcher::SubKey;
-
-/// An event matching this subscription.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Deliver(pub Event);
-
-/// A snapshot asked for by this subscription (or its first one).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Snapshot {
-    /// The matching services.
-    pub services: Vec<Arc<Service>>,
-    /// The node's position when it took them.
-    pub at: Position,
-    /// It answers a resume the node could not honour.
-    pub reset: bool,
-}
-
-/// The answer to a subscription that asked to resume: the matching
-/// changes since its position, oldest first.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Replay {
-    /// The changes.
-    pub events: Vec<Event>,
-    /// The node's position now.
-    pub at: Position,
-}
-
-/// A fresh snapshot replacing queued events after a large change.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Rebase {
-    /// The matching services.
-    pub services: Vec<Arc<Service>>,
-    /// The node's position when it took them.
-    pub at: Position,
-}
 
 /// The `Success` answering `Subscribe` has been written: frames may follow.
 #[derive(Debug, Message)]
@@ -154,8 +114,6 @@ impl Subscription {
         }
     }
 
-    /// Moves frames from the queue to the outbound channel while there is
-    /// room; otherwise waits for room in the background.
     /// Reports the queue length to the queue-depth gauge.
     fn report_depth(&mut self) {
         let len = self.queue.len();
@@ -166,6 +124,8 @@ impl Subscription {
         }
     }
 
+    /// Moves frames from the queue to the outbound channel while there is
+    /// room; otherwise waits for room in the background.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         self.pump_inner(ctx);
         self.report_depth();
@@ -245,7 +205,7 @@ impl Handler<Deliver> for Subscription {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Deliver");
-        match self.queue.on_event(msg.0) {
+        match self.queue.on_event(msg.event) {
             Outcome::Queued => self.pump(ctx),
             Outcome::Dropped => self.metrics.stats().events_dropped.inc(),
             Outcome::Overflowed { dropped } => {

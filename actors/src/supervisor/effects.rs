@@ -4,9 +4,9 @@
 
 use actix::prelude::*;
 
-use super::CatalogueSupervisor;
+use super::{CatalogueSupervisor, SendBatch, SendEntries, SendError};
 use crate::{
-    peer::link::{LinkId, SendBatch, SendEntries, SendError},
+    peer::link::LinkId,
     sync::driver::{Effects, GraceTimer, Outgoing, To},
 };
 
@@ -45,11 +45,16 @@ impl CatalogueSupervisor {
         });
         for (_, link) in targets {
             match &what {
-                Outgoing::Changes { entries, marks } => link
-                    .addr
-                    .do_send(SendEntries(entries.clone(), marks.clone())),
-                Outgoing::Batch(batch) => link.addr.do_send(SendBatch(batch.clone())),
-                Outgoing::Error(error) => link.addr.do_send(SendError(error.clone())),
+                Outgoing::Changes { entries, marks } => link.addr.do_send(SendEntries {
+                    entries: entries.clone(),
+                    marks: marks.clone(),
+                }),
+                Outgoing::Batch(batch) => link.addr.do_send(SendBatch {
+                    batch: batch.clone(),
+                }),
+                Outgoing::Error(error) => link.addr.do_send(SendError {
+                    error: error.clone(),
+                }),
             }
         }
     }

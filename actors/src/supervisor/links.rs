@@ -9,14 +9,14 @@ use actix::prelude::*;
 use tracing::{debug, info};
 
 use super::{
-    CatalogueSupervisor, DropPeer, DuplicateLink, LinkDown, LinkUp, LinksView, ListLinks,
-    ListPeers, RecheckLinks, Shutdown,
+    CatalogueSupervisor, Close, DropPeer, DuplicateLink, LinkDown, LinkUp, LinksView, ListLinks,
+    ListPeers, Recheck, RecheckLinks, Shutdown,
 };
 use crate::{
     links::{LinkChange, LinkOp},
     peer::{
         directory::PeerInfo,
-        link::{Close, LinkId, PeerLink, Recheck},
+        link::{LinkId, PeerLink},
     },
 };
 
@@ -51,13 +51,15 @@ impl Handler<LinkUp> for CatalogueSupervisor {
         if let Some(current) = self.peer_links.get(&msg.peer) {
             if keep_current_link(&self.node, &msg.peer, &current.dialer, &msg.dialer) {
                 debug!(peer = %msg.peer, link = msg.link, "duplicate link closed");
-                msg.addr.do_send(Close("duplicate link".into()));
+                msg.addr.do_send(Close {
+                    reason: "duplicate link".into(),
+                });
                 return Err(DuplicateLink { peer: msg.peer });
             }
             debug!(peer = %msg.peer, old = current.id, new = msg.link, "link replaced");
-            current
-                .addr
-                .do_send(Close("replaced by a newer link".into()));
+            current.addr.do_send(Close {
+                reason: "replaced by a newer link".into(),
+            });
         }
         let first = !self.peer_links.contains_key(&msg.peer);
         self.peer_links.insert(
@@ -147,7 +149,9 @@ impl Handler<RecheckLinks> for CatalogueSupervisor {
     fn handle(&mut self, msg: RecheckLinks, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("RecheckLinks");
         for link in self.peer_links.values() {
-            link.addr.do_send(Recheck(msg.0.clone()));
+            link.addr.do_send(Recheck {
+                anchors: msg.anchors.clone(),
+            });
         }
     }
 }
@@ -159,8 +163,9 @@ impl Handler<DropPeer> for CatalogueSupervisor {
         let _timer = self.metrics.handling("DropPeer");
         if let Some(link) = self.peer_links.get(&msg.peer) {
             info!(peer = %msg.peer, "peer removed from the configuration: closing its link");
-            link.addr
-                .do_send(Close("no longer a configured peer".into()));
+            link.addr.do_send(Close {
+                reason: "no longer a configured peer".into(),
+            });
         }
     }
 }
@@ -174,7 +179,9 @@ impl Handler<Shutdown> for CatalogueSupervisor {
         self.execute(fx, None, ctx);
         for (peer, link) in self.peer_links.drain() {
             self.directory.set_linked(&peer, None);
-            link.addr.do_send(Close("shutting down".into()));
+            link.addr.do_send(Close {
+                reason: "shutting down".into(),
+            });
         }
     }
 }

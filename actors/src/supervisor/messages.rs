@@ -1,8 +1,13 @@
-//! Messages the supervisor accepts.
+//! The supervisor's messages: those it accepts (its inbox, first), then
+//! those it sends to the peer links and the subscriptions (handled in
+//! `peer/link.rs` and `subscription/mod.rs`). Who sends what to whom is
+//! drawn in `docs/ACTORS.md`.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix::prelude::*;
+
+use catalogue_proto::catalogue::Error;
 
 use crate::{
     links::LinkChange,
@@ -10,8 +15,14 @@ use crate::{
         directory::{Direction, PeerInfo},
         link::{LinkId, PeerLink},
     },
-    subscription::{SubKey, Subscription},
-    sync::{digest::Digest, replica::Batch},
+    services::Service,
+    subscription::{SubKey, Subscription, history::Position, queue::Event},
+    sync::{
+        digest::{Digest, Mark},
+        entry::SyncEntry,
+        replica::Batch,
+    },
+    tls::TrustAnchors,
 };
 
 /// Node-wide id of a client connection.
@@ -22,16 +33,10 @@ pub type ConnId = u64;
 pub enum RegisterError {
     /// Another live connection on this node registered the URI.
     #[error("{uri} is already registered by another connection on this node")]
-    Conflict {
-        /// The URI.
-        uri: String,
-    },
+    Conflict { uri: String },
     /// This connection did not register the URI.
     #[error("{uri} is not registered by this connection")]
-    NotRegistered {
-        /// The URI.
-        uri: String,
-    },
+    NotRegistered { uri: String },
 }
 
 /// Registers (or re-registers with new attributes) a service for `conn`.
@@ -50,9 +55,7 @@ pub struct RegisterService {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RegisterError>")]
 pub struct UnregisterService {
-    /// The connection.
     pub conn: ConnId,
-    /// The URI.
     pub uri: String,
 }
 
@@ -61,7 +64,6 @@ pub struct UnregisterService {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct ConnectionClosed {
-    /// The connection.
     pub conn: ConnId,
 }
 
@@ -76,11 +78,10 @@ pub struct AddSubscription {
     pub key: SubKey,
     /// Compiled regex.
     pub regex: regex::Regex,
-    /// The subscription actor.
     pub addr: Addr<Subscription>,
     /// Resume from this position rather than start with a snapshot, if the
     /// node's history still holds the changes since.
-    pub resume: Option<crate::subscription::history::Position>,
+    pub resume: Option<Position>,
 }
 
 /// Stops routing to a subscription (an `Unsubscribe`, awaited by its
@@ -115,7 +116,6 @@ pub struct LinkUp {
     pub direction: Direction,
     /// The name of the node that dialed.
     pub dialer: String,
-    /// The link actor.
     pub addr: Addr<PeerLink>,
 }
 
@@ -123,7 +123,6 @@ pub struct LinkUp {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a link to {peer} already exists")]
 pub struct DuplicateLink {
-    /// The peer.
     pub peer: String,
 }
 
@@ -160,7 +159,6 @@ pub struct GetDigest;
 #[derive(Debug, Message)]
 #[rtype(result = "Batch")]
 pub struct PlanFor {
-    /// The peer.
     pub peer: String,
     /// Its digest.
     pub digest: Digest,
@@ -170,9 +168,7 @@ pub struct PlanFor {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SyncDone {
-    /// The peer.
     pub peer: String,
-    /// The link.
     pub link: LinkId,
 }
 
@@ -205,7 +201,10 @@ pub struct Shutdown;
 /// The trusted CAs changed: every link re-checks its peer's certificate.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct RecheckLinks(pub std::sync::Arc<crate::tls::TrustAnchors>);
+pub struct RecheckLinks {
+    /// The CAs trusted now.
+    pub anchors: Arc<TrustAnchors>,
+}
 
 /// A peer was removed from the configuration: close its link.
 #[derive(Debug, Message)]
@@ -213,4 +212,89 @@ pub struct RecheckLinks(pub std::sync::Arc<crate::tls::TrustAnchors>);
 pub struct DropPeer {
     /// The peer's name.
     pub peer: String,
+}
+
+// Sent by the supervisor to a peer link (`PeerLink`).
+
+/// Entries to send to the peer (batched by the session).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SendEntries {
+    pub entries: Vec<SyncEntry>,
+    /// What we know of their origins, valid once they are applied.
+    pub marks: Vec<Mark>,
+}
+
+/// A whole batch to send as it is (a replacement).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SendBatch {
+    pub batch: Batch,
+}
+
+/// Tells the peer something was refused.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SendError {
+    /// The `Error` frame body.
+    pub error: Error,
+}
+
+/// The trusted CAs changed: close the link if the peer's certificate no
+/// longer verifies.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Recheck {
+    /// The CAs trusted now.
+    pub anchors: Arc<TrustAnchors>,
+}
+
+/// Says `Bye` and closes the link (also sent by a link to itself).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Close {
+    /// The `Bye` frame's reason.
+    pub reason: String,
+}
+
+// Sent by the supervisor to a subscription (`Subscription`).
+
+/// An event matching this subscription.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub event: Event,
+}
+
+/// A snapshot asked for by this subscription (or its first one).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Snapshot {
+    /// The matching services.
+    pub services: Vec<Arc<Service>>,
+    /// The node's position when it took them.
+    pub at: Position,
+    /// It answers a resume the node could not honour.
+    pub reset: bool,
+}
+
+/// The answer to a subscription that asked to resume: the matching
+/// changes since its position, oldest first.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Replay {
+    /// The changes.
+    pub events: Vec<Event>,
+    /// The node's position now.
+    pub at: Position,
+}
+
+/// A fresh snapshot replacing queued events after a large change.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Rebase {
+    /// The matching services.
+    pub services: Vec<Arc<Service>>,
+    /// The node's position when it took them.
+    pub at: Position,
 }

@@ -45,13 +45,15 @@ use crate::{
     services::{Applied, Service},
     stats::{ActorMetrics, Stats},
     subscription::{
-        Deliver, Rebase, Replay, Snapshot, SubKey, Subscription,
+        SubKey, Subscription,
         history::{History, Position},
         queue::Event,
     },
     sync::driver::{Driver, DriverConfig},
 };
 pub use messages::*;
+// Named, so it is this one and not the glob-imported `actix::SendError`.
+pub use messages::SendError;
 use owners::Owners;
 pub use view::{LinksCell, ServicesView};
 
@@ -221,7 +223,9 @@ impl CatalogueSupervisor {
         }
         for key in &self.matched {
             if let Some((addr, _)) = self.subscriptions.get(key) {
-                addr.do_send(Deliver(event.clone()));
+                addr.do_send(Deliver {
+                    event: event.clone(),
+                });
                 self.stats.events_routed.inc();
             }
         }

@@ -10,8 +10,8 @@ use catalogue_proto::{
 use crate::{
     hlc::Timestamp,
     links::LinkChange,
+    names,
     services::{Change, Service},
-    settings::validate::name_problem,
     sync::wire::{link_change_from_body, link_change_to_body},
 };
 
@@ -98,10 +98,7 @@ impl SyncEntry {
     /// `LinkDelete` body, checked for form (URI syntax is checked against
     /// `max_uri` bytes).
     pub fn from_body(body: Body, max_uri: usize) -> Result<SyncEntry, String> {
-        let check_origin = |origin: &str| match name_problem(origin) {
-            Some(p) => Err(format!("origin {p}")),
-            None => Ok(()),
-        };
+        let check_origin = |origin: &str| names::check(origin).map_err(|p| format!("origin {p}"));
         let check_uri =
             |uri: &str| crate::uri::validate_uri(uri, max_uri).map_err(|e| e.to_string());
         match body {

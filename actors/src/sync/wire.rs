@@ -9,7 +9,7 @@ use catalogue_proto::{
 
 use crate::{
     links::{LinkChange, LinkKey, LinkOp},
-    settings::validate::name_problem,
+    names,
 };
 
 /// The frame body for a link change.
@@ -31,7 +31,7 @@ pub fn link_change_from_body(body: Body) -> Result<LinkChange, String> {
         other => return Err(format!("{} is not a link change", other.kind())),
     };
     for (what, name) in [("a", &a), ("b", &b), ("origin", &origin)] {
-        if let Some(problem) = name_problem(name) {
+        if let Err(problem) = names::check(name) {
             return Err(format!("link change: {what} {problem}"));
         }
     }

@@ -33,6 +33,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub use super::files::{CertError, Overwrite};
+use super::{
+    files::{self, NewFile},
+    pem,
+};
+use crate::names;
 use openssl::{
     asn1::Asn1Time,
     bn::{BigNum, MsbOption},
@@ -47,12 +53,6 @@ use openssl::{
             SubjectAlternativeName, SubjectKeyIdentifier,
         },
     },
-};
-use thiserror::Error;
-
-use super::{
-    files::{self, NewFile},
-    pem::{self, PemError},
 };
 
 /// Validity of a node certificate unless the caller says otherwise: one year.
@@ -84,70 +84,9 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 /// See [`CA_CERT_FILE`].
 pub const CA_KEY_FILE: &str = "ca.key";
 
-/// What went wrong making, loading or writing certificates.
-#[derive(Debug, Error)]
-pub enum CertError {
-    /// A node name that cannot be a certificate's DNS name or a file name.
-    #[error("invalid node name {name:?}: {problem}")]
-    InvalidName {
-        /// The name given.
-        name: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-    /// A CA name that cannot be a common name.
-    #[error("invalid CA name {name:?}: {problem}")]
-    InvalidCaName {
-        /// The name given.
-        name: String,
-        /// What is wrong with it.
-        problem: String,
-    },
-    /// A validity period that is zero, too long, or not representable.
-    #[error("invalid validity: {0}")]
-    InvalidValidity(String),
-    /// A certificate or key file that cannot be used.
-    #[error(transparent)]
-    Pem(#[from] PemError),
-    /// OpenSSL failed (out of memory, or a bug here).
-    #[error("OpenSSL could not {action}: {}", pem::describe(source))]
-    OpenSsl {
-        /// What was being done.
-        action: &'static str,
-        /// OpenSSL's errors.
-        #[source]
-        source: ErrorStack,
-    },
-    /// A file to write is already there and overwriting was not asked for.
-    #[error("{}: already exists; not overwriting it", path.display())]
-    AlreadyExists {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A file or directory could not be written.
-    #[error("{}: cannot write: {source}", path.display())]
-    Write {
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
 /// Wraps an OpenSSL error with what was being done.
 fn ossl(action: &'static str) -> impl FnOnce(ErrorStack) -> CertError {
     move |source| CertError::OpenSsl { action, source }
-}
-
-/// Whether writing may replace existing files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overwrite {
-    /// Fail with [`CertError::AlreadyExists`] if any target exists; write
-    /// nothing then.
-    Refuse,
-    /// Replace existing files (each atomically, by rename).
-    Replace,
 }
 
 /// Where a certificate and its key are (or were written).
@@ -178,21 +117,13 @@ impl PemPaths {
 }
 
 /// Checks that `name` can be a node name: what `node.name` accepts in the
-/// settings (letters, digits, `.` and `-`, not starting with `.` or `-`, at
-/// most 253 bytes), so it is a valid DNS name for the SAN and a safe file
-/// name.
-pub fn node_name_problem(name: &str) -> Option<String> {
-    crate::settings::validate::name_problem(name)
-}
-
+/// settings ([`crate::names`]), so it is a valid DNS name for the SAN and a
+/// safe file name.
 fn check_node_name(name: &str) -> Result<(), CertError> {
-    match node_name_problem(name) {
-        None => Ok(()),
-        Some(problem) => Err(CertError::InvalidName {
-            name: name.to_string(),
-            problem,
-        }),
-    }
+    names::check(name).map_err(|problem| CertError::InvalidName {
+        name: name.to_string(),
+        problem: problem.to_string(),
+    })
 }
 
 /// What a certificate issued by [`CertificateAuthority::issue_spec`] says.
@@ -453,7 +384,7 @@ impl CertificateAuthority {
     ) -> Result<NodeCertificate, CertError> {
         check_node_name(node_name)?;
         for cluster in clusters {
-            if let Some(problem) = node_name_problem(cluster) {
+            if let Err(problem) = names::check(cluster) {
                 return Err(CertError::InvalidName {
                     name: cluster.clone(),
                     problem: format!("as a cluster name: {problem}"),

@@ -19,7 +19,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::certs::{CertError, Overwrite};
+use openssl::error::ErrorStack;
+use thiserror::Error;
+
+use super::pem::{self, PemError};
 
 /// Mode of private key files.
 pub(crate) const KEY_MODE: u32 = 0o600;
@@ -27,6 +30,67 @@ pub(crate) const KEY_MODE: u32 = 0o600;
 pub(crate) const CERT_MODE: u32 = 0o644;
 /// Mode of directories this module creates: they hold private keys.
 const DIR_MODE: u32 = 0o700;
+
+/// What went wrong making, loading or writing certificates.
+#[derive(Debug, Error)]
+pub enum CertError {
+    /// A node name that cannot be a certificate's DNS name or a file name.
+    #[error("invalid node name {name:?}: {problem}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A CA name that cannot be a common name.
+    #[error("invalid CA name {name:?}: {problem}")]
+    InvalidCaName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A validity period that is zero, too long, or not representable.
+    #[error("invalid validity: {0}")]
+    InvalidValidity(String),
+    /// A certificate or key file that cannot be used.
+    #[error(transparent)]
+    Pem(#[from] PemError),
+    /// OpenSSL failed (out of memory, or a bug here).
+    #[error("OpenSSL could not {action}: {}", pem::describe(source))]
+    OpenSsl {
+        /// What was being done.
+        action: &'static str,
+        /// OpenSSL's errors.
+        #[source]
+        source: ErrorStack,
+    },
+    /// A file to write is already there and overwriting was not asked for.
+    #[error("{}: already exists; not overwriting it", path.display())]
+    AlreadyExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file or directory could not be written.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Whether writing may replace existing files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Fail with [`CertError::AlreadyExists`] if any target exists; write
+    /// nothing then.
+    Refuse,
+    /// Replace existing files (each atomically, by rename).
+    Replace,
+}
 
 /// One file to write.
 pub(crate) struct NewFile<'a> {

@@ -24,16 +24,6 @@ fn built_in_defaults_are_valid() {
 }
 
 #[test]
-fn names_are_dns_like() {
-    assert_eq!(name_problem("node-a.example"), None);
-    assert!(name_problem("").is_some());
-    assert!(name_problem("-a").is_some());
-    assert!(name_problem("a b").is_some());
-    assert!(name_problem("a_b").is_some());
-    assert!(name_problem(&"a".repeat(254)).is_some());
-}
-
-#[test]
 fn bad_addresses_name_their_key() {
     let mut s = defaults();
     s.listen.client = "localhost".into();

@@ -9,6 +9,7 @@ use openssl::{asn1::Asn1Time, x509::X509VerifyResult};
 
 use super::*;
 use crate::tls::{
+    PemError,
     identity::common_names,
     test_support::{cluster_ca, node_a, rogue_ca},
 };

@@ -1,6 +1,8 @@
-//! The writing half of a client connection (and of a peer link): a task that takes frame bodies
-//! from a bounded channel, stamps each with the connection's next serial,
-//! and writes them, flushing when the channel runs dry. The channel's bound
+//! The writing half of a client connection and of a peer link: a task
+//! that takes frame bodies from a bounded channel, stamps each with the
+//! connection's next serial ([`run`]; a peer link's session numbers its own
+//! frames, [`run_frames`]), and writes them, flushing when the channel runs
+//! dry. The channel's bound
 //! is the back-pressure: producers (the connection actor, its
 //! subscriptions) wait or queue when the client reads slowly.
 //!
