@@ -23,10 +23,12 @@
 //!   plain code of the `catalogue-xlreg` crate.
 //! - [`membership::ClusterMembership`]: a node's xlReg client, reporting
 //!   the members it discovers.
+//! - [`http::LeaseKeeper`], one per node with an API socket: the services
+//!   registered over HTTP with a TTL lease.
 //!
-//! Besides the actors, [`http`] serves the read-only HTTP/JSON API on
-//! actix-web worker threads from the supervisor's read view
-//! (docs/HTTP.md).
+//! Besides the actors, [`http`] serves the HTTP/JSON API, its watch
+//! streams and the status page on actix-web worker threads, reading the
+//! supervisor's published views (docs/HTTP.md).
 //!
 //! The supervisor's messages, those it accepts and those it sends to links
 //! and subscriptions, are declared in one file (`supervisor/messages.rs`,
