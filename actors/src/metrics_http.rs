@@ -1,6 +1,8 @@
 //! The operators' HTTP endpoint (actix-web, one worker):
 //!
-//! * `GET /metrics`: every metric in the Prometheus text format;
+//! * `GET /metrics` (and `HEAD`): every metric, as OpenMetrics 1.0 when the
+//!   `Accept` header asks for `application/openmetrics-text`, in the classic
+//!   Prometheus text format 0.0.4 otherwise (see [`crate::stats::exposition`]);
 //! * `GET /health`: 200 while the node serves, with a JSON body (node,
 //!   cluster, peers up and down, table sizes);
 //! * `GET /ready`: 200 once the initial sync with at least one peer is done,
@@ -8,12 +10,12 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, http::header, web};
 use serde_json::json;
 
 use crate::{
     peer::directory::{PeerDirectory, PeerState},
-    stats::Stats,
+    stats::{Stats, exposition},
 };
 
 /// What the handlers read.
@@ -57,6 +59,7 @@ pub fn start(
         App::new()
             .app_data(web::Data::new(shared.clone()))
             .route("/metrics", web::get().to(metrics))
+            .route("/metrics", web::head().to(metrics))
             .route("/health", web::get().to(health))
             .route("/ready", web::get().to(ready))
     })
@@ -74,10 +77,28 @@ pub fn start(
     Ok(MetricsServer { local_addr, handle })
 }
 
-async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(shared.stats.encode())
+async fn metrics(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let peers = shared.directory.list();
+    shared.stats.set_peers_up(
+        peers
+            .iter()
+            .map(|p| (p.name.as_str(), p.state == PeerState::Up)),
+    );
+    let openmetrics = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(exposition::wants_openmetrics);
+    let (content_type, body) = if openmetrics {
+        (exposition::OPENMETRICS_CONTENT_TYPE, shared.stats.encode())
+    } else {
+        (
+            exposition::CLASSIC_CONTENT_TYPE,
+            shared.stats.encode_classic(),
+        )
+    };
+    // actix-web sends the headers alone for HEAD.
+    HttpResponse::Ok().content_type(content_type).body(body)
 }
 
 async fn health(shared: web::Data<Shared>) -> HttpResponse {
