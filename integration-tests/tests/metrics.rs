@@ -3,7 +3,9 @@
 //! here, and by `promtool check metrics` when it is installed: `.ci/run`
 //! installs it and sets `CATALOGUE_REQUIRE_PROMTOOL`), carries the process,
 //! build and per-peer metrics, and its actor metrics move when clients
-//! register and subscribe; `/health` and `/ready` answer.
+//! register and subscribe; `/health` says `degraded` with reasons while a
+//! peer is down, and `/ready` is 200 once no reachable peer awaits its sync
+//! (a node whose peers are all away is ready).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -13,7 +15,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use catalogue::client::{Client, ConnectOptions, Endpoint};
-use catalogue_integration_tests::{DEADLINE, Daemon, http_get, http_request, scrape};
+use catalogue_integration_tests::{DEADLINE, Daemon, http_get, http_request, link_changed, scrape};
 
 fn value(m: &BTreeMap<String, f64>, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(0.0)
@@ -92,7 +94,7 @@ fn actor_metrics_move_when_clients_register_and_subscribe() -> Result<()> {
 }
 
 #[test]
-fn a_node_with_peers_is_not_ready_before_its_first_sync() -> Result<()> {
+fn a_node_whose_peers_are_away_is_degraded_and_ready() -> Result<()> {
     let mut daemon = Daemon::builder()
         .set("metrics.listen", "127.0.0.1:0")
         .arg("--debug")
@@ -100,17 +102,30 @@ fn a_node_with_peers_is_not_ready_before_its_first_sync() -> Result<()> {
         .start()?;
     let line = daemon.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
     let addr = line["address"].as_str().context("address")?.to_string();
-    let (status, _) = http_get(&addr, "/ready")?;
-    assert_eq!(status, 503);
+    // Once its first attempt failed the peer is away, not awaited.
+    daemon.wait_log(DEADLINE, |l| {
+        l["message"] == "cannot link to peer" && l["peer"] == "node-away"
+    })?;
+    let (status, body) = http_get(&addr, "/ready")?;
+    assert_eq!(status, 200, "{body}");
     let (status, body) = http_get(&addr, "/health")?;
     assert_eq!(status, 200);
     let health: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["peers_down"], serde_json::json!(["node-away"]));
+    let reasons = health["reasons"].as_array().context("reasons")?;
+    assert_eq!(reasons.len(), 1, "{health}");
+    assert!(
+        reasons[0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("peer node-away is ")),
+        "{health}"
+    );
     Ok(())
 }
 
 #[test]
-fn a_node_with_peers_is_ready_after_its_first_sync() -> Result<()> {
+fn a_node_is_healthy_once_its_peer_links_and_syncs() -> Result<()> {
     let mut a = Daemon::builder()
         .name("node-a")
         .arg("--debug")
@@ -119,18 +134,27 @@ fn a_node_with_peers_is_ready_after_its_first_sync() -> Result<()> {
         .start()?;
     let line = a.wait_log(DEADLINE, |l| l["message"] == "metrics endpoint listening")?;
     let addr = line["address"].as_str().context("address")?.to_string();
-    assert_eq!(http_get(&addr, "/ready")?.0, 503, "no sync yet");
+    let (status, body) = http_get(&addr, "/health")?;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["reasons"],
+        serde_json::json!(["peer node-b is idle"]),
+        "an accept-only peer not linked is away"
+    );
+    assert_eq!(http_get(&addr, "/ready")?.0, 200, "node-b away: ready");
     let _b = Daemon::builder()
         .name("node-b")
         .arg("--debug")
         .peer("node-a", &a.peer)
         .start()?;
-    a.wait_log(DEADLINE, |l| {
-        l["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("ready:"))
-    })?;
+    a.wait_log(DEADLINE, link_changed("node-a", "node-b", "add"))?;
     assert_eq!(http_get(&addr, "/ready")?.0, 200);
+    let (_, body) = http_get(&addr, "/health")?;
+    let health: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["reasons"], serde_json::json!([]));
     let m = scrape(&addr)?;
     assert!(
         value(
@@ -257,11 +281,7 @@ fn both_expositions_are_valid_and_carry_process_build_and_peer_metrics() -> Resu
         .arg("--debug")
         .peer("node-a", &a.peer)
         .start()?;
-    a.wait_log(DEADLINE, |l| {
-        l["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("ready:"))
-    })?;
+    a.wait_log(DEADLINE, link_changed("node-a", "node-b", "add"))?;
 
     // No Accept header: the classic format.
     let classic = http_request(&addr, "GET", "/metrics", &[])?;
