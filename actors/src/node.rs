@@ -109,19 +109,31 @@ struct Listeners {
     peer: Option<TcpListener>,
 }
 
+/// Removes the UNIX socket file when dropped, if it is still there.
+struct SocketFile(Option<PathBuf>);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl Listeners {
     async fn bind(settings: &Settings) -> Result<Self, NodeError> {
         let client = match settings.listen.client.as_str() {
             "" => None,
             addr => Some(listen::bind_tcp("clients", addr).await?),
         };
-        let socket_path =
-            (!settings.listen.socket.is_empty()).then(|| PathBuf::from(&settings.listen.socket));
-        let unix = socket_path.as_deref().map(listen::bind_unix).transpose()?;
         let peer = match settings.listen.peer.as_str() {
             "" => None,
             addr => Some(listen::bind_tcp("peers", addr).await?),
         };
+        // Last: a TCP port in use then leaves no socket file behind.
+        let socket_path =
+            (!settings.listen.socket.is_empty()).then(|| PathBuf::from(&settings.listen.socket));
+        let unix = socket_path.as_deref().map(listen::bind_unix).transpose()?;
         Ok(Listeners {
             client,
             unix,
@@ -299,6 +311,9 @@ pub async fn run(
         }
     };
     let listeners = Listeners::bind(&settings).await?;
+    // Removes the socket file if the start fails from here on (the normal
+    // shutdown removes it itself, below).
+    let _socket_file = SocketFile(listeners.socket_path.clone());
     info!(
         node = %node.name,
         cluster = %node.cluster,
@@ -363,6 +378,26 @@ pub async fn run(
     stats
         .open_files_limit
         .set(i64::try_from(nofile).unwrap_or(i64::MAX));
+    // Bound before any actor starts, so that a port in use fails the start
+    // cleanly.
+    let metrics = match settings.metrics.listen.as_str() {
+        "" => None,
+        addr => {
+            let server = crate::metrics_http::start(
+                addr,
+                stats.clone(),
+                directory.clone(),
+                &node.name,
+                &node.cluster,
+            )
+            .map_err(|source| NodeError::Metrics {
+                addr: addr.to_string(),
+                source,
+            })?;
+            info!(address = %server.local_addr, "metrics endpoint listening");
+            Some(server)
+        }
+    };
     let hlc = Hlc::new(SystemClock, settings.sync.max_clock_drift);
     let view = ServicesView::default();
     let supervisor = CatalogueSupervisor::new(
@@ -424,24 +459,6 @@ pub async fn run(
     if settings.peers.is_empty() {
         stats.set_ready();
     }
-    let metrics = match settings.metrics.listen.as_str() {
-        "" => None,
-        addr => {
-            let server = crate::metrics_http::start(
-                addr,
-                stats.clone(),
-                peers.directory.clone(),
-                &node.name,
-                &node.cluster,
-            )
-            .map_err(|source| NodeError::Metrics {
-                addr: addr.to_string(),
-                source,
-            })?;
-            info!(address = %server.local_addr, "metrics endpoint listening");
-            Some(server)
-        }
-    };
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(registry) =
         crate::xlreg::host(&settings, stop_rx.clone(), Some(stats.clone())).await?
