@@ -554,6 +554,12 @@ pub async fn run(
         supervisor: supervisor.clone(),
     };
 
+    // Listeners bound, tables and actors up: tell systemd (Type=notify).
+    match crate::sd_notify::notify(crate::sd_notify::READY) {
+        Ok(true) => info!("told the service manager the node is ready"),
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)"),
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -619,6 +625,9 @@ pub async fn run(
     }
     drop(reloader);
 
+    if let Err(e) = crate::sd_notify::notify(crate::sd_notify::STOPPING) {
+        warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)");
+    }
     let open = acceptor.writers.len();
     info!(open, "shutting down: no longer accepting connections");
     let Listeners { socket_path, .. } = listeners;
