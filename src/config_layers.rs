@@ -143,23 +143,44 @@ impl Layers {
         let merged = merged
             .build()
             .map_err(|e| syntax_error("configuration", e))?;
-        let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
-            let key = e.path().to_string();
-            let problem = describe(e.inner());
-            let source = source_in(&layers, &key);
-            LoadError::Invalid(vec![LocatedProblem {
-                key,
-                problem,
-                source,
-            }])
-        })?;
+        // Every problem, not only the first: a key that does not
+        // deserialize is reported, put back to its default and the rest
+        // checked again.
+        let mut problems: Vec<LocatedProblem> = Vec::new();
+        let mut merged = merged;
+        let settings: Settings = loop {
+            match serde_path_to_error::deserialize::<_, Settings>(merged.clone()) {
+                Ok(settings) => break settings,
+                Err(e) => {
+                    let key = e.path().to_string();
+                    let repeated = problems.iter().any(|p| p.key == key);
+                    if !repeated {
+                        problems.push(LocatedProblem {
+                            problem: explain(&key, describe(e.inner())),
+                            source: source_in(&layers, &key),
+                            key: key.clone(),
+                        });
+                    }
+                    let default = layers[0].1.get::<config::Value>(&key).ok();
+                    let Some(default) = default.filter(|_| !repeated && problems.len() < 64) else {
+                        return Err(LoadError::Invalid(problems));
+                    };
+                    merged = Config::builder()
+                        .add_source(merged)
+                        .set_override(&key, default)
+                        .and_then(|b| b.build())
+                        .map_err(|e| syntax_error("configuration", e))?;
+                }
+            }
+        };
+        problems.extend(loose_booleans(&layers, &merged));
         let mut loaded = Loaded {
             settings,
             layers,
             derived_name: false,
         };
         loaded.fill_derived();
-        let problems: Vec<LocatedProblem> = loaded
+        let validated: Vec<LocatedProblem> = loaded
             .settings
             .validate()
             .into_iter()
@@ -169,6 +190,7 @@ impl Layers {
                 problem: p.problem,
             })
             .collect();
+        problems.extend(validated);
         if problems.is_empty() {
             Ok(loaded)
         } else {
@@ -363,6 +385,83 @@ fn flag_line(key: &str, value: &str) -> Result<String, LoadError> {
         let quoted = toml::Value::String(value.to_string());
         Ok(format!("{key} = {quoted}\n"))
     }
+}
+
+/// How durations are written, shown with a bad one.
+const DURATION_SYNTAX: &str =
+    "durations are a number and a unit (ms, s, m, h, d), e.g. 500ms, 30s, 5m or 1h 30m";
+
+/// Adds what an operator needs to fix the problem of `key`: the duration
+/// syntax, or the values an enumerated setting takes.
+fn explain(key: &str, problem: String) -> String {
+    if problem.contains("expected a duration") {
+        format!("{problem}; {DURATION_SYNTAX}")
+    } else if problem.contains("variant") {
+        match valid_values(key) {
+            Some(values) => format!("{problem}; {values}"),
+            None => problem,
+        }
+    } else {
+        problem
+    }
+}
+
+/// "expected `a` or `b`" for an enumerated setting, read from serde's
+/// own error for a value no variant has.
+fn valid_values(key: &str) -> Option<String> {
+    let (section, name) = key.split_once('.')?;
+    let mut defaults: toml::Table = toml::from_str(DEFAULT_TOML).ok()?;
+    defaults
+        .get_mut(section)?
+        .as_table_mut()?
+        .insert(name.to_string(), toml::Value::String("\u{1}".into()));
+    let error = toml::Value::Table(defaults)
+        .try_into::<Settings>()
+        .err()?
+        .to_string();
+    // serde: "unknown variant `x`, expected `a` or `b`" (or "one of ...").
+    let after = &error[error.find("unknown variant")?..];
+    let start = after.find("expected ")?;
+    Some(after[start..].lines().next()?.trim().to_string())
+}
+
+/// Booleans given as strings other than `true` and `false` (the config
+/// crate would take `yes`, `on` or `1` as true): a problem each. The
+/// boolean keys are those whose built-in default is a boolean.
+fn loose_booleans(layers: &[(Origin, Config)], merged: &Config) -> Vec<LocatedProblem> {
+    fn bool_keys(prefix: &str, table: &config::Map<String, config::Value>, out: &mut Vec<String>) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match &value.kind {
+                config::ValueKind::Boolean(_) => out.push(key),
+                config::ValueKind::Table(t) => bool_keys(&key, t, out),
+                _ => {}
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    if let Ok(defaults) = config::Source::collect(&layers[0].1) {
+        bool_keys("", &defaults, &mut keys);
+    }
+    keys.into_iter()
+        .filter_map(|key| {
+            let value = merged.get::<config::Value>(&key).ok()?;
+            match value.kind {
+                config::ValueKind::String(s) if s != "true" && s != "false" => {
+                    Some(LocatedProblem {
+                        problem: format!("expected a boolean, true or false, got {s:?}"),
+                        source: source_in(layers, &key),
+                        key,
+                    })
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The problem of a deserialization error, without the key (reported apart).

@@ -51,6 +51,13 @@ fn parse(filter: &str) -> Result<EnvFilter, LoggingError> {
     })
 }
 
+/// Colours in human logs only on a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>).
+fn colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber with `filter` (`None`: `info`).
 pub fn init(format: LogFormat, filter: Option<&str>) -> Result<LogControl, LoggingError> {
     let env_filter = parse(filter.unwrap_or("info"))?;
@@ -61,6 +68,7 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> Result<LogControl, Loggi
             LogFormat::Human => {
                 let builder = tracing_subscriber::fmt()
                     .with_writer(std::io::stderr)
+                    .with_ansi(colours())
                     .with_env_filter(env_filter)
                     .with_filter_reloading();
                 let handle = builder.reload_handle();

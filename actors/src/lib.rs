@@ -4,7 +4,8 @@
 //! rules and protocol state machines live in ordinary structs that are
 //! tested without sockets. This crate also holds the typed [`settings`] a
 //! node runs with (the binary loads and layers them) and [`node::run`],
-//! which binds the listeners and serves until told to stop.
+//! which binds the listeners and serves until told to stop, telling systemd
+//! when it is ready and when it stops ([`sd_notify`]).
 //!
 //! The actors, one line each (who talks to whom, with every message, is
 //! drawn in `docs/ACTORS.md`):
@@ -53,6 +54,7 @@ pub mod names;
 pub mod node;
 pub mod peer;
 pub mod reload;
+pub mod sd_notify;
 pub mod services;
 pub mod settings;
 pub mod stats;

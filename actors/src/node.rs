@@ -119,19 +119,31 @@ struct Listeners {
     peer: Option<TcpListener>,
 }
 
+/// Removes the UNIX socket file when dropped, if it is still there.
+struct SocketFile(Option<PathBuf>);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl Listeners {
     async fn bind(settings: &Settings) -> Result<Self, NodeError> {
         let client = match settings.listen.client.as_str() {
             "" => None,
             addr => Some(listen::bind_tcp("clients", addr).await?),
         };
-        let socket_path =
-            (!settings.listen.socket.is_empty()).then(|| PathBuf::from(&settings.listen.socket));
-        let unix = socket_path.as_deref().map(listen::bind_unix).transpose()?;
         let peer = match settings.listen.peer.as_str() {
             "" => None,
             addr => Some(listen::bind_tcp("peers", addr).await?),
         };
+        // Last: a TCP port in use then leaves no socket file behind.
+        let socket_path =
+            (!settings.listen.socket.is_empty()).then(|| PathBuf::from(&settings.listen.socket));
+        let unix = socket_path.as_deref().map(listen::bind_unix).transpose()?;
         Ok(Listeners {
             client,
             unix,
@@ -309,6 +321,9 @@ pub async fn run(
         }
     };
     let listeners = Listeners::bind(&settings).await?;
+    // Removes the socket file if the start fails from here on (the normal
+    // shutdown removes it itself, below).
+    let _socket_file = SocketFile(listeners.socket_path.clone());
     info!(
         node = %node.name,
         cluster = %node.cluster,
@@ -373,6 +388,26 @@ pub async fn run(
     stats
         .open_files_limit
         .set(i64::try_from(nofile).unwrap_or(i64::MAX));
+    // Bound before any actor starts, so that a port in use fails the start
+    // cleanly.
+    let metrics = match settings.metrics.listen.as_str() {
+        "" => None,
+        addr => {
+            let server = crate::metrics_http::start(
+                addr,
+                stats.clone(),
+                directory.clone(),
+                &node.name,
+                &node.cluster,
+            )
+            .map_err(|source| NodeError::Metrics {
+                addr: addr.to_string(),
+                source,
+            })?;
+            info!(address = %server.local_addr, "metrics endpoint listening");
+            Some(server)
+        }
+    };
     let hlc = Hlc::new(SystemClock, settings.sync.max_clock_drift);
     let view = ServicesView::default();
     let supervisor = CatalogueSupervisor::new(
@@ -436,24 +471,6 @@ pub async fn run(
     if settings.peers.is_empty() {
         stats.set_ready();
     }
-    let metrics = match settings.metrics.listen.as_str() {
-        "" => None,
-        addr => {
-            let server = crate::metrics_http::start(
-                addr,
-                stats.clone(),
-                peers.directory.clone(),
-                &node.name,
-                &node.cluster,
-            )
-            .map_err(|source| NodeError::Metrics {
-                addr: addr.to_string(),
-                source,
-            })?;
-            info!(address = %server.local_addr, "metrics endpoint listening");
-            Some(server)
-        }
-    };
     let api_servers = start_api(
         &settings,
         (&view, &links_cell),
@@ -559,6 +576,12 @@ pub async fn run(
         supervisor: supervisor.clone(),
     };
 
+    // Listeners bound, tables and actors up: tell systemd (Type=notify).
+    match crate::sd_notify::notify(crate::sd_notify::READY) {
+        Ok(true) => info!("told the service manager the node is ready"),
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)"),
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -630,6 +653,9 @@ pub async fn run(
     }
     drop(reloader);
 
+    if let Err(e) = crate::sd_notify::notify(crate::sd_notify::STOPPING) {
+        warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)");
+    }
     let open = acceptor.writers.len();
     info!(open, "shutting down: no longer accepting connections");
     for server in api_servers {

@@ -1,15 +1,19 @@
 //! The node's metrics: one Prometheus registry (prometheus-client) holding
-//! every counter, gauge and histogram the actors update, served as text at
-//! `/metrics` by [`crate::metrics_http`].
+//! every counter, gauge and histogram the actors update, the build info and
+//! the standard `process_*` metrics ([`process`]), served at `/metrics` by
+//! [`crate::metrics_http`] as OpenMetrics or as the classic text format
+//! ([`exposition`]).
 //!
-//! Names follow Prometheus conventions: a `catalogue_` prefix, base units
-//! (seconds), and counters exposed with a `_total` suffix (added by the
-//! encoder). [`ActorMetrics`] gives every actor kind the same set: live,
+//! Names follow Prometheus conventions: a `catalogue_` prefix (not on
+//! `process_*`), base units (seconds), and counters exposed with a `_total`
+//! suffix (added by the encoder). [`ActorMetrics`] gives every actor kind the same set: live,
 //! started and stopped, messages handled by type, handling time, and queue
 //! depth where the actor has a bounded queue.
 
 mod actor;
+pub mod exposition;
 pub mod http;
+mod process;
 
 pub use actor::{ActorMetrics, HandlingTimer};
 
@@ -31,6 +35,7 @@ use prometheus_client::{
         family::Family,
         gauge::Gauge as PromGauge,
         histogram::{Histogram, exponential_buckets},
+        info::Info,
     },
     registry::Registry,
 };
@@ -112,6 +117,13 @@ pub struct TransportLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabel {
     pub listener: String,
+}
+
+/// Label of the build info.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    /// The crate version the node was built from.
+    version: String,
 }
 
 /// Label giving a reason.
@@ -196,6 +208,9 @@ pub struct Stats {
     pub clock_refused: Counter,
     /// Peer links up now.
     pub peer_links: Gauge,
+    /// 1 for each configured or known peer whose link is up, 0 for the
+    /// others (set from the peer directory at each scrape).
+    peer_up: Family<PeerLabel, PromGauge>,
     /// Replicated entries sent, by peer.
     pub sync_entries_sent: Family<PeerLabel, PromCounter>,
     /// Replicated entries received, by peer.
@@ -256,7 +271,7 @@ impl Stats {
     /// Every metric, registered.
     pub fn new() -> Self {
         let mut s = Stats {
-            registry: Mutex::new(Registry::with_prefix("catalogue")),
+            registry: Mutex::new(Registry::default()),
             ready: AtomicBool::new(false),
             connections: Gauge::default(),
             connections_refused: Family::default(),
@@ -284,6 +299,7 @@ impl Stats {
             client_tls_failures: Family::default(),
             clock_refused: Counter::default(),
             peer_links: Gauge::default(),
+            peer_up: Family::default(),
             sync_entries_sent: Family::default(),
             sync_entries_received: Family::default(),
             sync_batches_sent: Family::default(),
@@ -313,11 +329,25 @@ impl Stats {
     }
 
     fn register_all(&mut self) {
-        let r = self
+        let root = self
             .registry
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
+        root.register_collector(Box::new(process::ProcessCollector));
+        let r = root.sub_registry_with_prefix("catalogue");
         self.http.register(r);
+        r.register(
+            "build",
+            "The version this node was built from (always 1)",
+            Info::new(VersionLabel {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }),
+        );
+        r.register(
+            "peer_up",
+            "1 when the link to this peer is up, 0 otherwise, by peer",
+            self.peer_up.clone(),
+        );
         r.register(
             "client_connections",
             "Client connections open",
@@ -546,7 +576,7 @@ impl Stats {
         );
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics 1.0 text exposition of every metric.
     pub fn encode(&self) -> String {
         if let Some(budget) = self.input_budget.get() {
             self.input_buffered
@@ -566,7 +596,24 @@ impl Stats {
         self.registry
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .sub_registry_with_prefix("catalogue")
             .register_collector(collector);
+    }
+
+    /// The classic Prometheus text exposition (format 0.0.4) of every metric.
+    pub fn encode_classic(&self) -> String {
+        exposition::to_classic(&self.encode())
+    }
+
+    /// Sets `catalogue_peer_up` to the peers given, `(name, up)`, forgetting
+    /// peers no longer given.
+    pub fn set_peers_up<'a>(&self, peers: impl IntoIterator<Item = (&'a str, bool)>) {
+        self.peer_up.clear();
+        for (peer, up) in peers {
+            self.peer_up
+                .get_or_create(&Self::peer(peer))
+                .set(i64::from(up));
+        }
     }
 
     /// Counts a registration refusal.
@@ -742,5 +789,36 @@ mod tests {
             text.contains("catalogue_register_refusals_total{reason=\"uid_not_allowed\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn build_info_peer_up_and_xlreg_errors_by_kind_are_exposed() {
+        let stats = Stats::new();
+        stats.add_collector(Box::new(crate::xlreg::XlregCollector::new(Arc::default())));
+        stats.set_peers_up([("node-b", true), ("node-c", false)]);
+        let text = stats.encode();
+        let build = format!(
+            "catalogue_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        for series in [
+            build.as_str(),
+            "catalogue_peer_up{peer=\"node-b\"} 1",
+            "catalogue_peer_up{peer=\"node-c\"} 0",
+            "catalogue_xlreg_errors_total{kind=\"frame_refused\"} 0",
+            "process_open_fds ",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+        // A peer gone from the directory is gone from the gauge.
+        stats.set_peers_up([("node-b", false)]);
+        let text = stats.encode_classic();
+        assert!(
+            text.contains("catalogue_peer_up{peer=\"node-b\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("node-c"), "{text}");
+        assert!(text.contains("# TYPE catalogue_build_info gauge"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
     }
 }

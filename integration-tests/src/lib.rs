@@ -39,7 +39,7 @@ pub use cluster::{Cluster, ClusterBuilder, log_time};
 pub use conn::{Conn, read_frame, write_frame};
 pub use daemon::{Daemon, DaemonBuilder, LogLine, catalogue_bin};
 pub use listing::{Listed, Listing, difference, listing_of, only, summary, uris};
-pub use probe::{http_get, link_changed, scrape, unlinked};
+pub use probe::{HttpResponse, http_get, http_request, link_changed, scrape, unlinked};
 pub use proxy::{Mode, Proxy};
 pub use registrar::Registrar;
 pub use sse::{SseEvent, SseStream};

@@ -1,5 +1,5 @@
 //! Small probes tests share: predicates for "links table changed" and
-//! "unlinked" log lines, a plain HTTP GET for the metrics endpoint, and a
+//! "unlinked" log lines, plain HTTP requests for the metrics endpoint, and a
 //! parsed scrape of its `/metrics`.
 
 use std::{
@@ -37,24 +37,67 @@ pub fn unlinked(peer: &str) -> impl Fn(&LogLine) -> bool {
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.
 pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    let r = http_request(addr, "GET", path, &[])?;
+    Ok((r.status, r.body))
+}
+
+/// An HTTP response as [`http_request`] reads it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The header lines, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// Everything after the headers.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plain HTTP/1.1 request with `Connection: close` and the extra
+/// `headers`; reads the response until the server closes.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("no end of headers")?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .context("status line")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    })
 }
 
 /// A scrape of `/metrics` at `addr`, parsed: the value of each counter,

@@ -172,3 +172,106 @@ fn check_warns_about_a_registry_served_without_admission_in_production() {
         assert!(!run.stderr.contains("warning"), "{args:?}: {}", run.stderr);
     }
 }
+
+/// The `error:` lines of a run.
+fn errors(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect()
+}
+
+#[test]
+fn check_reports_every_type_error_with_the_valid_values_and_the_duration_syntax() {
+    let run = catalogue(
+        &[
+            "config",
+            "check",
+            "--set",
+            "limits.overflow_policy=foo",
+            "--set",
+            "sync.tombstone_ttl=5x",
+            "--set",
+            "limits.max_frame_bytes=abc",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let errors = errors(&run);
+    assert_eq!(errors.len(), 3, "{}", run.stderr);
+    let line = |key: &str| {
+        errors
+            .iter()
+            .find(|l| l.starts_with(&format!("error: {key}: ")))
+            .unwrap_or_else(|| panic!("no error for {key} in {}", run.stderr))
+            .to_string()
+    };
+    let policy = line("limits.overflow_policy");
+    assert!(
+        policy.contains("foo") && policy.contains("expected `resnapshot` or `drop`"),
+        "{policy}"
+    );
+    let ttl = line("sync.tombstone_ttl");
+    assert!(
+        ttl.contains("\"5x\"") && ttl.contains("e.g. 500ms, 30s, 5m"),
+        "{ttl}"
+    );
+    assert!(line("limits.max_frame_bytes").contains("expected an integer"));
+}
+
+#[test]
+fn check_accepts_only_real_booleans() {
+    let run = catalogue(&["config", "check", "--set", "node.debug=yes"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        errors(&run).contains(
+            &"error: node.debug: expected a boolean, true or false, got \"yes\" (set in command-line flag --set node.debug)"
+        ),
+        "{}",
+        run.stderr
+    );
+    // An environment variable is a string: "false" is a boolean.
+    let run = catalogue(&["config", "check"], &[("CATALOGUE__NODE__DEBUG", "false")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn check_refuses_missing_tls_files_and_an_unusable_data_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cert = file("not checked here\n");
+    let cert = cert.path().to_str().expect("utf-8 path");
+    let missing = dir.path().join("ca.pem");
+    let missing = missing.to_str().expect("utf-8 path");
+    // A data_dir below a regular file can be neither used nor created.
+    let data_dir = format!("{cert}/data");
+    let run = catalogue(
+        &[
+            "config",
+            "check",
+            "--set",
+            &format!("tls.ca={missing}"),
+            "--set",
+            &format!("tls.cert={cert}"),
+            "--set",
+            &format!("tls.key={cert}"),
+            "--set",
+            &format!("node.data_dir={data_dir}"),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let errors = errors(&run);
+    assert_eq!(errors.len(), 2, "{}", run.stderr);
+    assert!(
+        errors[0].starts_with(&format!("error: tls.ca: cannot read {missing}: ")),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with(&format!(
+            "error: node.data_dir: {data_dir} does not exist and cannot be created"
+        )),
+        "{}",
+        errors[1]
+    );
+}

@@ -1,12 +1,14 @@
 //! The deployment files: the systemd units (the node's, and the companion
 //! that keeps a service registered) pass `systemd-analyze verify` (with
-//! ExecStart pointing at the binary under test), and the example cluster
+//! ExecStart pointing at the binary under test); the node's is
+//! `Type=notify`, and a node started with `NOTIFY_SOCKET` sends `READY=1`
+//! once it serves and `STOPPING=1` when stopped; the example cluster
 //! configuration passes `catalogue config check`.
 
-use std::{path::Path, process::Command};
+use std::{os::unix::net::UnixDatagram, path::Path, process::Command};
 
-use anyhow::{Context, Result};
-use catalogue_integration_tests::{Cli, DEADLINE, catalogue_bin};
+use anyhow::{Context, Result, ensure};
+use catalogue_integration_tests::{Cli, Conn, DEADLINE, Daemon, catalogue_bin};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,11 +73,60 @@ fn the_companion_register_unit_verifies() -> Result<()> {
 
 #[test]
 fn the_example_cluster_configuration_is_valid() -> Result<()> {
+    // `config check` reads the certificate files the examples name under
+    // /etc/catalogue: stand-ins in a temp dir take their place.
+    let dir = tempfile::tempdir()?;
+    let stand_in = dir.path().join("stand-in.pem");
+    std::fs::write(&stand_in, "not parsed by config check\n")?;
+    let stand_in = stand_in.display().to_string();
     for node in ["a", "b", "c"] {
         let file = repo().join(format!("config/examples/node-{node}.toml"));
-        let out = Cli::new(["config", "check", "--config", &file.display().to_string()])
-            .output(DEADLINE)?;
+        let mut args = vec![
+            "config".to_string(),
+            "check".to_string(),
+            "--config".to_string(),
+            file.display().to_string(),
+        ];
+        for key in ["tls.ca", "tls.cert", "tls.key"] {
+            args.push("--set".to_string());
+            args.push(format!("{key}={stand_in}"));
+        }
+        let out = Cli::new(&args).output(DEADLINE)?;
         assert_eq!(out.code, 0, "node-{node}: {}", out.stderr);
     }
+    Ok(())
+}
+
+/// The next datagram on `socket`, as text (waits at most `DEADLINE`).
+fn next_notification(socket: &UnixDatagram) -> Result<String> {
+    let mut buf = [0u8; 512];
+    let n = socket
+        .recv(&mut buf)
+        .context("no notification before the deadline")?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn the_node_tells_systemd_when_it_is_ready_and_when_it_stops() -> Result<()> {
+    let unit = std::fs::read_to_string(repo().join("deploy/catalogue.service"))?;
+    ensure!(
+        unit.lines().any(|l| l == "Type=notify"),
+        "the unit is not Type=notify"
+    );
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("notify.sock");
+    let manager = UnixDatagram::bind(&path)?;
+    manager.set_read_timeout(Some(DEADLINE))?;
+    let path = path.to_str().context("utf-8 path")?;
+    let mut daemon = Daemon::builder().env("NOTIFY_SOCKET", path).start()?;
+    assert_eq!(next_notification(&manager)?, "READY=1");
+    // Ready means serving: the UNIX socket answers at once.
+    let mut conn = Conn::unix(&daemon.socket)?;
+    let welcome = conn.recv_within(DEADLINE)?;
+    assert!(welcome.is_some(), "no Welcome from a ready node");
+    daemon.signal(libc::SIGTERM)?;
+    assert_eq!(next_notification(&manager)?, "STOPPING=1");
+    let status = daemon.wait_exit(DEADLINE)?;
+    assert_eq!(status.code(), Some(0));
     Ok(())
 }

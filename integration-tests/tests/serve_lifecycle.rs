@@ -1,8 +1,12 @@
 //! A real `catalogue serve` process: it greets every connection with
 //! `Welcome`, answers frames, and on SIGTERM or SIGINT says `Bye`, removes
-//! its socket and exits 0.
+//! its socket and exits 0. A failed start (metrics port in use) is one
+//! `error:` line with a hint and exit code 1, with no panic and no socket
+//! left; the socket and data directories are created with safe modes.
 
-use catalogue_integration_tests::{Conn, DEADLINE, Daemon};
+use std::os::unix::fs::PermissionsExt;
+
+use catalogue_integration_tests::{Cli, Conn, DEADLINE, Daemon};
 use catalogue_proto::{
     Body, PROTOCOL_MAJOR,
     catalogue::{Ack, ErrorCode, List},
@@ -120,4 +124,52 @@ fn a_busy_address_is_a_clear_startup_error() {
         .expect("second daemon must fail");
     let text = format!("{err:#}");
     assert!(text.contains("cannot listen for clients on"), "{text}");
+}
+
+#[test]
+fn a_metrics_port_in_use_is_one_error_line_and_leaves_no_socket() -> anyhow::Result<()> {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let busy_addr = busy.local_addr()?.to_string();
+    let dir = tempfile::tempdir()?;
+    // Neither directory exists yet: serve creates them.
+    let socket = dir.path().join("run/catalogue/catalogue.sock");
+    let data = dir.path().join("lib/catalogue");
+    let set = |kv: String| ["--set".to_string(), kv];
+    let mut args = vec!["serve".to_string()];
+    for kv in [
+        format!("metrics.listen={busy_addr}"),
+        format!("listen.socket={}", socket.display()),
+        "listen.client=127.0.0.1:0".to_string(),
+        "listen.peer=127.0.0.1:0".to_string(),
+        format!("node.data_dir={}", data.display()),
+    ] {
+        args.extend(set(kv));
+    }
+    let out = Cli::new(&args).output(DEADLINE)?;
+    assert_eq!(out.code, 1, "{out:?}");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(
+        errors[0].contains(&format!("cannot listen for metrics on {busy_addr}"))
+            && errors[0].contains("hint: ")
+            && errors[0].contains("metrics.listen"),
+        "{}",
+        errors[0]
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(!socket.exists(), "socket file left behind");
+    let mode = |p: &std::path::Path| -> anyhow::Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    };
+    let socket_dir = socket
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no parent"))?;
+    assert_eq!(mode(socket_dir)?, 0o755);
+    assert_eq!(mode(&data)?, 0o700);
+    drop(busy);
+    Ok(())
 }

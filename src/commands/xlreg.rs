@@ -106,6 +106,9 @@ pub enum XlregAction {
         /// Configuration file for the defaults (repeatable).
         #[arg(long = "config", value_name = "FILE", global = true)]
         config: Vec<PathBuf>,
+        /// Override one setting of that configuration (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE", global = true, value_parser = crate::cli::parse_key_value)]
+        set: Vec<(String, String)>,
     },
     /// Print the members of a cluster in join order, and its free slots.
     Members {
@@ -144,12 +147,32 @@ pub struct RegistryArgs {
     /// Protocol version to ask for (2, or 1 for the original xlReg's scheme: docs/XLREG.md §2).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     protocol: u8,
-    /// Seconds allowed for each step.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    timeout: u64,
+    /// Time allowed for each step: a duration (`30s`, `1m`, `500ms`); a
+    /// bare number is seconds.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    timeout: std::time::Duration,
     /// Configuration file for the defaults (repeatable).
     #[arg(long = "config", value_name = "FILE")]
     config: Vec<PathBuf>,
+    /// Override one setting of that configuration, e.g. `--set
+    /// xlreg.server=registry.example:7490`; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::cli::parse_key_value)]
+    set: Vec<(String, String)>,
+}
+
+/// A `--timeout`: a humantime duration, or a bare number of seconds (the
+/// older form); at least 1 ms.
+fn parse_timeout(arg: &str) -> Result<std::time::Duration, String> {
+    let duration = match arg.trim().parse::<u64>() {
+        Ok(seconds) => std::time::Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(arg.trim()).map_err(|e| {
+            format!("{e}; a duration is a number and a unit, e.g. 30s, 1m or 500ms (a bare number is seconds)")
+        })?,
+    };
+    if duration < std::time::Duration::from_millis(1) {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(duration)
 }
 
 /// Runs an xlreg subcommand.
@@ -183,7 +206,8 @@ pub fn run(action: &XlregAction) -> Exit {
             action,
             data_dir,
             config,
-        } => admin::run(action, data_dir.as_deref(), config),
+            set,
+        } => admin::run(action, data_dir.as_deref(), config, set),
         XlregAction::Members {
             cluster,
             json,
@@ -218,8 +242,11 @@ enum Request<'a> {
     },
 }
 
-fn default_settings(config: &[PathBuf]) -> Option<catalogue_actors::settings::Settings> {
-    match Layers::from_process(config.to_vec(), vec![]).load() {
+fn default_settings(
+    config: &[PathBuf],
+    set: &[(String, String)],
+) -> Option<catalogue_actors::settings::Settings> {
+    match Layers::from_process(config.to_vec(), set.to_vec()).load() {
         Ok(loaded) => Some(loaded.settings),
         Err(e) => {
             warn!("cannot load the configuration for defaults: {e}");
@@ -231,7 +258,7 @@ fn default_settings(config: &[PathBuf]) -> Option<catalogue_actors::settings::Se
 fn pubkey(data_dir: Option<&Path>) -> Exit {
     let dir = match data_dir {
         Some(dir) => dir.to_path_buf(),
-        None => match default_settings(&[]) {
+        None => match default_settings(&[], &[]) {
             Some(settings) => settings.node.data_dir,
             None => return Exit::Config,
         },
@@ -251,7 +278,7 @@ fn pubkey(data_dir: Option<&Path>) -> Exit {
 fn fingerprint(identity_dir: Option<&Path>) -> Exit {
     let dir = match identity_dir {
         Some(dir) => dir.to_path_buf(),
-        None => match default_settings(&[]) {
+        None => match default_settings(&[], &[]) {
             Some(settings) => settings.node.data_dir.join("xlreg-client"),
             None => return Exit::Config,
         },
@@ -282,7 +309,7 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
         || args.client_name.is_none()
         || args.secret_file.is_none();
     let settings = if needs_config {
-        default_settings(&args.config)
+        default_settings(&args.config, &args.set)
     } else {
         None
     };
@@ -347,7 +374,7 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
         options: ClientOptions {
             version,
             min_version: version,
-            timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+            timeout: args.timeout,
             secret,
         },
     })
@@ -555,6 +582,17 @@ mod tests {
     use clap::{CommandFactory, Parser};
 
     use super::*;
+
+    #[test]
+    fn timeouts_are_durations_or_bare_seconds() {
+        use std::time::Duration;
+        assert_eq!(parse_timeout("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_timeout("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_timeout("0").is_err());
+        let bad = parse_timeout("5x").err().unwrap_or_default();
+        assert!(bad.contains("e.g. 30s"), "{bad}");
+    }
 
     #[derive(Debug, Parser)]
     struct Probe {

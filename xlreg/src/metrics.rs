@@ -27,6 +27,11 @@ struct Label {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
     reason: &'static str,
 }
@@ -144,8 +149,8 @@ impl Collector for XlregCollector {
             None,
             counter.metric_type(),
         )?;
-        for (result, value) in errors {
-            ConstCounter::new(value).encode(family.encode_family(&Label { result })?)?;
+        for (kind, value) in errors {
+            ConstCounter::new(value).encode(family.encode_family(&Kind { kind })?)?;
         }
         let connections = ConstCounter::new(get(&s.connections));
         connections.encode(encoder.encode_descriptor(

@@ -83,11 +83,13 @@ pub async fn run(
             Err(e) => {
                 let reason = e.reason();
                 ctx.stats.handshake_failure(reason);
+                // The directory first: what the log line says is then seen
+                // by /health and /ready.
+                ctx.directory
+                    .set_state(&name, PeerState::Backoff, Some(e.to_string()));
                 if let Some(unlogged) = failure_log.check(reason, Instant::now()) {
                     info!(peer = %name, %address, error = %e, reason, unlogged, "cannot link to peer");
                 }
-                ctx.directory
-                    .set_state(&name, PeerState::Backoff, Some(e.to_string()));
                 backoff.after_failure(e.failure(), &mut rand::rng())
             }
         };

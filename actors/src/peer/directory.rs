@@ -94,6 +94,44 @@ struct Entry {
     member: bool,
 }
 
+/// Why the node is not ready yet, given its peers: one line per peer still
+/// awaited, empty when it may be called ready (docs/OPERATIONS.md, "Watch
+/// it"). A peer is awaited while its first dial is under way (`Connecting`
+/// with no failure yet) or while it is linked and its initial sync since the
+/// link came up is not done. A peer that is away (an attempt failed, refused
+/// for good, or accept-only and not linked) is not awaited, so a node alone
+/// or with every peer away is ready.
+pub fn awaited_peers(peers: &[PeerInfo]) -> Vec<String> {
+    peers
+        .iter()
+        .filter_map(|p| match p.state {
+            PeerState::Connecting if p.last_error.is_empty() => Some(format!(
+                "peer {}: first connection attempt in progress",
+                p.name
+            )),
+            PeerState::Up if p.last_sync_ms < p.since_ms => {
+                Some(format!("peer {}: linked, initial sync in progress", p.name))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why the node is degraded: one line per peer whose link is not up.
+pub fn down_peers(peers: &[PeerInfo]) -> Vec<String> {
+    peers
+        .iter()
+        .filter(|p| p.state != PeerState::Up)
+        .map(|p| {
+            if p.last_error.is_empty() {
+                format!("peer {} is {}", p.name, p.state.as_str())
+            } else {
+                format!("peer {} is {}: {}", p.name, p.state.as_str(), p.last_error)
+            }
+        })
+        .collect()
+}
+
 /// The shared directory.
 #[derive(Clone, Default)]
 pub struct PeerDirectory {
@@ -259,6 +297,35 @@ impl PeerDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_waits_for_first_dials_and_linked_peers_only() {
+        let d = PeerDirectory::default();
+        assert!(awaited_peers(&d.list()).is_empty(), "alone: ready");
+        d.add("b", "10.0.0.2:7481");
+        d.add("c", "");
+        d.set_state("b", PeerState::Connecting, None);
+        let waiting = awaited_peers(&d.list());
+        assert_eq!(waiting.len(), 1, "{waiting:?}");
+        assert!(waiting[0].contains("peer b"), "{waiting:?}");
+        // b's first attempt failed: away, like accept-only c.
+        d.set_state("b", PeerState::Backoff, Some("connection refused".into()));
+        assert!(awaited_peers(&d.list()).is_empty());
+        d.set_state("b", PeerState::Connecting, None);
+        assert!(
+            awaited_peers(&d.list()).is_empty(),
+            "a retry is not awaited"
+        );
+        let down = down_peers(&d.list());
+        assert_eq!(down.len(), 2, "{down:?}");
+        assert!(down[0].contains("connection refused"), "{down:?}");
+        // c links: awaited until synced.
+        d.set_linked("c", Some(Direction::Inbound));
+        assert_eq!(awaited_peers(&d.list()).len(), 1);
+        d.set_synced("c");
+        assert!(awaited_peers(&d.list()).is_empty());
+        assert_eq!(down_peers(&d.list()).len(), 1);
+    }
 
     #[test]
     fn known_peers_and_their_states() {

@@ -191,7 +191,7 @@ impl HandshakeError {
             HandshakeError::Io(_) => "io",
             HandshakeError::Codec(_) => "framing",
             HandshakeError::Timeout => "timeout",
-            HandshakeError::Closed => "closed",
+            HandshakeError::Closed => "connection_closed",
             HandshakeError::Unexpected(_) => "unexpected_message",
             HandshakeError::Environment { .. } => "environment_mismatch",
             HandshakeError::Refused { code, .. } | HandshakeError::RefusedByPeer { code, .. } => {

@@ -57,7 +57,9 @@ impl Handler<SyncDone> for CatalogueSupervisor {
             .sync_last_success
             .get_or_create(&crate::stats::Stats::peer(&msg.peer))
             .set(now);
-        if !self.stats.is_ready() {
+        if !self.stats.is_ready()
+            && crate::peer::directory::awaited_peers(&self.directory.list()).is_empty()
+        {
             self.stats.set_ready();
             info!(peer = %msg.peer, "ready: initial sync with a peer done");
         }

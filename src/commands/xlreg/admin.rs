@@ -54,10 +54,15 @@ pub enum AdminAction {
 
 /// Runs an admin subcommand against the registry hosted with `data_dir`
 /// (default: `node.data_dir` of the configuration in `config`).
-pub fn run(action: &AdminAction, data_dir: Option<&Path>, config: &[PathBuf]) -> Exit {
+pub fn run(
+    action: &AdminAction,
+    data_dir: Option<&Path>,
+    config: &[PathBuf],
+    set: &[(String, String)],
+) -> Exit {
     let dir = match data_dir {
         Some(dir) => dir.to_path_buf(),
-        None => match default_settings(config) {
+        None => match default_settings(config, set) {
             Some(settings) => settings.node.data_dir,
             None => return Exit::Config,
         },

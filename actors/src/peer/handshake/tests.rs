@@ -262,6 +262,15 @@ fn any_first_frame_but_a_refusal_or_bye_makes_the_link_up() {
 }
 
 #[test]
+fn a_peer_that_hangs_up_is_connection_closed_with_or_without_tls() {
+    // One reason in catalogue_peer_handshake_failures_total for one event.
+    assert_eq!(HandshakeError::Closed.reason(), "connection_closed");
+    let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    let over_tls = first_read_error(CodecError::Io(reset()), true);
+    assert_eq!(over_tls.reason(), HandshakeError::Closed.reason());
+}
+
+#[test]
 fn a_read_error_before_the_first_frame_is_a_tls_failure_over_tls_only() {
     let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
     let over_tls = first_read_error(CodecError::Io(reset()), true);
