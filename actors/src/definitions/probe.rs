@@ -133,4 +133,74 @@ mod tests {
         assert_eq!(split_url("http:///x"), None);
         assert_eq!(split_url("https://h/"), None);
     }
+
+    /// A one-shot HTTP server answering `status_line` to one request.
+    fn answer_once(status_line: &'static str) -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = write!(stream, "{status_line}\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        Ok(addr)
+    }
+
+    #[tokio::test]
+    async fn http_passes_on_2xx_only() -> std::io::Result<()> {
+        let timeout = Duration::from_secs(5);
+        let ok = answer_once("HTTP/1.1 204 No Content")?;
+        assert!(
+            run(&CheckKind::Http(format!("http://{ok}/health")), timeout)
+                .await
+                .is_ok()
+        );
+        let down = answer_once("HTTP/1.1 503 Service Unavailable")?;
+        let err = run(&CheckKind::Http(format!("http://{down}/")), timeout).await;
+        assert!(
+            matches!(err, Err(ProbeError::Status(ref l)) if l.contains("503")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_and_a_closed_port_fails() -> std::io::Result<()> {
+        // Accepted by the kernel, never answered.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = silent.local_addr()?.to_string();
+        let err = run(
+            &CheckKind::Http(format!("http://{addr}/")),
+            Duration::from_millis(100),
+        )
+        .await;
+        assert!(matches!(err, Err(ProbeError::Timeout(_))), "{err:?}");
+        assert!(
+            run(&CheckKind::Tcp(addr.clone()), Duration::from_secs(5))
+                .await
+                .is_ok()
+        );
+        drop(silent);
+        let err = run(&CheckKind::Tcp(addr), Duration::from_secs(5)).await;
+        assert!(matches!(err, Err(ProbeError::Io(_))), "{err:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn exec_passes_on_exit_zero() {
+        let timeout = Duration::from_secs(5);
+        let ok = run(&CheckKind::Exec(vec!["true".into()]), timeout).await;
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = run(&CheckKind::Exec(vec!["false".into()]), timeout).await;
+        assert!(matches!(err, Err(ProbeError::Exit(_))), "{err:?}");
+        let err = run(
+            &CheckKind::Exec(vec!["sleep".into(), "5".into()]),
+            Duration::from_millis(100),
+        )
+        .await;
+        assert!(matches!(err, Err(ProbeError::Timeout(_))), "{err:?}");
+    }
 }
