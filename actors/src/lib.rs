@@ -26,6 +26,8 @@
 //!   the members it discovers.
 //! - [`http::LeaseKeeper`], one per node with an API socket: the services
 //!   registered over HTTP with a TTL lease.
+//! - [`definitions::DefinitionKeeper`], one per node: the `[[services]]`
+//!   the node registers itself, and their health checks.
 //!
 //! Besides the actors, [`http`] serves the HTTP/JSON API, its watch
 //! streams and the status page on actix-web worker threads, reading the
@@ -40,6 +42,7 @@
 pub mod admission;
 pub mod backoff;
 pub mod client;
+pub mod definitions;
 pub mod frame_writer;
 pub mod hlc;
 pub mod http;

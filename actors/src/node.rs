@@ -569,11 +569,17 @@ pub async fn run(
         info!(server = %x.server, cluster = %x.cluster.name, "joining a cluster through xlReg");
         ClusterMembership::new(cfg, found_tx.clone(), stop_rx.clone(), stats.clone()).start();
     }
+    let definitions =
+        crate::definitions::DefinitionKeeper::new(supervisor.clone(), stats.clone()).start();
+    definitions.do_send(crate::definitions::Apply {
+        definitions: settings.services.clone(),
+    });
     let mut reloader = Reloader {
         current: settings.clone(),
         peers: peers.clone(),
         clients: acceptor.shared.clone(),
         supervisor: supervisor.clone(),
+        definitions,
     };
 
     // Listeners bound, tables and actors up: tell systemd (Type=notify).

@@ -1,7 +1,8 @@
 //! Applying a reloaded configuration (SIGHUP) to a running node without
 //! dropping links or client connections: TLS certificate, key and CA for
 //! new handshakes (links whose peer is no longer trusted are closed),
-//! allowed uids and gids, and peers added, removed or changed. Any other
+//! allowed uids and gids, peers added, removed or changed, and the node's
+//! own `[[services]]` (`crate::definitions`). Any other
 //! change is reported and ignored: the running value stays until a restart.
 //! The log filter is applied by the binary, which owns the subscriber.
 
@@ -12,6 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     client::{ClientShared, auth::RegisterPolicy},
+    definitions::{Apply, DefinitionKeeper},
     peer::{PeerContext, connector::Connectors, directory::PeerState},
     settings::{
         Settings,
@@ -31,6 +33,8 @@ pub struct Reloader {
     pub clients: Arc<ClientShared>,
     /// The supervisor.
     pub supervisor: Addr<CatalogueSupervisor>,
+    /// The keeper of the node's own services.
+    pub definitions: Addr<DefinitionKeeper>,
 }
 
 impl Reloader {
@@ -54,6 +58,12 @@ impl Reloader {
             self.reload_register(&new);
         }
         self.reload_peers(&new, connectors);
+        if keys.iter().any(|k| k.starts_with("services")) {
+            self.definitions.do_send(Apply {
+                definitions: new.services.clone(),
+            });
+            self.current.services = new.services.clone();
+        }
         self.current.log = new.log.clone();
         info!(changed = ?keys, "configuration reloaded");
         fixed

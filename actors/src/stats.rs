@@ -113,6 +113,12 @@ pub struct TransportLabel {
     pub transport: String,
 }
 
+/// Label naming a service by its URI.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UriLabel {
+    pub uri: String,
+}
+
 /// Label naming a listener (`client`, `unix`, `peer`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabel {
@@ -162,6 +168,9 @@ pub struct Stats {
     pub connections_refused: Family<TransportLabel, PromCounter>,
     /// Client connections holding a place under their transport's limit.
     pub connections_open: Family<TransportLabel, PromGauge>,
+    /// Health of each checked `[[services]]` definition: 1 passing
+    /// (registered), 0 failing (withdrawn), by URI.
+    pub check_status: Family<UriLabel, PromGauge>,
     /// Client connections closed after `limits.idle_timeout` holding nothing.
     pub idle_closed: Counter,
     /// Client requests read and not yet answered, all connections.
@@ -276,6 +285,7 @@ impl Stats {
             connections: Gauge::default(),
             connections_refused: Family::default(),
             connections_open: Family::default(),
+            check_status: Family::default(),
             idle_closed: Counter::default(),
             requests_in_flight: Gauge::default(),
             reads_paused: Counter::default(),
@@ -357,6 +367,11 @@ impl Stats {
             "client_connections_refused",
             "Client connections refused at limits.connections_tcp or limits.connections_unix, by transport",
             self.connections_refused.clone(),
+        );
+        r.register(
+            "check_status",
+            "Health check of each checked [[services]] definition: 1 passing (registered), 0 failing (withdrawn), by URI",
+            self.check_status.clone(),
         );
         r.register(
             "client_connections_open",

@@ -8,7 +8,7 @@ use super::Settings;
 
 /// Key prefixes a running node applies on reload; every other change is
 /// reported and ignored until a restart.
-pub const RELOADABLE: &[&str] = &["tls.", "register.", "peers", "log."];
+pub const RELOADABLE: &[&str] = &["tls.", "register.", "peers", "log.", "services"];
 
 /// The dotted keys whose values differ between `old` and `new`.
 pub fn changed_keys(old: &Settings, new: &Settings) -> Vec<String> {

@@ -8,6 +8,7 @@
 //! own and unknown keys are refused. [`Settings::validate`] checks values and
 //! the relations between them once, at start, and names the offending key.
 
+pub mod definitions;
 pub mod diff;
 pub(crate) mod validate;
 
@@ -15,6 +16,7 @@ use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+pub use definitions::{CheckKind, CheckSettings, ServiceDefinition};
 pub use validate::Problem;
 
 /// Everything a node is configured with.
@@ -29,6 +31,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// Statically configured neighbours.
     pub peers: Vec<PeerSettings>,
+    /// Services the node registers itself while it runs (`[[services]]`).
+    pub services: Vec<ServiceDefinition>,
     /// Who may register services.
     pub register: RegisterSettings,
     /// Bounds on what clients and peers may ask for.

@@ -221,6 +221,8 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         }
     }
 
+    services(s, &mut p);
+
     // [limits]
     let l = &s.limits;
     range(
@@ -548,6 +550,78 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
 }
 
 /// Valid but risky settings (see [`Settings::warnings`]).
+/// `[[services]]`: valid URIs and attributes, each URI once, a check of
+/// exactly one kind with sane timings.
+fn services(s: &Settings, p: &mut Problems) {
+    let mut seen = HashSet::new();
+    for (i, def) in s.services.iter().enumerate() {
+        let uri_key = format!("services[{i}].uri");
+        if let Err(e) = crate::uri::validate_uri(&def.uri, s.limits.max_uri_bytes) {
+            p.add(&uri_key, e);
+        } else if !seen.insert(def.uri.as_str()) {
+            p.add(&uri_key, format!("{:?} is defined twice", def.uri));
+        }
+        if let Err(e) = crate::uri::validate_attrs(&def.attrs) {
+            p.add(format!("services[{i}].attrs"), e);
+        }
+        let Some(check) = &def.check else { continue };
+        let key = |k: &str| format!("services[{i}].check.{k}");
+        match check.kind() {
+            None => p.add(
+                format!("services[{i}].check"),
+                "needs exactly one of tcp, http, exec",
+            ),
+            Some(super::CheckKind::Tcp(addr)) => {
+                if let Some(problem) = host_port_problem(&addr) {
+                    p.add(key("tcp"), problem);
+                }
+            }
+            Some(super::CheckKind::Http(url)) => {
+                if let Some(problem) = http_url_problem(&url) {
+                    p.add(key("http"), problem);
+                }
+            }
+            Some(super::CheckKind::Exec(argv)) => {
+                p.check(
+                    argv.first().is_some_and(|c| !c.is_empty()),
+                    &key("exec"),
+                    || "needs a program: [\"program\", \"arg\", ...]".into(),
+                );
+            }
+        }
+        positive(p, &key("interval"), check.interval);
+        positive(p, &key("timeout"), check.timeout);
+        p.check(check.timeout <= check.interval, &key("timeout"), || {
+            format!(
+                "must be at most services[{i}].check.interval ({})",
+                humantime::format_duration(check.interval)
+            )
+        });
+        range(p, &key("failures"), check.failures, 1, 1000);
+        range(p, &key("successes"), check.successes, 1, 1000);
+    }
+}
+
+/// An `http://host:port/path` URL a check can GET.
+fn http_url_problem(url: &str) -> Option<String> {
+    if url.starts_with("https://") {
+        return Some(
+            "HTTPS checks are not supported; use an http:// URL or an exec check (e.g. curl)"
+                .into(),
+        );
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Some(format!("{url:?} is not an http:// URL"));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let with_port = if authority.contains(':') && !authority.ends_with(']') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    host_port_problem(&with_port).map(|problem| format!("{url:?}: {problem}"))
+}
+
 pub(super) fn warnings(s: &Settings) -> Vec<Problem> {
     let mut p = Problems::default();
     let x = &s.xlreg;

@@ -259,3 +259,87 @@ fn client_tls_needs_certificates_and_a_client_port() {
     s.listen.client = String::new();
     assert_eq!(keys(&s), ["listen.client_tls"]);
 }
+
+/// `[[services]]` tables parsed as an operator writes them.
+fn with_services(toml_text: &str) -> Settings {
+    let mut s = defaults();
+    #[derive(serde::Deserialize)]
+    struct Only {
+        services: Vec<crate::settings::ServiceDefinition>,
+    }
+    let only: Only = toml::from_str(toml_text).expect("test TOML parses");
+    s.services = only.services;
+    s
+}
+
+#[test]
+fn service_definitions_are_validated_by_key() {
+    let s = with_services(
+        r#"
+        [[services]]
+        uri = "tcp://db:5432"
+        attrs = { role = "primary" }
+        check = { tcp = "127.0.0.1:5432" }
+        [[services]]
+        uri = "not a uri"
+        [[services]]
+        uri = "tcp://db:5432"
+        [[services]]
+        uri = "http://web:80"
+        attrs = { "bad key" = "v" }
+        check = { http = "https://web/health" }
+        [[services]]
+        uri = "tcp://x:1"
+        check = { tcp = "x:1", exec = ["true"] }
+        [[services]]
+        uri = "tcp://y:1"
+        check = { exec = [], interval = "1s", timeout = "2s", failures = 0, successes = 0 }
+        [[services]]
+        uri = "tcp://z:1"
+        check = { tcp = "nohostport", interval = "0s" }
+        "#,
+    );
+    assert_eq!(
+        keys(&s),
+        [
+            "services[1].uri",
+            "services[2].uri",
+            "services[3].attrs",
+            "services[3].check.http",
+            "services[4].check",
+            "services[5].check.exec",
+            "services[5].check.timeout",
+            "services[5].check.failures",
+            "services[5].check.successes",
+            "services[6].check.tcp",
+            "services[6].check.interval",
+            "services[6].check.timeout",
+        ]
+    );
+    let twice = s
+        .validate()
+        .into_iter()
+        .find(|p| p.key == "services[2].uri")
+        .map(|p| p.problem);
+    assert_eq!(twice.as_deref(), Some("\"tcp://db:5432\" is defined twice"));
+}
+
+#[test]
+fn good_service_definitions_pass_with_check_defaults() {
+    let s = with_services(
+        r#"
+        [[services]]
+        uri = "tcp://db:5432"
+        [[services]]
+        uri = "http://web:8080"
+        check = { http = "http://127.0.0.1:8080/health", interval = "5s", timeout = "1s" }
+        [[services]]
+        uri = "unix:/run/app.sock"
+        check = { exec = ["/bin/true"], failures = 2, successes = 2 }
+        "#,
+    );
+    assert_eq!(s.validate(), vec![]);
+    let check = s.services[2].check.as_ref().expect("parsed");
+    assert_eq!(check.interval, Duration::from_secs(10));
+    assert_eq!(check.timeout, Duration::from_secs(2));
+}
