@@ -26,8 +26,13 @@ fn one_get_cluster_returns_all_64_members_with_4096_bit_keys() -> Result<()> {
         .start()?;
     let line = daemon.wait_log(DEADLINE, |l| l["message"] == "xlReg registry listening")?;
     let addr = line["address"].as_str().context("address")?.to_string();
-    let pem = Cli::new(["xlreg", "pubkey", "--data-dir", &data.path().display().to_string()])
-        .output(DEADLINE)?;
+    let pem = Cli::new([
+        "xlreg",
+        "pubkey",
+        "--data-dir",
+        &data.path().display().to_string(),
+    ])
+    .output(DEADLINE)?;
     ensure!(pem.code == 0, "xlreg pubkey: {}", pem.stderr);
     let server_key = PublicKey::from_pem(pem.stdout.as_bytes())?;
 
