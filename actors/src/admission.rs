@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::stats::Gauge;
+use crate::metrics::Gauge;
 
 /// Client connections of one transport: at most `limit` at once.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@
 //!   replication [`sync::driver::Driver`] (tables, clock, own links,
 //!   reachability) and carries out what it decides; routes events to
 //!   subscriptions; answers registrations and listings.
-//! - [`client::ClientConnection`], one per client socket: requests to the
+//! - [`connection::ClientConnection`], one per client socket: requests to the
 //!   supervisor, the services it registered, its subscriptions.
 //! - [`subscription::Subscription`], one per subscription: a bounded queue
 //!   of events toward its connection.
@@ -41,7 +41,7 @@
 
 pub mod admission;
 pub mod backoff;
-pub mod client;
+pub mod connection;
 pub mod definitions;
 pub mod frame_writer;
 pub mod hlc;
@@ -52,7 +52,7 @@ pub mod listen;
 pub mod log_limit;
 pub mod matcher;
 pub mod membership;
-pub mod metrics_http;
+pub mod metrics;
 pub mod names;
 pub mod node;
 pub mod peer;
@@ -60,7 +60,6 @@ pub mod reload;
 pub mod sd_notify;
 pub mod services;
 pub mod settings;
-pub mod stats;
 pub mod subscription;
 pub mod supervisor;
 pub mod sync;

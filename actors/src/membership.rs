@@ -37,7 +37,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     backoff::Backoff,
-    stats::{ActorMetrics, Stats},
+    metrics::{ActorMetrics, Metrics},
     xlreg::{
         ClientError, ClientOptions, ClusterInfo, ClusterRef, Identity, Member, PublicKey,
         RegistryClient, client::Secret, keys, registry::RegistryError,
@@ -290,7 +290,7 @@ pub struct ClusterMembership {
     known: BTreeMap<String, String>,
     stop: watch::Receiver<bool>,
     metrics: ActorMetrics,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
     complete: bool,
 }
 
@@ -300,7 +300,7 @@ impl ClusterMembership {
         cfg: MembershipConfig,
         found: mpsc::UnboundedSender<Discovered>,
         stop: watch::Receiver<bool>,
-        stats: Arc<Stats>,
+        stats: Arc<Metrics>,
     ) -> Self {
         ClusterMembership {
             cfg,
@@ -388,7 +388,7 @@ async fn poll_loop(
     cfg: MembershipConfig,
     me: Addr<ClusterMembership>,
     mut stop: watch::Receiver<bool>,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
 ) {
     let key = match std::fs::read(&cfg.server_key)
         .map_err(|e| e.to_string())

@@ -47,7 +47,7 @@ use tracing::{info, warn};
 
 use crate::{
     admission::{self, AcceptBackoff, ConnectionSlots, HandshakeSlots},
-    client::{
+    connection::{
         ClientConnection, ClientShared,
         auth::{RegisterPolicy, Transport},
         gated,
@@ -59,13 +59,13 @@ use crate::{
     listen::{self, ListenError},
     log_limit::LogLimit,
     membership::{ClusterMembership, Discovered, MembershipConfig},
+    metrics::Metrics,
     peer::{
         self, PeerContext, connector::Connectors, directory::PeerDirectory,
         handshake::LocalIdentity,
     },
     reload::Reloader,
     settings::{ClientTls, Settings},
-    stats::Stats,
     subscription::ledger::{LedgerLimits, SharedLedger},
     supervisor::{
         CatalogueSupervisor, DropPeer, LinksCell, ServicesView, Shutdown, SupervisorConfig,
@@ -378,7 +378,7 @@ pub async fn run(
             )?,
         )),
     };
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Metrics::default());
     let input = InputLimits::new(&settings.limits);
     stats.watch_input(&input.budget);
     let directory = PeerDirectory::default();
@@ -393,7 +393,7 @@ pub async fn run(
     let metrics = match settings.metrics.listen.as_str() {
         "" => None,
         addr => {
-            let server = crate::metrics_http::start(
+            let server = crate::metrics::endpoint::start(
                 addr,
                 stats.clone(),
                 directory.clone(),
@@ -763,7 +763,7 @@ fn start_api(
     (view, links): (&ServicesView, &LinksCell),
     supervisor: &Addr<CatalogueSupervisor>,
     directory: &PeerDirectory,
-    stats: &Arc<Stats>,
+    stats: &Arc<Metrics>,
     shared: &Arc<ClientShared>,
 ) -> Result<Vec<crate::http::ApiServer>, NodeError> {
     let http = &settings.http;

@@ -12,7 +12,7 @@ use actix::Addr;
 use tracing::{error, info, warn};
 
 use crate::{
-    client::{ClientShared, auth::RegisterPolicy},
+    connection::{ClientShared, auth::RegisterPolicy},
     definitions::{Apply, DefinitionKeeper},
     peer::{PeerContext, connector::Connectors, directory::PeerState},
     settings::{

@@ -425,7 +425,7 @@ fn two_nodes_dialing_each_other_end_with_one_link() -> Result<()> {
     })?;
     // Both sides keep the same connection. (Which one depends on timing:
     // when both dials cross, node-a's wins (the rule is unit-tested in
-    // actors/src/supervisor/links.rs); when node-b's lands while node-a is
+    // actors/src/supervisor/peers.rs); when node-b's lands while node-a is
     // still backing off, it stays, and node-a does not dial over it.)
     let peers = |d: &Daemon| -> Result<Value> {
         let out = Cli::new(["peers", "--json", "--socket", &d.socket_arg()]).output(DEADLINE)?;

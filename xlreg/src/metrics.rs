@@ -3,7 +3,7 @@
 //! reads them at each scrape).
 //!
 //! The registry's actors update the counters; the node hands the collector
-//! to its metrics registry through a generic hook (`Stats::add_collector`
+//! to its metrics registry through a generic hook (`Metrics::add_collector`
 //! in `catalogue-actors`), so this crate knows nothing of the node's
 //! metrics. The series are listed in docs/OPERATIONS.md.
 

@@ -36,8 +36,8 @@ use self::{
     health::{CheckState, Status},
 };
 use crate::{
+    metrics::{Metrics, UriLabel},
     settings::{CheckKind, ServiceDefinition},
-    stats::{Stats, UriLabel},
     supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed, RegisterService},
 };
 
@@ -77,14 +77,14 @@ struct Entry {
 pub struct DefinitionKeeper {
     entries: BTreeMap<String, Entry>,
     supervisor: Addr<CatalogueSupervisor>,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
     next_conn: u64,
     next_generation: u64,
 }
 
 impl DefinitionKeeper {
     /// A keeper with no definitions yet (send it [`Apply`]).
-    pub fn new(supervisor: Addr<CatalogueSupervisor>, stats: Arc<Stats>) -> Self {
+    pub fn new(supervisor: Addr<CatalogueSupervisor>, stats: Arc<Metrics>) -> Self {
         DefinitionKeeper {
             entries: BTreeMap::new(),
             supervisor,

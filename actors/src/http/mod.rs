@@ -57,10 +57,10 @@ pub use leases::LeaseKeeper;
 pub use register::{PeerCred, Registrar};
 
 use crate::{
-    client::ClientShared,
+    connection::ClientShared,
+    metrics::Metrics,
     peer::directory::PeerDirectory,
     settings::{HttpSettings, LimitsSettings},
-    stats::Stats,
     supervisor::{LinksCell, ServicesView},
 };
 
@@ -89,7 +89,7 @@ pub struct Api {
     /// The direct peers.
     pub directory: PeerDirectory,
     /// Where requests are counted.
-    pub stats: Arc<Stats>,
+    pub stats: Arc<Metrics>,
     /// This node.
     pub node: NodeIdentity,
     /// `http.page_limit`.
@@ -106,7 +106,7 @@ pub struct Api {
 impl Api {
     /// The handlers' state from the node's parts and settings.
     pub fn new(
-        parts: (ServicesView, LinksCell, PeerDirectory, Arc<Stats>),
+        parts: (ServicesView, LinksCell, PeerDirectory, Arc<Metrics>),
         node: NodeIdentity,
         http: &HttpSettings,
         limits: &LimitsSettings,

@@ -24,7 +24,7 @@ use super::{
     leases::{Grant, GrantError, LeaseKeeper, Renew, Revoke},
 };
 use crate::{
-    client::{ClientShared, auth::Transport},
+    connection::{ClientShared, auth::Transport},
     supervisor::RegisterError,
     uri,
 };

@@ -40,7 +40,7 @@ use super::{
 use crate::{
     frame_writer,
     input::{self, InputLimits},
-    stats::{ActorMetrics, Stats},
+    metrics::{ActorMetrics, Metrics},
     supervisor::{
         CatalogueSupervisor, Close, GetDigest, LinkDown, LinkUp, PeerBatch, PlanFor, Recheck,
         SendBatch, SendEntries, SendError, SyncDone,
@@ -132,7 +132,7 @@ impl PeerLink {
         cfg: SessionConfig,
         supervisor: Addr<CatalogueSupervisor>,
         limits: &InputLimits,
-        stats: Arc<Stats>,
+        stats: Arc<Metrics>,
     ) -> LinkProgress {
         let Established {
             peer,
@@ -280,7 +280,7 @@ impl PeerLink {
     fn report(&mut self) {
         let c = self.session.counters();
         let r = self.reported;
-        let peer = Stats::peer(&self.peer);
+        let peer = Metrics::peer(&self.peer);
         let st = self.metrics.stats();
         st.sync_entries_sent
             .get_or_create(&peer)

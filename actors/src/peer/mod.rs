@@ -43,8 +43,8 @@ use crate::{
     admission::HandshakeRefusal,
     input::InputLimits,
     log_limit::LogLimit,
+    metrics::Metrics,
     settings::Settings,
-    stats::Stats,
     supervisor::CatalogueSupervisor,
     sync::session::{Role, SessionConfig},
     tls::TlsContexts,
@@ -82,7 +82,7 @@ pub struct PeerContext {
     /// Longest reconnect delay.
     pub retry_max: Duration,
     /// Counters.
-    pub stats: Arc<Stats>,
+    pub stats: Arc<Metrics>,
     /// Session tuning (node, peer and role are filled in per link).
     pub session: SessionConfig,
     next_link: AtomicU64,
@@ -101,7 +101,7 @@ impl PeerContext {
         tls: Option<Arc<TlsContexts>>,
         directory: PeerDirectory,
         supervisor: Addr<CatalogueSupervisor>,
-        stats: Arc<Stats>,
+        stats: Arc<Metrics>,
         input: InputLimits,
     ) -> Self {
         let sync = &settings.sync;

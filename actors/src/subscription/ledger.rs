@@ -18,7 +18,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use crate::{settings::LimitsSettings, stats::Gauge};
+use crate::{metrics::Gauge, settings::LimitsSettings};
 
 /// Whom a subscription counts against, besides the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

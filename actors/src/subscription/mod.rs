@@ -27,8 +27,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, info};
 
 use crate::{
+    metrics::{ActorMetrics, Metrics},
     settings::OverflowPolicy,
-    stats::{ActorMetrics, Stats},
     supervisor::{Deliver, Rebase, Replay, Resnapshot, Snapshot},
 };
 use queue::{Outcome, SubscriptionQueue};
@@ -92,7 +92,7 @@ pub struct SubscriptionParts {
     /// The connection, told when the subscription ends by itself.
     pub ended: Recipient<SubscriptionEnded>,
     /// Counters.
-    pub stats: Arc<Stats>,
+    pub stats: Arc<Metrics>,
     /// Its place in the node's ledger.
     pub permit: ledger::Permit,
 }

@@ -22,9 +22,9 @@
 //! `ConnectionClosed` per connection.
 
 mod effects;
-mod links;
 mod messages;
 mod owners;
+mod peers;
 mod replication;
 mod view;
 
@@ -41,9 +41,9 @@ use tracing::{debug, info};
 use crate::{
     hlc::Hlc,
     matcher::Matcher,
+    metrics::{ActorMetrics, Metrics},
     peer::directory::PeerDirectory,
     services::{Applied, Service},
-    stats::{ActorMetrics, Stats},
     subscription::{
         SubKey, Subscription,
         history::{History, Position},
@@ -91,11 +91,11 @@ pub struct CatalogueSupervisor {
     history: History,
     owners: Owners,
     /// The current link to each directly linked peer.
-    peer_links: HashMap<String, links::CurrentLink>,
+    peer_links: HashMap<String, peers::CurrentLink>,
     /// Known peers and their states.
     directory: PeerDirectory,
     config: SupervisorConfig,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
     metrics: ActorMetrics,
     /// Reused buffer for matcher results.
     matched: Vec<SubKey>,
@@ -109,7 +109,7 @@ impl CatalogueSupervisor {
         hlc: Hlc,
         directory: PeerDirectory,
         config: SupervisorConfig,
-        stats: Arc<Stats>,
+        stats: Arc<Metrics>,
         view: ServicesView,
     ) -> Self {
         let driver = Driver::new(

@@ -55,7 +55,7 @@ impl Handler<SyncDone> for CatalogueSupervisor {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         self.stats
             .sync_last_success
-            .get_or_create(&crate::stats::Stats::peer(&msg.peer))
+            .get_or_create(&crate::metrics::Metrics::peer(&msg.peer))
             .set(now);
         if !self.stats.is_ready()
             && crate::peer::directory::awaited_peers(&self.directory.list()).is_empty()

@@ -101,7 +101,7 @@ pub fn config_from(settings: &Settings) -> XlregConfig {
 pub async fn host(
     settings: &Settings,
     stop: watch::Receiver<bool>,
-    metrics: Option<std::sync::Arc<crate::stats::Stats>>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 ) -> Result<Option<XlregHost>, XlregError> {
     if !settings.xlreg.serve {
         return Ok(None);
@@ -116,7 +116,7 @@ pub async fn host(
 pub async fn host_with(
     config: &XlregConfig,
     stop: watch::Receiver<bool>,
-    metrics: Option<std::sync::Arc<crate::stats::Stats>>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 ) -> Result<XlregHost, XlregError> {
     let config = ServerConfig::new(config, metrics)?;
     let running = server::serve(config, stop).await?;

@@ -119,7 +119,7 @@ pub struct ServerConfig {
     pub admin_uids: Vec<u32>,
     /// The node's metrics, for the registry and session actors (none in
     /// unit tests).
-    pub metrics: Option<Arc<crate::stats::Stats>>,
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl ServerConfig {
@@ -127,7 +127,7 @@ impl ServerConfig {
     /// and files.
     pub fn new(
         config: &XlregConfig,
-        metrics: Option<Arc<crate::stats::Stats>>,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
     ) -> Result<ServerConfig, XlregError> {
         Ok(ServerConfig {
             listen: config.listen.clone(),
@@ -158,7 +158,7 @@ pub struct Shared {
     stop: watch::Receiver<bool>,
     stats: Arc<XlregStats>,
     /// Metrics of the session actors.
-    session_metrics: Option<crate::stats::ActorMetrics>,
+    session_metrics: Option<crate::metrics::ActorMetrics>,
 }
 
 /// A running registry.
@@ -228,11 +228,11 @@ pub async fn serve(
     let registry_metrics = config
         .metrics
         .clone()
-        .map(|m| crate::stats::ActorMetrics::new(m, "registry"));
+        .map(|m| crate::metrics::ActorMetrics::new(m, "registry"));
     let session_metrics = config
         .metrics
         .clone()
-        .map(|m| crate::stats::ActorMetrics::new(m, "registry_session"));
+        .map(|m| crate::metrics::ActorMetrics::new(m, "registry_session"));
     let stats = Arc::new(XlregStats::default());
     let actor = RegistryActor::new(registry, store, committer, registry_metrics, stats.clone());
     let registry = RegistryActor::start_in_arbiter(&arbiter.handle(), move |_| actor);

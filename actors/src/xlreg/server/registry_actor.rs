@@ -64,7 +64,7 @@ pub struct RegistryActor {
     registry: Registry,
     store: Store,
     committer: Committer,
-    metrics: Option<crate::stats::ActorMetrics>,
+    metrics: Option<crate::metrics::ActorMetrics>,
     stats: Arc<XlregStats>,
 }
 
@@ -75,7 +75,7 @@ impl RegistryActor {
         registry: Registry,
         store: Store,
         committer: Committer,
-        metrics: Option<crate::stats::ActorMetrics>,
+        metrics: Option<crate::metrics::ActorMetrics>,
         stats: Arc<XlregStats>,
     ) -> RegistryActor {
         stats.set_sizes(registry.client_count(), registry.cluster_count());

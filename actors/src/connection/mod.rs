@@ -62,8 +62,8 @@ use crate::{
     admission::ConnectionSlot,
     input,
     log_limit::LogLimit,
+    metrics::{ActorMetrics, Counter, Gauge, Metrics},
     settings::LimitsSettings,
-    stats::{ActorMetrics, Counter, Gauge, Stats},
     subscription::{
         Cancel, Release, SubKey, Subscription, SubscriptionEnded, ledger::SharedLedger,
     },
@@ -84,7 +84,7 @@ pub struct ClientShared {
     /// The visible services, kept by the supervisor; `List` reads it.
     pub view: ServicesView,
     /// Counters.
-    pub stats: Arc<Stats>,
+    pub stats: Arc<Metrics>,
     /// Source of node-wide subscription keys.
     pub next_key: AtomicU64,
     /// Subscriptions per node, uid and address, and their regex memory.
@@ -179,7 +179,7 @@ pub fn gated<S>(
     read: S,
     limit: usize,
     transport: Arc<Semaphore>,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
 ) -> impl Stream<Item = (Result<Frame, CodecError>, InFlight)>
 where
     S: Stream<Item = Result<Frame, CodecError>> + Unpin + 'static,

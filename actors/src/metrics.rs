@@ -1,7 +1,7 @@
 //! The node's metrics: one Prometheus registry (prometheus-client) holding
 //! every counter, gauge and histogram the actors update, the build info and
 //! the standard `process_*` metrics ([`process`]), served at `/metrics` by
-//! [`crate::metrics_http`] as OpenMetrics or as the classic text format
+//! [`crate::metrics::endpoint`] as OpenMetrics or as the classic text format
 //! ([`exposition`]).
 //!
 //! Names follow Prometheus conventions: a `catalogue_` prefix (not on
@@ -11,6 +11,7 @@
 //! depth where the actor has a bounded queue.
 
 mod actor;
+pub mod endpoint;
 pub mod exposition;
 pub mod http;
 mod process;
@@ -155,9 +156,9 @@ fn seconds_histogram() -> Histogram {
 }
 
 /// Everything the node measures.
-pub struct Stats {
+pub struct Metrics {
     /// Behind a lock so that a subsystem started later can add its
-    /// collector ([`Stats::add_collector`]).
+    /// collector ([`Metrics::add_collector`]).
     registry: Mutex<Registry>,
     /// Set once the node is ready (initial sync with a peer done, or no peers).
     ready: AtomicBool,
@@ -264,22 +265,22 @@ pub struct Stats {
     actor_kinds: Mutex<HashMap<String, Arc<actor::KindSeries>>>,
 }
 
-impl std::fmt::Debug for Stats {
+impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stats").finish_non_exhaustive()
+        f.debug_struct("Metrics").finish_non_exhaustive()
     }
 }
 
-impl Default for Stats {
+impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Stats {
+impl Metrics {
     /// Every metric, registered.
     pub fn new() -> Self {
-        let mut s = Stats {
+        let mut s = Metrics {
             registry: Mutex::new(Registry::default()),
             ready: AtomicBool::new(false),
             connections: Gauge::default(),
@@ -758,7 +759,7 @@ mod tests {
 
     #[test]
     fn the_exposition_names_follow_prometheus_conventions() {
-        let stats = Arc::new(Stats::new());
+        let stats = Arc::new(Metrics::new());
         let m = ActorMetrics::new(stats.clone(), "supervisor");
         m.started();
         drop(m.handling("RegisterService"));
@@ -808,7 +809,7 @@ mod tests {
 
     #[test]
     fn build_info_peer_up_and_xlreg_errors_by_kind_are_exposed() {
-        let stats = Stats::new();
+        let stats = Metrics::new();
         stats.add_collector(Box::new(crate::xlreg::XlregCollector::new(Arc::default())));
         stats.set_peers_up([("node-b", true), ("node-c", false)]);
         let text = stats.encode();

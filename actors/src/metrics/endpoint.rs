@@ -2,7 +2,7 @@
 //!
 //! * `GET /metrics` (and `HEAD`): every metric, as OpenMetrics 1.0 when the
 //!   `Accept` header asks for `application/openmetrics-text`, in the classic
-//!   Prometheus text format 0.0.4 otherwise (see [`crate::stats::exposition`]);
+//!   Prometheus text format 0.0.4 otherwise (see [`crate::metrics::exposition`]);
 //! * `GET /health`: 200 while the node serves, with a JSON body (status `ok`,
 //!   or `degraded` with its `reasons`: peers down, not ready yet; node,
 //!   cluster, peers up and down, table sizes);
@@ -18,14 +18,14 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, h
 use serde_json::json;
 
 use crate::{
+    metrics::{Metrics, exposition},
     peer::directory::{PeerDirectory, PeerState, awaited_peers, down_peers},
-    stats::{Stats, exposition},
 };
 
 /// What the handlers read.
 #[derive(Clone)]
 struct Shared {
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
     directory: PeerDirectory,
     node: String,
     cluster: String,
@@ -48,7 +48,7 @@ impl MetricsServer {
 /// Binds `addr` and serves the endpoint.
 pub fn start(
     addr: &str,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
     directory: PeerDirectory,
     node: &str,
     cluster: &str,

@@ -22,7 +22,7 @@ use prometheus_client::metrics::{
     histogram::Histogram,
 };
 
-use super::{KindLabel, MessageLabels, Stats};
+use super::{KindLabel, MessageLabels, Metrics};
 
 /// The series of one actor kind, each resolved in its family the first
 /// time it is used (so the exposition only shows series in use).
@@ -58,7 +58,7 @@ fn resolve<'a, M: Clone, C: MetricConstructor<M>>(
 }
 
 impl KindSeries {
-    fn new(stats: &Stats, kind: &str) -> Self {
+    fn new(stats: &Metrics, kind: &str) -> Self {
         KindSeries {
             kind: KindLabel { kind: kind.into() },
             families: Families {
@@ -127,7 +127,7 @@ impl KindSeries {
 #[derive(Clone)]
 pub struct ActorMetrics {
     series: Arc<KindSeries>,
-    stats: Arc<Stats>,
+    stats: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for ActorMetrics {
@@ -140,7 +140,7 @@ impl std::fmt::Debug for ActorMetrics {
 
 impl ActorMetrics {
     /// Metrics of actors of `kind` (e.g. "supervisor", "subscription").
-    pub fn new(stats: Arc<Stats>, kind: &str) -> Self {
+    pub fn new(stats: Arc<Metrics>, kind: &str) -> Self {
         let series = match stats.actor_kinds.lock() {
             Ok(mut kinds) => kinds
                 .entry(kind.to_string())
@@ -180,7 +180,7 @@ impl ActorMetrics {
     }
 
     /// The node's metrics.
-    pub fn stats(&self) -> &Arc<Stats> {
+    pub fn stats(&self) -> &Arc<Metrics> {
         &self.stats
     }
 }
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn actors_of_a_kind_share_their_series() {
-        let stats = Arc::new(Stats::new());
+        let stats = Arc::new(Metrics::new());
         let a = ActorMetrics::new(stats.clone(), "subscription");
         let b = ActorMetrics::new(stats.clone(), "subscription");
         assert!(Arc::ptr_eq(&a.series, &b.series));
