@@ -54,6 +54,9 @@ pub enum Command {
         /// Attribute `key=value`; repeatable.
         #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         attrs: Vec<(String, String)>,
+        /// A health check: the service is registered while it passes.
+        #[command(flatten)]
+        check: CheckArgs,
         /// Where the node is.
         #[command(flatten)]
         client: ClientArgs,
@@ -289,6 +292,64 @@ impl SettingsArgs {
 /// A TOML string literal for `value`, so a named flag is always a string.
 fn toml_string(value: &str) -> String {
     toml::Value::String(value.to_string()).to_string()
+}
+
+/// `register`'s health check (docs/CLIENTS.md, "Health checks"): at most
+/// one of `--check-tcp`, `--check-http`, `--check-exec`, and when to run it.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Health check")]
+pub struct CheckArgs {
+    /// Passes when HOST:PORT accepts a TCP connection.
+    #[arg(long, value_name = "HOST:PORT", group = "check_kind")]
+    pub check_tcp: Option<String>,
+    /// Passes when a GET of URL (http:// or https://, the certificate
+    /// checked against the system's CAs) answers 2xx.
+    #[arg(long, value_name = "URL", group = "check_kind")]
+    pub check_http: Option<String>,
+    /// Passes when the program exits 0: the program and its arguments,
+    /// split on whitespace, run without a shell.
+    #[arg(long, value_name = "COMMAND", group = "check_kind")]
+    pub check_exec: Option<String>,
+    /// Time between the starts of two runs.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub check_interval: std::time::Duration,
+    /// Longest a run may take (at most the interval).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub check_timeout: std::time::Duration,
+    /// Consecutive failures that withdraw the service.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub check_failures: u32,
+    /// Consecutive passes that register it (again).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub check_successes: u32,
+}
+
+impl CheckArgs {
+    /// The check as the node's `[[services]]` would hold it, or `None`
+    /// without one.
+    pub fn settings(&self) -> Option<catalogue_actors::settings::CheckSettings> {
+        if self.check_tcp.is_none() && self.check_http.is_none() && self.check_exec.is_none() {
+            return None;
+        }
+        Some(catalogue_actors::settings::CheckSettings {
+            tcp: self.check_tcp.clone(),
+            http: self.check_http.clone(),
+            exec: self
+                .check_exec
+                .as_ref()
+                .map(|c| c.split_whitespace().map(str::to_string).collect()),
+            interval: self.check_interval,
+            timeout: self.check_timeout,
+            failures: self.check_failures,
+            successes: self.check_successes,
+        })
+    }
+}
+
+/// A duration as the config files write them: `500ms`, `10s`, `1m 30s`.
+fn parse_duration(arg: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(arg.trim())
+        .map_err(|e| format!("{e} (write a duration such as 500ms, 10s or 1m 30s)"))
 }
 
 pub(crate) fn parse_key_value(arg: &str) -> Result<(String, String), String> {

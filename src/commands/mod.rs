@@ -46,7 +46,12 @@ impl From<Exit> for ExitCode {
 pub fn run(command: Command, log: &LogControl) -> Exit {
     match command {
         Command::Serve { settings } => serve::run(&settings, log),
-        Command::Register { uri, attrs, client } => register::run(&uri, &attrs, &client),
+        Command::Register {
+            uri,
+            attrs,
+            check,
+            client,
+        } => register::run(&uri, &attrs, &check, &client),
         Command::Subscribe {
             regex,
             json,

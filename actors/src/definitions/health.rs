@@ -8,6 +8,17 @@
 //! consecutive failures; a result that agrees with the current state resets
 //! the opposite count.
 
+/// The attribute a registered service with a check carries: its value is
+/// always "passing" ([`Status::Passing`]), since a failing service is
+/// withdrawn; `list` and subscribers see it beside the service's own
+/// attributes (a definition's own `check` attribute is replaced).
+pub const CHECK_ATTR: &str = "check";
+
+/// Adds [`CHECK_ATTR`] = "passing" to a checked service's attributes.
+pub fn mark_passing(attrs: &mut std::collections::BTreeMap<String, String>) {
+    attrs.insert(CHECK_ATTR.to_string(), Status::Passing.as_str().to_string());
+}
+
 /// Whether the check currently lets its service be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

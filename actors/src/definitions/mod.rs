@@ -15,7 +15,8 @@
 //! a check is registered once the check has passed `successes` times in a
 //! row, withdrawn after `failures` failures in a row, and so on; its state
 //! is the metric `catalogue_check_status{uri}` and a log line at each
-//! change. A definition whose URI a client already registered is not
+//! change, and a registered checked service carries the attribute
+//! `check = "passing"` ([`health::CHECK_ATTR`]), so `list` shows it. A definition whose URI a client already registered is not
 //! registered (logged); a changed check restarts from failing.
 
 pub mod diff;
@@ -157,10 +158,14 @@ impl DefinitionKeeper {
         };
         entry.conn = Some(conn);
         let generation = entry.generation;
+        let mut attrs = entry.def.attrs.clone();
+        if entry.check.is_some() {
+            health::mark_passing(&mut attrs);
+        }
         let request = self.supervisor.send(RegisterService {
             conn,
             uri: uri.to_string(),
-            attrs: entry.def.attrs.clone(),
+            attrs,
         });
         let uri = uri.to_string();
         ctx.spawn(

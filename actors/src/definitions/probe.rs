@@ -1,12 +1,14 @@
 //! Running one health check once: a TCP connect, an HTTP/1.1 GET over
-//! plain TCP expecting a 2xx status line, or a program that must exit 0.
-//! Each run is bounded by the check's timeout; the answer is pass or fail
-//! with a reason for the log.
+//! plain TCP or over TLS (`https://`, the server's certificate checked
+//! against the system's CA store and the URL's host name) expecting a 2xx
+//! status line, or a program that must exit 0. Each run is bounded by the
+//! check's timeout; the answer is pass or fail with a reason for the log.
 
-use std::{process::Stdio, time::Duration};
+use std::{pin::Pin, process::Stdio, time::Duration};
 
+use openssl::ssl::{SslConnector, SslMethod};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
 
@@ -30,6 +32,10 @@ pub enum ProbeError {
     /// The URL could not be used (validation should have refused it).
     #[error("bad URL {0:?}")]
     Url(String),
+    /// The TLS handshake of an `https://` check failed (an untrusted or
+    /// mismatched certificate, or no TLS at all).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Runs `kind` once within `timeout`.
@@ -69,9 +75,25 @@ async fn run_unbounded(kind: &CheckKind) -> Result<(), ProbeError> {
     }
 }
 
-/// `http://authority/path` → (authority with port, host header, path).
-fn split_url(url: &str) -> Option<(String, String, String)> {
-    let rest = url.strip_prefix("http://")?;
+/// Where a GET goes.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    /// `host:port` to connect to (port 80 or 443 unless given).
+    connect: String,
+    /// The `Host` header: the URL's authority.
+    host: String,
+    /// The host name the certificate must name (`https://` only).
+    tls_name: Option<String>,
+    /// Path and query.
+    path: String,
+}
+
+/// `http[s]://authority/path` → where to connect and what to ask.
+fn split_url(url: &str) -> Option<Target> {
+    let (rest, tls, default_port) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, true, 443),
+        None => (url.strip_prefix("http://")?, false, 80),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -79,21 +101,57 @@ fn split_url(url: &str) -> Option<(String, String, String)> {
     if authority.is_empty() {
         return None;
     }
-    let connect = if authority.contains(':') && !authority.ends_with(']') {
+    let has_port = authority.contains(':') && !authority.ends_with(']');
+    let connect = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
-    Some((connect, authority.to_string(), path.to_string()))
+    let name = if has_port {
+        &authority[..authority.rfind(':')?]
+    } else {
+        authority
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    Some(Target {
+        connect,
+        host: authority.to_string(),
+        tls_name: tls.then(|| name.to_string()),
+        path: path.to_string(),
+    })
 }
 
 async fn http_get(url: &str) -> Result<(), ProbeError> {
-    let Some((connect, host, path)) = split_url(url) else {
+    let Some(target) = split_url(url) else {
         return Err(ProbeError::Url(url.to_string()));
     };
-    let mut stream = TcpStream::connect(connect.as_str()).await?;
+    let tcp = TcpStream::connect(target.connect.as_str()).await?;
+    let Some(name) = &target.tls_name else {
+        return get_status(tcp, &target).await;
+    };
+    let tls = |e: &dyn std::fmt::Display| ProbeError::Tls(e.to_string());
+    // The connector's defaults: the system's CA store, peer verification,
+    // and (with configure) SNI and the host name check.
+    let ssl = SslConnector::builder(SslMethod::tls_client())
+        .map_err(|e| tls(&e))?
+        .build()
+        .configure()
+        .map_err(|e| tls(&e))?
+        .into_ssl(name)
+        .map_err(|e| tls(&e))?;
+    let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| tls(&e))?;
+    Pin::new(&mut stream).connect().await.map_err(|e| tls(&e))?;
+    get_status(stream, &target).await
+}
+
+/// Sends the GET on `stream` and reads the status line: 2xx passes.
+async fn get_status(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    target: &Target,
+) -> Result<(), ProbeError> {
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: catalogue-check\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: catalogue-check\r\nConnection: close\r\n\r\n",
+        target.path, target.host
     );
     stream.write_all(request.as_bytes()).await?;
     // The status line is all we need: read until its end (bounded).
@@ -120,18 +178,40 @@ async fn http_get(url: &str) -> Result<(), ProbeError> {
 mod tests {
     use super::*;
 
+    fn target(connect: &str, host: &str, tls_name: Option<&str>, path: &str) -> Target {
+        Target {
+            connect: connect.into(),
+            host: host.into(),
+            tls_name: tls_name.map(Into::into),
+            path: path.into(),
+        }
+    }
+
     #[test]
     fn urls_are_split_with_a_default_port() {
         assert_eq!(
             split_url("http://h/health?x=1"),
-            Some(("h:80".into(), "h".into(), "/health?x=1".into()))
+            Some(target("h:80", "h", None, "/health?x=1"))
         );
         assert_eq!(
             split_url("http://127.0.0.1:8080"),
-            Some(("127.0.0.1:8080".into(), "127.0.0.1:8080".into(), "/".into()))
+            Some(target("127.0.0.1:8080", "127.0.0.1:8080", None, "/"))
+        );
+        assert_eq!(
+            split_url("https://db.example/ready"),
+            Some(target(
+                "db.example:443",
+                "db.example",
+                Some("db.example"),
+                "/ready"
+            ))
+        );
+        assert_eq!(
+            split_url("https://[::1]:8443/"),
+            Some(target("[::1]:8443", "[::1]:8443", Some("::1"), "/"))
         );
         assert_eq!(split_url("http:///x"), None);
-        assert_eq!(split_url("https://h/"), None);
+        assert_eq!(split_url("ftp://h/"), None);
     }
 
     /// A one-shot HTTP server answering `status_line` to one request.

@@ -17,7 +17,7 @@ use std::{path::PathBuf, time::Duration};
 use serde::{Deserialize, Serialize};
 
 pub use definitions::{CheckKind, CheckSettings, ServiceDefinition};
-pub use validate::Problem;
+pub use validate::{Problem, check_problems};
 
 /// Everything a node is configured with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -564,60 +564,70 @@ fn services(s: &Settings, p: &mut Problems) {
         if let Err(e) = crate::uri::validate_attrs(&def.attrs) {
             p.add(format!("services[{i}].attrs"), e);
         }
-        let Some(check) = &def.check else { continue };
-        let key = |k: &str| format!("services[{i}].check.{k}");
-        match check.kind() {
-            None => p.add(
-                format!("services[{i}].check"),
-                "needs exactly one of tcp, http, exec",
-            ),
-            Some(super::CheckKind::Tcp(addr)) => {
-                if let Some(problem) = host_port_problem(&addr) {
-                    p.add(key("tcp"), problem);
-                }
-            }
-            Some(super::CheckKind::Http(url)) => {
-                if let Some(problem) = http_url_problem(&url) {
-                    p.add(key("http"), problem);
-                }
-            }
-            Some(super::CheckKind::Exec(argv)) => {
-                p.check(
-                    argv.first().is_some_and(|c| !c.is_empty()),
-                    &key("exec"),
-                    || "needs a program: [\"program\", \"arg\", ...]".into(),
-                );
-            }
+        if let Some(check) = &def.check {
+            check_settings(check, &format!("services[{i}].check"), p);
         }
-        positive(p, &key("interval"), check.interval);
-        positive(p, &key("timeout"), check.timeout);
-        p.check(check.timeout <= check.interval, &key("timeout"), || {
-            format!(
-                "must be at most services[{i}].check.interval ({})",
-                humantime::format_duration(check.interval)
-            )
-        });
-        range(p, &key("failures"), check.failures, 1, 1000);
-        range(p, &key("successes"), check.successes, 1, 1000);
     }
 }
 
-/// An `http://host:port/path` URL a check can GET.
-fn http_url_problem(url: &str) -> Option<String> {
-    if url.starts_with("https://") {
-        return Some(
-            "HTTPS checks are not supported; use an http:// URL or an exec check (e.g. curl)"
-                .into(),
-        );
+/// The problems of one health check, under keys `{prefix}.tcp` and so on
+/// (`services[i].check` in a config file; the `register --check-*` flags
+/// name their own prefix).
+pub fn check_problems(check: &super::CheckSettings, prefix: &str) -> Vec<Problem> {
+    let mut p = Problems::default();
+    check_settings(check, prefix, &mut p);
+    p.0
+}
+
+/// A check of exactly one kind with sane timings.
+fn check_settings(check: &super::CheckSettings, prefix: &str, p: &mut Problems) {
+    let key = |k: &str| format!("{prefix}.{k}");
+    match check.kind() {
+        None => p.add(prefix, "needs exactly one of tcp, http, exec"),
+        Some(super::CheckKind::Tcp(addr)) => {
+            if let Some(problem) = host_port_problem(&addr) {
+                p.add(key("tcp"), problem);
+            }
+        }
+        Some(super::CheckKind::Http(url)) => {
+            if let Some(problem) = http_url_problem(&url) {
+                p.add(key("http"), problem);
+            }
+        }
+        Some(super::CheckKind::Exec(argv)) => {
+            p.check(
+                argv.first().is_some_and(|c| !c.is_empty()),
+                &key("exec"),
+                || "needs a program: [\"program\", \"arg\", ...]".into(),
+            );
+        }
     }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Some(format!("{url:?} is not an http:// URL"));
+    positive(p, &key("interval"), check.interval);
+    positive(p, &key("timeout"), check.timeout);
+    p.check(check.timeout <= check.interval, &key("timeout"), || {
+        format!(
+            "must be at most {prefix}.interval ({})",
+            humantime::format_duration(check.interval)
+        )
+    });
+    range(p, &key("failures"), check.failures, 1, 1000);
+    range(p, &key("successes"), check.successes, 1, 1000);
+}
+
+/// An `http://` or `https://` URL (`host[:port]/path`) a check can GET.
+fn http_url_problem(url: &str) -> Option<String> {
+    let (rest, default_port) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, 443),
+        None => match url.strip_prefix("http://") {
+            Some(rest) => (rest, 80),
+            None => return Some(format!("{url:?} is not an http:// or https:// URL")),
+        },
     };
     let authority = rest.split('/').next().unwrap_or_default();
     let with_port = if authority.contains(':') && !authority.ends_with(']') {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
     host_port_problem(&with_port).map(|problem| format!("{url:?}: {problem}"))
 }

@@ -287,7 +287,7 @@ fn service_definitions_are_validated_by_key() {
         [[services]]
         uri = "http://web:80"
         attrs = { "bad key" = "v" }
-        check = { http = "https://web/health" }
+        check = { http = "ftp://web/health" }
         [[services]]
         uri = "tcp://x:1"
         check = { tcp = "x:1", exec = ["true"] }
@@ -334,12 +334,15 @@ fn good_service_definitions_pass_with_check_defaults() {
         uri = "http://web:8080"
         check = { http = "http://127.0.0.1:8080/health", interval = "5s", timeout = "1s" }
         [[services]]
+        uri = "https://api:8443"
+        check = { http = "https://api.example:8443/ready" }
+        [[services]]
         uri = "unix:/run/app.sock"
         check = { exec = ["/bin/true"], failures = 2, successes = 2 }
         "#,
     );
     assert_eq!(s.validate(), vec![]);
-    let check = s.services[2].check.as_ref().expect("parsed");
+    let check = s.services[3].check.as_ref().expect("parsed");
     assert_eq!(check.interval, Duration::from_secs(10));
     assert_eq!(check.timeout, Duration::from_secs(2));
 }
