@@ -5,7 +5,7 @@
 //! ([`AcceptBackoff`]), and the open-file limit the node raises at start
 //! and keeps room in ([`raise_nofile`], [`tcp_budget`]).
 //!
-//! Everything here is plain code with unit tests; `node.rs` drives it.
+//! Everything here is plain code with unit tests; `node/` drives it.
 //! A slot is a guard: it is taken when a connection is accepted and given
 //! back when the guard is dropped (the connection or handshake ended), so
 //! no path can forget to release it. docs/OPERATIONS.md ("Limits on

@@ -89,12 +89,10 @@ impl Reloader {
     }
 
     fn reload_register(&mut self, new: &Settings) {
+        // node.debug is not reloaded: the running one stands.
         let policy = RegisterPolicy {
             debug: self.current.node.debug,
-            allowed_uids: new.register.allowed_uids.clone(),
-            allowed_gids: new.register.allowed_gids.clone(),
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            own_uid: unsafe { libc::geteuid() },
+            ..RegisterPolicy::from(new)
         };
         match self.clients.policy.write() {
             Ok(mut p) => *p = policy,

@@ -75,6 +75,20 @@ pub struct RegisterPolicy {
     pub own_uid: u32,
 }
 
+impl From<&crate::settings::Settings> for RegisterPolicy {
+    /// `node.debug` and `register.allowed_uids` / `allowed_gids`, with the
+    /// uid this process runs as. Built at start and on every reload.
+    fn from(s: &crate::settings::Settings) -> Self {
+        RegisterPolicy {
+            debug: s.node.debug,
+            allowed_uids: s.register.allowed_uids.clone(),
+            allowed_gids: s.register.allowed_gids.clone(),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            own_uid: unsafe { libc::geteuid() },
+        }
+    }
+}
+
 impl RegisterPolicy {
     /// May a client on `transport` register?
     pub fn check(&self, transport: &Transport) -> Result<(), Refusal> {

@@ -75,6 +75,21 @@ pub struct SupervisorConfig {
     pub history_window: usize,
 }
 
+impl From<&crate::settings::Settings> for SupervisorConfig {
+    /// `sync.tombstone_ttl`, `sync.unreachable_grace`,
+    /// `limits.subscription_history`, and the bulk threshold: half a
+    /// subscription's queue (`limits.subscription_queue`), so a batch that
+    /// could fill a queue on its own goes out as a snapshot instead.
+    fn from(s: &crate::settings::Settings) -> Self {
+        SupervisorConfig {
+            tombstone_ttl: s.sync.tombstone_ttl,
+            unreachable_grace: s.sync.unreachable_grace,
+            bulk_threshold: s.limits.subscription_queue / 2,
+            history_window: s.limits.subscription_history,
+        }
+    }
+}
+
 /// The node's supervisor.
 pub struct CatalogueSupervisor {
     node: String,
