@@ -53,6 +53,7 @@ pub mod log_limit;
 pub mod matcher;
 pub mod membership;
 pub mod metrics;
+pub mod metrics_endpoint;
 pub mod names;
 pub mod node;
 pub mod peer;

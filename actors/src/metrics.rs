@@ -1,7 +1,7 @@
 //! The node's metrics: one Prometheus registry (prometheus-client) holding
 //! every counter, gauge and histogram the actors update, the build info and
 //! the standard `process_*` metrics ([`process`]), served at `/metrics` by
-//! [`crate::metrics::endpoint`] as OpenMetrics or as the classic text format
+//! [`crate::metrics_endpoint`] as OpenMetrics or as the classic text format
 //! ([`exposition`]).
 //!
 //! Names follow Prometheus conventions: a `catalogue_` prefix (not on
@@ -11,7 +11,6 @@
 //! depth where the actor has a bounded queue.
 
 mod actor;
-pub mod endpoint;
 pub mod exposition;
 pub mod http;
 mod process;

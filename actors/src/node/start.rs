@@ -65,7 +65,7 @@ pub(super) struct Node {
     pub api_servers: Vec<crate::http::ApiServer>,
     /// Tells the registry and membership actors to stop.
     pub stop_tx: watch::Sender<bool>,
-    pub metrics: Option<crate::metrics::endpoint::MetricsServer>,
+    pub metrics: Option<crate::metrics_endpoint::MetricsServer>,
     pub stats: Arc<Metrics>,
 }
 
@@ -173,7 +173,7 @@ pub(super) async fn start(settings: Settings) -> Result<Node, NodeError> {
     let metrics = match settings.metrics.listen.as_str() {
         "" => None,
         addr => {
-            let server = crate::metrics::endpoint::start(
+            let server = crate::metrics_endpoint::start(
                 addr,
                 stats.clone(),
                 directory.clone(),

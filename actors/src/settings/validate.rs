@@ -521,7 +521,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         let problem = if entry.is_empty() {
             Some("must not be empty".to_string())
         } else if entry.starts_with("sha256:")
-            && crate::xlreg::keys::parse_fingerprint(entry).is_none()
+            && catalogue_xlreg::keys::parse_fingerprint(entry).is_none()
         {
             Some(format!("{entry:?} is not sha256: and 64 hex digits"))
         } else {
@@ -536,7 +536,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
     let creator = &x.cluster.creator;
     if creator.starts_with("sha256:") {
         p.check(
-            crate::xlreg::keys::parse_fingerprint(creator).is_some(),
+            catalogue_xlreg::keys::parse_fingerprint(creator).is_some(),
             "xlreg.cluster.creator",
             || format!("{creator:?} is not sha256: and 64 hex digits"),
         );
