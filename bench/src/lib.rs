@@ -38,6 +38,7 @@ mod measure;
 mod node;
 mod notify;
 mod peers;
+mod scale;
 mod sync;
 mod xlreg;
 
@@ -78,6 +79,10 @@ pub enum Workload {
     Connections,
     /// xlReg registry sessions per second.
     Xlreg,
+    /// 32 nodes in a ring and a random graph: latency at the farthest
+    /// node, convergence after cut links heal, idle cost, bulk services
+    /// (only when named: it starts dozens of nodes).
+    Scale,
 }
 
 /// `catalogue bench` flags.
@@ -114,6 +119,12 @@ pub struct BenchArgs {
     /// Concurrent clients of the xlreg rows, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,8")]
     xlreg_clients: Vec<usize>,
+    /// Nodes of the scale workload (even, at least 6).
+    #[arg(long, default_value_t = 32)]
+    scale_nodes: usize,
+    /// Services spread over the scale workload's nodes (0: skip those rows).
+    #[arg(long, default_value_t = 100_000)]
+    scale_services: usize,
     /// A setting (`KEY=VALUE`, as `serve --set` takes it) for every node
     /// the bench starts, e.g. `sync.batch_delay=0ms`; repeatable.
     #[arg(long = "node-set", value_name = "KEY=VALUE")]
@@ -135,7 +146,8 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     fn selected(&self, workload: Workload) -> bool {
-        self.only.is_empty() || self.only.contains(&workload)
+        // Scale starts dozens of nodes: only when named.
+        self.only.contains(&workload) || (self.only.is_empty() && workload != Workload::Scale)
     }
 
     fn cluster_sizes(&self) -> cluster::ClusterSizes {
@@ -225,6 +237,15 @@ async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
             clients: args.xlreg_clients.clone(),
         };
         xlreg::run(&sizes, &args.node_sets).await?;
+    }
+    if args.selected(Workload::Scale) {
+        let sizes = scale::ScaleSizes {
+            nodes: args.scale_nodes,
+            events: args.events,
+            rate: args.rate,
+            services: args.scale_services,
+        };
+        scale::run(sizes, &args.node_sets).await?;
     }
     Ok(())
 }

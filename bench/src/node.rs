@@ -175,6 +175,11 @@ impl BenchNode {
         self.dir.path()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident set size now, KiB.
     pub fn rss_kib(&self) -> Result<u64> {
         status_kib(self.child.id(), "VmRSS:")
