@@ -34,7 +34,7 @@ use tokio::{
 
 use self::{
     graph::Graph,
-    proxy::{Proxy, ProxyThread},
+    proxy::{Proxy, ProxyThread, link_port},
 };
 use super::{
     measure::{Pace, next_index, open_loop, within},
@@ -93,7 +93,7 @@ impl ScaleCluster {
         let mut dial: BTreeMap<(usize, usize), u16> = BTreeMap::new();
         for &(a, b) in &graph.edges {
             if cut_edges.contains(&(a, b)) {
-                let proxy = Proxy::new(threads, free_port()?, peer_ports[b]);
+                let proxy = Proxy::new(threads, link_port()?, peer_ports[b]);
                 dial.insert((a, b), proxy.port);
                 cut.push(proxy);
             } else {

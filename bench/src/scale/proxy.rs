@@ -8,7 +8,10 @@
 //! The forwarders run on a thread of their own (a current-thread tokio
 //! runtime), apart from the bench's measuring thread.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU16, Ordering},
+};
 
 use anyhow::{Context, Result};
 use tokio::{
@@ -58,6 +61,33 @@ impl Drop for ProxyThread {
     }
 }
 
+/// The next port to try for a forwarder. Forwarders listen below the
+/// kernel's ephemeral range (32768 and up by default): a port from that
+/// range, free when chosen, can be taken by a node's outgoing connection
+/// before the forwarder listens on it again after a cut.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A loopback port below the ephemeral range that is free now.
+pub fn link_port() -> anyhow::Result<u16> {
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 4_000) as u16,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..4_000 {
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        if port >= 32_000 {
+            NEXT_PORT.store(20_000, Ordering::Relaxed);
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port between 20000 and 32000 for a link")
+}
+
 /// One cuttable link: 127.0.0.1:`port` forwards to 127.0.0.1:`target`.
 pub struct Proxy {
     /// Where the dialing node connects.
@@ -69,7 +99,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A link to `target` through free port `port`, down until [`Self::heal`].
+    /// A link to `target` through free port `port` (see [`link_port`]),
+    /// down until [`Self::heal`].
     pub fn new(threads: &ProxyThread, port: u16, target: u16) -> Proxy {
         Proxy {
             port,
@@ -118,5 +149,11 @@ impl Proxy {
                 task.abort();
             }
         }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
     }
 }
