@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod dev;
+mod generate;
 mod links;
 mod list;
 mod output;
@@ -64,6 +65,8 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Xlreg { action } => xlreg::run(&action),
         Command::Dev { nodes } => dev::run(nodes),
         Command::Bench { args } => bench(&args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Manpage => generate::manpage(),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),
