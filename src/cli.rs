@@ -128,12 +128,18 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::commands::xlreg::XlregAction,
     },
-    /// Start a throwaway local cluster (temporary CA, TLS, loopback ports)
-    /// and stop it on Ctrl-C: the quickest way to see catalogue work.
+    /// Start a local cluster (its own CA, TLS, loopback ports reused across
+    /// runs) and stop it on Ctrl-C, keeping its logs: the quickest way to
+    /// see catalogue work.
     Dev {
         /// How many nodes (1 to 16).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Where the cluster keeps its configuration, certificates, data
+        /// and logs across runs [default: $XDG_STATE_HOME/catalogue/dev,
+        /// else ~/.local/state/catalogue/dev].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Measure nodes on loopback (notify, fan-out, cluster propagation,
     /// sync, idle connections, xlReg) and print tables; build with

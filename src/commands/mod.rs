@@ -63,7 +63,7 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Peers { json, client } => links::peers(json, &client),
         Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
-        Command::Dev { nodes } => dev::run(nodes),
+        Command::Dev { nodes, dir } => dev::run(nodes, dir.as_deref()),
         Command::Bench { args } => bench(&args),
         Command::Completions { shell } => generate::completions(shell),
         Command::Manpage => generate::manpage(),
