@@ -187,3 +187,39 @@ fn greeting_after_the_client_speaks(
     });
     Ok((addr, relay))
 }
+
+#[test]
+fn xlreg_commands_fail_with_an_error_line_and_a_hint() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let reg = dir.path().join("reg").display().to_string();
+    let key = Cli::new(["xlreg", "pubkey", "--data-dir", &reg]).output(DEADLINE)?;
+    assert_eq!(key.code, 0, "{}", key.stderr);
+    let key_file = dir.path().join("reg.pub");
+    std::fs::write(&key_file, key.stdout)?;
+    let identity = dir.path().join("id").display().to_string();
+    let out = Cli::new([
+        "xlreg",
+        "members",
+        "c1",
+        "--identity-dir",
+        &identity,
+        "--server",
+        "127.0.0.1:1",
+        "--server-key",
+        &key_file.display().to_string(),
+        "--name",
+        "x",
+    ])
+    .output(DEADLINE)?;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("error: cannot connect to the registry at 127.0.0.1:1")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: ") && out.stderr.contains("xlreg.listen"));
+    assert!(!out.stderr.contains("ERROR"), "{}", out.stderr);
+    Ok(())
+}

@@ -83,7 +83,7 @@ fn bench(args: &catalogue_bench::BenchArgs) -> Exit {
     match result {
         Ok(()) => Exit::Ok,
         Err(e) => {
-            tracing::error!("{e}");
+            eprintln!("error: {e}");
             Exit::Failure
         }
     }
