@@ -7,19 +7,29 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The help heading of the global logging options, so they stand apart
+/// from each subcommand's own options.
+const LOG_OPTIONS: &str = "Logging options (every command)";
+
 /// Clustered service catalogue: register services, subscribe to changes,
 /// replicate across nodes.
 #[derive(Debug, Parser)]
 #[command(name = "catalogue", version, propagate_version = true)]
 pub struct Cli {
     /// Log format on standard error.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = LogFormat::Human,
+        global = true,
+        help_heading = LOG_OPTIONS
+    )]
     pub log_format: LogFormat,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as `info,catalogue_actors=debug` [default: log.level
     /// of the configuration, else info].
-    #[arg(long, env = "CATALOGUE_LOG", global = true)]
+    #[arg(long, env = "CATALOGUE_LOG", global = true, help_heading = LOG_OPTIONS)]
     pub log_level: Option<String>,
 
     /// What to do.
@@ -121,12 +131,18 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::commands::xlreg::XlregAction,
     },
-    /// Start a throwaway local cluster (temporary CA, TLS, loopback ports)
-    /// and stop it on Ctrl-C: the quickest way to see catalogue work.
+    /// Start a local cluster (its own CA, TLS, loopback ports reused across
+    /// runs) and stop it on Ctrl-C, keeping its logs: the quickest way to
+    /// see catalogue work.
     Dev {
         /// How many nodes (1 to 16).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Where the cluster keeps its configuration, certificates, data
+        /// and logs across runs [default: $XDG_STATE_HOME/catalogue/dev,
+        /// else ~/.local/state/catalogue/dev].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
     /// Measure nodes on loopback (notify, fan-out, cluster propagation,
     /// sync, idle connections, xlReg) and print tables; build with
@@ -136,6 +152,16 @@ pub enum Command {
         #[command(flatten)]
         args: catalogue_bench::BenchArgs,
     },
+    /// Print a shell completion script for SHELL on standard output, e.g.
+    /// `catalogue completions bash > /etc/bash_completion.d/catalogue`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, catalogue(1), as roff on standard output, e.g.
+    /// `catalogue manpage | man -l -`.
+    Manpage,
     /// Inspect the layered configuration.
     Config {
         /// What to do with it.

@@ -3,26 +3,19 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use catalogue_proto::{
-    Body, CodecError, Frame, FrameCodec, PROTOCOL_MAJOR,
-    catalogue::{Welcome, WelcomePort},
-    version,
-};
+use catalogue_proto::{Body, Frame, FrameCodec, PROTOCOL_MAJOR, catalogue::Welcome, version};
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     net::{TcpStream, UnixStream},
     sync::{mpsc, oneshot, watch},
 };
 use tokio_util::codec::Framed;
 
-use super::{ClientError, ConnectOptions, Endpoint, Marked, SubscriptionEvent};
+use super::{ClientError, ConnectOptions, Endpoint, Marked, SubscriptionEvent, probe};
 
 /// How long a node may take to send its `Welcome` once connected.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// "HTTP" read as a frame's length prefix: an HTTP server answered.
-const HTTP_AS_LENGTH: u64 = u32::from_be_bytes(*b"HTTP") as u64;
 
 /// Requests from the [`super::Client`] handle to the task.
 #[derive(Debug)]
@@ -95,57 +88,7 @@ where
 {
     let mut framed = Framed::new(stream, FrameCodec::new(options.max_frame));
     let endpoint = options.endpoint.to_string();
-    let first = tokio::time::timeout(WELCOME_TIMEOUT, framed.next())
-        .await
-        .map_err(|_| ClientError::WrongEndpoint {
-            endpoint: endpoint.clone(),
-            what: format!(
-                "no Welcome within {WELCOME_TIMEOUT:?}: the listener there waits for the client to \
-                 speak first, as an HTTP (metrics) or xlReg endpoint does, or a client port \
-                 with listen.client_tls on (give the cluster CA: --tls-ca)"
-            ),
-        })?;
-    let welcome = match first {
-        Some(Ok(Frame {
-            body: Some(Body::Welcome(w)),
-            ..
-        })) if w.port() == WelcomePort::Peer => {
-            return Err(ClientError::WrongEndpoint {
-                endpoint,
-                what: format!(
-                    "the peer port of node {} (listen.peer), for links between nodes",
-                    w.server_name
-                ),
-            });
-        }
-        Some(Ok(Frame {
-            body: Some(Body::Welcome(w)),
-            ..
-        })) => w,
-        Some(Err(CodecError::FrameTooLarge { len, .. })) if len == HTTP_AS_LENGTH => {
-            return Err(ClientError::WrongEndpoint {
-                endpoint,
-                what: "an HTTP server (the metrics endpoint?)".into(),
-            });
-        }
-        Some(Ok(Frame {
-            body: Some(Body::Error(e)),
-            ..
-        })) => {
-            return Err(ClientError::Server {
-                code: e.code(),
-                message: e.message,
-            });
-        }
-        Some(Ok(other)) => {
-            return Err(ClientError::Protocol(format!(
-                "expected Welcome, got {}",
-                other.kind()
-            )));
-        }
-        Some(Err(e)) => return Err(e.into()),
-        None => return Err(ClientError::Disconnected),
-    };
+    let welcome = first_read(&mut framed, &endpoint).await?;
     if let Some(expected) = &options.expect_environment {
         if *expected != welcome.environment {
             return Err(ClientError::EnvironmentMismatch {
@@ -164,6 +107,31 @@ where
     let (ended_tx, ended) = watch::channel(None);
     tokio::spawn(run(framed, rx, ended_tx));
     Ok((commands, welcome, ended))
+}
+
+/// The node's `Welcome`, read first; after [`probe::PROBE_AFTER`] of
+/// silence the client sends the probe, so that an endpoint that waits for
+/// its client to speak (HTTP, xlReg, TLS) answers and is named by
+/// [`probe::identify`] instead of timing out.
+async fn first_read<S>(
+    framed: &mut Framed<S, FrameCodec>,
+    endpoint: &str,
+) -> Result<Welcome, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Ok(first) = tokio::time::timeout(probe::PROBE_AFTER, framed.next()).await {
+        return probe::identify(endpoint, first, false);
+    }
+    // The read above is cancel-safe: what arrived so far stays buffered.
+    // A failed write (the endpoint hung up) leaves the read below to say
+    // what it got.
+    let _ = framed.get_mut().write_all(&probe::probe_bytes()).await;
+    let rest = WELCOME_TIMEOUT.saturating_sub(probe::PROBE_AFTER);
+    match tokio::time::timeout(rest, framed.next()).await {
+        Ok(first) => probe::identify(endpoint, first, true),
+        Err(_) => Err(probe::silent(endpoint, WELCOME_TIMEOUT)),
+    }
 }
 
 /// Serves the connection until it ends; says why in `ended` before its

@@ -36,6 +36,7 @@ mod connection;
 mod error;
 mod keeper;
 mod owner;
+mod probe;
 mod tls;
 mod watch;
 

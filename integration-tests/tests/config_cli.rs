@@ -275,3 +275,28 @@ fn check_refuses_missing_tls_files_and_an_unusable_data_dir() {
         errors[1]
     );
 }
+
+#[test]
+fn check_refuses_two_listeners_on_one_port() {
+    let run = catalogue(
+        &[
+            "config",
+            "check",
+            "--set",
+            "xlreg.serve=true",
+            "--set",
+            "xlreg.listen=0.0.0.0:7480",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: xlreg.listen: 0.0.0.0:7480 collides with listen.client"),
+        "{}",
+        run.stderr
+    );
+    // The registry on by default ports is fine.
+    let run = catalogue(&["config", "check", "--set", "xlreg.serve=true"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -214,6 +214,13 @@ fn a_uid_that_is_not_allowed_is_refused() -> Result<()> {
     );
     assert!(out.stderr.contains("server error 0x01"), "{}", out.stderr);
     assert!(out.stderr.contains("uid 65534"), "{}", out.stderr);
+    // The hint names the setting that would let it in; no log line.
+    assert!(
+        out.stderr.contains("hint:") && out.stderr.contains("register.allowed_uids"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("ERROR"), "{}", out.stderr);
     let rt = runtime()?;
     rt.block_on(async {
         let client = Client::connect(&unix(&daemon)).await?;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use tracing::{error, warn};
+use tracing::warn;
 
 use catalogue_proto::catalogue::ErrorCode;
 
@@ -107,7 +107,7 @@ pub fn block_on(command: impl std::future::Future<Output = Exit>) -> Exit {
     {
         Ok(runtime) => runtime.block_on(command),
         Err(e) => {
-            error!("cannot start the runtime: {e}");
+            eprintln!("error: cannot start the runtime: {e}");
             Exit::Failure
         }
     }

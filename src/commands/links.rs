@@ -28,6 +28,9 @@ pub fn links(json: bool, args: &ClientArgs) -> Exit {
                 json!({ "node": reply.node, "links": links, "reachable": reply.reachable })
             );
         } else {
+            if reply.links.is_empty() {
+                println!("(no links: {} has no peer link up)", reply.node);
+            }
             for l in &reply.links {
                 println!("{} <-> {} (by {})", l.a, l.b, l.origin);
             }

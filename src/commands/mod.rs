@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod dev;
+mod generate;
 mod links;
 mod list;
 mod output;
@@ -67,8 +68,10 @@ pub fn run(command: Command, log: &LogControl) -> Exit {
         Command::Peers { json, client } => links::peers(json, &client),
         Command::Tls { action } => tls::run(&action),
         Command::Xlreg { action } => xlreg::run(&action),
-        Command::Dev { nodes } => dev::run(nodes),
+        Command::Dev { nodes, dir } => dev::run(nodes, dir.as_deref()),
         Command::Bench { args } => bench(&args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Manpage => generate::manpage(),
         Command::Config { action } => match action {
             ConfigAction::Show { settings } => config::show(&settings),
             ConfigAction::Check { settings } => config::check(&settings),
@@ -85,7 +88,7 @@ fn bench(args: &catalogue_bench::BenchArgs) -> Exit {
     match result {
         Ok(()) => Exit::Ok,
         Err(e) => {
-            tracing::error!("{e}");
+            eprintln!("error: {e}");
             Exit::Failure
         }
     }

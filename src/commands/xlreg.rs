@@ -32,7 +32,7 @@ use catalogue_actors::xlreg::{
     registry::{MAX_CLUSTER_SIZE, MIN_CLUSTER_SIZE},
 };
 use clap::{Args, Subcommand};
-use tracing::{error, warn};
+use tracing::warn;
 
 use super::{Exit, client::block_on};
 use crate::config_layers::Layers;
@@ -269,7 +269,7 @@ fn pubkey(data_dir: Option<&Path>) -> Exit {
             Exit::Ok
         }
         Err(e) => {
-            error!("{e}");
+            eprintln!("error: {e}");
             Exit::Failure
         }
     }
@@ -289,7 +289,7 @@ fn fingerprint(identity_dir: Option<&Path>) -> Exit {
             Exit::Ok
         }
         Err(e) => {
-            error!("{e}");
+            eprintln!("error: {e}");
             Exit::Failure
         }
     }
@@ -324,7 +324,7 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
         .clone()
         .or_else(|| from_config(|s| &s.xlreg.server))
     else {
-        error!("no registry: give --server HOST:PORT or set xlreg.server");
+        eprintln!("error: no registry: give --server HOST:PORT or set xlreg.server");
         return Err(Exit::Config);
     };
     let Some(key_path) = args
@@ -332,11 +332,11 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
         .clone()
         .or_else(|| from_config(|s| &s.xlreg.server_key).map(PathBuf::from))
     else {
-        error!("no registry key: give --server-key FILE or set xlreg.server_key");
+        eprintln!("error: no registry key: give --server-key FILE or set xlreg.server_key");
         return Err(Exit::Config);
     };
     let server_key = keys::read_public(&key_path).map_err(|e| {
-        error!("{e}");
+        eprintln!("error: {e}");
         Exit::Config
     })?;
     let Some(name) = args
@@ -344,11 +344,11 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
         .clone()
         .or_else(|| from_config(|s| &s.node.name))
     else {
-        error!("no client name: give --name NAME or set node.name");
+        eprintln!("error: no client name: give --name NAME or set node.name");
         return Err(Exit::Config);
     };
     let identity = Identity::load_or_create(&args.identity_dir, &name).map_err(|e| {
-        error!("{e}");
+        eprintln!("error: {e}");
         Exit::Failure
     })?;
     let secret = match args
@@ -357,7 +357,7 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
         .or_else(|| from_config(|s| &s.xlreg.secret_file).map(PathBuf::from))
     {
         Some(path) => Some(Secret(admission::read_secret(&path).map_err(|e| {
-            error!("--secret-file: {e}");
+            eprintln!("error: --secret-file: {e}");
             Exit::Config
         })?)),
         None => None,
@@ -381,10 +381,33 @@ fn target(args: &RegistryArgs) -> Result<Target, Exit> {
 }
 
 fn exit_for(e: &ClientError) -> Exit {
-    error!("{e}");
+    eprintln!("error: {e}");
+    if let Some(hint) = hint_for(e) {
+        eprintln!("hint: {hint}");
+    }
     match e {
         ClientError::Refused(_) | ClientError::UnknownClient => Exit::Refused,
         _ => Exit::Failure,
+    }
+}
+
+/// What to try after `e`, if we can say.
+fn hint_for(e: &ClientError) -> Option<&'static str> {
+    match e {
+        ClientError::Connect { .. } => Some(
+            "is the registry's node running (xlreg.serve = true), and is --server \
+             (xlreg.server) its xlreg.listen address?",
+        ),
+        ClientError::Timeout(_) | ClientError::Handshake(_) | ClientError::Closed => Some(
+            "is --server an xlReg registry (its node's xlreg.listen, not a catalogue client, \
+             peer or HTTP port), and --server-key that registry's key (`catalogue xlreg \
+             pubkey` on its host)?",
+        ),
+        ClientError::Refused(_) | ClientError::UnknownClient => Some(
+            "the registry's admission control (xlreg.admit) may not list this client's key \
+             (`catalogue xlreg fingerprint`) or want a secret (--secret-file)",
+        ),
+        _ => None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! let server_key = PublicKey::from_pem(&std::fs::read("registry.pub")?)?;
 //! let mut identity = Identity::load_or_create(&dir, "node-a")?;
 //! let my_ends = vec!["10.0.0.2:7481".to_string()];
-//! let mut client = RegistryClient::connect("10.0.0.1:7482", &server_key).await?;
+//! let mut client = RegistryClient::connect("10.0.0.1:7483", &server_key).await?;
 //! client.login(&mut identity, Some(my_ends.as_slice())).await?;
 //! client.create("prod", 3, 1).await?;          // or find it, unchanged
 //! let me = client.join("prod").await?;

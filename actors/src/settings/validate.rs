@@ -546,6 +546,7 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         }
     }
 
+    listeners::check(s, &mut p);
     p.0
 }
 
@@ -661,5 +662,6 @@ pub(super) fn warnings(s: &Settings) -> Vec<Problem> {
     p.0
 }
 
+mod listeners;
 #[cfg(test)]
 mod tests;

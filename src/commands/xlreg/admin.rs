@@ -20,7 +20,6 @@ use catalogue_actors::xlreg::server::{
     registry_dir,
 };
 use clap::Subcommand;
-use tracing::error;
 
 use super::{super::Exit, default_settings};
 
@@ -86,11 +85,14 @@ pub fn run(
             Exit::Ok
         }
         Ok(reply) => {
-            error!("the registry refused: {}", reply.error.unwrap_or_default());
+            eprintln!(
+                "error: the registry refused: {}",
+                reply.error.unwrap_or_default()
+            );
             Exit::Refused
         }
         Err(e) => {
-            error!("{}: {e}", path.display());
+            eprintln!("error: {}: {e}", path.display());
             Exit::Failure
         }
     }

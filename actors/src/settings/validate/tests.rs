@@ -346,3 +346,29 @@ fn good_service_definitions_pass_with_check_defaults() {
     assert_eq!(check.interval, Duration::from_secs(10));
     assert_eq!(check.timeout, Duration::from_secs(2));
 }
+
+#[test]
+fn listeners_on_one_port_collide_and_the_registry_has_its_own_by_default() {
+    let mut s = defaults();
+    s.xlreg.serve = true;
+    assert_eq!(
+        keys(&s),
+        Vec::<String>::new(),
+        "defaults with the registry on"
+    );
+    // Every address and a loopback one on the same port collide...
+    s.xlreg.listen = "0.0.0.0:7482".into();
+    s.http.listen = "127.0.0.1:7482".into();
+    assert_eq!(keys(&s), ["xlreg.listen"]);
+    let problem = s.validate().remove(0).problem;
+    assert!(problem.contains("http.listen"), "{problem}");
+    // ...two addresses on one port do not, and port 0 never does.
+    s.xlreg.listen = "127.0.0.2:7482".into();
+    assert_eq!(keys(&s), Vec::<String>::new());
+    s.metrics.listen = "127.0.0.1:0".into();
+    s.http.listen = "127.0.0.1:0".into();
+    assert_eq!(keys(&s), Vec::<String>::new());
+    s.listen.client = "127.0.0.1:7481".into();
+    s.listen.peer = "0.0.0.0:7481".into();
+    assert_eq!(keys(&s), ["listen.peer"]);
+}

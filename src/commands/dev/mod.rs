@@ -1,36 +1,33 @@
-//! `catalogue dev --nodes N`: a throwaway local cluster for trying things
-//! out, like `consul agent -dev`. It makes a CA and one certificate per
-//! node in a temporary directory, writes one configuration file per node
-//! (full mesh over TLS on loopback, node i dialing the nodes before it so
-//! no two nodes dial each other), starts `catalogue serve` for each, prints
-//! where everything is, and stops them all on Ctrl-C.
+//! `catalogue dev --nodes N`: a local cluster for trying things out, like
+//! `consul agent -dev`. In its directory (`--dir`, by default
+//! `$XDG_STATE_HOME/catalogue/dev` or `~/.local/state/catalogue/dev`) it
+//! makes a fresh CA and one certificate per node, writes one configuration
+//! file per node (full mesh over TLS on loopback, node i dialing the nodes
+//! before it so no two nodes dial each other) on the ports of the previous
+//! run where they are free ([`ports`]), starts `catalogue serve` for each
+//! ([`nodes`]), prints where everything is, reports a node that exits, and
+//! stops them all on Ctrl-C. Logs, configuration and data stay in the
+//! directory.
+
+mod nodes;
+mod ports;
 
 use std::{
     fmt::Write as _,
-    net::TcpListener,
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::Duration,
 };
 
 use catalogue_actors::tls::{CertificateAuthority, Overwrite};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::{Exit, client};
+use nodes::Node;
+use ports::Ports;
 
-/// Ports one node uses.
-struct Ports {
-    client: u16,
-    peer: u16,
-    metrics: u16,
-    http: u16,
-}
-
-/// A free loopback port (bound and released at once; a dev tool can live
-/// with the small chance that something takes it meanwhile).
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+/// How often the running nodes are checked for an exit.
+const CHECK_EVERY: Duration = Duration::from_millis(200);
 
 fn node_name(i: usize) -> String {
     format!("node-{i}")
@@ -85,22 +82,24 @@ fn config(dir: &Path, i: usize, ports: &[Ports]) -> String {
     text
 }
 
+/// The directory of the cluster: `--dir`, else under the user's state
+/// directory.
+fn default_dir() -> Option<PathBuf> {
+    let state = match std::env::var_os("XDG_STATE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/state"),
+    };
+    Some(state.join("catalogue/dev"))
+}
+
 fn prepare(dir: &Path, nodes: usize) -> anyhow::Result<Vec<PathBuf>> {
     let ca = CertificateAuthority::generate("catalogue-dev-ca")?;
-    ca.write_to_dir(dir, Overwrite::Refuse)?;
-    let mut ports = Vec::new();
-    for _ in 0..nodes {
-        ports.push(Ports {
-            client: free_port()?,
-            peer: free_port()?,
-            metrics: free_port()?,
-            http: free_port()?,
-        });
-    }
+    ca.write_to_dir(dir, Overwrite::Replace)?;
+    let ports = ports::choose(dir, nodes)?;
     let mut files = Vec::new();
     for i in 1..=nodes {
         let cert = ca.issue(&node_name(i), Duration::from_secs(7 * 24 * 3600))?;
-        cert.write_to_dir(dir, Overwrite::Refuse)?;
+        cert.write_to_dir(dir, Overwrite::Replace)?;
         std::fs::create_dir_all(dir.join(node_name(i)))?;
         let file = dir.join(format!("{}.toml", node_name(i)));
         std::fs::write(&file, config(dir, i, &ports))?;
@@ -119,84 +118,90 @@ fn prepare(dir: &Path, nodes: usize) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn stop_all(children: &mut [Child]) {
-    for child in children.iter() {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill(2) on our own children has no memory-safety effect.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-    }
-    for child in children.iter_mut() {
-        let _ = child.wait();
-    }
-}
-
 /// Runs the command.
-pub fn run(nodes: usize) -> Exit {
+pub fn run(nodes: usize, dir: Option<&Path>) -> Exit {
     if !(1..=16).contains(&nodes) {
-        error!("--nodes must be between 1 and 16");
+        eprintln!("error: --nodes must be between 1 and 16");
         return Exit::Config;
     }
-    let dir = match tempfile::Builder::new().prefix("catalogue-dev-").tempdir() {
-        Ok(dir) => dir,
-        Err(e) => {
-            error!("cannot create a temporary directory: {e}");
-            return Exit::Failure;
-        }
+    let Some(dir) = dir.map(Path::to_path_buf).or_else(default_dir) else {
+        eprintln!("error: no HOME to keep the cluster in; hint: pass --dir DIR");
+        return Exit::Config;
     };
-    let files = match prepare(dir.path(), nodes) {
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+    {
+        eprintln!(
+            "error: cannot create {}: {e}; hint: pass --dir DIR",
+            dir.display()
+        );
+        return Exit::Failure;
+    }
+    let files = match prepare(&dir, nodes) {
         Ok(files) => files,
         Err(e) => {
-            error!("cannot prepare the cluster: {e:#}");
+            eprintln!(
+                "error: cannot prepare the cluster in {}: {e:#}",
+                dir.display()
+            );
             return Exit::Failure;
         }
     };
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
-            error!("cannot find the catalogue binary: {e}");
+            eprintln!("error: cannot find the catalogue binary: {e}");
             return Exit::Failure;
         }
     };
-    let mut children = Vec::new();
-    for file in &files {
-        let log = match std::fs::File::create(file.with_extension("log")) {
-            Ok(log) => log,
-            Err(e) => {
-                error!("cannot create a log file: {e}");
-                stop_all(&mut children);
-                return Exit::Failure;
+    let mut running = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let name = node_name(i + 1);
+        match Node::start(&exe, &name, file, &file.with_extension("log")) {
+            Ok(node) => {
+                println!("{name:<8} pid {}  log {}", node.pid(), node.log.display());
+                running.push(node);
             }
-        };
-        match Command::new(&exe)
-            .arg("serve")
-            .arg("--config")
-            .arg(file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-        {
-            Ok(child) => children.push(child),
             Err(e) => {
-                error!("cannot start a node: {e}");
-                stop_all(&mut children);
+                eprintln!("error: cannot start {name}: {e}");
+                nodes::stop_all(&mut running);
                 return Exit::Failure;
             }
         }
     }
-    println!("logs and configuration in {}", dir.path().display());
+    println!(
+        "logs and configuration in {} (kept after Ctrl-C)",
+        dir.display()
+    );
     println!(
         "try: catalogue subscribe '.*' --socket {}",
-        dir.path().join("node-1.sock").display()
+        dir.join("node-1.sock").display()
     );
     info!(nodes, "local cluster running; Ctrl-C stops it");
     let exit = client::block_on(async {
-        client::interrupted().await;
-        Exit::Ok
+        let interrupted = client::interrupted();
+        tokio::pin!(interrupted);
+        let mut check = tokio::time::interval(CHECK_EVERY);
+        loop {
+            tokio::select! {
+                () = &mut interrupted => return Exit::Ok,
+                _ = check.tick() => {
+                    nodes::reap_exited(&mut running);
+                    if running.is_empty() {
+                        eprintln!("error: every node has exited");
+                        return Exit::Failure;
+                    }
+                }
+            }
+        }
     });
-    warn!("stopping the local cluster");
-    stop_all(&mut children);
+    if !running.is_empty() {
+        warn!("stopping the local cluster");
+        nodes::stop_all(&mut running);
+    }
+    println!("logs kept in {}", dir.display());
     exit
 }
 
