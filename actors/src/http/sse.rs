@@ -21,8 +21,9 @@ use catalogue_proto::{
     Body,
     catalogue::{EventKind, ServiceEvent},
 };
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
+use super::json::Rfc3339Ms;
 use crate::subscription::history::Position;
 
 /// Parses an event id (`EPOCH:REVISION`) as a resume position.
@@ -51,20 +52,6 @@ fn event(out: &mut Vec<u8>, kind: &str, id: Option<Position>, data: &impl Serial
         out.extend_from_slice(b"null");
     }
     out.extend_from_slice(b"\n\n");
-}
-
-/// A time as RFC 3339 with milliseconds (as `json::rfc3339_ms`, written
-/// straight into the output).
-struct Rfc3339Ms(u64);
-
-impl Serialize for Rfc3339Ms {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0 == 0 {
-            return s.serialize_str("");
-        }
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0);
-        s.collect_str(&humantime::format_rfc3339_millis(at))
-    }
 }
 
 /// The data of an `added` or `deleted` event (fields in the order
