@@ -193,11 +193,15 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
         }
     }
 
-    latency_header(&format!(
-        "GET /v1/services at B ({PRELOAD} services, one request at a time): quiet, \
+    println!(
+        "\nGET /v1/services at B ({PRELOAD} services, one request at a time): quiet, \
          and while {} registrations at A ({} in flight) replicate to B",
         sizes.saturation_events, sizes.inflight
-    ));
+    );
+    println!(
+        "{:<18} {:>10} {:>10} {:>10} {:>12}",
+        "reads", "p50 us", "p99 us", "max us", "requests/s"
+    );
     let quiet = Readers::start(&pair.http, &pair.b.options(), 1, 0).await?;
     tokio::time::sleep(QUIET_READS).await;
     latency_row("quiet", quiet.stop()?.http);
