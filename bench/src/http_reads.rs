@@ -8,8 +8,8 @@
 //! * *replication under a read flood*: register at A, event at a native
 //!   subscriber on B, at `--rate` and with `--inflight` in flight, first
 //!   quiet, then while [`FLOOD_HTTP`] connections send
-//!   `GET /v1/services` and [`FLOOD_LIST`] socket clients send `List`
-//!   to B as fast as they are answered (from a thread of their own);
+//!   `GET /v1/services`, or [`FLOOD_LIST`] socket clients send `List`, or
+//!   both, to B as fast as they are answered (from a thread of their own);
 //! * *reads under a replication burst*: `GET /v1/services` latency at B,
 //!   one request at a time, quiet and while `--saturation-events`
 //!   registrations at A (with `--inflight` in flight) replicate to B,
@@ -43,7 +43,7 @@ const PRELOAD: usize = 200;
 const FLOOD_HTTP: usize = 4;
 
 /// Socket clients of the flood.
-const FLOOD_LIST: usize = 2;
+const FLOOD_LIST: usize = 4;
 
 /// How long the quiet read baseline reads.
 const QUIET_READS: Duration = Duration::from_secs(2);
@@ -150,22 +150,26 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
 
     latency_header(&format!(
         "replication under a read flood (register at A -> event at B, 1 TLS hop; \
-         flood: {FLOOD_HTTP} HTTP connections GET /v1/services and {FLOOD_LIST} socket List \
-         at B, {PRELOAD} services each), {} / {} events",
+         flood at B: {FLOOD_HTTP} HTTP connections GET /v1/services, {FLOOD_LIST} socket \
+         clients List, {PRELOAD} services each), {} / {} events",
         sizes.events, sizes.saturation_events
     ));
     let paces = [
         (Pace::Rate(sizes.rate), sizes.events),
         (Pace::Saturate(sizes.inflight), sizes.saturation_events),
     ];
+    let floods = [
+        ("quiet", 0, 0),
+        ("GET flood", FLOOD_HTTP, 0),
+        ("List flood", 0, FLOOD_LIST),
+        ("both floods", FLOOD_HTTP, FLOOD_LIST),
+    ];
     let mut round = 0;
     for (pace, events) in paces {
-        for flooded in [false, true] {
-            let readers = match flooded {
-                true => Some(
-                    Readers::start(&pair.http, &pair.b.options(), FLOOD_HTTP, FLOOD_LIST).await?,
-                ),
-                false => None,
+        for (flood, gets, lists) in floods {
+            let readers = match gets + lists {
+                0 => None,
+                _ => Some(Readers::start(&pair.http, &pair.b.options(), gets, lists).await?),
             };
             let tag = format!("r{round}");
             round += 1;
@@ -181,12 +185,7 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
                 },
             )
             .await?;
-            let label = format!(
-                "{} {}",
-                if flooded { "flooded" } else { "quiet" },
-                pace.label()
-            );
-            latency_row(&label, measured);
+            latency_row(&format!("{flood} {}", pace.label()), measured);
             if let Some(readers) = readers {
                 readers.stop()?.print();
             }
