@@ -7,6 +7,10 @@
 //!   back to back;
 //! * `http-watch`: the same with the event read from the HTTP API's
 //!   Server-Sent Events watch (`http_watch.rs`);
+//! * `http-reads`: reads against replication on two TLS-linked nodes: the
+//!   propagation latency with and without a flood of `GET /v1/services`
+//!   and `List` at the receiver, and the read latency during a
+//!   replication burst (`http_reads.rs`);
 //! * `fanout`: delivery rate as distinct-regex subscriptions grow, each
 //!   event matching 10% of them;
 //! * `cluster`: propagation over a chain A - B - C with TLS, register at A,
@@ -33,6 +37,8 @@ mod connections;
 mod etcd;
 mod etcd_http;
 mod fanout;
+mod http_get;
+mod http_reads;
 mod http_watch;
 mod measure;
 mod node;
@@ -69,6 +75,8 @@ pub enum Workload {
     Notify,
     /// The same through the HTTP API's SSE watch.
     HttpWatch,
+    /// Replication under a read flood, reads under a replication burst.
+    HttpReads,
     /// Delivery rate as subscriptions grow.
     Fanout,
     /// Propagation over two TLS hops (A - B - C).
@@ -221,6 +229,15 @@ async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
             (args.saturation_events, args.inflight),
         )
         .await?;
+    }
+    if args.selected(Workload::HttpReads) {
+        let sizes = http_reads::ReadsSizes {
+            events: args.events,
+            saturation_events: args.saturation_events,
+            rate: args.rate,
+            inflight: args.inflight,
+        };
+        http_reads::run(sizes, &args.node_sets).await?;
     }
     if args.selected(Workload::Cluster) {
         cluster::run(args.cluster_sizes(), &args.node_sets).await?;

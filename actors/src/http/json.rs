@@ -4,6 +4,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use serde::{Serialize, Serializer, ser::SerializeStruct};
 use serde_json::{Value, json};
 
 use crate::{links::LinkChange, peer::directory::PeerInfo, services::Service};
@@ -16,15 +17,36 @@ pub fn rfc3339_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// A visible service.
-pub fn service(s: &Service) -> Value {
-    json!({
-        "uri": s.uri,
-        "attrs": s.attrs,
-        "origin": s.origin,
-        "registered_ms": s.ts.physical_ms,
-        "registered": rfc3339_ms(s.ts.physical_ms),
-    })
+/// A time as [`rfc3339_ms`] writes it, serialized straight into the
+/// output (no string of its own).
+pub struct Rfc3339Ms(pub u64);
+
+impl Serialize for Rfc3339Ms {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 0 {
+            return s.serialize_str("");
+        }
+        s.collect_str(&humantime::format_rfc3339_millis(
+            UNIX_EPOCH + Duration::from_millis(self.0),
+        ))
+    }
+}
+
+/// A visible service, serialized from the view's entry as it stands (a
+/// page of a thousand is written without a JSON value per service).
+pub struct ServiceRecord<'a>(pub &'a Service);
+
+impl Serialize for ServiceRecord<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let service = self.0;
+        let mut record = s.serialize_struct("Service", 5)?;
+        record.serialize_field("uri", &service.uri)?;
+        record.serialize_field("attrs", &service.attrs)?;
+        record.serialize_field("origin", &service.origin)?;
+        record.serialize_field("registered_ms", &service.ts.physical_ms)?;
+        record.serialize_field("registered", &Rfc3339Ms(service.ts.physical_ms))?;
+        record.end()
+    }
 }
 
 /// A live link.
@@ -69,10 +91,16 @@ mod tests {
                 logical: 0,
             },
         };
-        let v = service(&s);
+        let v = serde_json::to_value(ServiceRecord(&s)).expect("a record");
         assert_eq!(v["registered_ms"], 1_700_000_000_123u64);
         assert_eq!(v["registered"], "2023-11-14T22:13:20.123Z");
         assert_eq!(v["attrs"]["role"], "primary");
         assert_eq!(rfc3339_ms(0), "");
+        assert_eq!(serde_json::to_value(Rfc3339Ms(0)).expect("a time"), "");
+        assert_eq!(
+            serde_json::to_string(&ServiceRecord(&s)).expect("a record"),
+            "{\"uri\":\"tcp://db:5432\",\"attrs\":{\"role\":\"primary\"},\"origin\":\"node-a\",\
+             \"registered_ms\":1700000000123,\"registered\":\"2023-11-14T22:13:20.123Z\"}"
+        );
     }
 }

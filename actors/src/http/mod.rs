@@ -194,6 +194,15 @@ pub fn start(settings: &HttpSettings, api: Api) -> std::io::Result<ApiServer> {
         .workers(WORKERS)
         .max_connections(max_connections)
         .disable_signals()
+        .on_connect(|conn, _| {
+            // Each event of a watch is written as it happens: without
+            // this, Nagle's algorithm holds a small write back until the
+            // previous one is acknowledged, up to the reader's delayed-ACK
+            // timeout (40 ms on Linux) whenever events come close together.
+            if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = stream.set_nodelay(true);
+            }
+        })
         .bind(&settings.listen)?;
     let local_addr = server
         .addrs()

@@ -9,10 +9,9 @@
 //! consistent set follows the watch instead.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::{Api, ApiError, json};
+use super::{Api, ApiError, json::ServiceRecord};
 use crate::matcher;
 
 /// The query string.
@@ -53,7 +52,14 @@ pub async fn list(
         Some(n) => n,
     };
     let (page, more) = api.view.page(regex.as_ref(), query.after.as_deref(), limit);
-    let next = more.then(|| page.last().map(|s| s.uri.clone())).flatten();
-    let services: Vec<_> = page.iter().map(|s| json::service(s)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "services": services, "next": next })))
+    let next = more.then(|| page.last().map(|s| s.uri.as_str())).flatten();
+    let services: Vec<_> = page.iter().map(|s| ServiceRecord(s)).collect();
+    Ok(HttpResponse::Ok().json(Page { services, next }))
+}
+
+/// One page, written straight from the view's entries.
+#[derive(Serialize)]
+struct Page<'a> {
+    services: Vec<ServiceRecord<'a>>,
+    next: Option<&'a str>,
 }

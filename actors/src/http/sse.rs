@@ -15,13 +15,15 @@
 //! entries carry none: a stream cut in the middle of a snapshot resumes
 //! from the position before it, and the node sends what is needed.
 
+use std::{collections::BTreeMap, io::Write as _};
+
 use catalogue_proto::{
     Body,
     catalogue::{EventKind, ServiceEvent},
 };
-use serde_json::json;
+use serde::Serialize;
 
-use super::json::rfc3339_ms;
+use super::json::Rfc3339Ms;
 use crate::subscription::history::Position;
 
 /// Parses an event id (`EPOCH:REVISION`) as a resume position.
@@ -33,37 +35,71 @@ pub fn parse_position(id: &str) -> Option<Position> {
     })
 }
 
-/// The text of one event.
-fn event(kind: &str, id: Option<Position>, data: &serde_json::Value) -> String {
-    let mut text = format!("event: {kind}\n");
+/// Appends one event to `out`: written in place, no intermediate JSON
+/// value or string (a watch encodes every change it carries).
+fn event(out: &mut Vec<u8>, kind: &str, id: Option<Position>, data: &impl Serialize) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'\n');
     if let Some(p) = id {
-        text.push_str(&format!("id: {}:{}\n", p.epoch, p.revision));
+        // Writing to a Vec cannot fail.
+        let _ = writeln!(out, "id: {}:{}", p.epoch, p.revision);
     }
-    text.push_str(&format!("data: {data}\n\n"));
-    text
+    out.extend_from_slice(b"data: ");
+    // A JSON text of strings, numbers and maps of strings: it serializes
+    // (and escapes its newlines), so one `data:` line holds it.
+    if serde_json::to_writer(&mut *out, data).is_err() {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b"\n\n");
 }
 
-fn service_data(e: &ServiceEvent) -> serde_json::Value {
+/// The data of an `added` or `deleted` event (fields in the order
+/// docs/HTTP.md shows them).
+#[derive(Serialize)]
+struct ServiceData<'a> {
+    uri: &'a str,
+    attrs: &'a BTreeMap<String, String>,
+    origin: &'a str,
+    at_ms: u64,
+    at: Rfc3339Ms,
+    snapshot: bool,
+    revision: u64,
+}
+
+fn service_data(e: &ServiceEvent) -> ServiceData<'_> {
     let ms = e.ts.as_ref().map_or(0, |t| t.physical_ms);
-    json!({
-        "uri": e.uri,
-        "attrs": e.attrs,
-        "origin": e.origin,
-        "at_ms": ms,
-        "at": rfc3339_ms(ms),
-        "snapshot": e.snapshot,
-        "revision": e.revision,
-    })
+    ServiceData {
+        uri: &e.uri,
+        attrs: &e.attrs,
+        origin: &e.origin,
+        at_ms: ms,
+        at: Rfc3339Ms(ms),
+        snapshot: e.snapshot,
+        revision: e.revision,
+    }
 }
 
-/// What the encoder made of one frame.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Encoded {
-    /// Event text to write (possibly empty).
-    pub text: String,
-    /// The subscription has ended: close the stream after `text`.
-    pub end: bool,
+/// The data of a `snapshot_end` event.
+#[derive(Serialize)]
+struct SnapshotEndData {
+    count: u64,
+    resumed: bool,
+    reset: bool,
+    epoch: Option<u64>,
+    revision: Option<u64>,
 }
+
+/// The data of an `overflow` event.
+#[derive(Serialize)]
+struct OverflowData {
+    dropped: u64,
+    resnapshot: bool,
+}
+
+/// The data of a `reset` event: `{}`.
+#[derive(Serialize)]
+struct Empty {}
 
 /// One stream's encoder.
 #[derive(Debug)]
@@ -91,23 +127,23 @@ impl SseEncoder {
 
     /// Starts a snapshot if none is under way; a `reset` event first when
     /// it replaces what the client knew.
-    fn begin_snapshot(&mut self, text: &mut String) {
+    fn begin_snapshot(&mut self, out: &mut Vec<u8>) {
         if !self.in_snapshot {
             self.in_snapshot = true;
             if self.next_snapshot_resets {
-                text.push_str(&event("reset", None, &json!({})));
+                event(out, "reset", None, &Empty {});
             }
         }
     }
 
-    /// Encodes one frame body of the subscription.
-    pub fn encode(&mut self, body: Body) -> Encoded {
-        let mut text = String::new();
-        let mut end = false;
+    /// Appends the events of one frame body of the subscription to `out`
+    /// (possibly none); true when the subscription has ended and the
+    /// stream must close after them.
+    pub fn encode(&mut self, body: &Body, out: &mut Vec<u8>) -> bool {
         match body {
             Body::ServiceEvent(e) if e.snapshot => {
-                self.begin_snapshot(&mut text);
-                text.push_str(&event("added", None, &service_data(&e)));
+                self.begin_snapshot(out);
+                event(out, "added", None, &service_data(e));
             }
             Body::ServiceEvent(e) => {
                 let kind = if e.kind() == EventKind::Deleted {
@@ -119,12 +155,12 @@ impl SseEncoder {
                     epoch,
                     revision: e.revision,
                 });
-                text.push_str(&event(kind, id, &service_data(&e)));
+                event(out, kind, id, &service_data(e));
             }
             Body::SnapshotEnd(s) => {
                 if !s.resumed {
                     // An empty snapshot has no entry to begin it.
-                    self.begin_snapshot(&mut text);
+                    self.begin_snapshot(out);
                 }
                 self.in_snapshot = false;
                 self.next_snapshot_resets = true;
@@ -135,27 +171,27 @@ impl SseEncoder {
                 if let Some(p) = position {
                     self.epoch = Some(p.epoch);
                 }
-                let data = json!({
-                    "count": s.count,
-                    "resumed": s.resumed,
-                    "reset": s.reset,
-                    "epoch": position.map(|p| p.epoch),
-                    "revision": position.map(|p| p.revision),
-                });
-                text.push_str(&event("snapshot_end", position, &data));
+                let data = SnapshotEndData {
+                    count: s.count,
+                    resumed: s.resumed,
+                    reset: s.reset,
+                    epoch: position.map(|p| p.epoch),
+                    revision: position.map(|p| p.revision),
+                };
+                event(out, "snapshot_end", position, &data);
             }
             Body::Overflow(o) => {
-                text.push_str(&event(
-                    "overflow",
-                    None,
-                    &json!({ "dropped": o.dropped, "resnapshot": o.resnapshot }),
-                ));
-                end = !o.resnapshot;
+                let data = OverflowData {
+                    dropped: o.dropped,
+                    resnapshot: o.resnapshot,
+                };
+                event(out, "overflow", None, &data);
+                return !o.resnapshot;
             }
             // Nothing else is sent on a subscription's behalf.
             _ => {}
         }
-        Encoded { text, end }
+        false
     }
 }
 
@@ -213,11 +249,11 @@ mod tests {
     }
 
     fn run(encoder: &mut SseEncoder, bodies: Vec<Body>) -> Vec<String> {
-        let mut all = String::new();
+        let mut all = Vec::new();
         for body in bodies {
-            all.push_str(&encoder.encode(body).text);
+            encoder.encode(&body, &mut all);
         }
-        kinds_and_ids(&all)
+        kinds_and_ids(&String::from_utf8(all).unwrap())
     }
 
     #[test]
@@ -295,10 +331,40 @@ mod tests {
                 resnapshot,
             })
         };
-        assert!(!e.encode(overflow(true)).end);
+        assert!(!e.encode(&overflow(true), &mut Vec::new()));
         let seen = run(&mut e, vec![added("a", true, 9), end(1, 9, false, false)]);
         assert_eq!(seen, ["reset", "added", "snapshot_end@7:9"]);
-        assert!(e.encode(overflow(false)).end);
+        assert!(e.encode(&overflow(false), &mut Vec::new()));
+    }
+
+    #[test]
+    fn an_event_is_one_data_line_in_the_documented_form() {
+        let mut e = SseEncoder::new(Some(Position {
+            epoch: 7,
+            revision: 5,
+        }));
+        let body = Body::ServiceEvent(ServiceEvent {
+            subscription_id: 1,
+            kind: EventKind::Added.into(),
+            uri: "tcp://db1:5432".into(),
+            attrs: [("note".to_string(), "two\nlines".to_string())].into(),
+            origin: "node-a".into(),
+            ts: Some(catalogue_proto::catalogue::Timestamp {
+                physical_ms: 1_764_908_400_123,
+                logical: 0,
+            }),
+            revision: 41,
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        assert!(!e.encode(&body, &mut out));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event: added\nid: 7:41\ndata: {\"uri\":\"tcp://db1:5432\",\
+             \"attrs\":{\"note\":\"two\\nlines\"},\"origin\":\"node-a\",\
+             \"at_ms\":1764908400123,\"at\":\"2025-12-05T04:20:00.123Z\",\
+             \"snapshot\":false,\"revision\":41}\n\n"
+        );
     }
 
     #[test]

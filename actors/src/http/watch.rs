@@ -13,7 +13,9 @@
 
 use std::{
     convert::Infallible,
+    pin::Pin,
     sync::atomic::{AtomicU64, Ordering},
+    task::{Context as TaskContext, Poll},
     time::Duration,
 };
 
@@ -21,7 +23,7 @@ use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use catalogue_proto::Body;
-use futures_util::stream;
+use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -52,6 +54,9 @@ pub const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// Frames taken from the subscription per chunk written.
 const BATCH: usize = 256;
+
+/// First capacity of a chunk's buffer: a few events.
+const CHUNK_CAPACITY: usize = 1024;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(0);
 
@@ -100,12 +105,66 @@ impl Drop for Guard {
     }
 }
 
-struct StreamState {
+/// The response body: the events of the frames the subscription sends,
+/// encoded as they are polled (no task or channel between the two beside
+/// the subscription's own outbound channel), a keep-alive comment on a
+/// quiet stream.
+struct SseStream {
     frames: mpsc::Receiver<Body>,
     encoder: SseEncoder,
     keepalive: tokio::time::Interval,
+    /// The `retry:` line is still to be written.
+    hello: bool,
+    /// The subscription ended: nothing follows what was written.
     done: bool,
     _guard: Guard,
+}
+
+impl Stream for SseStream {
+    type Item = Result<Bytes, Infallible>;
+
+    /// The next chunk: every event waiting (the frames of up to [`BATCH`]),
+    /// written into one buffer that becomes the chunk without a copy.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let st = self.get_mut();
+        if st.done {
+            return Poll::Ready(None);
+        }
+        let mut out = Vec::new();
+        if std::mem::take(&mut st.hello) {
+            // Tells EventSource to come back after 1 s when the stream drops.
+            out.extend_from_slice(b"retry: 1000\n\n");
+        }
+        for _ in 0..BATCH {
+            match st.frames.poll_recv(cx) {
+                Poll::Ready(Some(body)) => {
+                    if out.capacity() == 0 {
+                        out.reserve(CHUNK_CAPACITY);
+                    }
+                    if st.encoder.encode(&body, &mut out) {
+                        st.done = true;
+                        break;
+                    }
+                }
+                Poll::Ready(None) => {
+                    st.done = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if !out.is_empty() {
+            st.keepalive.reset();
+            return Poll::Ready(Some(Ok(Bytes::from(out))));
+        }
+        if st.done {
+            return Poll::Ready(None);
+        }
+        match st.keepalive.poll_tick(cx) {
+            Poll::Ready(_) => Poll::Ready(Some(Ok(Bytes::from_static(b": keepalive\n\n")))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// Opens a watch stream.
@@ -182,55 +241,17 @@ pub async fn watch(
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     subscription.do_send(Release);
 
-    let state = StreamState {
+    let events = SseStream {
         frames,
         encoder: SseEncoder::new(resume),
         keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
+        hello: true,
         done: false,
         _guard: guard,
     };
-    // Tells EventSource to come back after 1 s when the stream drops.
-    let hello = stream::once(async { Ok::<_, Infallible>(Bytes::from_static(b"retry: 1000\n\n")) });
-    let events = stream::unfold(state, next_chunk);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(futures_util::StreamExt::chain(hello, events)))
-}
-
-/// The next chunk of the stream: the events of the frames waiting (up to
-/// [`BATCH`]), or a keep-alive comment; `None` once the subscription ended.
-async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, Infallible>, StreamState)> {
-    loop {
-        if st.done {
-            return None;
-        }
-        let first = tokio::select! {
-            body = st.frames.recv() => body,
-            _ = st.keepalive.tick() => {
-                return Some((Ok(Bytes::from_static(b": keepalive\n\n")), st));
-            }
-        };
-        let first = first?;
-        let mut text = String::new();
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(body) = next.take() {
-            let encoded = st.encoder.encode(body);
-            text.push_str(&encoded.text);
-            taken += 1;
-            if encoded.end {
-                st.done = true;
-                break;
-            }
-            if taken < BATCH {
-                next = st.frames.try_recv().ok();
-            }
-        }
-        if !text.is_empty() {
-            st.keepalive.reset();
-            return Some((Ok(Bytes::from(text)), st));
-        }
-    }
+        .streaming(events))
 }
