@@ -5,6 +5,10 @@
 //! creates or joins a named cluster, and polls the cluster's member tokens
 //! (names, keys, endpoints) until it knows every member. The bytes on the
 //! wire, the rules and the persistence format are in `docs/XLREG.md`.
+//! Throughout this crate, "the seed" and "a seed client" mean the original
+//! xlReg and its clients, whose schema `proto/proto/xlreg.proto` keeps
+//! field for field (docs/XLREG.md, introduction; a verbatim copy of the
+//! original schema is `proto/tests/data/xlreg-protobuf-spec.txt`).
 //! The actors that host a registry in a node (the listener, `RegistryActor`,
 //! `RegistrySession`) live in `catalogue-actors` (`xlreg::server`) and drive
 //! what is here.
