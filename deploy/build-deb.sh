@@ -32,4 +32,4 @@ for unit in catalogue.service catalogue-register@.service; do
     sed 's#/usr/local/bin/catalogue#/usr/bin/catalogue#g' "deploy/$unit" >"$assets/$unit"
 done
 
-cargo deb --locked --no-build --profile "$profile" -p catalogue
+cargo deb --locked --no-build --strip --profile "$profile" -p catalogue

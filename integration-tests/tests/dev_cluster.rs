@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use catalogue_integration_tests::{Cli, DEADLINE, RunningCli};
+use catalogue_integration_tests::{Cli, DEADLINE, RunningCli, catalogue_bin};
 
 /// What one run printed before it settled: node name, client port, pid.
 struct Started {
@@ -37,6 +37,11 @@ fn start(dir: &Path) -> Result<Started> {
             break;
         }
     }
+    // The suggestion names a command that runs: the binary under test is
+    // not on PATH, so its full path.
+    let try_line = dev.next_line(DEADLINE)?;
+    let expected = format!("try: {} subscribe", catalogue_bin().display());
+    assert!(try_line.starts_with(&expected), "{try_line}");
     assert_eq!((clients.len(), pids.len()), (2, 2), "{clients:?} {pids:?}");
     Ok(Started { dev, clients, pids })
 }
@@ -66,7 +71,12 @@ fn dev_reports_a_dead_node_keeps_its_logs_and_reuses_its_ports() -> Result<()> {
     let report = first.dev.wait_stderr("error: node-2 exited", DEADLINE)?;
     assert!(report.contains("signal: 9"), "{report}");
     assert!(report.contains("node-2.log"), "{report}");
-    first.dev.wait_stderr("listening", DEADLINE)?;
+    // The report ends with the log's last line (the node is dead: the
+    // file no longer changes).
+    let log = std::fs::read_to_string(&log2)?;
+    let last = log.lines().rev().find(|l| !l.trim().is_empty());
+    let last = last.context("node-2 logged nothing")?.trim().to_string();
+    first.dev.wait_stderr(&last, DEADLINE)?;
     // Reaped: no zombie left under the dev process.
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", first.pids[1]));
     assert!(stat.is_err(), "node-2 still in the process table: {stat:?}");

@@ -118,6 +118,23 @@ fn prepare(dir: &Path, nodes: usize) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// How to call this binary in a suggestion: `catalogue` when that name on
+/// `PATH` is this binary, else its full path (e.g. under `target/debug`
+/// after `cargo run -- dev`).
+fn command_name(exe: &Path) -> String {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::canonicalize(dir.join("catalogue"))
+                .is_ok_and(|found| std::fs::canonicalize(exe).is_ok_and(|me| me == found))
+        })
+    });
+    if on_path {
+        "catalogue".into()
+    } else {
+        exe.display().to_string()
+    }
+}
+
 /// Runs the command.
 pub fn run(nodes: usize, dir: Option<&Path>) -> Exit {
     if !(1..=16).contains(&nodes) {
@@ -156,6 +173,23 @@ pub fn run(nodes: usize, dir: Option<&Path>) -> Exit {
             return Exit::Failure;
         }
     };
+    // The stop-signal handlers go in before anything is started or
+    // printed, so a Ctrl-C right after the addresses appear stops the
+    // nodes instead of killing this process and orphaning them.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return Exit::Failure;
+        }
+    };
+    let interrupted = {
+        let _in_runtime = runtime.enter();
+        client::interrupted()
+    };
     let mut running = Vec::new();
     for (i, file) in files.iter().enumerate() {
         let name = node_name(i + 1);
@@ -176,12 +210,12 @@ pub fn run(nodes: usize, dir: Option<&Path>) -> Exit {
         dir.display()
     );
     println!(
-        "try: catalogue subscribe '.*' --socket {}",
+        "try: {} subscribe '.*' --socket {}",
+        command_name(&exe),
         dir.join("node-1.sock").display()
     );
     info!(nodes, "local cluster running; Ctrl-C stops it");
-    let exit = client::block_on(async {
-        let interrupted = client::interrupted();
+    let exit = runtime.block_on(async {
         tokio::pin!(interrupted);
         let mut check = tokio::time::interval(CHECK_EVERY);
         loop {
