@@ -3,7 +3,8 @@
 //! replication never holds up a read; this measures both). Two nodes over
 //! mutually authenticated TLS on loopback, A and B (B dials A), B serving
 //! the HTTP API; [`PRELOAD`] services registered at A are the table read
-//! at B.
+//! at B; each row withdraws its own services afterwards, so every row
+//! reads the same table.
 //!
 //! * *replication under a read flood*: register at A, event at a native
 //!   subscriber on B, at `--rate` and with `--inflight` in flight, first
@@ -25,12 +26,12 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use catalogue_client::{Client, ConnectOptions};
+use catalogue_client::{Client, ConnectOptions, Subscription, SubscriptionEvent};
 use serde::Deserialize;
 
 use super::{
     http_get::HttpGet,
-    measure::{Measured, Pace, latency_header, latency_row, next_index, open_loop},
+    measure::{Measured, Pace, latency_header, latency_row, next_index, open_loop, within},
     node::{BenchNode, free_port},
     notify::wait_snapshot_end,
     peers::{Neighbour, Pki, ports, start_peer},
@@ -173,6 +174,9 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
             };
             let tag = format!("r{round}");
             round += 1;
+            // Each row's services go with its registrar's connection, so
+            // every row reads (and every read scans) the same table.
+            let registrar = Client::connect(&pair.a.options()).await?;
             let measured = open_loop(
                 events,
                 pace,
@@ -189,6 +193,7 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
             if let Some(readers) = readers {
                 readers.stop()?.print();
             }
+            withdraw(registrar, &sub, &format!("tcp://reads/{tag}/"), events).await?;
         }
     }
 
@@ -220,6 +225,29 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
         "  (the burst: {} registrations replicated to B at {:.0}/s)",
         sizes.saturation_events, burst.per_second
     );
+    Ok(())
+}
+
+/// Closes `registrar`'s connection, which withdraws its services, and
+/// waits until B has deleted all `n` of them (URIs under `prefix`).
+async fn withdraw(
+    registrar: Client,
+    sub: &tokio::sync::Mutex<Subscription>,
+    prefix: &str,
+    n: usize,
+) -> Result<()> {
+    drop(registrar);
+    let mut sub = sub.lock().await;
+    let mut left = n;
+    while left > 0 {
+        match within("a withdrawal at B", sub.next()).await? {
+            Some(SubscriptionEvent::Deleted { service }) if service.uri.starts_with(prefix) => {
+                left -= 1;
+            }
+            Some(_) => {}
+            None => bail!("the subscription at B ended"),
+        }
+    }
     Ok(())
 }
 
