@@ -2,9 +2,10 @@
 //! request at a time.
 //!
 //! A request that changes the registry is planned, its record written to
-//! the log, and applied; every reply (changing or not) then waits until all
-//! records written so far are synced, which the [`Committer`] does for many
-//! records at once. So no session ever sees, or is told about, a change
+//! the log, and applied; its reply, and every reply that reads the
+//! registry, then waits until all records written so far are synced, which
+//! the [`Committer`] does for many records at once (a `Bye`, answered with
+//! a bare `Ack`, waits for nothing). So no session ever sees, or is told about, a change
 //! that is not on disk, and concurrent changes share their syncs. The actor
 //! lives on its own arbiter (thread) because it writes the log
 //! synchronously. Sessions reach it with [`Execute`].
@@ -251,7 +252,13 @@ impl Handler<Execute> for RegistryActor {
             self.stats.refused(RegistryError::Storage.reason());
             return Box::pin(async { Err(RegistryError::Storage) });
         }
+        let before = self.store.written();
         let result = self.run(&msg);
+        let changed = self.store.written() != before;
+        if result.is_ok() && !changed && !msg.request.reads_registry() {
+            // A bare `Ack`: nothing to make durable, nothing reflected.
+            return Box::pin(async move { result });
+        }
         let durable = self.committer.wait(self.store.written());
         Box::pin(async move {
             if let Err(e) = durable.await {
