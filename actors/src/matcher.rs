@@ -18,7 +18,10 @@
 //! An automaton hit on an *exact* literal of a pattern that has no
 //! look-around assertion (or only a leading `^`, hit at offset 0) proves the
 //! match by itself, so the commonest subscriptions, plain literal prefixes,
-//! never run their regex at all.
+//! never run their regex at all; when every literal of a pattern is such a
+//! proof, no regex is even built ([`Pattern`], in `pattern.rs`), which
+//! saves the regex crate's automata (about 6 KiB of heap for
+//! `^tcp://idle/1/`).
 //!
 //! Inserting and removing do no indexing work: they record the change, and
 //! the next [`Matcher::matches`] brings the index up to date. To keep that
@@ -54,6 +57,8 @@
 //! compiled size and the nesting depth, and explains refusals in one line.
 //! [`compile_measured`] also estimates the memory a subscription's regex
 //! holds, for the node-wide `limits.regex_memory_bytes`.
+
+pub mod pattern;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -127,27 +132,36 @@ pub fn compile(pattern: &str, size_limit: usize) -> Result<Regex, RegexError> {
     build(pattern, size_limit)
 }
 
-/// A subscription's regex and the memory it is estimated to hold.
+pub use pattern::Pattern;
+
+/// A subscription's pattern and the memory it is estimated to hold.
 #[derive(Debug, Clone)]
 pub struct Measured {
-    /// The regex, as [`compile`] makes it.
-    pub regex: Regex,
-    /// Estimated bytes held by the regex and its caches once it has been
-    /// used: [`MEMORY_PER_NFA_BYTE`] times its forward NFA, plus
+    /// The pattern, as [`Pattern::compile`] makes it.
+    pub pattern: Pattern,
+    /// Estimated bytes held by the pattern: for literals, their bytes
+    /// ([`Pattern::literal_memory`]); for a regex and its caches once it
+    /// has been used, [`MEMORY_PER_NFA_BYTE`] times its forward NFA, plus
     /// [`MEMORY_PER_REGEX`].
     pub memory: usize,
 }
 
-/// [`compile`], plus an estimate of the memory the regex will hold. The
-/// estimate costs one more NFA compilation, from the syntax tree already
-/// parsed and within the same `size_limit`.
+/// [`Pattern::compile`], plus an estimate of the memory it will hold.
+/// For a regex the estimate costs one more NFA compilation, from the
+/// syntax tree already parsed and within the same `size_limit`.
 ///
 /// # Errors
 ///
 /// As [`compile`].
 pub fn compile_measured(pattern: &str, size_limit: usize) -> Result<Measured, RegexError> {
+    let compiled = Pattern::compile(pattern, size_limit)?;
+    if let Some(memory) = compiled.literal_memory() {
+        return Ok(Measured {
+            pattern: compiled,
+            memory,
+        });
+    }
     let hir = parse(pattern)?;
-    let regex = build(pattern, size_limit)?;
     let nfa_bytes = thompson::Compiler::new()
         .configure(thompson::Config::new().nfa_size_limit(Some(size_limit)))
         .build_from_hir(&hir)
@@ -156,7 +170,10 @@ pub fn compile_measured(pattern: &str, size_limit: usize) -> Result<Measured, Re
         .saturating_mul(MEMORY_PER_NFA_BYTE)
         .saturating_add(MEMORY_PER_REGEX)
         .saturating_add(pattern.len());
-    Ok(Measured { regex, memory })
+    Ok(Measured {
+        pattern: compiled,
+        memory,
+    })
 }
 
 /// Parses first: regex-syntax's structured errors give a one-line message.
@@ -175,17 +192,21 @@ fn build(pattern: &str, size_limit: usize) -> Result<Regex, RegexError> {
         .nest_limit(NEST_LIMIT)
         .build()
         .map_err(|e| match e {
-            regex::Error::CompiledTooBig(limit) => RegexError::TooLarge(format!(
-                "{} compiles to more than the limit of {limit} bytes; \
-                 use fewer or smaller repetitions and narrower classes",
-                quote(pattern)
-            )),
+            regex::Error::CompiledTooBig(limit) => too_large(pattern, limit),
             other => RegexError::Invalid(format!(
                 "{}: {}",
                 quote(pattern),
                 last_line(&other.to_string())
             )),
         })
+}
+
+fn too_large(pattern: &str, limit: usize) -> RegexError {
+    RegexError::TooLarge(format!(
+        "{} compiles to more than the limit of {limit} bytes; \
+         use fewer or smaller repetitions and narrower classes",
+        quote(pattern)
+    ))
 }
 
 fn describe_syntax_error(pattern: &str, e: &regex_syntax::Error) -> String {
@@ -237,14 +258,19 @@ impl Plan {
     /// (a pattern deeper than [`NEST_LIMIT`], say) yields [`Plan::Scan`],
     /// which is always correct.
     fn of(pattern: &str) -> Self {
-        let Ok(hir) = regex_syntax::ParserBuilder::new()
+        match regex_syntax::ParserBuilder::new()
             .nest_limit(NEST_LIMIT)
             .build()
             .parse(pattern)
-        else {
-            return Self::Scan;
-        };
-        let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+        {
+            Ok(hir) => Self::from_hir(&hir),
+            Err(_) => Self::Scan,
+        }
+    }
+
+    /// The plan for a parsed pattern.
+    fn from_hir(hir: &Hir) -> Self {
+        let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
         let Some(lits) = seq.literals() else {
             // Infinite: any string may start a match.
             return Self::Scan;
@@ -253,7 +279,7 @@ impl Plan {
         // moreover a whole match when look-around assertions are ignored,
         // which they can be if there are none, or only a leading `^` and
         // the occurrence is at offset 0.
-        let proves = only_leading_start(&hir);
+        let proves = only_leading_start(hir);
         let mut set: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
         for lit in lits {
             *set.entry(lit.as_bytes().to_vec()).or_default() |= proves && lit.is_exact();
@@ -313,7 +339,7 @@ fn only_leading_start(hir: &Hir) -> bool {
 #[derive(Debug)]
 struct Entry {
     key: SubKey,
-    regex: Regex,
+    regex: Pattern,
     plan: Plan,
     /// Unique per insertion: index targets naming an older generation of
     /// this slot are stale and skipped.
@@ -650,7 +676,8 @@ impl Matcher {
     /// carry every option that changes what it matches (write `(?i)` in the
     /// pattern rather than calling `RegexBuilder::case_insensitive`), as
     /// regexes made by [`compile`] do.
-    pub fn insert(&mut self, key: SubKey, regex: Regex) {
+    pub fn insert(&mut self, key: SubKey, regex: impl Into<Pattern>) {
+        let regex = regex.into();
         let plan = Plan::of(regex.as_str());
         let tier = plan.tier();
         let generation = self.next_generation;

@@ -6,9 +6,16 @@
 //! [`Committer`] how many records are written, and waits for them to be
 //! durable before it replies. A dedicated thread syncs whenever records
 //! are written and not yet synced: while one sync runs, further records
-//! accumulate and the next sync covers them all. Replies that change
-//! nothing wait too, for every record written before them: a reply never
-//! reflects a change that is not on disk yet.
+//! accumulate and the next sync covers them all. So a burst of changes
+//! from many sessions costs two syncs however long it is, and each reply
+//! leaves once the first sync that began after its record was written has
+//! finished. A reply that reads the registry waits too, for every record
+//! written before it (a reply never reflects a change that is not on disk
+//! yet); one that neither changes nor reads it (`Bye`) waits for nothing
+//! and causes no sync.
+//!
+//! What syncs is a [`SyncTarget`]: the log file, or in tests a target
+//! whose syncs the test holds and releases.
 //!
 //! A failed sync is final: the page cache can no longer be trusted, every
 //! waiter gets [`CommitError`] and [`Committer::failed`] stays true until
@@ -51,6 +58,19 @@ struct Shared {
     wake: Condvar,
 }
 
+/// Something [`Committer`] can make durable: the log file, or a test's
+/// stand-in.
+pub trait SyncTarget: Send + 'static {
+    /// Makes everything written so far durable.
+    fn sync(&self) -> std::io::Result<()>;
+}
+
+impl SyncTarget for File {
+    fn sync(&self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
 /// Syncs the log on its own thread.
 #[derive(Debug)]
 pub struct Committer {
@@ -63,7 +83,7 @@ pub struct Committer {
 impl Committer {
     /// Starts syncing `file` (a handle on the log), whose first `written`
     /// records are already durable.
-    pub fn start(file: File, written: u64) -> std::io::Result<Committer> {
+    pub fn start(file: impl SyncTarget, written: u64) -> std::io::Result<Committer> {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 written,
@@ -146,7 +166,7 @@ impl Drop for Committer {
 }
 
 fn sync_loop(
-    file: &File,
+    file: &impl SyncTarget,
     shared: &Shared,
     tx: &watch::Sender<Durable>,
     syncs: &std::sync::atomic::AtomicU64,
@@ -170,7 +190,7 @@ fn sync_loop(
             pending.written
         };
         syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match file.sync_data() {
+        match file.sync() {
             Ok(()) => {
                 synced = target;
                 tx.send_replace(Durable::Upto(synced));
@@ -219,6 +239,84 @@ mod tests {
         assert!(committer.wait(6).await.is_err());
         assert!(committer.failed());
         assert!(committer.wait(6).await.is_err());
+    }
+
+    /// A sync that waits until the test lets it finish, and says when it
+    /// has begun.
+    struct Held {
+        began: std::sync::mpsc::Sender<()>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl SyncTarget for Held {
+        fn sync(&self) -> std::io::Result<()> {
+            let _ = self.began.send(());
+            let _ = self.release.lock().unwrap().recv();
+            Ok(())
+        }
+    }
+
+    /// Whether `wait` has resolved, without waiting for it.
+    fn resolved(wait: &mut (impl Future<Output = Result<(), CommitError>> + Unpin)) -> bool {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        std::pin::Pin::new(wait).poll(&mut cx).is_ready()
+    }
+
+    #[test]
+    fn a_reply_waits_for_the_sync_that_covers_it_and_one_sync_covers_a_burst() {
+        let (began_tx, began) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let committer = Committer::start(
+            Held {
+                began: began_tx,
+                release: Mutex::new(release_rx),
+            },
+            0,
+        )
+        .expect("start");
+        let second = std::time::Duration::from_secs(10);
+        // Record 1 is written; its sync begins and is held.
+        committer.written(1);
+        began.recv_timeout(second).expect("first sync began");
+        let mut first = Box::pin(committer.wait(1));
+        // Records 2 to 5, from other sessions, are written meanwhile.
+        let mut burst: Vec<_> = (2..=5)
+            .map(|n| {
+                committer.written(n);
+                Box::pin(committer.wait(n))
+            })
+            .collect();
+        assert!(
+            !resolved(&mut first),
+            "no reply before its sync has finished"
+        );
+        release.send(()).expect("release the first sync");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(&mut first).expect("record 1 durable");
+        // The first sync began before 2 to 5 were written: it covers none.
+        began.recv_timeout(second).expect("second sync began");
+        assert!(
+            burst.iter_mut().all(|w| !resolved(w)),
+            "records written during a sync wait for the next one"
+        );
+        release.send(()).expect("release the second sync");
+        for w in burst {
+            rt.block_on(w).expect("durable");
+        }
+        assert_eq!(committer.syncs(), 2, "one sync for the whole burst");
+        // Nothing written since: waiting for what is durable syncs nothing.
+        rt.block_on(committer.wait(5)).expect("durable");
+        assert!(
+            began
+                .recv_timeout(std::time::Duration::from_millis(50))
+                .is_err(),
+            "no sync without a new record"
+        );
+        drop(release);
+        assert_eq!(committer.syncs(), 2);
     }
 
     #[test]

@@ -139,6 +139,16 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Whether a successful reply to this request says anything about the
+    /// registry's state (and so must wait until every change it may
+    /// reflect is durable). Only `Bye`, answered with a bare `Ack`, does
+    /// not.
+    pub fn reads_registry(&self) -> bool {
+        !matches!(self, Request::Bye)
+    }
+}
+
 fn op_of(msg: &XlRegMsg) -> Result<Tag, ProtocolError> {
     let raw = msg.op.ok_or(ProtocolError::MissingOp)?;
     Tag::try_from(raw).map_err(|_| ProtocolError::UnknownOp(raw))

@@ -60,6 +60,7 @@ use tracing::{debug, info};
 
 use crate::{
     admission::ConnectionSlot,
+    frame_writer::Outbound,
     input,
     log_limit::LogLimit,
     metrics::{ActorMetrics, Counter, Gauge, Metrics},
@@ -89,6 +90,8 @@ pub struct ClientShared {
     pub next_key: AtomicU64,
     /// Subscriptions per node, uid and address, and their regex memory.
     pub subscriptions: SharedLedger,
+    /// Compiled subscription patterns, one per distinct text.
+    pub patterns: crate::subscription::patterns::PatternCache,
     /// Rate of the lines every connection may cause (refused
     /// registrations, framing errors): at most one per reason per interval.
     pub log: std::sync::Mutex<LogLimit>,
@@ -277,7 +280,7 @@ impl Frames {
 pub struct ClientConnection {
     id: ConnId,
     transport: Transport,
-    outbound: mpsc::Sender<Body>,
+    outbound: mpsc::Sender<Outbound>,
     shared: Arc<ClientShared>,
     /// By the client's id: the node-wide key and the actor.
     subscriptions: HashMap<u64, (SubKey, Addr<Subscription>)>,
@@ -309,7 +312,7 @@ impl ClientConnection {
     pub fn new(
         id: ConnId,
         transport: Transport,
-        outbound: mpsc::Sender<Body>,
+        outbound: mpsc::Sender<Outbound>,
         shared: Arc<ClientShared>,
         stop: watch::Receiver<bool>,
         slot: ConnectionSlot,
@@ -352,9 +355,9 @@ impl ClientConnection {
             async move {
                 join_all(cancels).await;
                 let _ = tx
-                    .send(Body::Bye(Bye {
+                    .send(Box::new(Body::Bye(Bye {
                         reason: "shutting down".into(),
-                    }))
+                    })))
                     .await;
             }
             .into_actor(self)
@@ -424,7 +427,7 @@ impl ClientConnection {
     fn send_out(&mut self, mut out: Outgoing, ctx: &mut Context<Self>) -> bool {
         while let Some(body) = out.frames.next() {
             match self.outbound.try_reserve() {
-                Ok(room) => room.send(body),
+                Ok(room) => room.send(Box::new(body)),
                 Err(TrySendError::Full(())) => {
                     self.stalled = Some(out);
                     let tx = self.outbound.clone();
@@ -436,7 +439,7 @@ impl ClientConnection {
                                     ctx.stop();
                                     return;
                                 };
-                                room.send(body);
+                                room.send(Box::new(body));
                                 if act.send_out(out, ctx) {
                                     act.drain(ctx);
                                 }

@@ -22,7 +22,10 @@ use tracing::{debug, info, warn};
 use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport, listing::to_wire};
 use crate::{
     matcher::{self, RegexError},
-    subscription::{Cancel, Subscription, SubscriptionParts, history::Position, ledger::Owner},
+    subscription::{
+        Cancel, Subscription, SubscriptionParts, history::Position, ledger::Owner,
+        patterns::AdmitError,
+    },
     supervisor::{
         AddSubscription, ListLinks, ListPeers, RegisterError, RegisterService, RemoveSubscription,
         UnregisterService,
@@ -225,29 +228,27 @@ impl ClientConnection {
             );
             return self.answer_now(answer, permit, ctx);
         }
-        let measured = match matcher::compile_measured(pattern, self.shared.limits.max_regex_bytes)
-        {
-            Ok(measured) => measured,
-            Err(e) => {
+        let admitted = self.shared.patterns.admit(
+            pattern,
+            self.shared.limits.max_regex_bytes,
+            &self.shared.subscriptions,
+            self.owner(),
+        );
+        let (compiled, place) = match admitted {
+            Ok(admitted) => admitted,
+            Err(AdmitError::Regex(e)) => {
                 stats.subscription_refusal("invalid_regex");
                 let answer = error(serial, ErrorCode::InvalidRegex, e.to_string());
                 return self.answer_now(answer, permit, ctx);
             }
-        };
-        let place = match self
-            .shared
-            .subscriptions
-            .admit(self.owner(), measured.memory)
-        {
-            Ok(place) => place,
-            Err(refusal) => {
+            Err(AdmitError::Refused(refusal)) => {
                 stats.subscription_refusal(refusal.reason());
                 debug!(conn = self.id, transport = %self.transport, reason = refusal.reason(), "subscription refused");
                 let answer = error(serial, ErrorCode::LimitExceeded, refusal.to_string());
                 return self.answer_now(answer, permit, ctx);
             }
         };
-        let regex = measured.regex;
+        let regex = compiled.pattern().clone();
         let shared = self.shared.clone();
         let key = shared.new_key();
         // Held: it sends nothing before its Success is written.
@@ -261,6 +262,7 @@ impl ClientConnection {
             ended: ctx.address().recipient(),
             stats: shared.stats.clone(),
             permit: place,
+            pattern: compiled,
         })
         .start();
         self.subscriptions.insert(id, (key, addr.clone()));

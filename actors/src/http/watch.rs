@@ -22,7 +22,6 @@ use std::{
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use catalogue_proto::Body;
 use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -34,9 +33,9 @@ use super::{
 };
 use crate::{
     frame_writer::OUTBOUND_FRAMES,
-    matcher,
     subscription::{
         Cancel, Release, Subscription, SubscriptionEnded, SubscriptionParts, ledger::Owner,
+        patterns::AdmitError,
     },
     supervisor::{AddSubscription, CatalogueSupervisor, ConnId, ConnectionClosed},
 };
@@ -110,7 +109,7 @@ impl Drop for Guard {
 /// the subscription's own outbound channel), a keep-alive comment on a
 /// quiet stream.
 struct SseStream {
-    frames: mpsc::Receiver<Body>,
+    frames: mpsc::Receiver<crate::frame_writer::Outbound>,
     encoder: SseEncoder,
     keepalive: tokio::time::Interval,
     /// The `retry:` line is still to be written.
@@ -188,25 +187,28 @@ pub async fn watch(
         })?),
     };
     let shared = &api.shared;
-    let measured = matcher::compile_measured(
-        query.pattern.as_deref().unwrap_or(""),
-        shared.limits.max_regex_bytes,
-    )
-    .map_err(|e| {
-        shared.stats.subscription_refusal("invalid_regex");
-        ApiError::BadRegex(e.to_string())
-    })?;
     let owner = match (req.conn_data::<PeerCred>(), req.peer_addr()) {
         (Some(cred), _) => Owner::Uid(cred.uid),
         (None, Some(addr)) => Owner::Address(addr.ip().to_canonical()),
         (None, None) => Owner::Uid(u32::MAX),
     };
-    let place = shared
-        .subscriptions
-        .admit(owner, measured.memory)
-        .map_err(|refusal| {
-            shared.stats.subscription_refusal(refusal.reason());
-            ApiError::TooManyWatches(refusal.to_string())
+    let (compiled, place) = shared
+        .patterns
+        .admit(
+            query.pattern.as_deref().unwrap_or(""),
+            shared.limits.max_regex_bytes,
+            &shared.subscriptions,
+            owner,
+        )
+        .map_err(|e| match e {
+            AdmitError::Regex(e) => {
+                shared.stats.subscription_refusal("invalid_regex");
+                ApiError::BadRegex(e.to_string())
+            }
+            AdmitError::Refused(refusal) => {
+                shared.stats.subscription_refusal(refusal.reason());
+                ApiError::TooManyWatches(refusal.to_string())
+            }
         })?;
     let key = shared.new_key();
     let conn = WATCH_CONN_BASE + NEXT_CONN.fetch_add(1, Ordering::Relaxed);
@@ -221,6 +223,7 @@ pub async fn watch(
         ended: EndSink.start().recipient(),
         stats: shared.stats.clone(),
         permit: place,
+        pattern: compiled.clone(),
     })
     .start();
     let guard = Guard {
@@ -233,7 +236,7 @@ pub async fn watch(
         .send(AddSubscription {
             conn,
             key,
-            regex: measured.regex,
+            regex: compiled.pattern().clone(),
             addr: subscription.clone(),
             resume,
         })

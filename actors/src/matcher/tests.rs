@@ -463,8 +463,51 @@ fn pattern_generator_covers_every_plan() {
     );
 }
 
+#[test]
+fn literal_patterns_skip_the_regex_engine() {
+    for (pattern, literal) in [
+        (r"^tcp://svc-1\.", true),
+        ("/v2/", true),
+        ("^(http|https)://api/", true),
+        (r"^tcp://svc-1\.[a-z]", false),
+        (r"/v2/\b", false),
+        ("(?i)abc", true),
+        (".*", false),
+    ] {
+        let p = Pattern::compile(pattern, LIMIT).expect(pattern);
+        assert_eq!(p.is_literal(), literal, "{pattern}");
+        assert_eq!(p.as_str(), pattern);
+        assert_eq!(
+            Pattern::from(re(pattern)).is_literal(),
+            literal,
+            "{pattern}"
+        );
+    }
+    let p = Pattern::compile("^(http|https)://api/", LIMIT).unwrap();
+    assert!(p.is_match("https://api/x") && p.is_match("http://api/"));
+    assert!(!p.is_match("x http://api/") && !p.is_match("http://apx/"));
+    let p = Pattern::compile("/v2/", LIMIT).unwrap();
+    assert!(p.is_match("tcp://a/v2/") && !p.is_match("tcp://a/v2"));
+    assert!(matches!(
+        Pattern::compile("abcdefgh", 4),
+        Err(RegexError::TooLarge(_))
+    ));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn patterns_match_as_their_regex(
+        pattern in pattern_strategy(),
+        uris in prop::collection::vec(uri_strategy(), 1..16),
+    ) {
+        let r = compile(&pattern, LIMIT).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let p = Pattern::compile(&pattern, LIMIT).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for uri in &uris {
+            prop_assert_eq!(p.is_match(uri), r.is_match(uri), "{} on {}", pattern, uri);
+        }
+    }
 
     #[test]
     fn matches_agrees_with_brute_force(
@@ -522,8 +565,16 @@ fn the_memory_estimate_grows_with_what_the_regex_compiles_to() {
     let literal = measure(r"^tcp://svc-1\.");
     let digits = measure(r"\d+x1-2");
     let word = measure(r"\w+-1-2");
-    assert!(literal >= MEMORY_PER_REGEX, "{literal}");
-    assert!(literal < 32 << 10, "a literal prefix is cheap: {literal}");
+    let prefix = measure(r"^tcp://svc-1\.[a-z]");
+    assert!(
+        literal < 512,
+        "a literal prefix needs no regex engine: {literal}"
+    );
+    assert!(prefix >= MEMORY_PER_REGEX, "{prefix}");
+    assert!(
+        prefix < 32 << 10,
+        "a literal prefix then a class is cheap: {prefix}"
+    );
     // Unicode classes compile to large automata: the costly subscriptions
     // of the hostile-load report (about 100 KiB each once matching;
     // docs/RELIABILITY.md §6 Hostile load, Memory).
@@ -533,7 +584,7 @@ fn the_memory_estimate_grows_with_what_the_regex_compiles_to() {
     assert_eq!(
         compile_measured(r"^tcp://svc-1\.", LIMIT)
             .expect("compiles")
-            .regex
+            .pattern
             .as_str(),
         r"^tcp://svc-1\."
     );

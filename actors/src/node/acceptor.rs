@@ -99,10 +99,13 @@ impl Acceptor {
             self.warn(key, |unlogged| {
                 warn!(%transport, limit, reason = key, unlogged, "connection refused");
             });
-            let _ = tx.try_send(Body::Error(Error::new(ErrorCode::LimitExceeded, message)));
+            let _ = tx.try_send(Box::new(Body::Error(Error::new(
+                ErrorCode::LimitExceeded,
+                message,
+            ))));
             return;
         };
-        let _ = tx.try_send(Body::Welcome(self.welcome.clone()));
+        let _ = tx.try_send(Box::new(Body::Welcome(self.welcome.clone())));
         let id = self.next_conn;
         self.next_conn += 1;
         let shared = self.shared.clone();

@@ -226,6 +226,7 @@ pub(super) async fn start(settings: Settings) -> Result<Node, NodeError> {
             LedgerLimits::new(&settings.limits),
             stats.regex_memory.clone(),
         ),
+        patterns: crate::subscription::patterns::PatternCache::new(),
         log: std::sync::Mutex::new(LogLimit::new(ACCEPT_LOG_INTERVAL)),
     });
     let welcome = Welcome {

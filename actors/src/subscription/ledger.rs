@@ -164,13 +164,19 @@ impl Ledger {
     /// Forgets a subscription [`Ledger::admit`] counted.
     pub fn release(&mut self, owner: Owner, cost: usize) {
         self.total = self.total.saturating_sub(1);
-        self.regex_bytes = self.regex_bytes.saturating_sub(cost);
+        self.release_bytes(cost);
         if let Some(n) = self.per_owner.get_mut(&owner) {
             *n -= 1;
             if *n == 0 {
                 self.per_owner.remove(&owner);
             }
         }
+    }
+
+    /// Forgets `cost` bytes of regex memory (a compiled pattern that
+    /// outlived the subscription that brought it, now gone).
+    pub fn release_bytes(&mut self, cost: usize) {
+        self.regex_bytes = self.regex_bytes.saturating_sub(cost);
     }
 
     /// Subscriptions on the node.
@@ -250,6 +256,40 @@ impl Permit {
     /// The estimated bytes of the subscription's regex.
     pub fn cost(&self) -> usize {
         self.cost
+    }
+
+    /// Moves the regex bytes out of this permit into a [`Charge`] of
+    /// their own, for a compiled pattern that several subscriptions share
+    /// and that lives as long as the last of them: the permit keeps only
+    /// the subscription's place in the counts.
+    pub fn take_charge(&mut self) -> Charge {
+        Charge {
+            ledger: self.ledger.clone(),
+            cost: std::mem::take(&mut self.cost),
+        }
+    }
+}
+
+/// Regex bytes counted in the [`SharedLedger`] until dropped
+/// ([`Permit::take_charge`]).
+#[derive(Debug)]
+pub struct Charge {
+    ledger: SharedLedger,
+    cost: usize,
+}
+
+impl Charge {
+    /// The estimated bytes.
+    pub fn cost(&self) -> usize {
+        self.cost
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let mut ledger = self.ledger.lock();
+        ledger.release_bytes(self.cost);
+        self.ledger.report(&ledger);
     }
 }
 
@@ -354,5 +394,19 @@ mod tests {
         assert_eq!(gauge.get(), 0);
         let again = shared.admit(Owner::Uid(7), 100).expect("admitted again");
         assert_eq!(again.cost(), 100);
+    }
+
+    #[test]
+    fn a_charge_taken_from_a_permit_outlives_it() {
+        let gauge = Gauge::default();
+        let shared = SharedLedger::new(LIMITS, gauge.clone());
+        let mut permit = shared.admit(Owner::Uid(7), 300).expect("admitted");
+        let charge = permit.take_charge();
+        assert_eq!((permit.cost(), charge.cost()), (0, 300));
+        drop(permit);
+        assert_eq!(shared.total(), 0, "the place is given back");
+        assert_eq!(gauge.get(), 300, "the bytes are still held");
+        drop(charge);
+        assert_eq!(gauge.get(), 0);
     }
 }

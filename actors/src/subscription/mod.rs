@@ -6,7 +6,9 @@
 //! memory bounded.
 //!
 //! Each subscription holds its place in the node's
-//! [`ledger`] (count and regex memory) until its actor is dropped.
+//! [`ledger`] (its count) and its share of a compiled pattern
+//! ([`patterns`], which carries the regex memory) until its actor is
+//! dropped.
 //!
 //! A subscription starts *held*: it queues its snapshot and events but
 //! sends nothing until its connection has written the `Success` answering
@@ -17,16 +19,17 @@
 
 pub mod history;
 pub mod ledger;
+pub mod patterns;
 pub mod queue;
 
 use std::sync::Arc;
 
 use actix::prelude::*;
-use catalogue_proto::Body;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{debug, info};
 
 use crate::{
+    frame_writer::Outbound,
     metrics::{ActorMetrics, Metrics},
     settings::OverflowPolicy,
     supervisor::{Deliver, Rebase, Replay, Resnapshot, Snapshot},
@@ -60,7 +63,7 @@ pub struct SubscriptionEnded {
 pub struct Subscription {
     key: SubKey,
     queue: SubscriptionQueue,
-    outbound: mpsc::Sender<Body>,
+    outbound: mpsc::Sender<Outbound>,
     supervisor: Recipient<Resnapshot>,
     ended: Recipient<SubscriptionEnded>,
     metrics: ActorMetrics,
@@ -73,6 +76,9 @@ pub struct Subscription {
     /// This subscription's place in the node's ledger, given back when the
     /// actor is dropped.
     _permit: ledger::Permit,
+    /// Its compiled pattern, shared with the subscriptions of the same
+    /// text and dropped (its regex bytes given back) with the last one.
+    _pattern: Arc<patterns::SharedPattern>,
 }
 
 /// What a subscription needs to start.
@@ -86,7 +92,7 @@ pub struct SubscriptionParts {
     /// Overflow policy.
     pub policy: OverflowPolicy,
     /// The connection's outbound frames.
-    pub outbound: mpsc::Sender<Body>,
+    pub outbound: mpsc::Sender<Outbound>,
     /// Where to ask for fresh snapshots.
     pub supervisor: Recipient<Resnapshot>,
     /// The connection, told when the subscription ends by itself.
@@ -95,6 +101,8 @@ pub struct SubscriptionParts {
     pub stats: Arc<Metrics>,
     /// Its place in the node's ledger.
     pub permit: ledger::Permit,
+    /// Its compiled pattern ([`patterns::PatternCache`]).
+    pub pattern: Arc<patterns::SharedPattern>,
 }
 
 impl Subscription {
@@ -111,6 +119,7 @@ impl Subscription {
             reported_depth: 0,
             waiting: false,
             _permit: p.permit,
+            _pattern: p.pattern,
         }
     }
 
@@ -139,7 +148,7 @@ impl Subscription {
             match self.outbound.try_reserve() {
                 Ok(permit) => {
                     if let Some(body) = self.queue.next_body() {
-                        permit.send(body);
+                        permit.send(Box::new(body));
                         self.metrics.stats().events_delivered.inc();
                     }
                 }
@@ -154,7 +163,7 @@ impl Subscription {
                                 match permit {
                                     Ok(permit) => {
                                         if let Some(body) = act.queue.next_body() {
-                                            permit.send(body);
+                                            permit.send(Box::new(body));
                                             act.metrics.stats().events_delivered.inc();
                                         }
                                         act.pump(ctx);

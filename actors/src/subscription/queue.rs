@@ -31,6 +31,10 @@ use catalogue_proto::{
 use super::history::Position;
 use crate::{services::Service, settings::OverflowPolicy};
 
+/// Room an empty queue keeps (items); beyond it, room is given back
+/// once the queue has drained.
+pub const KEPT_CAPACITY: usize = 8;
+
 /// A change as routed to subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -254,9 +258,14 @@ impl SubscriptionQueue {
         self.state == State::Cancelled && self.items.is_empty()
     }
 
-    /// The next frame body to send toward the client.
+    /// The next frame body to send toward the client. Once the queue is
+    /// empty it gives back the room a burst (a snapshot, a slow client)
+    /// made it grow to, keeping a little for the next events.
     pub fn next_body(&mut self) -> Option<Body> {
         let item = self.items.pop_front()?;
+        if self.items.is_empty() && self.items.capacity() > KEPT_CAPACITY {
+            self.items.shrink_to(KEPT_CAPACITY);
+        }
         Some(match item {
             Item::Event(e) => {
                 self.events -= 1;

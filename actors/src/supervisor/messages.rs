@@ -76,8 +76,8 @@ pub struct AddSubscription {
     pub conn: ConnId,
     /// Node-wide key.
     pub key: SubKey,
-    /// Compiled regex.
-    pub regex: regex::Regex,
+    /// Compiled pattern.
+    pub regex: crate::matcher::Pattern,
     pub addr: Addr<Subscription>,
     /// Resume from this position rather than start with a snapshot, if the
     /// node's history still holds the changes since.

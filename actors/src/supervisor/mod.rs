@@ -95,7 +95,7 @@ pub struct CatalogueSupervisor {
     node: String,
     driver: Driver,
     matcher: Matcher,
-    subscriptions: HashMap<SubKey, (Addr<Subscription>, regex::Regex)>,
+    subscriptions: HashMap<SubKey, (Addr<Subscription>, crate::matcher::Pattern)>,
     /// The subscriptions of each connection, removed when it closes.
     subscriptions_by_conn: HashMap<ConnId, HashSet<SubKey>>,
     /// The visible services, for readers outside this actor.
@@ -247,13 +247,18 @@ impl CatalogueSupervisor {
     }
 
     /// Visible services matching `regex` (shared with the read view).
-    fn snapshot(&self, regex: &regex::Regex) -> Vec<Arc<Service>> {
-        self.view.matching(Some(regex))
+    fn snapshot(&self, regex: &crate::matcher::Pattern) -> Vec<Arc<Service>> {
+        self.view.matching_by(|uri| regex.is_match(uri))
     }
 
     /// A subscription's start: the changes since `resume` if the history
     /// holds them all, else a snapshot (a reset when `resume` was asked).
-    fn begin(&self, addr: &Addr<Subscription>, regex: &regex::Regex, resume: Option<Position>) {
+    fn begin(
+        &self,
+        addr: &Addr<Subscription>,
+        regex: &crate::matcher::Pattern,
+        resume: Option<Position>,
+    ) {
         let at = self.history.position();
         if let Some(from) = resume {
             match self.history.since(from) {

@@ -40,14 +40,20 @@ impl ServicesView {
     /// URI order. The lock is held only to copy the entries' handles; the
     /// regex runs after it is released.
     pub fn matching(&self, regex: Option<&regex::Regex>) -> Vec<Arc<Service>> {
+        match regex {
+            None => self.matching_by(|_| true),
+            Some(r) => self.matching_by(|uri| r.is_match(uri)),
+        }
+    }
+
+    /// The visible services whose URI satisfies `matches`, in URI order;
+    /// `matches` runs after the lock is released.
+    pub fn matching_by(&self, matches: impl Fn(&str) -> bool) -> Vec<Arc<Service>> {
         let all: Vec<Arc<Service>> = {
             let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
             map.values().cloned().collect()
         };
-        match regex {
-            None => all,
-            Some(r) => all.into_iter().filter(|s| r.is_match(&s.uri)).collect(),
-        }
+        all.into_iter().filter(|s| matches(&s.uri)).collect()
     }
 
     /// Up to `limit` visible services whose URI `regex` matches (all for

@@ -262,3 +262,23 @@ fn a_replay_is_ignored_unless_a_snapshot_is_awaited() {
     q.on_replay(vec![at_revision("a:1", EventKind::Added, 41)], AT);
     assert_eq!(drain_marked(&mut q), ["end 0 at 9/40"]);
 }
+
+#[test]
+fn a_drained_queue_gives_back_the_room_a_snapshot_took() {
+    let mut q = SubscriptionQueue::new(1, 2, OverflowPolicy::Resnapshot);
+    q.on_snapshot(
+        (0..1000).map(|i| service(&format!("s:{i}"))).collect(),
+        AT,
+        false,
+    );
+    assert!(q.items.capacity() >= 1001);
+    assert_eq!(drain(&mut q).len(), 1001);
+    assert!(
+        q.items.capacity() <= KEPT_CAPACITY,
+        "{}",
+        q.items.capacity()
+    );
+    // Room for a few events stays: live events do not reallocate.
+    assert_eq!(q.on_event(added("x:1")), Outcome::Queued);
+    assert!(q.items.capacity() > 0);
+}

@@ -2,9 +2,10 @@
 //! request at a time.
 //!
 //! A request that changes the registry is planned, its record written to
-//! the log, and applied; every reply (changing or not) then waits until all
-//! records written so far are synced, which the [`Committer`] does for many
-//! records at once. So no session ever sees, or is told about, a change
+//! the log, and applied; its reply, and every reply that reads the
+//! registry, then waits until all records written so far are synced, which
+//! the [`Committer`] does for many records at once (a `Bye`, answered with
+//! a bare `Ack`, waits for nothing). So no session ever sees, or is told about, a change
 //! that is not on disk, and concurrent changes share their syncs. The actor
 //! lives on its own arbiter (thread) because it writes the log
 //! synchronously. Sessions reach it with [`Execute`].
@@ -251,7 +252,13 @@ impl Handler<Execute> for RegistryActor {
             self.stats.refused(RegistryError::Storage.reason());
             return Box::pin(async { Err(RegistryError::Storage) });
         }
+        let before = self.store.written();
         let result = self.run(&msg);
+        let changed = self.store.written() != before;
+        if result.is_ok() && !changed && !msg.request.reads_registry() {
+            // A bare `Ack`: nothing to make durable, nothing reflected.
+            return Box::pin(async move { result });
+        }
         let durable = self.committer.wait(self.store.written());
         Box::pin(async move {
             if let Err(e) = durable.await {
@@ -260,5 +267,125 @@ impl Handler<Execute> for RegistryActor {
             }
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Mutex, mpsc};
+
+    use super::*;
+    use crate::xlreg::{
+        commit::SyncTarget,
+        protocol::{ClusterInfo, ClusterRef},
+        registry::Limits,
+    };
+
+    /// A sync that waits until the test lets it finish.
+    struct Held {
+        began: mpsc::Sender<()>,
+        release: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl SyncTarget for Held {
+        fn sync(&self) -> std::io::Result<()> {
+            let _ = self.began.send(());
+            let _ = self
+                .release
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .recv();
+            Ok(())
+        }
+    }
+
+    fn context() -> SessionContext {
+        SessionContext {
+            client: None,
+            cluster: None,
+            salt2: [7; crate::xlreg::crypto::SALT_LEN],
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_bye_waits_for_no_sync_and_other_replies_for_the_pending_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, mut registry, _) = Store::open(dir.path(), Limits::default()).expect("open");
+        registry
+            .apply(&Change::CreateCluster {
+                info: ClusterInfo {
+                    id: vec![1; 32],
+                    name: "c".into(),
+                    size: 4,
+                    endpoints: 1,
+                    attrs: 0,
+                    creator: None,
+                },
+                creator: None,
+                created: 0,
+            })
+            .expect("cluster");
+        let (began_tx, began) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let committer = Committer::start(
+            Held {
+                began: began_tx,
+                release: Mutex::new(release_rx),
+            },
+            store.written(),
+        )
+        .expect("committer");
+        let actor = RegistryActor::new(
+            registry,
+            store,
+            committer,
+            None,
+            Arc::new(XlregStats::default()),
+        )
+        .start();
+        // A change: written, its sync begun and held.
+        let resize = actor.send(Admin(AdminRequest::SetSize {
+            cluster: "c".into(),
+            size: 8,
+        }));
+        let resize = actix_rt::spawn(resize);
+        tokio::task::spawn_blocking(move || began.recv_timeout(Duration::from_secs(10)))
+            .await
+            .expect("join")
+            .expect("the sync began");
+        // A refusal reads the registry: it waits for the pending change.
+        let refused = actix_rt::spawn(actor.send(Execute {
+            context: context(),
+            request: Request::GetCluster {
+                cluster: ClusterRef {
+                    id: None,
+                    name: Some("c".into()),
+                },
+                which: u64::MAX,
+            },
+        }));
+        // A Bye neither changes nor reads it: answered while the sync is
+        // still held.
+        let bye = actor.send(Execute {
+            context: context(),
+            request: Request::Bye,
+        });
+        let bye = tokio::time::timeout(Duration::from_secs(10), bye)
+            .await
+            .expect("a Bye answered while a sync is held")
+            .expect("delivered")
+            .expect("Ack");
+        assert!(matches!(bye.reply, Reply::Ack), "{:?}", bye.reply);
+        assert!(!resize.is_finished() && !refused.is_finished());
+        release.send(()).expect("release");
+        resize
+            .await
+            .expect("join")
+            .expect("delivered")
+            .expect("resized");
+        assert!(
+            refused.await.expect("join").expect("delivered").is_err(),
+            "an unidentified GetCluster is refused"
+        );
     }
 }
