@@ -134,7 +134,7 @@ for mode in default fast; do
     echo "== etcd ($mode settings), one member"
     start_cluster "$mode" 1
     for api in $APIS; do
-        "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" --etcd-api "$api" \
+        CATALOGUE_LOG=${CATALOGUE_LOG:-warn} "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" --etcd-api "$api" \
             --only notify,fanout "${sizes[@]}" --json "$OUT/etcd-$api-$mode-1.json" |
             tee "$OUT/etcd-$api-$mode-1.txt"
     done
@@ -142,7 +142,7 @@ for mode in default fast; do
     echo "== etcd ($mode settings), three members"
     start_cluster "$mode" 3
     for api in $APIS; do
-        "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" --etcd-api "$api" \
+        CATALOGUE_LOG=${CATALOGUE_LOG:-warn} "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" --etcd-api "$api" \
             --etcd-watch "http://127.0.0.1:$((BASE_PORT + 3))" --only cluster \
             "${sizes[@]}" --json "$OUT/etcd-$api-$mode-3.json" | tee "$OUT/etcd-$api-$mode-3.txt"
     done

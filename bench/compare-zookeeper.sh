@@ -145,12 +145,12 @@ echo "== catalogue ($(uptime))"
 for mode in disk tmpfs; do
     echo "== ZooKeeper (data on $mode), standalone"
     start_servers "$mode" 1
-    "$CATALOGUE" bench --zookeeper "127.0.0.1:$ZK_PORT" --only notify,fanout "${sizes[@]}" \
+    CATALOGUE_LOG=${CATALOGUE_LOG:-warn} "$CATALOGUE" bench --zookeeper "127.0.0.1:$ZK_PORT" --only notify,fanout "${sizes[@]}" \
         --json "$OUT/zookeeper-$mode-1.json" | tee "$OUT/zookeeper-$mode-1.txt"
     cleanup
     echo "== ZooKeeper (data on $mode), three servers"
     start_servers "$mode" 3
-    "$CATALOGUE" bench --zookeeper "127.0.0.1:$ZK_PORT" --zookeeper-watch "127.0.0.3:$ZK_PORT" \
+    CATALOGUE_LOG=${CATALOGUE_LOG:-warn} "$CATALOGUE" bench --zookeeper "127.0.0.1:$ZK_PORT" --zookeeper-watch "127.0.0.3:$ZK_PORT" \
         --only cluster "${sizes[@]}" --json "$OUT/zookeeper-$mode-3.json" |
         tee "$OUT/zookeeper-$mode-3.txt"
     cleanup
