@@ -41,6 +41,7 @@ mod fanout;
 mod http_watch;
 mod measure;
 mod node;
+mod nodelay;
 mod notify;
 mod peers;
 mod report;

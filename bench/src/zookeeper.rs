@@ -20,7 +20,8 @@
 //!   `--inflight` creates in flight on the one session.
 //!
 //! `<root>` is `/bench-<pid>-<unix seconds>`, so runs against the same
-//! ensemble do not collide.
+//! ensemble do not collide. The writing sessions' sockets get `TCP_NODELAY`
+//! as with ZooKeeper's Java client (`nodelay.rs`).
 
 use std::{
     collections::HashMap,
@@ -89,6 +90,19 @@ async fn connect(server: &str) -> Result<Client> {
         .with_context(|| format!("connecting to ZooKeeper at {server}"))
 }
 
+/// [`connect`], then Nagle's algorithm off on the session's socket (and on
+/// the others to the same port) as ZooKeeper's Java client has it: see
+/// `nodelay.rs`. For the sessions that write; fan-out watchers only read.
+async fn connect_writer(server: &str) -> Result<Client> {
+    let client = connect(server).await?;
+    let port = server
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .with_context(|| format!("no port in {server}"))?;
+    super::nodelay::set_on_peers_at(port).context("setting TCP_NODELAY")?;
+    Ok(client)
+}
+
 /// Creates the persistent znode `path` unless it exists.
 async fn ensure(client: &Client, path: &str) -> Result<()> {
     match client.create(path, b"", &PERSISTENT).await {
@@ -126,7 +140,7 @@ async fn wait_path(watcher: &mut PersistentWatcher, path: &str) -> Result<()> {
 }
 
 async fn notify(server: &str, root: &str, events: usize, rate: u32) -> Result<()> {
-    let writer = connect(server).await?;
+    let writer = connect_writer(server).await?;
     let base = format!("{root}/notify");
     ensure(&writer, &base).await?;
     let watching = connect(server).await?;
@@ -165,7 +179,7 @@ async fn notify(server: &str, root: &str, events: usize, rate: u32) -> Result<()
 
 async fn fan_out(server: &str, root: &str, events: usize, counts: &[usize]) -> Result<()> {
     fanout::header(" (ZooKeeper, one session per watcher)", events);
-    let writer = connect(server).await?;
+    let writer = connect_writer(server).await?;
     for (round, &count) in counts.iter().enumerate() {
         let base = format!("{root}/f{round}");
         ensure(&writer, &base).await?;
@@ -222,7 +236,7 @@ async fn fan_out(server: &str, root: &str, events: usize, counts: &[usize]) -> R
 }
 
 async fn cluster(server: &str, watch_server: &str, root: &str, args: &BenchArgs) -> Result<()> {
-    let writer = connect(server).await?;
+    let writer = connect_writer(server).await?;
     let base = format!("{root}/cluster");
     ensure(&writer, &base).await?;
     let watching = connect(watch_server).await?;
