@@ -2,7 +2,9 @@
 # Side by side with etcd: runs the notify, fan-out and cluster workloads of
 # `catalogue bench` against catalogue and against etcd (installed from the
 # system packages if absent), on loopback, then prints every table and the
-# ratios catalogue/etcd.
+# ratios catalogue/etcd. etcd is driven through both of its client APIs:
+# native gRPC (the etcd-client crate; watchers multiplexed on one stream)
+# and the v3 JSON gateway over HTTP/1.1 (one watcher per connection).
 #
 # etcd runs twice: with its defaults (data dir on disk, fsync on every
 # commit) and with its fastest settings that are still safe to benchmark
@@ -15,7 +17,9 @@
 # Environment: CATALOGUE (binary, default target/release/catalogue),
 # EVENTS (default 2000), SUBSCRIPTIONS (default 1,100,1000,10000),
 # SATURATION_EVENTS (default 20000), INFLIGHT (default 32), RATE (1000),
-# OUT (directory for the raw outputs, default a new temporary one).
+# OUT (directory for the raw outputs, default a new temporary one), APIS
+# (default "grpc gateway").
+# Needs python3 (standard library) for the ratios (bench/compare-json.py).
 set -euo pipefail
 
 CATALOGUE=${CATALOGUE:-target/release/catalogue}
@@ -25,11 +29,23 @@ SATURATION_EVENTS=${SATURATION_EVENTS:-20000}
 INFLIGHT=${INFLIGHT:-32}
 RATE=${RATE:-1000}
 OUT=${OUT:-$(mktemp -d /tmp/compare-etcd.XXXXXX)}
+APIS=${APIS:-grpc gateway}
+HERE=$(cd "$(dirname "$0")" && pwd)
 BASE_PORT=${BASE_PORT:-23790}
 
 die() { echo "compare-etcd: $*" >&2; exit 1; }
 
-[ -x "$CATALOGUE" ] || die "no $CATALOGUE: run cargo build --release --bin catalogue first"
+if [ ! -x "$CATALOGUE" ]; then
+    # The bench's etcd gRPC client (etcd-client) needs protoc to build.
+    if ! command -v protoc >/dev/null; then
+        echo "installing protobuf-compiler (protoc, for the etcd-client crate's build)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y protobuf-compiler >/dev/null ||
+            die "no protoc and apt-get install protobuf-compiler failed (are you root?)"
+    fi
+    echo "building $CATALOGUE (cargo build --release -p catalogue)"
+    cargo build --release -p catalogue || die "cargo build --release -p catalogue failed"
+fi
+command -v python3 >/dev/null || die "python3 is needed for the ratios (bench/compare-json.py)"
 
 # --- etcd from the system packages ---------------------------------------
 if ! command -v etcd >/dev/null; then
@@ -110,55 +126,38 @@ start_cluster() {
 sizes=(--events "$EVENTS" --rate "$RATE" --subscriptions "$SUBSCRIPTIONS"
     --saturation-events "$SATURATION_EVENTS" --inflight "$INFLIGHT")
 
-echo "== catalogue"
-"$CATALOGUE" bench --only notify,fanout,cluster "${sizes[@]}" | tee "$OUT/catalogue.txt"
+echo "== catalogue ($(uptime))"
+"$CATALOGUE" bench --only notify,fanout,cluster "${sizes[@]}" --json "$OUT/catalogue.json" |
+    tee "$OUT/catalogue.txt"
 
 for mode in default fast; do
     echo "== etcd ($mode settings), one member"
     start_cluster "$mode" 1
-    "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" --only notify,fanout \
-        "${sizes[@]}" | tee "$OUT/etcd-$mode.txt"
+    for api in $APIS; do
+        CATALOGUE_LOG=${CATALOGUE_LOG:-warn} "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" --etcd-api "$api" \
+            --only notify,fanout "${sizes[@]}" --json "$OUT/etcd-$api-$mode-1.json" |
+            tee "$OUT/etcd-$api-$mode-1.txt"
+    done
     cleanup
     echo "== etcd ($mode settings), three members"
     start_cluster "$mode" 3
-    "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" \
-        --etcd-watch "http://127.0.0.1:$((BASE_PORT + 3))" --only cluster \
-        "${sizes[@]}" | tee -a "$OUT/etcd-$mode.txt"
+    for api in $APIS; do
+        CATALOGUE_LOG=${CATALOGUE_LOG:-warn} "$CATALOGUE" bench --etcd "http://127.0.0.1:$((BASE_PORT + 1))" --etcd-api "$api" \
+            --etcd-watch "http://127.0.0.1:$((BASE_PORT + 3))" --only cluster \
+            "${sizes[@]}" --json "$OUT/etcd-$api-$mode-3.json" | tee "$OUT/etcd-$api-$mode-3.txt"
+    done
     cleanup
 done
 
 # --- ratios ----------------------------------------------------------------
-# Rows are keyed by table (first word of its title) and first column; the
-# throughput is the last column of latency tables and the second of
-# fan-out tables.
-rows() {
-    awk '
-        /^(notify|fan-out|cluster)/ { table = $1; sub(/:$/, "", table); next }
-        table == "" || NF < 4 || $2 !~ /^[0-9.]+$/ { next }
-        table == "fan-out" { print table, $1, $2, "-"; next }
-        { print table, $1, $NF, $3 }
-    ' "$1"
-}
 echo
-echo "== ratios catalogue / etcd (throughput: higher is better for catalogue; p99: etcd p99 / catalogue p99)"
-printf '%-10s %-16s %14s %14s %14s %14s\n' table row "thr/default" "thr/fast" "p99 x default" "p99 x fast"
-join_rows() {
-    awk '
-        FNR == 1 { file++ }
-        { key = $1 " " $2 }
-        file == 1 { order[++n] = key; thr[key] = $3; p99[key] = $4 }
-        file == 2 { thr_d[key] = $3; p99_d[key] = $4 }
-        file == 3 { thr_f[key] = $3; p99_f[key] = $4 }
-        function ratio(a, b) { return (b > 0 && a != "-" && b != "-") ? sprintf("%.2f", a / b) : "-" }
-        END {
-            for (i = 1; i <= n; i++) {
-                k = order[i]; split(k, parts, " ")
-                printf "%-10s %-16s %14s %14s %14s %14s\n", parts[1], parts[2],
-                    ratio(thr[k], thr_d[k]), ratio(thr[k], thr_f[k]),
-                    ratio(p99_d[k], p99[k]), ratio(p99_f[k], p99[k])
-            }
-        }
-    ' <(rows "$OUT/catalogue.txt") <(rows "$OUT/etcd-default.txt") <(rows "$OUT/etcd-fast.txt")
-}
-join_rows
-echo "(load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores)"
+echo "== ratios catalogue / etcd (thr x: catalogue's events/s / etcd's, higher is better for catalogue;"
+echo "   p99 x: etcd's p99 / catalogue's p99, higher is better for catalogue)"
+for api in $APIS; do
+    echo
+    echo "-- catalogue vs etcd $api (disk: defaults; tmpfs: fast settings)"
+    python3 "$HERE/compare-json.py" "catalogue=$OUT/catalogue.json" \
+        "$api-disk=$OUT/etcd-$api-default-1.json+$OUT/etcd-$api-default-3.json" \
+        "$api-tmpfs=$OUT/etcd-$api-fast-1.json+$OUT/etcd-$api-fast-3.json"
+done
+echo "(load at the end: $(uptime); $(nproc) cores; raw outputs and JSON in $OUT)"

@@ -119,7 +119,7 @@ async fn measure(chain: &Chain, sizes: ClusterSizes) -> Result<()> {
             },
         )
         .await?;
-        latency_row(&pace.label(), measured);
+        latency_row("cluster", &pace.label(), measured);
     }
     Ok(())
 }

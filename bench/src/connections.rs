@@ -93,6 +93,16 @@ async fn measure(node: &BenchNode, count: usize) -> Result<()> {
         "",
         per(before, subscribed)
     );
+    let record = |row: &str, rss: u64, bytes: f64| {
+        super::report::record(
+            "connections",
+            row,
+            &[("rss_mib", mib(rss)), ("bytes_per_conn", bytes)],
+        );
+    };
+    record("connected", connected, per(before, connected));
+    record("subscribed", subscribed, per(connected, subscribed));
+    record("total", subscribed, per(before, subscribed));
     drop(held);
     drop(clients);
     Ok(())

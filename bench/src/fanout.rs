@@ -94,6 +94,15 @@ pub(super) fn row(count: usize, events: usize, delivered: usize, secs: f64) {
         delivered as f64 / secs,
         secs * 1e6 / events as f64
     );
+    super::report::record(
+        "fanout",
+        &count.to_string(),
+        &[
+            ("events_per_s", events as f64 / secs),
+            ("deliveries_per_s", delivered as f64 / secs),
+            ("us_per_event", secs * 1e6 / events as f64),
+        ],
+    );
 }
 
 /// The group (0..10) of event `k` when there are `count` subscriptions:

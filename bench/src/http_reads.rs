@@ -189,7 +189,7 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
                 },
             )
             .await?;
-            latency_row(&format!("{flood} {}", pace.label()), measured);
+            latency_row("http-reads", &format!("{flood} {}", pace.label()), measured);
             if let Some(readers) = readers {
                 readers.stop()?.print();
             }
@@ -208,7 +208,7 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
     );
     let quiet = Readers::start(&pair.http, &pair.b.options(), 1, 0).await?;
     tokio::time::sleep(QUIET_READS).await;
-    latency_row("quiet", quiet.stop()?.http);
+    latency_row("http-reads-get", "quiet", quiet.stop()?.http);
     let during = Readers::start(&pair.http, &pair.b.options(), 1, 0).await?;
     let burst = open_loop(
         sizes.saturation_events,
@@ -220,7 +220,7 @@ pub async fn run(sizes: ReadsSizes, node_sets: &[String]) -> Result<()> {
         },
     )
     .await?;
-    latency_row("during the burst", during.stop()?.http);
+    latency_row("http-reads-get", "during the burst", during.stop()?.http);
     println!(
         "  (the burst: {} registrations replicated to B at {:.0}/s)",
         sizes.saturation_events, burst.per_second

@@ -205,7 +205,7 @@ pub async fn run(
                 }
             })
             .await?;
-            latency_row(&label, measured);
+            latency_row("http-watch", &label, measured);
         }
         let (events, inflight) = pipelined;
         let measured = open_loop(
@@ -230,7 +230,7 @@ pub async fn run(
             },
         )
         .await?;
-        latency_row(&format!("pipelined-x{inflight}"), measured);
+        latency_row("http-watch", &format!("pipelined-x{inflight}"), measured);
         Ok::<_, anyhow::Error>(())
     }
     .await;

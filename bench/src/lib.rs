@@ -21,10 +21,13 @@
 //! * `xlreg`: registry sessions per second against RSA private-key
 //!   operations per second.
 //!
-//! With `--etcd URL` the first three run against etcd instead (its v3 JSON
-//! gateway, see `etcd.rs`), for `bench/compare-etcd.sh`. Figures depend on
-//! the build (`cargo run --release -- bench`) and the machine; they are
-//! printed, never asserted.
+//! With `--etcd URL` notify, fan-out and cluster run against etcd instead
+//! (its gRPC API or its v3 JSON gateway, see `etcd.rs`), for
+//! `bench/compare-etcd.sh`; with `--zookeeper HOST:PORT` against ZooKeeper
+//! (`zookeeper.rs`), for `bench/compare-zookeeper.sh`. `--json PATH` also
+//! writes every row as JSON (`report.rs`), which `bench/compare-json.py`
+//! compares. Figures depend on the build (`cargo run --release -- bench`)
+//! and the machine; they are printed, never asserted.
 //!
 //! The bench is its own crate so the daemon's crate stays thin: the
 //! `catalogue` binary calls [`run_with_nodes_of`] with itself as the node
@@ -35,6 +38,8 @@
 mod cluster;
 mod connections;
 mod etcd;
+mod etcd_gateway;
+mod etcd_grpc;
 mod etcd_http;
 mod fanout;
 mod http_get;
@@ -42,16 +47,20 @@ mod http_reads;
 mod http_watch;
 mod measure;
 mod node;
+mod nodelay;
 mod notify;
 mod peers;
+mod report;
 mod scale;
 mod sync;
 mod xlreg;
+mod zookeeper;
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
+pub use etcd::EtcdApi;
 pub use node::NodeBinaryError;
 
 /// Why a bench run failed.
@@ -66,6 +75,9 @@ pub enum BenchError {
     /// A workload failed (a node did not start, an event never came...).
     #[error("benchmark failed: {0:#}")]
     Workload(anyhow::Error),
+    /// `--json`'s file could not be written.
+    #[error("cannot write {0}: {1}")]
+    Json(PathBuf, #[source] std::io::Error),
 }
 
 /// Which workloads to run.
@@ -96,8 +108,8 @@ pub enum Workload {
 /// `catalogue bench` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Workloads to run, comma-separated (default: all; with --etcd:
-    /// notify,fanout,cluster).
+    /// Workloads to run, comma-separated (default: all; with --etcd or
+    /// --zookeeper: notify,fanout,cluster).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Workload>,
     /// Events per latency measurement.
@@ -145,6 +157,22 @@ pub struct BenchArgs {
     /// at --etcd, watch here).
     #[arg(long, value_name = "URL", requires = "etcd")]
     etcd_watch: Option<String>,
+    /// The etcd API the workloads use: native gRPC, or the v3 JSON
+    /// gateway over HTTP/1.1.
+    #[arg(long, value_enum, default_value = "grpc", requires = "etcd")]
+    etcd_api: EtcdApi,
+    /// Measure ZooKeeper at this server (host:port) instead of catalogue:
+    /// creates go there, and watches too unless --zookeeper-watch.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "etcd")]
+    zookeeper: Option<String>,
+    /// Another server of the ensemble whose watches the cluster workload
+    /// uses (create at --zookeeper, watch here).
+    #[arg(long, value_name = "HOST:PORT", requires = "zookeeper")]
+    zookeeper_watch: Option<String>,
+    /// Also write every row, machine-readable, to this file (one JSON
+    /// document; compare two with bench/compare-json.py).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
     /// The `catalogue` binary whose `serve` the nodes run (default:
     /// `catalogue bench` runs its own binary, `catalogue-bench` the
     /// `catalogue` beside it).
@@ -191,11 +219,27 @@ fn run_workloads(args: &BenchArgs) -> Result<(), BenchError> {
         .map_err(BenchError::Runtime)?;
     runtime.block_on(async move {
         println!("catalogue bench ({})", build());
-        match &args.etcd {
-            Some(url) => etcd::run(args, url).await,
-            None => run_catalogue(args).await,
+        let target = match (&args.etcd, &args.zookeeper) {
+            (Some(url), _) => {
+                etcd::run(args, url).await.map_err(BenchError::Workload)?;
+                format!("etcd {} at {url}", args.etcd_api.name())
+            }
+            (None, Some(server)) => {
+                let watch = args.zookeeper_watch.as_deref().unwrap_or(server);
+                zookeeper::run(args, server, watch)
+                    .await
+                    .map_err(BenchError::Workload)?;
+                format!("ZooKeeper at {server}")
+            }
+            (None, None) => {
+                run_catalogue(args).await.map_err(BenchError::Workload)?;
+                "catalogue".to_string()
+            }
+        };
+        if let Some(path) = &args.json {
+            report::write(path, &target, build()).map_err(|e| BenchError::Json(path.clone(), e))?;
         }
-        .map_err(BenchError::Workload)
+        Ok(())
     })
 }
 

@@ -188,12 +188,23 @@ pub fn latency_header(title: &str) {
     );
 }
 
-/// Prints one row of a latency table.
-pub fn latency_row(label: &str, mut measured: Measured) {
+/// Prints one row of a latency table of `workload` (and records it for
+/// `--json`).
+pub fn latency_row(workload: &str, label: &str, mut measured: Measured) {
     let (p50, p99, max) = percentiles(&mut measured.samples);
     println!(
         "{label:<18} {p50:>10} {p99:>10} {max:>10} {:>12.0}",
         measured.per_second
+    );
+    super::report::record(
+        workload,
+        label,
+        &[
+            ("p50_us", p50 as f64),
+            ("p99_us", p99 as f64),
+            ("max_us", max as f64),
+            ("events_per_s", measured.per_second),
+        ],
     );
 }
 

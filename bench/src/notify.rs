@@ -51,7 +51,7 @@ pub async fn run(
             }
         })
         .await?;
-        latency_row(&label, measured);
+        latency_row("notify", &label, measured);
     }
     let (events, inflight) = pipelined;
     let pace = Pace::Saturate(inflight);
@@ -70,7 +70,7 @@ pub async fn run(
         },
     )
     .await?;
-    latency_row(&format!("pipelined-x{inflight}"), measured);
+    latency_row("notify", &format!("pipelined-x{inflight}"), measured);
     Ok(())
 }
 

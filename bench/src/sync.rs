@@ -90,10 +90,21 @@ async fn measure(
         "{:>10} {:>14} {:>18} {:>14} {:>14}",
         "services", "sync s", "after listen s", "peak RSS A MiB", "peak RSS B MiB"
     );
-    println!(
-        "{services:>10} {secs:>14.3} {after_listen:>18.3} {:>14.1} {:>14.1}",
+    let (peak_a, peak_b) = (
         a.peak_rss_kib()? as f64 / 1024.0,
-        b.peak_rss_kib()? as f64 / 1024.0
+        b.peak_rss_kib()? as f64 / 1024.0,
+    );
+    println!("{services:>10} {secs:>14.3} {after_listen:>18.3} {peak_a:>14.1} {peak_b:>14.1}");
+    super::report::record(
+        "sync",
+        &services.to_string(),
+        &[
+            ("sync_s", secs),
+            ("after_listen_s", after_listen),
+            ("peak_rss_a_mib", peak_a),
+            ("peak_rss_b_mib", peak_b),
+            ("fill_per_s", services as f64 / fill_secs),
+        ],
     );
     println!(
         "(filling A took {fill_secs:.2} s = {:.0} registrations/s; sync s counts from B's spawn)",

@@ -109,6 +109,11 @@ async fn measure(node: &BenchNode, port: u16, sizes: &XlregSizes) -> Result<()> 
         let seconds = sizes.seconds;
         let sessions =
             tokio::task::spawn_blocking(move || sessions(&target, clients, seconds)).await??;
+        let mut figures = vec![("sessions_per_s", sessions as f64 / seconds as f64)];
+        if let Ok(rate) = &rsa {
+            figures.push(("rsa2048_sign_per_s", *rate));
+        }
+        super::report::record("xlreg", &clients.to_string(), &figures);
         println!(
             "{clients:>8} {sessions:>10} {:>14.0} {:>22}",
             sessions as f64 / seconds as f64,

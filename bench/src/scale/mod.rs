@@ -239,6 +239,25 @@ pub async fn run(sizes: ScaleSizes, node_sets: &[String]) -> Result<()> {
         println!(
             "{label:<10} {hops:>5} {p50:>8} {p99:>8} {max:>8} {sides:>6} {while_cut:>8} {healed:>8} {cpu:>10.2} {cpu_max:>8.2} {rss:>8.1}"
         );
+        let secs = |text: &str| {
+            text.trim_start_matches('>')
+                .parse::<f64>()
+                .unwrap_or(f64::NAN)
+        };
+        super::report::record(
+            "scale",
+            label,
+            &[
+                ("hops", hops as f64),
+                ("p50_us", p50 as f64),
+                ("p99_us", p99 as f64),
+                ("max_us", max as f64),
+                ("cut_s", secs(&while_cut)),
+                ("heal_s", secs(&healed)),
+                ("idle_cpu_percent", cpu),
+                ("rss_mib", rss),
+            ],
+        );
         if label == "random-3" && sizes.services > 0 {
             bulk(cluster, sizes.services, node_sets).await?;
         }
@@ -538,6 +557,16 @@ async fn bulk(cluster: ScaleCluster, services: usize, node_sets: &[String]) -> R
         registered.as_secs_f64(),
         replicated.as_secs_f64()
     );
+    super::report::record(
+        "scale",
+        "bulk",
+        &[
+            ("services", services as f64),
+            ("registered_s", registered.as_secs_f64()),
+            ("replicated_s", replicated.as_secs_f64()),
+            ("bytes_per_service_per_node", per_service),
+        ],
+    );
     // A new node dialing three members.
     let names: Vec<(String, u16)> = joiner_neighbours(n)
         .into_iter()
@@ -556,6 +585,14 @@ async fn bulk(cluster: ScaleCluster, services: usize, node_sets: &[String]) -> R
     let mut joiner = start_peer(&cluster.pki, &name(n), free_port()?, &neighbours, &sets).await?;
     let ready = joiner.wait_log("ready").await?;
     let held = services_at(metrics).await?;
+    super::report::record(
+        "scale",
+        "join",
+        &[(
+            "ready_s",
+            ready.duration_since(joiner.spawned).as_secs_f64(),
+        )],
+    );
     println!(
         "a new node joining 3 of them: ready {:.2} s after its start, holding {held} of {services} services; \
          peak RSS {:.0} MiB",
