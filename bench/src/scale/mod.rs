@@ -34,13 +34,13 @@ use tokio::{
 
 use self::{
     graph::Graph,
-    proxy::{Proxy, ProxyThread, link_port},
+    proxy::{Proxy, ProxyThread, quiet_port},
 };
 use super::{
     measure::{Pace, next_index, open_loop, within},
-    node::{BenchNode, free_port},
+    node::BenchNode,
     notify::wait_snapshot_end,
-    peers::{Neighbour, Pki, ports, start_peer},
+    peers::{Neighbour, Pki, start_peer},
     percentiles,
 };
 
@@ -86,14 +86,14 @@ impl ScaleCluster {
     async fn start(graph: Graph, threads: &ProxyThread, extra: &[String]) -> Result<ScaleCluster> {
         let n = graph.n;
         let pki = Pki::new()?;
-        let peer_ports = ports(n)?;
-        let metrics = ports(n)?;
+        let peer_ports: Vec<u16> = (0..n).map(|_| quiet_port()).collect::<Result<_>>()?;
+        let metrics: Vec<u16> = (0..n).map(|_| quiet_port()).collect::<Result<_>>()?;
         let cut_edges = graph.cut(CUT_FRACTION, SEED);
         let mut cut = Vec::new();
         let mut dial: BTreeMap<(usize, usize), u16> = BTreeMap::new();
         for &(a, b) in &graph.edges {
             if cut_edges.contains(&(a, b)) {
-                let proxy = Proxy::new(threads, link_port()?, peer_ports[b]);
+                let proxy = Proxy::new(threads, quiet_port()?, peer_ports[b]);
                 dial.insert((a, b), proxy.port);
                 cut.push(proxy);
             } else {
@@ -580,9 +580,9 @@ async fn bulk(cluster: ScaleCluster, services: usize, node_sets: &[String]) -> R
         })
         .collect();
     let mut sets = node_sets.to_vec();
-    let metrics = free_port()?;
+    let metrics = quiet_port()?;
     sets.push(format!("metrics.listen=127.0.0.1:{metrics}"));
-    let mut joiner = start_peer(&cluster.pki, &name(n), free_port()?, &neighbours, &sets).await?;
+    let mut joiner = start_peer(&cluster.pki, &name(n), quiet_port()?, &neighbours, &sets).await?;
     let ready = joiner.wait_log("ready").await?;
     let held = services_at(metrics).await?;
     super::report::record(

@@ -61,14 +61,16 @@ impl Drop for ProxyThread {
     }
 }
 
-/// The next port to try for a forwarder. Forwarders listen below the
+/// The next port to try for a listener of the scale workload. Its
+/// forwarders, and the nodes' peer and metrics ports, listen below the
 /// kernel's ephemeral range (32768 and up by default): a port from that
-/// range, free when chosen, can be taken by a node's outgoing connection
-/// before the forwarder listens on it again after a cut.
+/// range, free when chosen, can be taken by one of 32 nodes' outgoing
+/// connections before its node starts (a node whose metrics port is taken
+/// fails to start) or before a forwarder listens on it again after a cut.
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 /// A loopback port below the ephemeral range that is free now.
-pub fn link_port() -> anyhow::Result<u16> {
+pub fn quiet_port() -> anyhow::Result<u16> {
     let _ = NEXT_PORT.compare_exchange(
         0,
         20_000 + (std::process::id() % 4_000) as u16,
@@ -85,7 +87,7 @@ pub fn link_port() -> anyhow::Result<u16> {
             return Ok(port);
         }
     }
-    anyhow::bail!("no free loopback port between 20000 and 32000 for a link")
+    anyhow::bail!("no free loopback port between 20000 and 32000 for a listener")
 }
 
 /// One cuttable link: 127.0.0.1:`port` forwards to 127.0.0.1:`target`.
@@ -99,7 +101,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A link to `target` through free port `port` (see [`link_port`]),
+    /// A link to `target` through free port `port` (see [`quiet_port`]),
     /// down until [`Self::heal`].
     pub fn new(threads: &ProxyThread, port: u16, target: u16) -> Proxy {
         Proxy {
@@ -117,7 +119,7 @@ impl Proxy {
             .handle
             .spawn(async move { TcpListener::bind(("127.0.0.1", port)).await })
             .await?
-            .with_context(|| format!("listening on 127.0.0.1:{port} for a link"))?;
+            .with_context(|| format!("listening on 127.0.0.1:{port} for a listener"))?;
         let tasks = self.tasks.clone();
         let handle = self.handle.clone();
         let accept = self.handle.spawn(async move {
