@@ -50,6 +50,9 @@ class Watch:
         if last_id:
             headers["Last-Event-ID"] = last_id
         self.conn.request("GET", "/v1/watch?match=" + pattern, headers=headers)
+        # Held apart: the stream answers `Connection: close`, after which
+        # http.client hands the socket to the response alone.
+        self.sock = self.conn.sock
         self.resp = self.conn.getresponse()
         check(self.resp.status == 200, f"watch answered {self.resp.status}")
 
@@ -83,7 +86,7 @@ class Watch:
 
     def kill(self):
         # Not a polite close: the socket goes away under the stream.
-        self.conn.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.shutdown(socket.SHUT_RDWR)
         self.conn.close()
 
 

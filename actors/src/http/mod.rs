@@ -1,8 +1,9 @@
 //! The HTTP/JSON API (docs/HTTP.md): what any language, `curl` or a browser
 //! can read from a node without the native protocol.
 //!
-//! Served by actix-web on `http.listen`, on worker threads of its own, and
-//! read-only over TCP; the same API on the UNIX socket `http.socket` adds
+//! Served by actix-web's application on `http.listen`, on worker threads
+//! of its own ([`tcp`]; a watch stream is handed to the node's thread,
+//! [`handoff`]), and read-only over TCP; the same API on the UNIX socket `http.socket` adds
 //! registration by lease ([`register`], [`leases`], [`lease_table`]). The
 //! read endpoints:
 //!
@@ -29,12 +30,14 @@
 
 pub mod cluster;
 pub mod error;
+pub mod handoff;
 pub mod json;
 pub mod lease_table;
 pub mod leases;
 pub mod register;
 pub mod services;
 pub mod sse;
+pub mod tcp;
 pub mod watch;
 
 use std::{
@@ -134,11 +137,16 @@ pub struct ApiServer {
     /// Its socket file, if over a UNIX socket; removed at stop.
     pub socket: Option<PathBuf>,
     handle: ServerHandle,
+    /// The watch streams served on the node's thread (TCP only).
+    node_side: Option<handoff::NodeSide>,
 }
 
 impl ApiServer {
     /// Stops it, letting requests in progress finish.
     pub async fn stop(self) {
+        if let Some(node_side) = &self.node_side {
+            node_side.stop();
+        }
         self.handle.stop(true).await;
         if let Some(path) = self.socket {
             if let Err(e) = std::fs::remove_file(&path) {
@@ -184,38 +192,19 @@ pub fn start_unix(
         local_addr: None,
         socket: Some(path.to_path_buf()),
         handle,
+        node_side: None,
     })
 }
 
-/// Binds `settings.listen` and serves the read-only API on it.
+/// Binds `settings.listen` and serves the read-only API on it; runs on the
+/// node's thread.
 pub fn start(settings: &HttpSettings, api: Api) -> std::io::Result<ApiServer> {
-    let max_connections = settings.max_connections.div_ceil(WORKERS);
-    let server = HttpServer::new(move || app(api.clone(), None))
-        .workers(WORKERS)
-        .max_connections(max_connections)
-        .disable_signals()
-        .on_connect(|conn, _| {
-            // Each event of a watch is written as it happens: without
-            // this, Nagle's algorithm holds a small write back until the
-            // previous one is acknowledged, up to the reader's delayed-ACK
-            // timeout (40 ms on Linux) whenever events come close together.
-            if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = stream.set_nodelay(true);
-            }
-        })
-        .bind(&settings.listen)?;
-    let local_addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| std::io::Error::other("the HTTP API listener has no address"))?;
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
+    let server = tcp::start(settings, api)?;
     Ok(ApiServer {
-        local_addr: Some(local_addr),
+        local_addr: Some(server.local_addr),
         socket: None,
-        handle,
+        handle: server.handle,
+        node_side: Some(server.node_side),
     })
 }
 
