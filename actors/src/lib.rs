@@ -57,6 +57,7 @@ pub mod metrics_endpoint;
 pub mod names;
 pub mod node;
 pub mod peer;
+pub mod reader;
 pub mod reload;
 pub mod sd_notify;
 pub mod services;

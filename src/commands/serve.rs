@@ -72,6 +72,9 @@ fn hint(e: &NodeError) -> &'static str {
         NodeError::Http { source, .. } if in_use(source) => {
             "another process listens there (see `ss -ltnp`): stop it, or set http.listen to a free address or to \"\" to turn the API off"
         }
+        NodeError::Reader(_) => {
+            "the system refused a new thread: check the node's limits on processes and memory (ulimit -u, systemd TasksMax)"
+        }
         NodeError::Http { .. } => {
             "set http.listen to an address of this host and http.socket to a path the node's user may create, or \"\" to turn them off"
         }

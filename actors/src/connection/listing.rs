@@ -4,16 +4,95 @@
 //! frames are built one at a time as the connection's outbound channel
 //! takes them, so a listing of any size costs the node one frame of wire
 //! structures beside the shared handles of the read view.
+//!
+//! [`answer`] is the whole answer to a `List`, run on the reader thread
+//! ([`crate::reader`]), never on the node's: it reads the view and puts the
+//! frames into the connection's outbound channel itself.
 
 use std::{sync::Arc, vec};
 
 use catalogue_proto::{
     Body,
-    catalogue::{self, ListReply},
+    catalogue::{self, ErrorCode, ListReply},
 };
 use prost::{Message as _, encoding::encoded_len_varint};
+use tokio::sync::mpsc;
 
-use crate::services::Service;
+use crate::{frame_writer::Outbound, services::Service, supervisor::ServicesView};
+
+/// A `List` to answer: the request's serial and regex, whether in frames.
+#[derive(Debug)]
+pub struct ListRequest {
+    pub serial: u64,
+    pub regex: Option<regex::Regex>,
+    pub stream: bool,
+}
+
+/// How a listing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    /// Every frame is in the outbound channel: this many services.
+    Sent(usize),
+    /// A reply in one frame was asked for and this many services would
+    /// not fit one: an error was sent instead.
+    TooLarge(usize),
+    /// The connection went away.
+    Gone,
+}
+
+/// Answers `request` from `view` into `outbound` (each frame at most
+/// `max_frame` bytes), waiting for room as the client reads.
+pub async fn answer(
+    request: ListRequest,
+    view: ServicesView,
+    max_frame: usize,
+    outbound: mpsc::Sender<Outbound>,
+) -> Listed {
+    let ListRequest {
+        serial,
+        regex,
+        stream,
+    } = request;
+    let services = view.matching(regex.as_ref());
+    let count = services.len();
+    if !stream {
+        let reply = single_reply(serial, &services, max_frame);
+        let fitted = matches!(reply, Body::ListReply(_));
+        if outbound.send(Box::new(reply)).await.is_err() {
+            return Listed::Gone;
+        }
+        return if fitted {
+            Listed::Sent(count)
+        } else {
+            Listed::TooLarge(count)
+        };
+    }
+    for body in ListFrames::new(serial, services, max_frame) {
+        if outbound.send(Box::new(body)).await.is_err() {
+            return Listed::Gone;
+        }
+    }
+    Listed::Sent(count)
+}
+
+/// The answer to a `List` not streamed: one frame, or an error if it would
+/// not fit.
+fn single_reply(serial: u64, services: &[Arc<Service>], max_frame: usize) -> Body {
+    let count = services.len();
+    let reply = ListReply {
+        in_reply_to: serial,
+        services: services.iter().map(|s| to_wire(s)).collect(),
+        more: false,
+    };
+    // The envelope adds a few bytes to the body.
+    if reply.encoded_len() + 16 <= max_frame {
+        return Body::ListReply(reply);
+    }
+    let message = format!(
+        "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex, or ask for it in frames (List.stream)"
+    );
+    Body::Error(catalogue::Error::new(ErrorCode::LimitExceeded, message).replying_to(serial))
+}
 
 /// Room left in a frame for the envelope and the `ListReply` fields other
 /// than the services: the serial, the body's tag and length, in_reply_to

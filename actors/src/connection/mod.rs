@@ -92,6 +92,8 @@ pub struct ClientShared {
     pub subscriptions: SharedLedger,
     /// Compiled subscription patterns, one per distinct text.
     pub patterns: crate::subscription::patterns::PatternCache,
+    /// Where listings are built, off the node's thread.
+    pub reader: crate::reader::Reader,
     /// Rate of the lines every connection may cause (refused
     /// registrations, framing errors): at most one per reason per interval.
     pub log: std::sync::Mutex<LogLimit>,
@@ -240,14 +242,11 @@ impl Answer {
 enum Step {
     /// An answer to write.
     Answer(Answer, InFlight),
-    /// A `List`, evaluated when it reaches the front; with `stream`, in
-    /// as many frames as it takes ([`listing`]).
-    List {
-        serial: u64,
-        regex: Option<regex::Regex>,
-        stream: bool,
-        permit: InFlight,
-    },
+    /// A `List`, evaluated when it reaches the front (so it sees the
+    /// effect of every request before it), on the reader thread
+    /// ([`listing::answer`]); with `stream`, in as many frames as it
+    /// takes.
+    List(listing::ListRequest, InFlight),
     /// Close after everything before it, with this last frame.
     Close(Option<Body>),
 }
@@ -261,18 +260,12 @@ struct Outgoing {
     close: bool,
 }
 
-/// The frames of an answer: one, or a listing's, made as they are sent.
-enum Frames {
-    One(Option<Body>),
-    List(listing::ListFrames),
-}
+/// The frame of an answer, until it is sent.
+struct Frames(Option<Body>);
 
 impl Frames {
     fn next(&mut self) -> Option<Body> {
-        match self {
-            Frames::One(body) => body.take(),
-            Frames::List(frames) => frames.next(),
-        }
+        self.0.take()
     }
 }
 
@@ -298,6 +291,9 @@ pub struct ClientConnection {
     stalled: Option<Outgoing>,
     /// A close is in the pipeline: frames read after it are dropped.
     closing: bool,
+    /// The reader thread is sending a listing's frames: the answers
+    /// behind it wait.
+    listing: bool,
     /// When the last frame was read.
     last_read: Instant,
     stop: watch::Receiver<bool>,
@@ -327,6 +323,7 @@ impl ClientConnection {
             pipeline: Pipeline::default(),
             stalled: None,
             closing: false,
+            listing: false,
             last_read: Instant::now(),
             stop,
             metrics: ActorMetrics::new(shared.stats.clone(), "client_connection"),
@@ -407,13 +404,20 @@ impl ClientConnection {
     /// actor goes on reading up to its bound) and the rest wait behind it.
     fn drain(&mut self, ctx: &mut Context<Self>) {
         loop {
-            if self.stalled.is_some() {
+            if self.stalled.is_some() || self.listing {
                 return;
             }
             let Some(step) = self.pipeline.pop_ready() else {
                 return;
             };
-            let out = self.outgoing(*step);
+            let step = match *step {
+                Step::List(request, permit) => {
+                    self.start_listing(request, permit, ctx);
+                    return;
+                }
+                step => step,
+            };
+            let out = self.outgoing(step);
             if !self.send_out(out, ctx) {
                 return;
             }
@@ -462,38 +466,53 @@ impl ClientConnection {
             Step::Answer(answer, permit) => {
                 let release = self.apply(answer.effect);
                 Outgoing {
-                    frames: Frames::One(Some(answer.body)),
+                    frames: Frames(Some(answer.body)),
                     release,
                     permit: Some(permit),
                     close: false,
                 }
             }
-            Step::List {
-                serial,
-                regex,
-                stream,
-                permit,
-            } => Outgoing {
-                frames: if stream {
-                    Frames::List(listing::ListFrames::new(
-                        serial,
-                        self.shared.view.matching(regex.as_ref()),
-                        self.shared.limits.max_frame_bytes,
-                    ))
-                } else {
-                    Frames::One(Some(self.list_reply(serial, regex.as_ref())))
-                },
-                release: None,
-                permit: Some(permit),
-                close: false,
-            },
+            Step::List(..) => unreachable!("a listing is started by drain"),
             Step::Close(body) => Outgoing {
-                frames: Frames::One(body),
+                frames: Frames(body),
                 release: None,
                 permit: None,
                 close: true,
             },
         }
+    }
+
+    /// Hands the listing at the front to the reader thread, which sends
+    /// its frames; the answers behind it go on when it is done.
+    fn start_listing(
+        &mut self,
+        request: listing::ListRequest,
+        permit: InFlight,
+        ctx: &mut Context<Self>,
+    ) {
+        self.listing = true;
+        let job = listing::answer(
+            request,
+            self.shared.view.clone(),
+            self.shared.limits.max_frame_bytes,
+            self.outbound.clone(),
+        );
+        let done = self.shared.reader.run(job);
+        ctx.spawn(
+            done.into_actor(self)
+                .map(move |listed, act: &mut Self, ctx| {
+                    drop(permit);
+                    act.listing = false;
+                    match listed {
+                        Ok(listing::Listed::Sent(_)) => act.drain(ctx),
+                        Ok(listing::Listed::TooLarge(count)) => {
+                            info!(conn = act.id, count, "list reply too large for one frame");
+                            act.drain(ctx);
+                        }
+                        Ok(listing::Listed::Gone) | Err(_) => ctx.stop(),
+                    }
+                }),
+        );
     }
 
     /// What follows an answer's frame: the subscription it started may
@@ -538,6 +557,7 @@ impl ClientConnection {
             && self.subscriptions.is_empty()
             && self.pipeline.is_empty()
             && self.stalled.is_none()
+            && !self.listing
     }
 
     fn idle_check(&mut self, ctx: &mut Context<Self>) {

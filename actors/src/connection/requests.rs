@@ -12,14 +12,13 @@ use std::collections::BTreeMap;
 use actix::{fut, prelude::*};
 use catalogue_proto::{
     Body, Frame,
-    catalogue::{
-        Error, ErrorCode, LinkEntry, LinksReply, ListReply, PeerStatus, PeersReply, Success,
-    },
+    catalogue::{Error, ErrorCode, LinkEntry, LinksReply, PeerStatus, PeersReply, Success},
 };
-use prost::Message as _;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use super::{Answer, ClientConnection, Effect, InFlight, Step, auth::Transport, listing::to_wire};
+use super::{
+    Answer, ClientConnection, Effect, InFlight, Step, auth::Transport, listing::ListRequest,
+};
 use crate::{
     matcher::{self, RegexError},
     subscription::{
@@ -346,39 +345,15 @@ impl ClientConnection {
         };
         // Answered from the read view: nothing for the supervisor to do.
         permit.answered();
-        self.pipeline.push_done(Box::new(Step::List {
-            serial,
-            regex,
-            stream,
-            permit,
-        }));
-        self.drain(ctx);
-    }
-
-    /// The answer to a `List` not streamed now, from the read view: one
-    /// frame, or an error if it would not fit.
-    pub(super) fn list_reply(&self, serial: u64, regex: Option<&regex::Regex>) -> Body {
-        let services = self.shared.view.matching(regex);
-        let count = services.len();
-        let max_frame = self.shared.limits.max_frame_bytes;
-        let reply = ListReply {
-            in_reply_to: serial,
-            services: services.iter().map(|s| to_wire(s)).collect(),
-            more: false,
-        };
-        // The envelope adds a few bytes to the body.
-        if reply.encoded_len() + 16 > max_frame {
-            info!(conn = self.id, count, "list reply too large for one frame");
-            return error(
+        self.pipeline.push_done(Box::new(Step::List(
+            ListRequest {
                 serial,
-                ErrorCode::LimitExceeded,
-                format!(
-                    "{count} services match; the reply would exceed limits.max_frame_bytes ({max_frame}); narrow the regex, or ask for it in frames (List.stream)"
-                ),
-            )
-            .body;
-        }
-        Body::ListReply(reply)
+                regex,
+                stream,
+            },
+            permit,
+        )));
+        self.drain(ctx);
     }
 
     fn list_links(&mut self, serial: u64, permit: InFlight, ctx: &mut Context<Self>) {

@@ -61,6 +61,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The thread that builds listings could not be started.
+    #[error("cannot start the reader thread: {0}")]
+    Reader(std::io::Error),
     /// The metrics endpoint could not listen.
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics {

@@ -227,6 +227,7 @@ pub(super) async fn start(settings: Settings) -> Result<Node, NodeError> {
             stats.regex_memory.clone(),
         ),
         patterns: crate::subscription::patterns::PatternCache::new(),
+        reader: crate::reader::Reader::start().map_err(NodeError::Reader)?,
         log: std::sync::Mutex::new(LogLimit::new(ACCEPT_LOG_INTERVAL)),
     });
     let welcome = Welcome {
