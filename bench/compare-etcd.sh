@@ -42,8 +42,8 @@ if [ ! -x "$CATALOGUE" ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y protobuf-compiler >/dev/null ||
             die "no protoc and apt-get install protobuf-compiler failed (are you root?)"
     fi
-    echo "building $CATALOGUE (cargo build --release -p catalogue)"
-    cargo build --release -p catalogue || die "cargo build --release -p catalogue failed"
+    echo "building $CATALOGUE (cargo build --release -p catalogue --features etcd-grpc; needs protoc)"
+    cargo build --release -p catalogue --features etcd-grpc || die "cargo build --release -p catalogue --features etcd-grpc failed (protoc: apt-get install protobuf-compiler)"
 fi
 command -v python3 >/dev/null || die "python3 is needed for the ratios (bench/compare-json.py)"
 

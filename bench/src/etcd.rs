@@ -5,7 +5,8 @@
 //! * `grpc` (default): etcd's native API, as its own clients use it, with
 //!   the `etcd-client` crate (tonic, HTTP/2): puts multiplexed on one
 //!   connection, watchers multiplexed on one watch stream
-//!   (`etcd_grpc.rs`);
+//!   (`etcd_grpc.rs`; in builds with the `etcd-grpc` feature, which needs
+//!   `protoc`: `cargo build --release --features etcd-grpc`);
 //! * `gateway`: the v3 JSON gateway over HTTP/1.1, one watcher per
 //!   connection (`etcd_gateway.rs`), which costs etcd an extra in-process
 //!   gRPC hop and JSON.
@@ -15,7 +16,7 @@
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 
-use super::{BenchArgs, Workload, etcd_gateway, etcd_grpc};
+use super::{BenchArgs, Workload, etcd_gateway};
 
 /// Which etcd client API the workloads use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,7 +51,12 @@ pub async fn run(args: &BenchArgs, url: &str) -> Result<()> {
     }
     let watch = args.etcd_watch.as_deref().unwrap_or(url);
     match args.etcd_api {
-        EtcdApi::Grpc => etcd_grpc::run(args, url, watch).await,
+        #[cfg(feature = "etcd-grpc")]
+        EtcdApi::Grpc => super::etcd_grpc::run(args, url, watch).await,
+        #[cfg(not(feature = "etcd-grpc"))]
+        EtcdApi::Grpc => bail!(
+            "this catalogue was built without etcd's gRPC driver: build it with `cargo build --release --features etcd-grpc` (needs protoc, Debian's protobuf-compiler), or use --etcd-api gateway"
+        ),
         EtcdApi::Gateway => etcd_gateway::run(args, url, watch).await,
     }
 }

@@ -39,6 +39,7 @@ mod cluster;
 mod connections;
 mod etcd;
 mod etcd_gateway;
+#[cfg(feature = "etcd-grpc")]
 mod etcd_grpc;
 mod etcd_http;
 mod fanout;
