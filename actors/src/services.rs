@@ -28,19 +28,37 @@
 //! which tells the sync protocol that a peer whose knowledge of that origin
 //! is older needs its view replaced rather than merged. The table itself
 //! applies late changes normally whatever their age.
+//!
+//! Memory: the table holds each live entry once, as an `Arc<Service>` the
+//! read view, the watch history and routed events share; the URI's
+//! allocation is shared by its key, its entries and its tombstones, and an
+//! origin's name by every entry of that origin ([`SharedStr`]).
 
-use std::collections::{BTreeMap, HashSet};
+mod interner;
+mod slots;
 
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+};
+
+use self::{
+    interner::Interner,
+    slots::{Slot, Slots},
+};
 use crate::hlc::Timestamp;
+
+/// An immutable string several holders share (a URI, an origin's name).
+pub type SharedStr = Arc<str>;
 
 /// A registered service, as held in the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    pub uri: String,
+    pub uri: SharedStr,
     /// Attributes given at registration.
     pub attrs: BTreeMap<String, String>,
     /// Name of the node the service was registered on.
-    pub origin: String,
+    pub origin: SharedStr,
     /// When the origin registered it.
     pub ts: Timestamp,
 }
@@ -60,10 +78,10 @@ pub enum Change {
     Add(Service),
     /// Remove the origin's registration of this URI.
     Delete {
-        uri: String,
+        uri: SharedStr,
         /// Name of the node that issued the delete (and whose registration
         /// it removes).
-        origin: String,
+        origin: SharedStr,
         /// When the origin issued it.
         ts: Timestamp,
     },
@@ -85,6 +103,20 @@ impl Change {
             Self::Delete { origin, ts, .. } => (*ts, origin),
         }
     }
+
+    fn shared_uri(&self) -> &SharedStr {
+        match self {
+            Self::Add(s) => &s.uri,
+            Self::Delete { uri, .. } => uri,
+        }
+    }
+
+    fn shared_origin(&self) -> &SharedStr {
+        match self {
+            Self::Add(s) => &s.origin,
+            Self::Delete { origin, .. } => origin,
+        }
+    }
 }
 
 /// How a change (or a retirement, hiding or showing) moved the visible
@@ -92,16 +124,16 @@ impl Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// The URI became visible with this entry.
-    Added(Service),
+    Added(Arc<Service>),
     /// The URI's visible entry changed.
     Updated {
         /// The entry visible before.
-        old: Service,
+        old: Arc<Service>,
         /// The entry visible now.
-        new: Service,
+        new: Arc<Service>,
     },
     /// The URI is no longer visible (the entry visible before).
-    Deleted(Service),
+    Deleted(Arc<Service>),
     /// Newer than its slot and kept, but the visible entry of the URI did
     /// not change: a delete where nothing was visible, or an entry shadowed
     /// by a newer registration of another origin, or of a hidden origin.
@@ -115,67 +147,28 @@ pub enum Applied {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
     /// The deleted service URI.
-    pub uri: String,
+    pub uri: SharedStr,
     /// Name of the node that issued the delete.
-    pub origin: String,
+    pub origin: SharedStr,
     /// When the origin issued it.
     pub ts: Timestamp,
-}
-
-/// One origin's latest change of one URI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Slot {
-    Live(Service),
-    Dead(Tombstone),
-}
-
-impl Slot {
-    fn origin(&self) -> &str {
-        match self {
-            Slot::Live(s) => &s.origin,
-            Slot::Dead(t) => &t.origin,
-        }
-    }
-
-    fn ts(&self) -> Timestamp {
-        match self {
-            Slot::Live(s) => s.ts,
-            Slot::Dead(t) => t.ts,
-        }
-    }
-
-    fn live(&self) -> Option<&Service> {
-        match self {
-            Slot::Live(s) => Some(s),
-            Slot::Dead(_) => None,
-        }
-    }
-
-    fn dead(&self) -> Option<&Tombstone> {
-        match self {
-            Slot::Live(_) => None,
-            Slot::Dead(t) => Some(t),
-        }
-    }
 }
 
 /// Hidden origins, and since when.
 type Hidden = BTreeMap<String, Timestamp>;
 
-/// The slots of one URI (nearly always one), in origin order.
-type Slots = Vec<Slot>;
-
 /// The newest live entry among `slots` whose origin is not hidden.
-fn visible<'a>(slots: &'a [Slot], hidden: &Hidden) -> Option<&'a Service> {
+fn visible<'a>(slots: &'a Slots, hidden: &Hidden) -> Option<&'a Arc<Service>> {
     slots
+        .as_slice()
         .iter()
         .filter_map(Slot::live)
-        .filter(|s| !hidden.contains_key(&s.origin))
+        .filter(|s| !hidden.contains_key(&*s.origin))
         .max_by(|a, b| a.version().cmp(&b.version()))
 }
 
 /// What a move of the visible entry from `before` to `after` looks like.
-fn transition(before: Option<Service>, after: Option<&Service>) -> Applied {
+fn transition(before: Option<Arc<Service>>, after: Option<&Arc<Service>>) -> Applied {
     match (before, after) {
         (None, None) => Applied::Invisible,
         (None, Some(a)) => Applied::Added(a.clone()),
@@ -192,7 +185,9 @@ fn transition(before: Option<Service>, after: Option<&Service>) -> Applied {
 /// currently hidden.
 #[derive(Debug, Default)]
 pub struct ServicesTable {
-    by_uri: BTreeMap<String, Slots>,
+    by_uri: BTreeMap<SharedStr, Slots>,
+    /// The origin names the entries share.
+    origins: Interner,
     hidden: Hidden,
     /// URIs with a visible entry.
     visible: usize,
@@ -217,36 +212,48 @@ impl ServicesTable {
     /// of the URI moved.
     pub fn apply(&mut self, change: Change) -> Applied {
         let (ts, origin) = change.version();
-        let slots = self.by_uri.get(change.uri());
-        let held = slots.and_then(|s| s.iter().position(|x| x.origin() == origin));
-        if let (Some(slots), Some(i)) = (slots, held) {
-            if ts <= slots[i].ts() {
+        let held_uri = self.by_uri.get_key_value(change.uri());
+        let held =
+            held_uri.and_then(|(_, s)| s.as_slice().iter().position(|x| &**x.origin() == origin));
+        if let (Some((_, slots)), Some(i)) = (held_uri, held) {
+            if ts <= slots.as_slice()[i].ts() {
                 return Applied::Ignored;
             }
         }
-        let uri = change.uri().to_string();
-        let slots = self.by_uri.entry(uri).or_default();
-        let before = visible(slots, &self.hidden).cloned();
+        // The entry shares the key's URI and the interned origin name.
+        let uri = held_uri.map_or_else(|| change.shared_uri().clone(), |(k, _)| k.clone());
+        let origin = self.origins.intern(change.shared_origin());
         let new = match change {
-            Change::Add(s) => {
+            Change::Add(mut s) => {
                 self.live += 1;
-                Slot::Live(s)
+                s.uri = uri.clone();
+                s.origin = origin;
+                Slot::Live(Arc::new(s))
             }
-            Change::Delete { uri, origin, ts } => {
+            Change::Delete { ts, .. } => {
                 self.dead += 1;
-                Slot::Dead(Tombstone { uri, origin, ts })
+                Slot::Dead(Box::new(Tombstone {
+                    uri: uri.clone(),
+                    origin,
+                    ts,
+                }))
             }
         };
+        let slots = self.by_uri.entry(uri).or_default();
+        let before = visible(slots, &self.hidden).cloned();
         match held {
             Some(i) => {
-                match &slots[i] {
+                let slot = &mut slots.as_mut_slice()[i];
+                match slot {
                     Slot::Live(_) => self.live -= 1,
                     Slot::Dead(_) => self.dead -= 1,
                 }
-                slots[i] = new;
+                *slot = new;
             }
             None => {
-                let at = slots.partition_point(|x| x.origin() < new.origin());
+                let at = slots
+                    .as_slice()
+                    .partition_point(|x| x.origin() < new.origin());
                 slots.insert(at, new);
             }
         }
@@ -273,14 +280,14 @@ impl ServicesTable {
         keep: &HashSet<String>,
         as_of: Timestamp,
     ) -> Vec<Applied> {
-        self.retire(|s| s.origin == origin && s.ts <= as_of && !keep.contains(&s.uri))
+        self.retire(|s| &*s.origin == origin && s.ts <= as_of && !keep.contains(&*s.uri))
     }
 
     /// Retires every live entry of `origin` older than `born` (the start of
     /// its current life: a restarted node re-registers nothing, so these are
     /// dead). Returns one outcome per entry retired.
     pub fn retire_before(&mut self, origin: &str, born: Timestamp) -> Vec<Applied> {
-        self.retire(|s| s.origin == origin && s.ts < born)
+        self.retire(|s| &*s.origin == origin && s.ts < born)
     }
 
     /// Retires every live entry matching `dead` as a tombstone of the same
@@ -288,16 +295,21 @@ impl ServicesTable {
     fn retire(&mut self, dead: impl Fn(&Service) -> bool) -> Vec<Applied> {
         let mut out = Vec::new();
         for (uri, slots) in self.by_uri.iter_mut() {
-            let Some(i) = slots.iter().position(|x| x.live().is_some_and(&dead)) else {
+            let Some(i) = slots
+                .as_slice()
+                .iter()
+                .position(|x| x.live().is_some_and(|s| dead(s)))
+            else {
                 continue;
             };
             let before = visible(slots, &self.hidden).cloned();
+            let slot = &mut slots.as_mut_slice()[i];
             let retired = Tombstone {
                 uri: uri.clone(),
-                origin: slots[i].origin().to_string(),
-                ts: slots[i].ts(),
+                origin: slot.origin().clone(),
+                ts: slot.ts(),
             };
-            slots[i] = Slot::Dead(retired);
+            *slot = Slot::Dead(Box::new(retired));
             self.live -= 1;
             self.dead += 1;
             out.push(transition(before, visible(slots, &self.hidden)));
@@ -337,16 +349,17 @@ impl ServicesTable {
         }
         let holds = |slots: &Slots| {
             slots
+                .as_slice()
                 .iter()
-                .any(|x| x.live().is_some_and(|s| s.origin == origin))
+                .any(|x| x.live().is_some_and(|s| &*s.origin == origin))
         };
-        let uris: Vec<&String> = self
+        let uris: Vec<&SharedStr> = self
             .by_uri
             .iter()
             .filter(|(_, slots)| holds(slots))
             .map(|(uri, _)| uri)
             .collect();
-        let before: Vec<Option<Service>> = uris
+        let before: Vec<Option<Arc<Service>>> = uris
             .iter()
             .map(|uri| visible(&self.by_uri[*uri], &self.hidden).cloned())
             .collect();
@@ -369,35 +382,38 @@ impl ServicesTable {
     /// and we hold nothing of that origin for its URI: it may be a service
     /// whose delete we forgot, and must not be taken.
     pub fn may_be_forgotten(&self, add: &Service) -> Option<Timestamp> {
-        let horizon = *self.purge_horizons.get(&add.origin)?;
+        let horizon = *self.purge_horizons.get(&*add.origin)?;
         let held = self
             .by_uri
-            .get(&add.uri)
-            .is_some_and(|slots| slots.iter().any(|x| x.origin() == add.origin));
+            .get(&*add.uri)
+            .is_some_and(|slots| slots.as_slice().iter().any(|x| *x.origin() == add.origin));
         (add.ts < horizon && !held).then_some(horizon)
     }
 
     /// The visible entry for `uri`.
     pub fn get(&self, uri: &str) -> Option<&Service> {
-        visible(self.by_uri.get(uri)?, &self.hidden)
+        visible(self.by_uri.get(uri)?, &self.hidden).map(|s| &**s)
     }
 
     /// `origin`'s live entry for `uri`, hidden or not.
     pub fn get_from(&self, uri: &str, origin: &str) -> Option<&Service> {
         self.by_uri
             .get(uri)?
+            .as_slice()
             .iter()
             .filter_map(Slot::live)
-            .find(|s| s.origin == origin)
+            .find(|s| &*s.origin == origin)
+            .map(|s| &**s)
     }
 
     /// `origin`'s tombstone for `uri`.
     pub fn tombstone(&self, uri: &str, origin: &str) -> Option<&Tombstone> {
         self.by_uri
             .get(uri)?
+            .as_slice()
             .iter()
             .filter_map(Slot::dead)
-            .find(|t| t.origin == origin)
+            .find(|t| &*t.origin == origin)
     }
 
     /// Visible entries, one per URI, in URI order.
@@ -405,6 +421,7 @@ impl ServicesTable {
         self.by_uri
             .values()
             .filter_map(|slots| visible(slots, &self.hidden))
+            .map(|s| &**s)
     }
 
     /// Number of visible entries.
@@ -421,7 +438,11 @@ impl ServicesTable {
     /// Every live entry of every origin, hidden or shadowed included, in
     /// URI order.
     pub fn live_entries(&self) -> impl Iterator<Item = &Service> {
-        self.by_uri.values().flatten().filter_map(Slot::live)
+        self.by_uri
+            .values()
+            .flat_map(Slots::as_slice)
+            .filter_map(Slot::live)
+            .map(|s| &**s)
     }
 
     /// Number of live entries of every origin.
@@ -431,7 +452,10 @@ impl ServicesTable {
 
     /// Tombstones, in URI order.
     pub fn tombstones(&self) -> impl Iterator<Item = &Tombstone> {
-        self.by_uri.values().flatten().filter_map(Slot::dead)
+        self.by_uri
+            .values()
+            .flat_map(Slots::as_slice)
+            .filter_map(Slot::dead)
     }
 
     /// Number of tombstones.
@@ -451,7 +475,7 @@ impl ServicesTable {
                 if t.ts >= older_than {
                     return true;
                 }
-                let h = self.purge_horizons.entry(t.origin.clone()).or_default();
+                let h = self.purge_horizons.entry(t.origin.to_string()).or_default();
                 *h = (*h).max(t.ts.successor());
                 self.purge_horizon = self.purge_horizon.max(t.ts.successor());
                 purged += 1;
@@ -460,6 +484,7 @@ impl ServicesTable {
         }
         if purged > 0 {
             self.by_uri.retain(|_, slots| !slots.is_empty());
+            self.origins.forget_unused();
             self.dead -= purged;
         }
         purged

@@ -102,9 +102,9 @@ const ENVELOPE_BYTES: usize = 64;
 /// The service as the wire carries it.
 pub(super) fn to_wire(s: &Service) -> catalogue::Service {
     catalogue::Service {
-        uri: s.uri.clone(),
+        uri: s.uri.to_string(),
         attrs: s.attrs.clone(),
-        origin: s.origin.clone(),
+        origin: s.origin.to_string(),
         ts: Some(s.ts.into()),
     }
 }
@@ -184,7 +184,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 Arc::new(Service {
-                    uri: format!("tcp://service-{i:05}.example:{}", 1000 + i),
+                    uri: format!("tcp://service-{i:05}.example:{}", 1000 + i).into(),
                     attrs: [("role".to_string(), "x".repeat(i % 50))].into(),
                     origin: "n1".into(),
                     ts: Timestamp {
@@ -229,7 +229,7 @@ mod tests {
             .flat_map(|r| r.services)
             .map(|s| s.uri)
             .collect();
-        let expected: Vec<String> = all.iter().map(|s| s.uri.clone()).collect();
+        let expected: Vec<String> = all.iter().map(|s| s.uri.to_string()).collect();
         assert_eq!(listed, expected, "every service once, in order");
     }
 

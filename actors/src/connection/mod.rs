@@ -64,6 +64,7 @@ use crate::{
     input,
     log_limit::LogLimit,
     metrics::{ActorMetrics, Counter, Gauge, Metrics},
+    services::SharedStr,
     settings::LimitsSettings,
     subscription::{
         Cancel, Release, SubKey, Subscription, SubscriptionEnded, ledger::SharedLedger,
@@ -210,7 +211,7 @@ enum Effect {
     /// A registration was answered; `counted` if it was counted in
     /// `registering` when sent.
     Register {
-        uri: String,
+        uri: SharedStr,
         ok: bool,
         counted: bool,
     },
@@ -277,8 +278,9 @@ pub struct ClientConnection {
     shared: Arc<ClientShared>,
     /// By the client's id: the node-wide key and the actor.
     subscriptions: HashMap<u64, (SubKey, Addr<Subscription>)>,
-    /// URIs this connection registered (for the per-connection limit).
-    registered: HashSet<String>,
+    /// URIs this connection registered (for the per-connection limit),
+    /// shared with the services table's entries.
+    registered: HashSet<SharedStr>,
     /// Registrations of new URIs sent and not yet answered (they count
     /// against the limit too).
     registering: usize,
@@ -543,7 +545,7 @@ impl ClientConnection {
                 None
             }
             Effect::Unregister { uri } => {
-                self.registered.remove(&uri);
+                self.registered.remove(uri.as_str());
                 None
             }
             Effect::Release(addr) => Some(addr),

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 use super::{
     Answer, ClientConnection, Effect, InFlight, Step, auth::Transport, listing::ListRequest,
 };
+use crate::services::SharedStr;
 use crate::{
     matcher::{self, RegexError},
     subscription::{
@@ -128,6 +129,7 @@ impl ClientConnection {
         let limit = self.shared.limits.registrations_per_connection;
         // Registrations on their way count, so a pipelined flood stops at
         // exactly the limit.
+        let uri = SharedStr::from(uri);
         let new = !self.registered.contains(&uri);
         if new && self.registered.len() + self.registering >= limit {
             let answer = error(

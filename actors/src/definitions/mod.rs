@@ -164,7 +164,7 @@ impl DefinitionKeeper {
         }
         let request = self.supervisor.send(RegisterService {
             conn,
-            uri: uri.to_string(),
+            uri: uri.into(),
             attrs,
         });
         let uri = uri.to_string();

@@ -40,9 +40,9 @@ impl Serialize for ServiceRecord<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let service = self.0;
         let mut record = s.serialize_struct("Service", 5)?;
-        record.serialize_field("uri", &service.uri)?;
+        record.serialize_field("uri", &*service.uri)?;
         record.serialize_field("attrs", &service.attrs)?;
-        record.serialize_field("origin", &service.origin)?;
+        record.serialize_field("origin", &*service.origin)?;
         record.serialize_field("registered_ms", &service.ts.physical_ms)?;
         record.serialize_field("registered", &Rfc3339Ms(service.ts.physical_ms))?;
         record.end()

@@ -126,7 +126,7 @@ impl Handler<Grant> for LeaseKeeper {
         };
         let register = self.supervisor.send(RegisterService {
             conn: lease.conn,
-            uri: msg.uri,
+            uri: msg.uri.into(),
             attrs: msg.attrs,
         });
         Box::pin(

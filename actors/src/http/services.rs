@@ -52,7 +52,7 @@ pub async fn list(
         Some(n) => n,
     };
     let (page, more) = api.view.page(regex.as_ref(), query.after.as_deref(), limit);
-    let next = more.then(|| page.last().map(|s| s.uri.as_str())).flatten();
+    let next = more.then(|| page.last().map(|s| &*s.uri)).flatten();
     let services: Vec<_> = page.iter().map(|s| ServiceRecord(s)).collect();
     Ok(HttpResponse::Ok().json(Page { services, next }))
 }

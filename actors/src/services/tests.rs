@@ -8,9 +8,9 @@ fn ts(physical_ms: u64, logical: u32) -> Timestamp {
 fn service(uri: &str, origin: &str, t: Timestamp) -> Service {
     let attrs = [("origin".to_owned(), origin.to_owned())].into();
     Service {
-        uri: uri.to_owned(),
+        uri: uri.into(),
         attrs,
-        origin: origin.to_owned(),
+        origin: origin.into(),
         ts: t,
     }
 }
@@ -21,16 +21,16 @@ fn add(uri: &str, origin: &str, t: Timestamp) -> Change {
 
 fn delete(uri: &str, origin: &str, t: Timestamp) -> Change {
     Change::Delete {
-        uri: uri.to_owned(),
-        origin: origin.to_owned(),
+        uri: uri.into(),
+        origin: origin.into(),
         ts: t,
     }
 }
 
 fn tomb(uri: &str, origin: &str, t: Timestamp) -> Tombstone {
     Tombstone {
-        uri: uri.to_owned(),
-        origin: origin.to_owned(),
+        uri: uri.into(),
+        origin: origin.into(),
         ts: t,
     }
 }
@@ -60,7 +60,7 @@ fn add_update_delete_lifecycle() {
     let s1 = service("tcp://a:1", "n1", ts(10, 0));
     assert_eq!(
         table.apply(Change::Add(s1.clone())),
-        Applied::Added(s1.clone())
+        Applied::Added(Arc::new(s1.clone()))
     );
     assert_eq!(table.get("tcp://a:1"), Some(&s1));
     assert_eq!(table.len(), 1);
@@ -70,15 +70,15 @@ fn add_update_delete_lifecycle() {
     assert_eq!(
         table.apply(Change::Add(s1b.clone())),
         Applied::Updated {
-            old: s1,
-            new: s1b.clone()
+            old: Arc::new(s1),
+            new: Arc::new(s1b.clone())
         }
     );
     assert_eq!(table.get("tcp://a:1"), Some(&s1b));
 
     assert_eq!(
         table.apply(delete("tcp://a:1", "n1", ts(12, 0))),
-        Applied::Deleted(s1b)
+        Applied::Deleted(Arc::new(s1b))
     );
     assert!(table.is_empty());
     assert_eq!(table.tombstone_count(), 1);
@@ -99,8 +99,8 @@ fn a_delete_removes_only_its_origins_registration() {
     assert_eq!(
         table.apply(Change::Add(b.clone())),
         Applied::Updated {
-            old: a.clone(),
-            new: b.clone()
+            old: Arc::new(a.clone()),
+            new: Arc::new(b.clone())
         }
     );
     assert_eq!(table.len(), 1);
@@ -116,13 +116,16 @@ fn a_delete_removes_only_its_origins_registration() {
     // n2's delete removes the last one.
     assert_eq!(
         table.apply(delete("u:1", "n2", ts(12, 0))),
-        Applied::Deleted(b)
+        Applied::Deleted(Arc::new(b))
     );
     assert!(table.is_empty());
     assert_eq!(table.tombstone_count(), 2);
     // n1 registers again: visible again.
     let a2 = service("u:1", "n1", ts(21, 0));
-    assert_eq!(table.apply(Change::Add(a2.clone())), Applied::Added(a2));
+    assert_eq!(
+        table.apply(Change::Add(a2.clone())),
+        Applied::Added(Arc::new(a2))
+    );
 }
 
 #[test]
@@ -134,7 +137,10 @@ fn deleting_the_visible_entry_shows_the_next_newest() {
     table.apply(Change::Add(b.clone()));
     assert_eq!(
         table.apply(delete("u:1", "n2", ts(12, 0))),
-        Applied::Updated { old: b, new: a }
+        Applied::Updated {
+            old: Arc::new(b),
+            new: Arc::new(a)
+        }
     );
     assert_eq!(table.len(), 1);
 }
@@ -187,7 +193,10 @@ fn add_older_than_tombstone_loses_and_newer_add_resurrects() {
     assert!(table.is_empty());
 
     let s = service("u:1", "n1", ts(10, 1));
-    assert_eq!(table.apply(Change::Add(s.clone())), Applied::Added(s));
+    assert_eq!(
+        table.apply(Change::Add(s.clone())),
+        Applied::Added(Arc::new(s))
+    );
     assert_eq!(
         table.tombstone_count(),
         0,
@@ -209,13 +218,16 @@ fn equal_timestamps_are_tie_broken_by_origin() {
     assert_eq!(
         table.apply(Change::Add(c.clone())),
         Applied::Updated {
-            old: b.clone(),
-            new: c.clone()
+            old: Arc::new(b.clone()),
+            new: Arc::new(c.clone())
         }
     );
     assert_eq!(
         table.apply(delete("u:1", "node-c", ts(100, 8))),
-        Applied::Updated { old: c, new: b }
+        Applied::Updated {
+            old: Arc::new(c),
+            new: Arc::new(b)
+        }
     );
 }
 
@@ -242,10 +254,10 @@ fn hidden_origins_are_not_visible() {
         table.hide("n2", ts(99, 0)),
         vec![
             Applied::Updated {
-                old: b.clone(),
-                new: a.clone()
+                old: Arc::new(b.clone()),
+                new: Arc::new(a.clone())
             },
-            Applied::Deleted(c.clone())
+            Applied::Deleted(Arc::new(c.clone()))
         ]
     );
     assert!(
@@ -263,10 +275,10 @@ fn hidden_origins_are_not_visible() {
         table.show("n2"),
         vec![
             Applied::Updated {
-                old: a,
-                new: b.clone()
+                old: Arc::new(a),
+                new: Arc::new(b.clone())
             },
-            Applied::Added(c2)
+            Applied::Added(Arc::new(c2))
         ]
     );
     assert_eq!(table.len(), 2);
@@ -286,8 +298,8 @@ fn retiring_an_origin_keeps_what_it_should() {
     assert_eq!(
         table.remove_origin_except("n2", &keep, ts(20, 0)),
         vec![Applied::Updated {
-            old: b.clone(),
-            new: a.clone()
+            old: Arc::new(b.clone()),
+            new: Arc::new(a.clone())
         }]
     );
     assert_eq!(table.tombstone("u:1", "n2"), Some(&tomb("u:1", "n2", b.ts)));
@@ -305,9 +317,9 @@ fn uris_are_independent() {
     table.apply(delete("u:c", "n", ts(9, 0)));
     assert_eq!(
         table.apply(add("u:c2", "n", ts(0, 1))),
-        Applied::Added(service("u:c2", "n", ts(0, 1)))
+        Applied::Added(Arc::new(service("u:c2", "n", ts(0, 1))))
     );
-    let uris: Vec<_> = table.iter().map(|s| s.uri.as_str()).collect();
+    let uris: Vec<_> = table.iter().map(|s| &*s.uri).collect();
     assert_eq!(uris, ["u:a", "u:b", "u:c2"]);
     assert_eq!(table.tombstone_count(), 1);
 }
@@ -321,7 +333,7 @@ fn purge_keeps_the_horizon_itself() {
     table.apply(add("u:live", "n", ts(1, 0)));
 
     assert_eq!(table.purge_tombstones(ts(10, 1)), 1);
-    let left: Vec<_> = table.tombstones().map(|t| t.uri.as_str()).collect();
+    let left: Vec<_> = table.tombstones().map(|t| &*t.uri).collect();
     assert_eq!(left, ["u:2", "u:3"], "ts == older_than is kept");
     assert_eq!(table.purge_horizon(), ts(10, 1));
     assert_eq!(table.len(), 1, "live entries are never purged");
@@ -450,15 +462,15 @@ proptest! {
                 Applied::Ignored => prop_assert_eq!(snapshot(&table), before),
                 Applied::Added(s) => {
                     prop_assert!(visible_before.is_none());
-                    prop_assert_eq!(Some(s), visible_after.as_ref());
+                    prop_assert_eq!(Some(&**s), visible_after.as_ref());
                 }
                 Applied::Updated { old, new } => {
-                    prop_assert_eq!(Some(old), visible_before.as_ref());
-                    prop_assert_eq!(Some(new), visible_after.as_ref());
+                    prop_assert_eq!(Some(&**old), visible_before.as_ref());
+                    prop_assert_eq!(Some(&**new), visible_after.as_ref());
                     prop_assert_ne!(old, new);
                 }
                 Applied::Deleted(old) => {
-                    prop_assert_eq!(Some(old), visible_before.as_ref());
+                    prop_assert_eq!(Some(&**old), visible_before.as_ref());
                     prop_assert!(visible_after.is_none());
                 }
                 Applied::Invisible => prop_assert_eq!(&visible_before, &visible_after),

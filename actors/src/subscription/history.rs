@@ -36,7 +36,7 @@ use std::{
 use catalogue_proto::catalogue::EventKind;
 
 use super::queue::Event;
-use crate::services::Service;
+use crate::services::{Service, SharedStr};
 
 /// A point in the history: resume from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +105,7 @@ pub struct History {
     /// The changes kept, by revision.
     changes: BTreeMap<u64, Event>,
     /// The revision of the change kept for each URI.
-    latest: HashMap<String, u64>,
+    latest: HashMap<SharedStr, u64>,
     /// Every change after this revision is represented in `changes` (by
     /// itself or by a later change of its URI).
     horizon: u64,
@@ -224,7 +224,7 @@ mod tests {
 
     fn uris<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<(u64, String)> {
         events
-            .map(|e| (e.revision, e.service.uri.clone()))
+            .map(|e| (e.revision, e.service.uri.to_string()))
             .collect()
     }
 

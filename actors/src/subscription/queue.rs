@@ -312,13 +312,13 @@ fn service_event(
     ServiceEvent {
         subscription_id: id,
         kind: kind as i32,
-        uri: s.uri.clone(),
+        uri: s.uri.to_string(),
         attrs: if kind == EventKind::Deleted {
             Default::default()
         } else {
             s.attrs.clone()
         },
-        origin: s.origin.clone(),
+        origin: s.origin.to_string(),
         ts: Some(s.ts.into()),
         snapshot,
         revision,

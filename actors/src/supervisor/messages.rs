@@ -45,8 +45,8 @@ pub enum RegisterError {
 pub struct RegisterService {
     /// The registering connection.
     pub conn: ConnId,
-    /// Validated URI.
-    pub uri: String,
+    /// Validated URI (shared with the services table's entry).
+    pub uri: crate::services::SharedStr,
     /// Validated attributes.
     pub attrs: BTreeMap<String, String>,
 }

@@ -164,10 +164,8 @@ impl CatalogueSupervisor {
         let moves: Vec<Event> = services
             .into_iter()
             .filter_map(|applied| match applied {
-                Applied::Added(s) | Applied::Updated { new: s, .. } => {
-                    Some((EventKind::Added, Arc::new(s)))
-                }
-                Applied::Deleted(s) => Some((EventKind::Deleted, Arc::new(s))),
+                Applied::Added(s) | Applied::Updated { new: s, .. } => Some((EventKind::Added, s)),
+                Applied::Deleted(s) => Some((EventKind::Deleted, s)),
                 Applied::Invisible | Applied::Ignored => None,
             })
             .map(|(kind, service)| self.history.record(kind, service))

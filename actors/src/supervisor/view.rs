@@ -8,9 +8,15 @@
 //! replication in the supervisor's mailbox (docs/OPERATIONS.md, "Limits on
 //! connections and work"). Subscription snapshots are taken from it too,
 //! sharing each entry instead of copying it.
+//!
+//! Each entry is the services table's own `Arc<Service>`, ordered by its
+//! URI ([`ByUri`]): the view adds one pointer per service to what the table
+//! holds, and no copy of the URI.
 
 use std::{
-    collections::BTreeMap,
+    borrow::Borrow,
+    cmp::Ordering,
+    collections::BTreeSet,
     sync::{Arc, PoisonError, RwLock},
 };
 
@@ -19,21 +25,51 @@ use crate::services::Service;
 /// Entries copied per hold of the lock by [`ServicesView::page`].
 pub const PAGE_CHUNK: usize = 4096;
 
+/// A visible service, ordered and looked up by its URI.
+#[derive(Debug, Clone)]
+struct ByUri(Arc<Service>);
+
+impl Borrow<str> for ByUri {
+    fn borrow(&self) -> &str {
+        &self.0.uri
+    }
+}
+
+impl PartialEq for ByUri {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.uri == other.0.uri
+    }
+}
+
+impl Eq for ByUri {}
+
+impl PartialOrd for ByUri {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByUri {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.uri.cmp(&other.0.uri)
+    }
+}
+
 /// The visible services by URI; clones share the same view.
 #[derive(Debug, Clone, Default)]
-pub struct ServicesView(Arc<RwLock<BTreeMap<String, Arc<Service>>>>);
+pub struct ServicesView(Arc<RwLock<BTreeSet<ByUri>>>);
 
 impl ServicesView {
     /// `service` is the visible entry of its URI now.
     pub fn set(&self, service: Arc<Service>) {
-        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        map.insert(service.uri.clone(), service);
+        let mut set = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        set.replace(ByUri(service));
     }
 
     /// Nothing is visible for `uri` now.
     pub fn remove(&self, uri: &str) {
-        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        map.remove(uri);
+        let mut set = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        set.remove(uri);
     }
 
     /// The visible services whose URI `regex` matches (all for `None`), in
@@ -50,8 +86,8 @@ impl ServicesView {
     /// `matches` runs after the lock is released.
     pub fn matching_by(&self, matches: impl Fn(&str) -> bool) -> Vec<Arc<Service>> {
         let all: Vec<Arc<Service>> = {
-            let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
-            map.values().cloned().collect()
+            let set = self.0.read().unwrap_or_else(PoisonError::into_inner);
+            set.iter().map(|s| s.0.clone()).collect()
         };
         all.into_iter().filter(|s| matches(&s.uri)).collect()
     }
@@ -69,16 +105,16 @@ impl ServicesView {
     ) -> (Vec<Arc<Service>>, bool) {
         use std::ops::Bound;
         let mut found = Vec::new();
-        let mut from = match after {
-            Some(uri) => Bound::Excluded(uri.to_string()),
+        let mut from: Bound<Arc<str>> = match after {
+            Some(uri) => Bound::Excluded(uri.into()),
             None => Bound::Unbounded,
         };
         loop {
             let chunk: Vec<Arc<Service>> = {
-                let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
-                map.range((from.clone(), Bound::Unbounded))
+                let set = self.0.read().unwrap_or_else(PoisonError::into_inner);
+                set.range::<str, _>((from.as_ref().map(|uri| &**uri), Bound::Unbounded))
                     .take(PAGE_CHUNK)
-                    .map(|(_, s)| s.clone())
+                    .map(|s| s.0.clone())
                     .collect()
             };
             let Some(last) = chunk.last() else {
@@ -166,10 +202,7 @@ mod tests {
         view.set(service("tcp://a", "n1"));
         view.set(service("tcp://b", "n2"));
         let all = view.matching(None);
-        let listed: Vec<(&str, &str)> = all
-            .iter()
-            .map(|s| (s.uri.as_str(), s.origin.as_str()))
-            .collect();
+        let listed: Vec<(&str, &str)> = all.iter().map(|s| (&*s.uri, &*s.origin)).collect();
         assert_eq!(listed, [("tcp://a", "n1"), ("tcp://b", "n2")]);
         view.remove("tcp://a");
         assert_eq!(view.len(), 1);
@@ -199,16 +232,16 @@ mod tests {
         loop {
             let (page, more) = view.page(Some(&even), after.as_deref(), 1000);
             assert!(page.len() <= 1000);
-            seen.extend(page.iter().map(|s| s.uri.clone()));
+            seen.extend(page.iter().map(|s| s.uri.to_string()));
             if !more {
                 break;
             }
-            after = page.last().map(|s| s.uri.clone());
+            after = page.last().map(|s| s.uri.to_string());
         }
         let expected: Vec<String> = view
             .matching(Some(&even))
             .iter()
-            .map(|s| s.uri.clone())
+            .map(|s| s.uri.to_string())
             .collect();
         assert_eq!(seen, expected);
         assert_eq!(seen.len(), PAGE_CHUNK + 5);

@@ -47,7 +47,7 @@ use super::{
 use crate::{
     hlc::{Hlc, PhysicalClock, SystemClock, Timestamp},
     links::{LinkChange, LinkKey, LinkOp},
-    services::{Applied, Change, Service},
+    services::{Applied, Change, Service, SharedStr},
 };
 
 /// Which links a message goes to.
@@ -228,12 +228,16 @@ impl<C: PhysicalClock> Driver<C> {
     // ----- local changes -----
 
     /// A local program registers `uri` (again, with new attributes).
-    pub fn register(&mut self, uri: String, attrs: BTreeMap<String, String>) -> Effects {
+    pub fn register(
+        &mut self,
+        uri: impl Into<SharedStr>,
+        attrs: BTreeMap<String, String>,
+    ) -> Effects {
         let ts = self.hlc.now();
         let entry = SyncEntry::Service(Change::Add(Service {
-            uri,
+            uri: uri.into(),
             attrs,
-            origin: self.node.clone(),
+            origin: self.node.as_str().into(),
             ts,
         }));
         let mut fx = Effects::default();
@@ -243,17 +247,17 @@ impl<C: PhysicalClock> Driver<C> {
 
     /// The local registration of `uri` ends (unregistered, or its
     /// connection closed).
-    pub fn unregister(&mut self, uri: String) -> Effects {
+    pub fn unregister(&mut self, uri: impl Into<SharedStr>) -> Effects {
         let mut fx = Effects::default();
         self.delete_local(uri, &mut fx);
         fx
     }
 
-    fn delete_local(&mut self, uri: String, fx: &mut Effects) {
+    fn delete_local(&mut self, uri: impl Into<SharedStr>, fx: &mut Effects) {
         let ts = self.hlc.now();
         let change = Change::Delete {
-            uri,
-            origin: self.node.clone(),
+            uri: uri.into(),
+            origin: self.node.as_str().into(),
             ts,
         };
         self.apply_local(SyncEntry::Service(change), fx);
@@ -528,7 +532,7 @@ impl<C: PhysicalClock> Driver<C> {
             .replica
             .services
             .live_entries()
-            .map(|s| s.origin.as_str())
+            .map(|s| &*s.origin)
             .filter(|o| !self.reachable.contains(*o))
             .collect();
         let (lost, never): (Vec<String>, Vec<String>) = away

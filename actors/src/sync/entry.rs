@@ -78,15 +78,15 @@ impl SyncEntry {
     pub fn to_body(&self) -> Body {
         match self {
             SyncEntry::Service(Change::Add(s)) => Body::ServiceAdd(ServiceAdd {
-                uri: s.uri.clone(),
+                uri: s.uri.to_string(),
                 attrs: s.attrs.clone(),
-                origin: s.origin.clone(),
+                origin: s.origin.to_string(),
                 ts: Some(s.ts.into()),
             }),
             SyncEntry::Service(Change::Delete { uri, origin, ts }) => {
                 Body::ServiceDelete(ServiceDelete {
-                    uri: uri.clone(),
-                    origin: origin.clone(),
+                    uri: uri.to_string(),
+                    origin: origin.to_string(),
                     ts: Some((*ts).into()),
                 })
             }
@@ -108,9 +108,9 @@ impl SyncEntry {
                 crate::uri::validate_attrs(&a.attrs).map_err(|e| e.to_string())?;
                 let ts = a.ts.ok_or("ServiceAdd without a timestamp")?;
                 Ok(SyncEntry::Service(Change::Add(Service {
-                    uri: a.uri,
+                    uri: a.uri.into(),
                     attrs: a.attrs,
-                    origin: a.origin,
+                    origin: a.origin.into(),
                     ts: ts.into(),
                 })))
             }
@@ -119,8 +119,8 @@ impl SyncEntry {
                 check_origin(&d.origin)?;
                 let ts = d.ts.ok_or("ServiceDelete without a timestamp")?;
                 Ok(SyncEntry::Service(Change::Delete {
-                    uri: d.uri,
-                    origin: d.origin,
+                    uri: d.uri.into(),
+                    origin: d.origin.into(),
                     ts: ts.into(),
                 }))
             }

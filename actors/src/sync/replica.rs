@@ -454,22 +454,27 @@ impl Replica {
                 }
             }
             if let SyncEntry::Service(Change::Add(svc)) = entry {
-                if svc.origin != self.node
-                    && self.known.get(&svc.origin).is_some_and(|k| svc.ts < k.born)
+                if *svc.origin != *self.node
+                    && self
+                        .known
+                        .get(&*svc.origin)
+                        .is_some_and(|k| svc.ts < k.born)
                 {
                     outcome.dead += 1;
                     continue;
                 }
-                if svc.origin == self.node
+                if *svc.origin == *self.node
                     && self.services.get_from(&svc.uri, &self.node) != Some(svc)
                 {
-                    outcome.stale_own.push(svc.uri.clone());
+                    outcome.stale_own.push(svc.uri.to_string());
                     continue;
                 }
                 if let Some(horizon) = self.services.may_be_forgotten(svc) {
-                    if svc.origin != from {
+                    if &*svc.origin != from {
                         outcome.refused += 1;
-                        outcome.refused_origins.insert(svc.origin.clone(), horizon);
+                        outcome
+                            .refused_origins
+                            .insert(svc.origin.to_string(), horizon);
                         continue;
                     }
                     // The origin itself speaks for its entries, but a
@@ -480,7 +485,7 @@ impl Replica {
                     // since purged.
                     if self
                         .known
-                        .get(&svc.origin)
+                        .get(&*svc.origin)
                         .is_some_and(|k| svc.ts <= k.complete)
                     {
                         outcome.dead += 1;

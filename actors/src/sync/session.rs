@@ -39,6 +39,9 @@ use super::{
 /// Keys announced per `Lock` frame (a big batch takes several).
 pub const KEYS_PER_LOCK: usize = 4096;
 
+/// Room the queue of frames waiting for the window keeps once empty.
+const WAITING_KEPT: usize = 1024;
+
 /// Which side of the link this session is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -295,6 +298,11 @@ impl SyncSession {
                 frame,
                 sent_ms: now_ms,
             });
+        }
+        // A burst (a bulk of registrations) can queue tens of thousands of
+        // frames here; once they are out, the room goes back.
+        if self.waiting.is_empty() && self.waiting.capacity() > WAITING_KEPT {
+            self.waiting.shrink_to(WAITING_KEPT);
         }
         out
     }

@@ -13,9 +13,9 @@ const AT: Position = Position {
 
 fn service(uri: &str) -> Arc<Service> {
     Arc::new(Service {
-        uri: uri.to_string(),
+        uri: uri.into(),
         attrs: BTreeMap::from([("k".to_string(), "v".to_string())]),
-        origin: "n".to_string(),
+        origin: "n".into(),
         ts: Timestamp {
             physical_ms: 1,
             logical: 0,

@@ -32,9 +32,9 @@ fn link(op: LinkOp, x: &str, y: &str, origin: &str, ms: u64) -> SyncEntry {
 
 fn service(uri: &str, origin: &str, ms: u64) -> SyncEntry {
     SyncEntry::Service(Change::Add(Service {
-        uri: uri.to_string(),
+        uri: uri.into(),
         attrs: BTreeMap::new(),
-        origin: origin.to_string(),
+        origin: origin.into(),
         ts: Timestamp::new(ms, 0),
     }))
 }
@@ -66,7 +66,7 @@ fn added(fx: &Effects) -> Vec<String> {
     fx.services
         .iter()
         .filter_map(|a| match a {
-            Applied::Added(s) => Some(s.uri.clone()),
+            Applied::Added(s) => Some(s.uri.to_string()),
             _ => None,
         })
         .collect()
@@ -76,7 +76,7 @@ fn deleted(fx: &Effects) -> Vec<String> {
     fx.services
         .iter()
         .filter_map(|a| match a {
-            Applied::Deleted(s) => Some(s.uri.clone()),
+            Applied::Deleted(s) => Some(s.uri.to_string()),
             _ => None,
         })
         .collect()

@@ -39,10 +39,10 @@ fn visible_in(world: &World, n: usize, component: &BTreeSet<usize>) -> Vec<Servi
         .collect();
     let mut best: BTreeMap<&str, &Service> = BTreeMap::new();
     for s in world.nodes[n].replica().services.live_entries() {
-        if !inside.contains(s.origin.as_str()) {
+        if !inside.contains(&*s.origin) {
             continue;
         }
-        let slot = best.entry(s.uri.as_str()).or_insert(s);
+        let slot = best.entry(&*s.uri).or_insert(s);
         if s.version() > slot.version() {
             *slot = s;
         }
@@ -167,8 +167,8 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
                 for s in world.nodes[n].replica().services.live_entries() {
                     match index(&s.origin) {
                         Some(o) if component.contains(&o) => {
-                            if world.nodes[o].local.get(&s.uri) != Some(s) {
-                                let current = world.nodes[o].local.get(&s.uri).map(show);
+                            if world.nodes[o].local.get(&*s.uri) != Some(s) {
+                                let current = world.nodes[o].local.get(&*s.uri).map(show);
                                 out.push(format!(
                                     "resurrected: {} holds {} but its origin {} (same component) \
                                      holds {:?}",
@@ -180,7 +180,7 @@ pub(super) fn violations(world: &World, checks: Checks) -> Vec<String> {
                             }
                         }
                         _ => {
-                            let key = (s.uri.clone(), s.origin.clone(), s.ts);
+                            let key = (s.uri.to_string(), s.origin.to_string(), s.ts);
                             if !world.history.adds.contains(&key) {
                                 out.push(format!(
                                     "invented: {} holds {} which no node ever registered",

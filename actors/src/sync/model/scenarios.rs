@@ -66,7 +66,7 @@ fn everywhere(w: &World, name: &str, origin: usize, seed: u64) {
     for n in 0..w.nodes.len() {
         let s = held(w, n, name);
         assert_eq!(
-            s.map(|s| s.origin.as_str()),
+            s.map(|s| &*s.origin),
             Some(w.nodes[origin].name.as_str()),
             "schedule {seed}: n{n} should hold {name} from n{origin}\n{}",
             w.trace().join("\n")
@@ -394,7 +394,7 @@ fn never_shown_again(w: &World, gone: &[(String, usize)], since_ms: u64, seed: u
         };
         let deleted = gone
             .iter()
-            .any(|(u, o)| *u == shown.uri && w.nodes[*o].name == shown.origin);
+            .any(|(u, o)| **u == *shown.uri && *w.nodes[*o].name == *shown.origin);
         assert!(
             !deleted,
             "schedule {seed}: n{} showed {} of {} again at {} ms, deleted before {since_ms} ms\n{}",

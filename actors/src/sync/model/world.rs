@@ -445,9 +445,11 @@ impl World {
             return;
         };
         node.local.insert(uri.to_string(), service.clone());
-        self.history
-            .adds
-            .insert((service.uri.clone(), service.origin.clone(), service.ts));
+        self.history.adds.insert((
+            service.uri.to_string(),
+            service.origin.to_string(),
+            service.ts,
+        ));
         self.counters.registers += 1;
         self.note(|w| {
             format!(

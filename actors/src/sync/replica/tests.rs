@@ -40,7 +40,7 @@ fn sync(from: &Replica, to: &mut Replica) -> (usize, BatchOutcome) {
 }
 
 fn live(r: &Replica) -> Vec<String> {
-    r.services.iter().map(|s| s.uri.clone()).collect()
+    r.services.iter().map(|s| s.uri.to_string()).collect()
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn cfg(node: &str, peer: &str, role: Role, window: usize) -> SessionConfig {
 
 fn entry(i: u64) -> SyncEntry {
     SyncEntry::Service(Change::Add(Service {
-        uri: format!("tcp://s:{i}"),
+        uri: format!("tcp://s:{i}").into(),
         attrs: BTreeMap::new(),
         origin: "a".into(),
         ts: Timestamp {
