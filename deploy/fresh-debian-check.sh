@@ -69,6 +69,7 @@ cp -a "$build" "$target"
 for d in "$build" "$target"; do
     cp /etc/resolv.conf "$d/etc/resolv.conf"
     if [ -n "${EXTRA_CA:-}" ]; then
+        mkdir -p "$d/usr/local/share/ca-certificates"
         # shellcheck disable=SC2086 # a list of paths
         cp $EXTRA_CA "$d/usr/local/share/ca-certificates/"
     fi
