@@ -53,12 +53,21 @@ impl ConnectionSlots {
 
     /// A place for one more connection, or `None` at the limit.
     pub fn try_acquire(&self) -> Option<ConnectionSlot> {
-        let taken = self
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.limit).then_some(n + 1)
-            })
-            .is_ok();
+        // A compare-exchange loop rather than `fetch_update`, which newer
+        // toolchains deprecate (renamed `try_update`, after our rust-version).
+        let mut n = self.open.load(Ordering::Acquire);
+        let taken = loop {
+            if n >= self.limit {
+                break false;
+            }
+            match self
+                .open
+                .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break true,
+                Err(now) => n = now,
+            }
+        };
         taken.then(|| {
             self.gauge.inc();
             ConnectionSlot {

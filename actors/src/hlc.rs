@@ -121,12 +121,15 @@ impl ManualClock {
 
     /// Moves the time forward by `ms` (saturating).
     pub fn advance(&self, ms: u64) {
-        // The closure never returns None, so fetch_update cannot fail.
-        let _ = self
-            .0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                Some(t.saturating_add(ms))
-            });
+        let mut t = self.0.load(Ordering::SeqCst);
+        while let Err(now) = self.0.compare_exchange_weak(
+            t,
+            t.saturating_add(ms),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            t = now;
+        }
     }
 
     /// The current time, in milliseconds.

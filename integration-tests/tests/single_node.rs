@@ -350,6 +350,25 @@ fn unsubscribe_stops_events_and_several_subscriptions_are_independent() -> Resul
 }
 
 #[test]
+fn list_command_says_when_there_is_nothing_to_list() -> Result<()> {
+    let daemon = Daemon::start()?;
+    let socket = daemon.socket_arg();
+    let out = Cli::new(["list", "--socket", &socket]).output(DEADLINE)?;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr.trim(), "(no services registered)");
+    let out = Cli::new(["list", "^tcp://", "--socket", &socket]).output(DEADLINE)?;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr.trim(), "(no services match ^tcp://)");
+    // --json is for programs: nothing at all.
+    let out = Cli::new(["list", "--json", "--socket", &socket]).output(DEADLINE)?;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    Ok(())
+}
+
+#[test]
 fn list_command_prints_matching_services() -> Result<()> {
     let daemon = Daemon::builder().arg("--debug").start()?;
     let rt = runtime()?;

@@ -85,17 +85,27 @@ impl InputBudget {
 
     fn grow(&self, by: usize) -> Result<(), BudgetExceeded> {
         let limit = self.inner.limit;
-        self.inner
-            .held
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                held.checked_add(by).filter(|&sum| sum <= limit)
-            })
-            .map(drop)
-            .map_err(|held| BudgetExceeded {
+        // A compare-exchange loop rather than `fetch_update`, which newer
+        // toolchains deprecate (renamed `try_update`, after our rust-version).
+        let mut held = self.inner.held.load(Ordering::Relaxed);
+        loop {
+            let Some(sum) = held.checked_add(by).filter(|&sum| sum <= limit) else {
+                return Err(BudgetExceeded {
+                    held,
+                    wanted: by,
+                    limit,
+                });
+            };
+            match self.inner.held.compare_exchange_weak(
                 held,
-                wanted: by,
-                limit,
-            })
+                sum,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => held = now,
+            }
+        }
     }
 
     fn shrink(&self, by: usize) {
