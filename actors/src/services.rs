@@ -280,6 +280,9 @@ impl ServicesTable {
         keep: &HashSet<String>,
         as_of: Timestamp,
     ) -> Vec<Applied> {
+        if !self.origins.in_use(origin) {
+            return Vec::new();
+        }
         self.retire(|s| &*s.origin == origin && s.ts <= as_of && !keep.contains(&*s.uri))
     }
 
@@ -287,6 +290,9 @@ impl ServicesTable {
     /// its current life: a restarted node re-registers nothing, so these are
     /// dead). Returns one outcome per entry retired.
     pub fn retire_before(&mut self, origin: &str, born: Timestamp) -> Vec<Applied> {
+        if !self.origins.in_use(origin) {
+            return Vec::new();
+        }
         self.retire(|s| &*s.origin == origin && s.ts < born)
     }
 
@@ -345,6 +351,16 @@ impl ServicesTable {
 
     fn set_hidden(&mut self, origin: &str, since: Option<Timestamp>) -> Vec<Applied> {
         if self.hidden.contains_key(origin) == since.is_some() {
+            return Vec::new();
+        }
+        if !self.origins.in_use(origin) {
+            // It holds no entry here (a node that has registered nothing,
+            // or was just met): nothing becomes visible or hidden, and a
+            // table of a million entries is not scanned for it.
+            match since {
+                Some(since) => self.hidden.insert(origin.to_string(), since),
+                None => self.hidden.remove(origin),
+            };
             return Vec::new();
         }
         let holds = |slots: &Slots| {
@@ -468,6 +484,10 @@ impl ServicesTable {
     /// purge horizons as far as what was actually forgotten (a node that
     /// purged nothing refuses nothing).
     pub fn purge_tombstones(&mut self, older_than: Timestamp) -> usize {
+        if self.dead == 0 {
+            // Nothing to purge: no scan of a table of live entries.
+            return 0;
+        }
         let mut purged = 0;
         for slots in self.by_uri.values_mut() {
             slots.retain(|x| {
