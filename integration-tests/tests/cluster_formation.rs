@@ -117,6 +117,13 @@ fn nodes_follow_removals_leaves_and_freed_slots() -> Result<()> {
             .start()
     };
     let mut a = start("node-a")?;
+    // node-a creates the cluster before the others start: whoever creates
+    // it stays registered when removed (docs/XLREG.md), and node-c, removed
+    // below, must not be the one (started at once, any of the three could
+    // win the race to create it).
+    a.wait_log(DEADLINE, |l| {
+        l["message"] == "joined the cluster; this node's id is its member index"
+    })?;
     let mut b = start("node-b")?;
     let c = start("node-c")?;
     for (x, y) in [
