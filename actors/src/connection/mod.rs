@@ -412,14 +412,10 @@ impl ClientConnection {
             let Some(step) = self.pipeline.pop_ready() else {
                 return;
             };
-            let step = match *step {
-                Step::List(request, permit) => {
-                    self.start_listing(request, permit, ctx);
-                    return;
-                }
-                step => step,
+            let Some(out) = self.outgoing(*step, ctx) else {
+                // A listing: the reader thread sends it, and drains on.
+                return;
             };
-            let out = self.outgoing(step);
             if !self.send_out(out, ctx) {
                 return;
             }
@@ -462,25 +458,29 @@ impl ClientConnection {
         self.delivered(out, ctx)
     }
 
-    /// The answer for a step at the front of the pipeline.
-    fn outgoing(&mut self, step: Step) -> Outgoing {
+    /// The answer for a step at the front of the pipeline; none for a
+    /// listing, which is handed to the reader thread instead.
+    fn outgoing(&mut self, step: Step, ctx: &mut Context<Self>) -> Option<Outgoing> {
         match step {
             Step::Answer(answer, permit) => {
                 let release = self.apply(answer.effect);
-                Outgoing {
+                Some(Outgoing {
                     frames: Frames(Some(answer.body)),
                     release,
                     permit: Some(permit),
                     close: false,
-                }
+                })
             }
-            Step::List(..) => unreachable!("a listing is started by drain"),
-            Step::Close(body) => Outgoing {
+            Step::List(request, permit) => {
+                self.start_listing(request, permit, ctx);
+                None
+            }
+            Step::Close(body) => Some(Outgoing {
                 frames: Frames(body),
                 release: None,
                 permit: None,
                 close: true,
-            },
+            }),
         }
     }
 
