@@ -12,7 +12,9 @@
 //! view and puts the frames straight into the connection's outbound
 //! channel, waiting for room as the connection's own answers do. One
 //! thread, so reads can take at most one core from a node however many
-//! clients list at once; they queue there, in order, instead.
+//! clients list at once; they queue there, in order, instead. The queue is
+//! bounded by the connections: a connection hands over its next listing
+//! only when its previous one is done.
 
 use std::{future::Future, thread};
 

@@ -280,26 +280,25 @@ impl ServicesTable {
         keep: &HashSet<String>,
         as_of: Timestamp,
     ) -> Vec<Applied> {
-        if !self.origins.in_use(origin) {
-            return Vec::new();
-        }
-        self.retire(|s| &*s.origin == origin && s.ts <= as_of && !keep.contains(&*s.uri))
+        self.retire(origin, |s| s.ts <= as_of && !keep.contains(&*s.uri))
     }
 
     /// Retires every live entry of `origin` older than `born` (the start of
     /// its current life: a restarted node re-registers nothing, so these are
     /// dead). Returns one outcome per entry retired.
     pub fn retire_before(&mut self, origin: &str, born: Timestamp) -> Vec<Applied> {
-        if !self.origins.in_use(origin) {
-            return Vec::new();
-        }
-        self.retire(|s| &*s.origin == origin && s.ts < born)
+        self.retire(origin, |s| s.ts < born)
     }
 
-    /// Retires every live entry matching `dead` as a tombstone of the same
-    /// version.
-    fn retire(&mut self, dead: impl Fn(&Service) -> bool) -> Vec<Applied> {
+    /// Retires every live entry of `origin` matching `dead` as a tombstone
+    /// of the same version.
+    fn retire(&mut self, origin: &str, dead: impl Fn(&Service) -> bool) -> Vec<Applied> {
         let mut out = Vec::new();
+        if !self.origins.in_use(origin) {
+            // No entry of `origin` here: no scan of the whole table.
+            return out;
+        }
+        let dead = |s: &Service| &*s.origin == origin && dead(s);
         for (uri, slots) in self.by_uri.iter_mut() {
             let Some(i) = slots
                 .as_slice()
@@ -353,28 +352,24 @@ impl ServicesTable {
         if self.hidden.contains_key(origin) == since.is_some() {
             return Vec::new();
         }
-        if !self.origins.in_use(origin) {
-            // It holds no entry here (a node that has registered nothing,
-            // or was just met): nothing becomes visible or hidden, and a
-            // table of a million entries is not scanned for it.
-            match since {
-                Some(since) => self.hidden.insert(origin.to_string(), since),
-                None => self.hidden.remove(origin),
-            };
-            return Vec::new();
-        }
         let holds = |slots: &Slots| {
             slots
                 .as_slice()
                 .iter()
                 .any(|x| x.live().is_some_and(|s| &*s.origin == origin))
         };
-        let uris: Vec<&SharedStr> = self
-            .by_uri
-            .iter()
-            .filter(|(_, slots)| holds(slots))
-            .map(|(uri, _)| uri)
-            .collect();
+        // An origin that holds no entry here (a node that has registered
+        // nothing, or was just met) moves nothing: the table, perhaps of a
+        // million entries, is not scanned for it.
+        let uris: Vec<&SharedStr> = if self.origins.in_use(origin) {
+            self.by_uri
+                .iter()
+                .filter(|(_, slots)| holds(slots))
+                .map(|(uri, _)| uri)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let before: Vec<Option<Arc<Service>>> = uris
             .iter()
             .map(|uri| visible(&self.by_uri[*uri], &self.hidden).cloned())

@@ -31,6 +31,9 @@ pub struct SseStream {
     pub status: u16,
     /// The body, when the status is not 200.
     pub error_body: String,
+    /// The response said `Connection: close`: a watch served on the node's
+    /// own thread does (docs/HTTP.md, "Where a watch is served").
+    pub connection_close: bool,
 }
 
 impl SseStream {
@@ -58,6 +61,7 @@ impl SseStream {
             .and_then(|s| s.parse().ok())
             .with_context(|| format!("status line {status_line:?}"))?;
         let mut chunked = false;
+        let mut connection_close = false;
         let mut length = None;
         loop {
             let mut line = String::new();
@@ -70,6 +74,9 @@ impl SseStream {
             if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
                 chunked = true;
             }
+            if lower.starts_with("connection:") && lower.contains("close") {
+                connection_close = true;
+            }
             if let Some(v) = lower.strip_prefix("content-length:") {
                 length = v.trim().parse::<usize>().ok();
             }
@@ -79,6 +86,7 @@ impl SseStream {
             chunk_left: 0,
             status,
             error_body: String::new(),
+            connection_close,
         };
         if status != 200 {
             let mut body = vec![0u8; length.unwrap_or(0)];

@@ -51,6 +51,10 @@ fn a_watch_resumes_after_a_drop_with_exactly_what_it_missed() -> Result<()> {
         stream.status,
         stream.error_body
     );
+    assert!(
+        stream.connection_close,
+        "a watch opening its connection is handed to the node's thread, which closes it with the stream"
+    );
     let snapshot = stream.until_snapshot_end(DEADLINE)?;
     assert_eq!(
         summary(&snapshot),

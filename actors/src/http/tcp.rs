@@ -28,7 +28,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Connections the kernel queues before they are accepted.
-const BACKLOG: i32 = 1024;
+const BACKLOG: u32 = 1024;
 
 /// The application served over HTTP/1 on a TCP connection, with
 /// `keep_alive`.
@@ -48,28 +48,12 @@ pub fn http_service(
         .tcp()
 }
 
-/// Binds every address `listen` names, as a listener each.
-fn bind(listen: &str) -> std::io::Result<Vec<std::net::TcpListener>> {
-    use std::net::ToSocketAddrs as _;
-    let mut listeners = Vec::new();
-    let mut last_error = None;
-    for addr in listen.to_socket_addrs()? {
-        match bind_one(addr) {
-            Ok(l) => listeners.push(l),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    match (listeners.is_empty(), last_error) {
-        (true, Some(e)) => Err(e),
-        (true, None) => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{listen:?} names no address"),
-        )),
-        (false, _) => Ok(listeners),
-    }
-}
-
-fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// Binds `listen` (an `ip:port`, as `config check` requires) with
+/// HttpServer's backlog.
+fn bind(listen: &str) -> std::io::Result<std::net::TcpListener> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -77,13 +61,12 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    let listener = socket.listen(BACKLOG as u32)?;
-    listener.into_std()
+    socket.listen(BACKLOG)?.into_std()
 }
 
 /// A running TCP listener of the API.
 pub struct TcpApi {
-    /// The first address it listens on.
+    /// The address it listens on.
     pub local_addr: SocketAddr,
     /// Its accept loop and workers.
     pub handle: actix_server::ServerHandle,
@@ -94,22 +77,17 @@ pub struct TcpApi {
 /// Binds `settings.listen` and serves the read-only API on it. Must run on
 /// the node's thread: watches are served there.
 pub fn start(settings: &HttpSettings, api: Api) -> std::io::Result<TcpApi> {
-    let listeners = bind(&settings.listen)?;
-    let local_addr = listeners[0].local_addr()?;
+    let listener = bind(&settings.listen)?;
+    let local_addr = listener.local_addr()?;
     let (node_side, handoff) = NodeSide::start(api.clone());
-    let mut builder = Server::build()
+    let builder = Server::build()
         .workers(WORKERS)
-        .backlog(BACKLOG as u32)
+        .backlog(BACKLOG)
         .max_concurrent_connections(settings.max_connections.div_ceil(WORKERS))
-        .disable_signals();
-    for listener in listeners {
-        let name = format!("catalogue-http-{}", listener.local_addr()?);
-        let api = api.clone();
-        let handoff = handoff.clone();
-        builder = builder.listen(name, listener, move || {
+        .disable_signals()
+        .listen("catalogue-http-api", listener, move || {
             connection_service(api.clone(), handoff.clone())
         })?;
-    }
     let server = builder.run();
     let handle = server.handle();
     actix_rt::spawn(server);

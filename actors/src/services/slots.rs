@@ -109,10 +109,10 @@ impl Slots {
             Slots::None | Slots::One(_) => Slots::None,
             Slots::Many(mut slots) => {
                 slots.retain(keep);
-                match slots.len() {
-                    0 => Slots::None,
-                    1 => Slots::One(slots.pop().expect("one slot")),
-                    _ => Slots::Many(slots),
+                if slots.len() > 1 {
+                    Slots::Many(slots)
+                } else {
+                    slots.pop().map_or(Slots::None, Slots::One)
                 }
             }
         };

@@ -495,3 +495,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_origin_hidden_before_it_held_anything_stays_hidden_and_retires_nothing() {
+    let mut table = ServicesTable::default();
+    table.apply(add("tcp://a", "n1", ts(1, 0)));
+    // n2 holds nothing yet: hiding it moves nothing, but it is hidden.
+    assert!(table.hide("n2", ts(5, 0)).is_empty());
+    assert!(table.retire_before("n2", ts(9, 0)).is_empty());
+    assert_eq!(
+        table.apply(add("tcp://b", "n2", ts(6, 0))),
+        Applied::Invisible
+    );
+    assert!(table.get("tcp://b").is_none());
+    // Shown again, its entry becomes visible; retiring it then works.
+    let shown = table.show("n2");
+    assert!(matches!(&shown[..], [Applied::Added(s)] if &*s.uri == "tcp://b"));
+    let retired = table.retire_before("n2", ts(9, 0));
+    assert!(matches!(&retired[..], [Applied::Deleted(s)] if &*s.uri == "tcp://b"));
+    assert_eq!(table.get("tcp://a").map(|s| &*s.origin), Some("n1"));
+}
+
+#[test]
+fn purging_with_no_tombstones_purges_nothing_and_then_purges_what_comes() {
+    let mut table = ServicesTable::default();
+    table.apply(add("tcp://a", "n1", ts(1, 0)));
+    assert_eq!(table.purge_tombstones(ts(100, 0)), 0);
+    table.apply(delete("tcp://a", "n1", ts(2, 0)));
+    assert_eq!(table.tombstone_count(), 1);
+    assert_eq!(table.purge_tombstones(ts(100, 0)), 1);
+    assert_eq!(table.tombstone_count(), 0);
+}
