@@ -29,11 +29,17 @@
 //! is older needs its view replaced rather than merged. The table itself
 //! applies late changes normally whatever their age.
 //!
+//! Each origin's live entries are also indexed by origin
+//! ([`ServicesTable::origins_holding`]), so that hiding, showing or retiring
+//! one origin touches only that origin's entries, not a table of perhaps a
+//! million (docs/PERFORMANCE.md, "Scale: 32 nodes").
+//!
 //! Memory: the table holds each live entry once, as an `Arc<Service>` the
 //! read view, the watch history and routed events share; the URI's
 //! allocation is shared by its key, its entries and its tombstones, and an
 //! origin's name by every entry of that origin ([`SharedStr`]).
 
+mod by_origin;
 mod interner;
 mod slots;
 
@@ -43,6 +49,7 @@ use std::{
 };
 
 use self::{
+    by_origin::ByOrigin,
     interner::Interner,
     slots::{Slot, Slots},
 };
@@ -167,6 +174,14 @@ fn visible<'a>(slots: &'a Slots, hidden: &Hidden) -> Option<&'a Arc<Service>> {
         .max_by(|a, b| a.version().cmp(&b.version()))
 }
 
+/// The URI a slot is of.
+fn slot_uri(slot: &Slot) -> &str {
+    match slot {
+        Slot::Live(s) => &s.uri,
+        Slot::Dead(t) => &t.uri,
+    }
+}
+
 /// What a move of the visible entry from `before` to `after` looks like.
 fn transition(before: Option<Arc<Service>>, after: Option<&Arc<Service>>) -> Applied {
     match (before, after) {
@@ -186,6 +201,9 @@ fn transition(before: Option<Arc<Service>>, after: Option<&Arc<Service>>) -> App
 #[derive(Debug, Default)]
 pub struct ServicesTable {
     by_uri: BTreeMap<SharedStr, Slots>,
+    /// Per origin, the URIs of its live entries: what hiding, showing or
+    /// retiring an origin visits instead of the whole table.
+    by_origin: ByOrigin,
     /// The origin names the entries share.
     origins: Interner,
     hidden: Hidden,
@@ -226,6 +244,7 @@ impl ServicesTable {
         let new = match change {
             Change::Add(mut s) => {
                 self.live += 1;
+                self.by_origin.insert(&origin, &uri);
                 s.uri = uri.clone();
                 s.origin = origin;
                 Slot::Live(Arc::new(s))
@@ -247,6 +266,10 @@ impl ServicesTable {
                 match slot {
                     Slot::Live(_) => self.live -= 1,
                     Slot::Dead(_) => self.dead -= 1,
+                }
+                if slot.live().is_some() && new.live().is_none() {
+                    // Deleted: no longer one of its origin's live entries.
+                    self.by_origin.remove(slot.origin(), slot_uri(&new));
                 }
                 *slot = new;
             }
@@ -294,20 +317,24 @@ impl ServicesTable {
     /// of the same version.
     fn retire(&mut self, origin: &str, dead: impl Fn(&Service) -> bool) -> Vec<Applied> {
         let mut out = Vec::new();
-        if !self.origins.in_use(origin) {
-            // No entry of `origin` here: no scan of the whole table.
+        // Only the origin's own live entries are visited (the index), in
+        // URI order; those retired leave the index.
+        let Some((key, mut uris)) = self.by_origin.take(origin) else {
             return out;
-        }
-        let dead = |s: &Service| &*s.origin == origin && dead(s);
-        for (uri, slots) in self.by_uri.iter_mut() {
+        };
+        let (by_uri, hidden) = (&mut self.by_uri, &self.hidden);
+        uris.retain(|uri| {
+            let Some(slots) = by_uri.get_mut(&**uri) else {
+                return false;
+            };
             let Some(i) = slots
                 .as_slice()
                 .iter()
-                .position(|x| x.live().is_some_and(|s| dead(s)))
+                .position(|x| x.live().is_some_and(|s| &*s.origin == origin && dead(s)))
             else {
-                continue;
+                return true;
             };
-            let before = visible(slots, &self.hidden).cloned();
+            let before = visible(slots, hidden).cloned();
             let slot = &mut slots.as_mut_slice()[i];
             let retired = Tombstone {
                 uri: uri.clone(),
@@ -315,10 +342,12 @@ impl ServicesTable {
                 ts: slot.ts(),
             };
             *slot = Slot::Dead(Box::new(retired));
-            self.live -= 1;
-            self.dead += 1;
-            out.push(transition(before, visible(slots, &self.hidden)));
-        }
+            out.push(transition(before, visible(slots, hidden)));
+            false
+        });
+        self.by_origin.put_back(key, uris);
+        self.live -= out.len();
+        self.dead += out.len();
         for applied in &out {
             self.count(applied);
         }
@@ -352,28 +381,20 @@ impl ServicesTable {
         if self.hidden.contains_key(origin) == since.is_some() {
             return Vec::new();
         }
-        let holds = |slots: &Slots| {
-            slots
-                .as_slice()
-                .iter()
-                .any(|x| x.live().is_some_and(|s| &*s.origin == origin))
-        };
-        // An origin that holds no entry here (a node that has registered
-        // nothing, or was just met) moves nothing: the table, perhaps of a
-        // million entries, is not scanned for it.
-        let uris: Vec<&SharedStr> = if self.origins.in_use(origin) {
-            self.by_uri
-                .iter()
-                .filter(|(_, slots)| holds(slots))
-                .map(|(uri, _)| uri)
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // Only the URIs the origin holds live entries of can move (the
+        // index): an origin holding nothing here (a node that has
+        // registered nothing, or was just met) moves nothing.
+        let uris: Vec<(SharedStr, &Slots)> = self
+            .by_origin
+            .uris(origin)
+            .filter_map(|uri| self.by_uri.get_key_value(&**uri))
+            .map(|(uri, slots)| (uri.clone(), slots))
+            .collect();
         let before: Vec<Option<Arc<Service>>> = uris
             .iter()
-            .map(|uri| visible(&self.by_uri[*uri], &self.hidden).cloned())
+            .map(|(_, slots)| visible(slots, &self.hidden).cloned())
             .collect();
+        let uris: Vec<SharedStr> = uris.into_iter().map(|(uri, _)| uri).collect();
         match since {
             Some(since) => self.hidden.insert(origin.to_string(), since),
             None => self.hidden.remove(origin),
@@ -381,7 +402,13 @@ impl ServicesTable {
         let out: Vec<Applied> = uris
             .iter()
             .zip(before)
-            .map(|(uri, before)| transition(before, visible(&self.by_uri[*uri], &self.hidden)))
+            .map(|(uri, before)| {
+                let after = self
+                    .by_uri
+                    .get(&**uri)
+                    .and_then(|slots| visible(slots, &self.hidden));
+                transition(before, after)
+            })
             .collect();
         for applied in &out {
             self.count(applied);
@@ -454,6 +481,12 @@ impl ServicesTable {
             .flat_map(Slots::as_slice)
             .filter_map(Slot::live)
             .map(|s| &**s)
+    }
+
+    /// The origins holding at least one live entry here, hidden or not, in
+    /// name order (from the index: no scan of the entries).
+    pub fn origins_holding(&self) -> impl Iterator<Item = &str> {
+        self.by_origin.origins()
     }
 
     /// Number of live entries of every origin.

@@ -5,6 +5,14 @@
 //! private-key operations per second (`openssl speed`, one core), since a
 //! session costs the registry one private-key operation (the Hello) and
 //! the client one (signing its token).
+//!
+//! Wall-clock rates follow the machine's load (the node and the clients
+//! share its cores with whatever else runs), so each row also gives the
+//! CPU time a session cost the node (its `utime + stime` from
+//! `/proc/<pid>/stat` before and after the row) and the clients (this
+//! process's, which runs nothing else during the row), and from the
+//! node's: sessions per second per node core, `1 / node CPU per session`,
+//! which the load does not change much.
 
 use std::{
     sync::{
@@ -17,7 +25,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use catalogue_actors::xlreg::{Identity, PrivateKey, PublicKey, RegistryClient, public_key_pem};
 
-use super::node::{BenchNode, free_port};
+use super::node::{BenchNode, cpu_ticks, free_port, ticks_per_second};
 
 /// Members per cluster (the registry's most).
 const CLUSTER_SIZE: usize = 64;
@@ -101,22 +109,46 @@ async fn measure(node: &BenchNode, port: u16, sizes: &XlregSizes) -> Result<()> 
         sizes.seconds
     );
     println!(
-        "{:>8} {:>10} {:>14} {:>22}",
-        "clients", "sessions", "sessions/s", "RSA-2048 sign/s (1 core)"
+        "{:>8} {:>10} {:>11} {:>13} {:>15} {:>16} {:>10}",
+        "clients",
+        "sessions",
+        "sessions/s",
+        "node us/sess",
+        "client us/sess",
+        "sess/s/node-core",
+        "RSA sign/s"
     );
+    let tick = ticks_per_second();
+    let me = std::process::id();
     for &clients in &sizes.clients {
         let target = target.clone();
         let seconds = sizes.seconds;
+        let (node_before, own_before) = (cpu_ticks(node.pid())?, cpu_ticks(me)?);
+        let started = Instant::now();
         let sessions =
             tokio::task::spawn_blocking(move || sessions(&target, clients, seconds)).await??;
-        let mut figures = vec![("sessions_per_s", sessions as f64 / seconds as f64)];
+        let elapsed = started.elapsed().as_secs_f64();
+        let (node_after, own_after) = (cpu_ticks(node.pid())?, cpu_ticks(me)?);
+        let per_session = |ticks: u64| ticks as f64 / tick / sessions.max(1) as f64;
+        let node_cpu = per_session(node_after.saturating_sub(node_before));
+        let client_cpu = per_session(own_after.saturating_sub(own_before));
+        let per_core = if node_cpu > 0.0 { 1.0 / node_cpu } else { 0.0 };
+        let mut figures = vec![
+            ("sessions_per_s", sessions as f64 / elapsed),
+            ("node_cpu_us_per_session", node_cpu * 1e6),
+            ("client_cpu_us_per_session", client_cpu * 1e6),
+            ("sessions_per_s_per_node_core", per_core),
+        ];
         if let Ok(rate) = &rsa {
             figures.push(("rsa2048_sign_per_s", *rate));
         }
         super::report::record("xlreg", &clients.to_string(), &figures);
         println!(
-            "{clients:>8} {sessions:>10} {:>14.0} {:>22}",
-            sessions as f64 / seconds as f64,
+            "{clients:>8} {sessions:>10} {:>11.0} {:>13.0} {:>15.0} {:>16.0} {:>10}",
+            sessions as f64 / elapsed,
+            node_cpu * 1e6,
+            client_cpu * 1e6,
+            per_core,
             match &rsa {
                 Ok(rate) => format!("{rate:.0}"),
                 Err(e) => format!("not measured ({e})"),

@@ -22,13 +22,6 @@ impl Interner {
     }
 
     /// Forgets the names only the interner still holds.
-    /// Whether anything beside the interner holds `name`: false means no
-    /// slot of the table is of that origin (every slot's origin comes from
-    /// here), so a scan for its entries can be skipped.
-    pub(super) fn in_use(&self, name: &str) -> bool {
-        self.0.get(name).is_some_and(|n| Arc::strong_count(n) > 1)
-    }
-
     pub(super) fn forget_unused(&mut self) {
         self.0.retain(|name| Arc::strong_count(name) > 1);
     }
@@ -51,10 +44,7 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let c = names.intern(&SharedStr::from("n2"));
         assert_eq!(names.len(), 2);
-        assert!(names.in_use("n1"));
-        assert!(!names.in_use("n3"));
         drop((a, b));
-        assert!(!names.in_use("n1"));
         names.forget_unused();
         assert_eq!(names.len(), 1);
         assert!(Arc::ptr_eq(&c, &names.intern(&SharedStr::from("n2"))));

@@ -526,3 +526,217 @@ fn purging_with_no_tombstones_purges_nothing_and_then_purges_what_comes() {
     assert_eq!(table.purge_tombstones(ts(100, 0)), 1);
     assert_eq!(table.tombstone_count(), 0);
 }
+
+/// The index by origin as the slots say it should be: every live slot's
+/// (origin, URI), nothing else.
+fn assert_index_consistent(table: &ServicesTable) {
+    let mut expected: Vec<(String, String)> = table
+        .live_entries()
+        .map(|s| (s.origin.to_string(), s.uri.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(table.by_origin.pairs(), expected, "index by origin");
+    let origins: Vec<String> = expected.iter().map(|(o, _)| o.clone()).collect();
+    let mut origins_listed: Vec<&str> = table.origins_holding().collect();
+    origins_listed.dedup();
+    let mut origins = origins;
+    origins.dedup();
+    assert_eq!(origins_listed, origins, "origins holding entries");
+}
+
+#[test]
+fn hiding_showing_and_retiring_an_origin_leaves_the_others_alone() {
+    let mut t = ServicesTable::new();
+    // n1 and n2 each hold URIs of their own and share tcp://both, where
+    // n2's newer entry is visible.
+    for c in [
+        add("tcp://a1", "n1", ts(1, 0)),
+        add("tcp://a2", "n1", ts(2, 0)),
+        add("tcp://both", "n1", ts(3, 0)),
+        add("tcp://b1", "n2", ts(4, 0)),
+        add("tcp://both", "n2", ts(5, 0)),
+        add("tcp://c1", "n3", ts(6, 0)),
+    ] {
+        t.apply(c);
+    }
+    assert_index_consistent(&t);
+    let (before, _) = snapshot(&t);
+
+    // Hiding n2 moves only its URIs: b1 goes, both falls back to n1's.
+    let moved = t.hide("n2", ts(10, 0));
+    assert_eq!(moved.len(), 2);
+    assert!(matches!(&moved[0], Applied::Deleted(s) if &*s.uri == "tcp://b1"));
+    assert!(
+        matches!(&moved[1], Applied::Updated { old, new } if &*old.origin == "n2" && &*new.origin == "n1")
+    );
+    assert_eq!(t.get("tcp://a1").map(|s| &*s.origin), Some("n1"));
+    assert_eq!(t.get("tcp://c1").map(|s| &*s.origin), Some("n3"));
+    assert_eq!(t.len(), 4);
+    // Hidden entries stay live and indexed.
+    assert_index_consistent(&t);
+    let moved = t.show("n2");
+    assert_eq!(moved.len(), 2);
+    assert_eq!(snapshot(&t).0, before);
+    assert_eq!(t.len(), 5);
+
+    // Retiring n1 before ts(3) takes a1 and a2 only; its tcp://both stays.
+    let retired = t.retire_before("n1", ts(3, 0));
+    assert_eq!(retired.len(), 2);
+    assert!(
+        retired
+            .iter()
+            .all(|a| matches!(a, Applied::Deleted(s) if &*s.origin == "n1"))
+    );
+    assert!(t.get_from("tcp://both", "n1").is_some());
+    assert!(t.get_from("tcp://b1", "n2").is_some());
+    assert!(t.get_from("tcp://c1", "n3").is_some());
+    assert_eq!(t.tombstone_count(), 2);
+    assert_eq!(t.live_count(), 4);
+    assert_index_consistent(&t);
+
+    // Retiring all of n1 but a URI it does not hold: tcp://both goes,
+    // n2's entry of it stays visible; n1 no longer holds anything.
+    let keep: HashSet<String> = ["tcp://b1".to_string()].into();
+    let retired = t.remove_origin_except("n1", &keep, ts(100, 0));
+    assert_eq!(retired, vec![Applied::Invisible]);
+    assert_eq!(t.get("tcp://both").map(|s| &*s.origin), Some("n2"));
+    assert_eq!(t.origins_holding().collect::<Vec<_>>(), ["n2", "n3"]);
+    assert_index_consistent(&t);
+    // An origin that holds nothing live retires and moves nothing.
+    assert!(t.retire_before("n1", ts(100, 0)).is_empty());
+    assert!(t.hide("n1", ts(100, 0)).is_empty());
+    // Visible: n2's tcp://both and tcp://b1, n3's tcp://c1.
+    assert_eq!(t.len(), 3);
+}
+
+#[test]
+fn the_index_follows_replace_delete_resurrect_and_purge() {
+    let mut t = ServicesTable::new();
+    t.apply(add("tcp://x", "n1", ts(1, 0)));
+    t.apply(add("tcp://x", "n1", ts(2, 0))); // replaced, still live
+    t.apply(add("tcp://y", "n2", ts(2, 0)));
+    assert_index_consistent(&t);
+    t.apply(delete("tcp://x", "n1", ts(3, 0)));
+    assert_index_consistent(&t);
+    assert_eq!(t.origins_holding().collect::<Vec<_>>(), ["n2"]);
+    // An older add loses against the tombstone and stays out.
+    assert_eq!(t.apply(add("tcp://x", "n1", ts(2, 5))), Applied::Ignored);
+    assert_index_consistent(&t);
+    // A delete where nothing was live indexes nothing.
+    t.apply(delete("tcp://z", "n3", ts(3, 0)));
+    assert_index_consistent(&t);
+    // A newer add resurrects it.
+    t.apply(add("tcp://x", "n1", ts(4, 0)));
+    assert_index_consistent(&t);
+    assert_eq!(t.origins_holding().collect::<Vec<_>>(), ["n1", "n2"]);
+    // A retired entry comes back with a newer add.
+    t.retire_before("n2", ts(5, 0));
+    assert_index_consistent(&t);
+    t.apply(add("tcp://y", "n2", ts(6, 0)));
+    assert_index_consistent(&t);
+    // Purging tombstones leaves the live entries indexed.
+    t.apply(delete("tcp://x", "n1", ts(7, 0)));
+    assert!(t.purge_tombstones(ts(100, 0)) > 0);
+    assert_eq!(t.tombstone_count(), 0);
+    assert_index_consistent(&t);
+    assert_eq!(t.origins_holding().collect::<Vec<_>>(), ["n2"]);
+    // Retiring from the index after a purge still finds n2's entry.
+    assert_eq!(t.retire_before("n2", ts(7, 0)).len(), 1);
+    assert_index_consistent(&t);
+    assert_eq!(t.origins_holding().count(), 0);
+}
+
+/// One step of a random life of the table: a change, hiding, showing or
+/// retiring an origin, or a purge.
+#[derive(Debug, Clone)]
+enum Step {
+    Apply(Change),
+    Hide(usize, u64),
+    Show(usize),
+    RetireBefore(usize, u64),
+    ReplaceExcept(usize, usize, u64),
+    Purge(u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => change().prop_map(Step::Apply),
+        1 => (0..3usize, 0..5u64).prop_map(|(o, p)| Step::Hide(o, p)),
+        1 => (0..3usize).prop_map(Step::Show),
+        1 => (0..3usize, 0..5u64).prop_map(|(o, p)| Step::RetireBefore(o, p)),
+        1 => (0..3usize, 0..3usize, 0..5u64).prop_map(|(o, u, p)| Step::ReplaceExcept(o, u, p)),
+        1 => (0..5u64).prop_map(Step::Purge),
+    ]
+}
+
+proptest! {
+    /// Whatever happens, the index by origin holds exactly the live slots,
+    /// and what an origin-wide operation reports matches what clients see
+    /// move: the visible entries of every other origin's URIs stay put.
+    #[test]
+    fn the_index_by_origin_always_matches_the_slots(steps in prop::collection::vec(step(), 0..40)) {
+        let mut table = ServicesTable::new();
+        for s in steps {
+            let before: BTreeMap<String, Service> =
+                table.iter().map(|s| (s.uri.to_string(), s.clone())).collect();
+            let (origin, moved) = match s {
+                Step::Apply(c) => {
+                    table.apply(c);
+                    (None, Vec::new())
+                }
+                Step::Hide(o, p) => {
+                    let o = format!("node-{o}");
+                    let moved = table.hide(&o, ts(p, 0));
+                    (Some(o), moved)
+                }
+                Step::Show(o) => {
+                    let o = format!("node-{o}");
+                    let moved = table.show(&o);
+                    (Some(o), moved)
+                }
+                Step::RetireBefore(o, p) => {
+                    let o = format!("node-{o}");
+                    let moved = table.retire_before(&o, ts(p, 0));
+                    (Some(o), moved)
+                }
+                Step::ReplaceExcept(o, u, p) => {
+                    let o = format!("node-{o}");
+                    let keep: HashSet<String> = [format!("svc:{u}")].into();
+                    let moved = table.remove_origin_except(&o, &keep, ts(p, 0));
+                    (Some(o), moved)
+                }
+                Step::Purge(p) => {
+                    table.purge_tombstones(ts(p, 0));
+                    (None, Vec::new())
+                }
+            };
+            assert_index_consistent(&table);
+            prop_assert_eq!(table.len(), table.iter().count());
+            prop_assert_eq!(table.live_count(), table.live_entries().count());
+            prop_assert_eq!(table.tombstone_count(), table.tombstones().count());
+            if let Some(origin) = origin {
+                let after: BTreeMap<String, Service> =
+                    table.iter().map(|s| (s.uri.to_string(), s.clone())).collect();
+                let changed: Vec<&String> = before
+                    .keys()
+                    .chain(after.keys())
+                    .filter(|u| before.get(*u) != after.get(*u))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                // Every URI whose visible entry moved was one of the
+                // origin's (before or after), and is reported once.
+                for uri in &changed {
+                    let of_origin = before.get(*uri).is_some_and(|s| *s.origin == *origin)
+                        || after.get(*uri).is_some_and(|s| *s.origin == *origin);
+                    prop_assert!(of_origin, "{} moved, not of {}", uri, origin);
+                }
+                let reported = moved
+                    .iter()
+                    .filter(|a| !matches!(a, Applied::Invisible | Applied::Ignored))
+                    .count();
+                prop_assert_eq!(reported, changed.len());
+            }
+        }
+    }
+}

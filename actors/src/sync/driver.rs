@@ -528,11 +528,11 @@ impl<C: PhysicalClock> Driver<C> {
             info!(%origin, services = moved.len(), "origin reachable again: its services are visible");
             self.take(moved, false, fx);
         }
+        // From the table's index by origin: no visit of every entry.
         let away: BTreeSet<&str> = self
             .replica
             .services
-            .live_entries()
-            .map(|s| &*s.origin)
+            .origins_holding()
             .filter(|o| !self.reachable.contains(*o))
             .collect();
         let (lost, never): (Vec<String>, Vec<String>) = away

@@ -31,7 +31,7 @@ use catalogue_client::Client;
 use self::{cluster::ScaleCluster, graph::Graph, proxy::ProxyThread};
 use super::{
     measure::{Pace, next_index, open_loop, within},
-    node::BenchNode,
+    node::{BenchNode, cpu_ticks, ticks_per_second},
     notify::wait_snapshot_end,
     percentiles,
 };
@@ -168,18 +168,6 @@ async fn latency(cluster: &ScaleCluster, sizes: ScaleSizes) -> Result<(usize, Ve
     Ok((hops, measured.samples))
 }
 
-/// CPU time (user + system) of process `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
 /// Idle CPU (average and highest, % of one core) and average RSS (MiB)
 /// per node, over 5 s after a 2 s settle.
 async fn idle(cluster: &ScaleCluster) -> Result<(f64, f64, f64)> {
@@ -191,8 +179,7 @@ async fn idle(cluster: &ScaleCluster) -> Result<(f64, f64, f64)> {
     tokio::time::sleep(window).await;
     let secs = started.elapsed().as_secs_f64();
     let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let tick = ticks_per_second();
     let cpu: Vec<f64> = before
         .iter()
         .zip(&after)
