@@ -1,6 +1,8 @@
 //! The symmetric primitives xlReg is built from: AES-256-CBC with strict
-//! PKCS#7 padding, HMAC-SHA256, HKDF-SHA256, and random bytes from the
-//! operating system.
+//! PKCS#7 padding, HMAC-SHA256, HKDF-SHA256, and random bytes from
+//! OpenSSL's CSPRNG (its per-thread DRBGs, seeded and reseeded from the
+//! operating system; no system call per draw: a session draws seven times,
+//! docs/PERFORMANCE.md, "xlReg sessions").
 //!
 //! Everything here is a plain function over byte slices, with no protocol
 //! knowledge: the layouts that use them live in [`super::hello`] and
@@ -12,7 +14,6 @@ use aes::Aes256;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
 
 use super::version::Scheme;
@@ -50,7 +51,7 @@ pub enum CryptoError {
     /// The HMAC tag does not match.
     #[error("bad message authentication tag")]
     Tag,
-    /// The operating system's random number generator failed.
+    /// The random number generator (OpenSSL's `RAND_bytes`) failed.
     #[error("random number generator failed: {0}")]
     Random(String),
     /// A key of the wrong length was handed to HMAC or HKDF.
@@ -58,12 +59,11 @@ pub enum CryptoError {
     KeyLength(&'static str),
 }
 
-/// `N` random bytes from the operating system.
+/// `N` random bytes from OpenSSL's CSPRNG (`RAND_bytes`), the generator
+/// that makes the RSA keys and the OAEP seeds.
 pub fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];
-    OsRng
-        .try_fill_bytes(&mut out)
-        .map_err(|e| CryptoError::Random(e.to_string()))?;
+    openssl::rand::rand_bytes(&mut out).map_err(|e| CryptoError::Random(e.to_string()))?;
     Ok(out)
 }
 
