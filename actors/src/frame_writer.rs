@@ -6,25 +6,101 @@
 //! is the back-pressure: producers (the connection actor, its
 //! subscriptions) wait or queue when the client reads slowly.
 //!
+//! A live change that many subscriptions receive travels as
+//! [`Outbound::Event`]: a reference to the change, whose fields are encoded
+//! once and spliced into each frame ([`crate::subscription::shared`]).
+//!
 //! The task ends when every sender is gone (the connection and its
 //! subscriptions have stopped): it flushes what is left and shuts the
 //! socket's write side, so a final `Bye` or `Error` reaches the client.
 
-use catalogue_proto::{Body, CodecError, Frame, FrameCodec};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use catalogue_proto::{Body, CodecError, Frame, FrameCodec, encode_event_frame};
 use futures_util::SinkExt;
 use tokio::{io::AsyncWrite, sync::mpsc};
-use tokio_util::codec::FramedWrite;
+use tokio_util::codec::{Encoder, FramedWrite};
 use tracing::{debug, warn};
+
+use crate::subscription::shared::SharedEvent;
 
 /// Frames that may wait in a connection's outbound channel.
 pub const OUTBOUND_FRAMES: usize = 256;
 
-/// What a connection's outbound channel carries: a boxed body. The
-/// channel allocates its slots 32 at a time, the first 32 when it is
-/// made; a `Body` is a few hundred bytes, so unboxed the slots alone of
-/// an idle connection would take about 7 KiB (docs/PERFORMANCE.md,
-/// "Memory per idle subscribed connection").
-pub type Outbound = Box<Body>;
+/// What a connection's outbound channel carries. The channel allocates
+/// its slots 32 at a time, the first 32 when it is made; a `Body` is a few
+/// hundred bytes, so it is boxed: unboxed, the slots alone of an idle
+/// connection would take about 7 KiB (docs/PERFORMANCE.md, "Memory per
+/// idle subscribed connection"). A slot is 24 bytes.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Any frame body.
+    Body(Box<Body>),
+    /// A live change for one subscription, encoded once for all of them.
+    Event {
+        /// The client's id of the subscription.
+        subscription_id: u64,
+        /// The change.
+        event: Arc<SharedEvent>,
+    },
+}
+
+impl From<Body> for Outbound {
+    fn from(body: Body) -> Self {
+        Outbound::Body(Box::new(body))
+    }
+}
+
+impl Outbound {
+    /// The frame's body as a message (for readers that do not write the
+    /// protocol's frames: the HTTP watch).
+    pub fn into_body(self) -> Body {
+        match self {
+            Outbound::Body(body) => *body,
+            Outbound::Event {
+                subscription_id,
+                event,
+            } => event.body(subscription_id),
+        }
+    }
+}
+
+/// A frame ready for the writer: a whole message, or a shared change with
+/// the serial and subscription id that make it this connection's frame.
+enum Wire {
+    Frame(Frame),
+    Event {
+        serial: u64,
+        subscription_id: u64,
+        event: Arc<SharedEvent>,
+    },
+}
+
+/// The frame codec, writing a shared change's frame around its encoded
+/// fields.
+struct WireCodec(FrameCodec);
+
+impl Encoder<Wire> for WireCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Wire, dst: &mut BytesMut) -> Result<(), CodecError> {
+        match item {
+            Wire::Frame(frame) => self.0.encode(frame, dst),
+            Wire::Event {
+                serial,
+                subscription_id,
+                event,
+            } => encode_event_frame(
+                serial,
+                subscription_id,
+                event.fields(),
+                self.0.max_frame_len(),
+                dst,
+            ),
+        }
+    }
+}
 
 /// Bytes written before a flush even if more frames are waiting.
 const FLUSH_BYTES: usize = 64 * 1024;
@@ -36,10 +112,20 @@ const WRITE_BUFFER: usize = 512;
 /// numbering frames from 0.
 pub async fn run<W: AsyncWrite + Unpin>(io: W, rx: mpsc::Receiver<Outbound>, max_frame: usize) {
     let mut serial = 0u64;
-    write_loop(io, rx, max_frame, move |body: Outbound| {
-        let frame = Frame::new(serial, *body);
+    write_loop(io, rx, max_frame, move |out: Outbound| {
+        let wire = match out {
+            Outbound::Body(body) => Wire::Frame(Frame::new(serial, *body)),
+            Outbound::Event {
+                subscription_id,
+                event,
+            } => Wire::Event {
+                serial,
+                subscription_id,
+                event,
+            },
+        };
         serial += 1;
-        frame
+        wire
     })
     .await;
 }
@@ -47,25 +133,26 @@ pub async fn run<W: AsyncWrite + Unpin>(io: W, rx: mpsc::Receiver<Outbound>, max
 /// Writes frames whose serials the producer assigned (a peer link's
 /// session numbers and acknowledges its own frames).
 pub async fn run_frames<W: AsyncWrite + Unpin>(io: W, rx: mpsc::Receiver<Frame>, max_frame: usize) {
-    write_loop(io, rx, max_frame, |frame| frame).await;
+    write_loop(io, rx, max_frame, Wire::Frame).await;
 }
 
 async fn write_loop<W, T>(
     io: W,
     mut rx: mpsc::Receiver<T>,
     max_frame: usize,
-    mut to_frame: impl FnMut(T) -> Frame,
+    mut to_wire: impl FnMut(T) -> Wire,
 ) where
     W: AsyncWrite + Unpin,
 {
     // A small first buffer (idle connections are many; it grows for a
     // burst), flushed at the codec's usual 8 KiB as before.
-    let mut framed = FramedWrite::with_capacity(io, FrameCodec::new(max_frame), WRITE_BUFFER);
+    let mut framed =
+        FramedWrite::with_capacity(io, WireCodec(FrameCodec::new(max_frame)), WRITE_BUFFER);
     framed.set_backpressure_boundary(8 * 1024);
     while let Some(item) = rx.recv().await {
         let mut next = Some(item);
         while let Some(item) = next.take() {
-            match framed.feed(to_frame(item)).await {
+            match framed.feed(to_wire(item)).await {
                 Ok(()) => {}
                 Err(CodecError::FrameTooLarge { len, max }) => {
                     warn!(
@@ -82,10 +169,10 @@ async fn write_loop<W, T>(
                 next = rx.try_recv().ok();
             }
         }
-        if let Err(e) = SinkExt::<Frame>::flush(&mut framed).await {
+        if let Err(e) = SinkExt::<Wire>::flush(&mut framed).await {
             debug!(error = %e, "flush failed");
             return;
         }
     }
-    let _ = SinkExt::<Frame>::close(&mut framed).await;
+    let _ = SinkExt::<Wire>::close(&mut framed).await;
 }

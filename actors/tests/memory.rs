@@ -120,9 +120,15 @@ fn breakdown_of_an_idle_subscription() {
     let (channel, _kept3) = held(N, |_| mpsc::channel::<Body>(256));
     println!("mpsc::channel::<Body>(256): {channel} bytes");
     let (boxed, _kept6) = held(N, |_| mpsc::channel::<Outbound>(OUTBOUND_FRAMES));
-    println!("outbound mpsc::channel::<Box<Body>>(256): {boxed} bytes");
+    println!(
+        "outbound mpsc::channel::<Outbound>(256), {} bytes a slot: {boxed} bytes",
+        std::mem::size_of::<Outbound>()
+    );
+    // tokio allocates 32 slots at once: 24 bytes a slot (a boxed body, or
+    // a subscription id and a shared event) is 768 of them, and the
+    // channel's own state the rest; 128-byte bodies inline were 4,624.
     assert!(
-        boxed < 1024,
+        boxed < 1152,
         "the outbound channel holds {boxed} bytes idle"
     );
 

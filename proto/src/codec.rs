@@ -23,6 +23,7 @@
 //! the deadline for finishing a frame is the reader's (docs/PROTOCOL.md §1).
 
 pub mod budget;
+pub mod shared_event;
 
 use std::marker::PhantomData;
 
@@ -32,6 +33,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::catalogue::{ErrorCode, Frame};
 pub use budget::{BudgetExceeded, InputBudget, InputCharge};
+pub use shared_event::{EventFields, encode_event_frame};
 
 /// Bytes in the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;

@@ -40,8 +40,8 @@ pub mod regext {
 
 pub use catalogue::{Frame, frame::Body};
 pub use codec::{
-    BudgetExceeded, CodecError, DEFAULT_MAX_FRAME_LEN, FrameCodec, InputBudget, InputCharge,
-    LENGTH_PREFIX_LEN, ProstCodec, READ_STEP,
+    BudgetExceeded, CodecError, DEFAULT_MAX_FRAME_LEN, EventFields, FrameCodec, InputBudget,
+    InputCharge, LENGTH_PREFIX_LEN, ProstCodec, READ_STEP, encode_event_frame,
 };
 pub use envelope::{NOID, NodeId};
 pub use version::{PROTOCOL_MAJOR, PROTOCOL_MINOR};

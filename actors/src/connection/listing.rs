@@ -58,7 +58,7 @@ pub async fn answer(
     if !stream {
         let reply = single_reply(serial, &services, max_frame);
         let fitted = matches!(reply, Body::ListReply(_));
-        if outbound.send(Box::new(reply)).await.is_err() {
+        if outbound.send(Outbound::from(reply)).await.is_err() {
             return Listed::Gone;
         }
         return if fitted {
@@ -68,7 +68,7 @@ pub async fn answer(
         };
     }
     for body in ListFrames::new(serial, services, max_frame) {
-        if outbound.send(Box::new(body)).await.is_err() {
+        if outbound.send(Outbound::from(body)).await.is_err() {
             return Listed::Gone;
         }
     }

@@ -354,7 +354,7 @@ impl ClientConnection {
             async move {
                 join_all(cancels).await;
                 let _ = tx
-                    .send(Box::new(Body::Bye(Bye {
+                    .send(Outbound::from(Body::Bye(Bye {
                         reason: "shutting down".into(),
                     })))
                     .await;
@@ -429,7 +429,7 @@ impl ClientConnection {
     fn send_out(&mut self, mut out: Outgoing, ctx: &mut Context<Self>) -> bool {
         while let Some(body) = out.frames.next() {
             match self.outbound.try_reserve() {
-                Ok(room) => room.send(Box::new(body)),
+                Ok(room) => room.send(Outbound::from(body)),
                 Err(TrySendError::Full(())) => {
                     self.stalled = Some(out);
                     let tx = self.outbound.clone();
@@ -441,7 +441,7 @@ impl ClientConnection {
                                     ctx.stop();
                                     return;
                                 };
-                                room.send(Box::new(body));
+                                room.send(Outbound::from(body));
                                 if act.send_out(out, ctx) {
                                     act.drain(ctx);
                                 }

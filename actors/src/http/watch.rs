@@ -140,7 +140,7 @@ impl Stream for SseStream {
                     if out.capacity() == 0 {
                         out.reserve(CHUNK_CAPACITY);
                     }
-                    if st.encoder.encode(&body, &mut out) {
+                    if st.encoder.encode(&body.into_body(), &mut out) {
                         st.done = true;
                         break;
                     }

@@ -29,7 +29,7 @@ use crate::{
         gated,
         tls::{Handshaken, TlsPort},
     },
-    frame_writer,
+    frame_writer::{self, Outbound},
     input::InputLimits,
     log_limit::LogLimit,
 };
@@ -99,13 +99,13 @@ impl Acceptor {
             self.warn(key, |unlogged| {
                 warn!(%transport, limit, reason = key, unlogged, "connection refused");
             });
-            let _ = tx.try_send(Box::new(Body::Error(Error::new(
+            let _ = tx.try_send(Outbound::from(Body::Error(Error::new(
                 ErrorCode::LimitExceeded,
                 message,
             ))));
             return;
         };
-        let _ = tx.try_send(Box::new(Body::Welcome(self.welcome.clone())));
+        let _ = tx.try_send(Outbound::from(Body::Welcome(self.welcome.clone())));
         let id = self.next_conn;
         self.next_conn += 1;
         let shared = self.shared.clone();

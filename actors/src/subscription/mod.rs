@@ -21,6 +21,7 @@ pub mod history;
 pub mod ledger;
 pub mod patterns;
 pub mod queue;
+pub mod shared;
 
 use std::sync::Arc;
 
@@ -147,8 +148,8 @@ impl Subscription {
         while !self.queue.is_empty() {
             match self.outbound.try_reserve() {
                 Ok(permit) => {
-                    if let Some(body) = self.queue.next_body() {
-                        permit.send(Box::new(body));
+                    if let Some(frame) = self.queue.next_outbound() {
+                        permit.send(frame);
                         self.metrics.stats().events_delivered.inc();
                     }
                 }
@@ -162,8 +163,8 @@ impl Subscription {
                                 act.waiting = false;
                                 match permit {
                                     Ok(permit) => {
-                                        if let Some(body) = act.queue.next_body() {
-                                            permit.send(Box::new(body));
+                                        if let Some(frame) = act.queue.next_outbound() {
+                                            permit.send(frame);
                                             act.metrics.stats().events_delivered.inc();
                                         }
                                         act.pump(ctx);

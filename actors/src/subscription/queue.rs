@@ -25,10 +25,14 @@ use std::{collections::VecDeque, sync::Arc};
 
 use catalogue_proto::{
     Body,
-    catalogue::{EventKind, Overflow, ServiceEvent, SnapshotEnd},
+    catalogue::{EventKind, Overflow, SnapshotEnd},
 };
 
-use super::history::Position;
+use super::{
+    history::Position,
+    shared::{SharedEvent, service_event},
+};
+use crate::frame_writer::Outbound;
 use crate::{services::Service, settings::OverflowPolicy};
 
 /// Room an empty queue keeps (items); beyond it, room is given back
@@ -90,7 +94,8 @@ pub enum Outcome {
 /// frames only when sent.
 #[derive(Debug)]
 enum Item {
-    Event(Event),
+    /// A live change, shared with the other subscriptions it matches.
+    Event(Arc<SharedEvent>),
     /// A snapshot entry and the snapshot's revision.
     Snapshot(Arc<Service>, u64),
     /// A replayed change (not counted against the limit, like snapshot
@@ -155,11 +160,11 @@ impl SubscriptionQueue {
     }
 
     /// A matching change happened.
-    pub fn on_event(&mut self, event: Event) -> Outcome {
+    pub fn on_event(&mut self, event: impl Into<Arc<SharedEvent>>) -> Outcome {
         match self.state {
             State::AwaitingSnapshot | State::NeedSnapshot | State::Cancelled => Outcome::Dropped,
             State::Live if self.events < self.limit => {
-                self.items.push_back(Item::Event(event));
+                self.items.push_back(Item::Event(event.into()));
                 self.events += 1;
                 Outcome::Queued
             }
@@ -258,20 +263,29 @@ impl SubscriptionQueue {
         self.state == State::Cancelled && self.items.is_empty()
     }
 
-    /// The next frame body to send toward the client. Once the queue is
-    /// empty it gives back the room a burst (a snapshot, a slow client)
-    /// made it grow to, keeping a little for the next events.
+    /// The next frame body to send toward the client (see
+    /// [`SubscriptionQueue::next_outbound`]).
     pub fn next_body(&mut self) -> Option<Body> {
+        self.next_outbound().map(Outbound::into_body)
+    }
+
+    /// The next frame to send toward the client: a live change as a
+    /// reference to the shared event (encoded once for all subscriptions),
+    /// anything else as its body. Once the queue is empty it gives back the
+    /// room a burst (a snapshot, a slow client) made it grow to, keeping a
+    /// little for the next events.
+    pub fn next_outbound(&mut self) -> Option<Outbound> {
         let item = self.items.pop_front()?;
         if self.items.is_empty() && self.items.capacity() > KEPT_CAPACITY {
             self.items.shrink_to(KEPT_CAPACITY);
         }
-        Some(match item {
-            Item::Event(e) => {
+        Some(Outbound::from(match item {
+            Item::Event(event) => {
                 self.events -= 1;
-                Body::ServiceEvent(service_event(
-                    self.id, e.kind, &e.service, false, e.revision,
-                ))
+                return Some(Outbound::Event {
+                    subscription_id: self.id,
+                    event,
+                });
             }
             Item::Replayed(e) => Body::ServiceEvent(service_event(
                 self.id, e.kind, &e.service, false, e.revision,
@@ -298,30 +312,7 @@ impl SubscriptionQueue {
                 dropped,
                 resnapshot,
             }),
-        })
-    }
-}
-
-fn service_event(
-    id: u64,
-    kind: EventKind,
-    s: &Service,
-    snapshot: bool,
-    revision: u64,
-) -> ServiceEvent {
-    ServiceEvent {
-        subscription_id: id,
-        kind: kind as i32,
-        uri: s.uri.to_string(),
-        attrs: if kind == EventKind::Deleted {
-            Default::default()
-        } else {
-            s.attrs.clone()
-        },
-        origin: s.origin.to_string(),
-        ts: Some(s.ts.into()),
-        snapshot,
-        revision,
+        }))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
         link::{LinkId, PeerLink},
     },
     services::Service,
-    subscription::{SubKey, Subscription, history::Position, queue::Event},
+    subscription::{SubKey, Subscription, history::Position, queue::Event, shared::SharedEvent},
     sync::{
         digest::{Digest, Mark},
         entry::SyncEntry,
@@ -263,7 +263,8 @@ pub struct Close {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Deliver {
-    pub event: Event,
+    /// The change, shared with the other subscriptions it matches.
+    pub event: Arc<SharedEvent>,
 }
 
 /// A snapshot asked for by this subscription (or its first one).

@@ -48,6 +48,7 @@ use crate::{
         SubKey, Subscription,
         history::{History, Position},
         queue::Event,
+        shared::SharedEvent,
     },
     sync::driver::{Driver, DriverConfig},
 };
@@ -234,10 +235,13 @@ impl CatalogueSupervisor {
         if self.matched.is_empty() {
             return;
         }
+        // One shared copy for every subscription it matches: its fields are
+        // encoded once, by the first writer that sends it.
+        let event = SharedEvent::new(event);
         for key in &self.matched {
             if let Some((addr, _)) = self.subscriptions.get(key) {
                 addr.do_send(Deliver {
-                    event: event.clone(),
+                    event: Arc::clone(&event),
                 });
                 self.stats.events_routed.inc();
             }
