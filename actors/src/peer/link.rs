@@ -307,7 +307,10 @@ impl PeerLink {
         for event in events {
             match event {
                 SessionEvent::Registered => {
-                    let request = self.supervisor.send(GetDigest);
+                    let request = self.supervisor.send(GetDigest {
+                        peer: self.peer.clone(),
+                        link: self.id,
+                    });
                     ctx.wait(
                         request
                             .into_actor(self)
@@ -324,6 +327,7 @@ impl PeerLink {
                 SessionEvent::PeerDigest(digest) => {
                     let request = self.supervisor.send(PlanFor {
                         peer: self.peer.clone(),
+                        link: self.id,
                         digest,
                     });
                     ctx.wait(request.into_actor(self).map(|batch, act, ctx| match batch {

@@ -150,16 +150,23 @@ pub struct PeerBatch {
     pub initial: bool,
 }
 
-/// Asks for this node's digest.
+/// Asks for this node's digest, to start the initial exchange with `peer`
+/// over `link` (answered at once, or once another link's exchange is over
+/// while the node is joining: `digest_gate`).
 #[derive(Debug, Message)]
 #[rtype(result = "Digest")]
-pub struct GetDigest;
+pub struct GetDigest {
+    pub peer: String,
+    pub link: LinkId,
+}
 
 /// Asks what to send a peer whose digest is `digest`.
 #[derive(Debug, Message)]
 #[rtype(result = "Batch")]
 pub struct PlanFor {
     pub peer: String,
+    /// The link it came over.
+    pub link: LinkId,
     /// Its digest.
     pub digest: Digest,
 }

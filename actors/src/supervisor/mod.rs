@@ -21,6 +21,7 @@
 //! one `RemoveSubscription` per subscription place, and one
 //! `ConnectionClosed` per connection.
 
+mod digest_gate;
 mod effects;
 mod messages;
 mod owners;
@@ -110,6 +111,10 @@ pub struct CatalogueSupervisor {
     peer_links: HashMap<String, peers::CurrentLink>,
     /// Known peers and their states.
     directory: PeerDirectory,
+    /// Which links' initial exchanges are under way, and the links waiting
+    /// for the digest until they are over.
+    digest_gate: digest_gate::DigestGate,
+    digest_waiters: Vec<(String, tokio::sync::oneshot::Sender<()>)>,
     config: SupervisorConfig,
     stats: Arc<Metrics>,
     metrics: ActorMetrics,
@@ -148,6 +153,8 @@ impl CatalogueSupervisor {
             owners: Owners::default(),
             peer_links: HashMap::new(),
             directory,
+            digest_gate: Default::default(),
+            digest_waiters: Vec::new(),
             config,
             metrics: ActorMetrics::new(stats.clone(), "supervisor"),
             stats,

@@ -85,6 +85,8 @@ impl Handler<LinkDown> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: LinkDown, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("LinkDown");
+        // (Whether or not it is still the current link.)
+        self.exchange_over(&msg.peer, msg.link);
         if self
             .peer_links
             .get(&msg.peer)

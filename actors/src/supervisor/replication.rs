@@ -3,17 +3,61 @@
 //! Each hands the work to the driver and carries out its effects.
 
 use actix::prelude::*;
-use tracing::info;
+use tokio::sync::oneshot;
+use tracing::{debug, info};
 
-use super::{CatalogueSupervisor, GetDigest, PeerBatch, PlanFor, SyncDone};
-use crate::sync::replica::Batch;
+use super::{CatalogueSupervisor, GetDigest, PeerBatch, PlanFor, SyncDone, digest_gate::MAX_HOLD};
+use crate::{
+    peer::link::LinkId,
+    sync::{digest::Digest, replica::Batch},
+};
 
 impl Handler<GetDigest> for CatalogueSupervisor {
-    type Result = MessageResult<GetDigest>;
+    type Result = ResponseActFuture<Self, Digest>;
 
-    fn handle(&mut self, _msg: GetDigest, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: GetDigest, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("GetDigest");
-        MessageResult(self.driver.digest())
+        if !self
+            .digest_gate
+            .should_wait(&msg.peer, self.stats.is_ready())
+        {
+            self.digest_gate.given(&msg.peer, msg.link);
+            return Box::pin(fut::ready(self.driver.digest()));
+        }
+        debug!(peer = %msg.peer, "digest held until the initial exchange under way is over");
+        let (tx, rx) = oneshot::channel();
+        self.digest_waiters.push((msg.peer.clone(), tx));
+        // Released when no exchange holds it back (or the sender is
+        // dropped), at the latest after MAX_HOLD: the digest is taken then.
+        let wait = async move {
+            let _ = tokio::time::timeout(MAX_HOLD, rx).await;
+        };
+        Box::pin(wait.into_actor(self).map(move |(), act, _| {
+            act.digest_gate.given(&msg.peer, msg.link);
+            act.driver.digest()
+        }))
+    }
+}
+
+impl CatalogueSupervisor {
+    /// The initial exchange with `peer` over `link` is over.
+    pub(super) fn exchange_over(&mut self, peer: &str, link: LinkId) {
+        self.digest_gate.finished(peer, link);
+        self.release_digests();
+    }
+
+    /// The links waiting for the digest that nothing holds back any more
+    /// go on.
+    fn release_digests(&mut self) {
+        let ready = self.stats.is_ready();
+        let gate = &self.digest_gate;
+        let (go, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.digest_waiters)
+            .into_iter()
+            .partition(|(peer, _)| !gate.should_wait(peer, ready));
+        self.digest_waiters = wait;
+        for (_, waiter) in go {
+            let _ = waiter.send(());
+        }
     }
 }
 
@@ -22,6 +66,8 @@ impl Handler<PlanFor> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: PlanFor, _ctx: &mut Context<Self>) -> Self::Result {
         let _timer = self.metrics.handling("PlanFor");
+        self.digest_gate.received(&msg.peer, msg.link, &msg.digest);
+        self.release_digests();
         let batch: Batch = self.driver.plan(&msg.peer, &msg.digest);
         MessageResult(batch)
     }
@@ -42,6 +88,7 @@ impl Handler<SyncDone> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: SyncDone, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("SyncDone");
+        self.exchange_over(&msg.peer, msg.link);
         if self
             .peer_links
             .get(&msg.peer)
@@ -62,6 +109,7 @@ impl Handler<SyncDone> for CatalogueSupervisor {
         {
             self.stats.set_ready();
             info!(peer = %msg.peer, "ready: initial sync with a peer done");
+            self.release_digests();
         }
         // The link enters the links table now that each side holds what
         // the other knew.
