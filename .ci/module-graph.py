@@ -17,7 +17,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "actors", "src")
 # Plain code and infrastructure: no actors in them, used by the actors.
 PLAIN = {
     "admission", "backoff", "frame_writer", "hlc", "input", "links", "listen",
-    "log_limit", "matcher", "metrics", "names", "sd_notify", "services",
+    "log_limit", "matcher", "metrics", "names", "routed", "sd_notify", "services",
     "settings", "sync", "tls", "uri",
 }
 # Actors that send each other messages, both ways: the supervisor and the

@@ -8,7 +8,7 @@
 //!
 //! A live change that many subscriptions receive travels as
 //! [`Outbound::Event`]: a reference to the change, whose fields are encoded
-//! once and spliced into each frame ([`crate::subscription::shared`]).
+//! once and spliced into each frame ([`crate::routed`]).
 //!
 //! The task ends when every sender is gone (the connection and its
 //! subscriptions have stopped): it flushes what is left and shuts the
@@ -23,7 +23,7 @@ use tokio::{io::AsyncWrite, sync::mpsc};
 use tokio_util::codec::{Encoder, FramedWrite};
 use tracing::{debug, warn};
 
-use crate::subscription::shared::SharedEvent;
+use crate::routed::SharedEvent;
 
 /// Frames that may wait in a connection's outbound channel.
 pub const OUTBOUND_FRAMES: usize = 256;

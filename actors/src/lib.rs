@@ -59,6 +59,7 @@ pub mod node;
 pub mod peer;
 pub mod reader;
 pub mod reload;
+pub mod routed;
 pub mod sd_notify;
 pub mod services;
 pub mod settings;

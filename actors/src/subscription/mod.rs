@@ -21,7 +21,6 @@ pub mod history;
 pub mod ledger;
 pub mod patterns;
 pub mod queue;
-pub mod shared;
 
 use std::sync::Arc;
 

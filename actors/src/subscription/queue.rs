@@ -28,27 +28,18 @@ use catalogue_proto::{
     catalogue::{EventKind, Overflow, SnapshotEnd},
 };
 
-use super::{
-    history::Position,
-    shared::{SharedEvent, service_event},
-};
+use super::history::Position;
 use crate::frame_writer::Outbound;
-use crate::{services::Service, settings::OverflowPolicy};
+pub use crate::routed::Event;
+use crate::{
+    routed::{SharedEvent, service_event},
+    services::Service,
+    settings::OverflowPolicy,
+};
 
 /// Room an empty queue keeps (items); beyond it, room is given back
 /// once the queue has drained.
 pub const KEPT_CAPACITY: usize = 8;
-
-/// A change as routed to subscriptions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// Added (or updated) versus deleted.
-    pub kind: EventKind,
-    /// The service as it is (added) or was (deleted).
-    pub service: Arc<Service>,
-    /// The node's revision of this change ([`super::history`]).
-    pub revision: u64,
-}
 
 /// How a snapshot or replay ends: the `SnapshotEnd` that follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

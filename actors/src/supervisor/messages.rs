@@ -15,8 +15,9 @@ use crate::{
         directory::{Direction, PeerInfo},
         link::{LinkId, PeerLink},
     },
+    routed::SharedEvent,
     services::Service,
-    subscription::{SubKey, Subscription, history::Position, queue::Event, shared::SharedEvent},
+    subscription::{SubKey, Subscription, history::Position, queue::Event},
     sync::{
         digest::{Digest, Mark},
         entry::SyncEntry,

@@ -44,12 +44,12 @@ use crate::{
     matcher::Matcher,
     metrics::{ActorMetrics, Metrics},
     peer::directory::PeerDirectory,
+    routed::SharedEvent,
     services::{Applied, Service},
     subscription::{
         SubKey, Subscription,
         history::{History, Position},
         queue::Event,
-        shared::SharedEvent,
     },
     sync::driver::{Driver, DriverConfig},
 };

@@ -1,4 +1,5 @@
-//! One routed change, shared by every subscription it matches.
+//! A change as routed to subscriptions ([`Event`]), and one routed change
+//! shared by every subscription it matches ([`SharedEvent`]).
 //!
 //! The supervisor wraps each change it routes in a [`SharedEvent`] once and
 //! hands every matching subscription a reference to it. The change's
@@ -17,8 +18,18 @@ use catalogue_proto::{
     catalogue::{EventKind, ServiceEvent},
 };
 
-use super::queue::Event;
 use crate::services::Service;
+
+/// A change as routed to subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Added (or updated) versus deleted.
+    pub kind: EventKind,
+    /// The service as it is (added) or was (deleted).
+    pub service: Arc<Service>,
+    /// The node's revision of this change (`subscription::history`).
+    pub revision: u64,
+}
 
 /// A routed change and, once a writer has needed them, its encoded fields.
 #[derive(Debug)]
@@ -67,7 +78,7 @@ impl From<Event> for Arc<SharedEvent> {
 }
 
 /// The `ServiceEvent` telling subscription `id` of `s`.
-pub(super) fn service_event(
+pub(crate) fn service_event(
     id: u64,
     kind: EventKind,
     s: &Service,
