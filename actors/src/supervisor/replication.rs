@@ -33,7 +33,15 @@ impl Handler<GetDigest> for CatalogueSupervisor {
             let _ = tokio::time::timeout(MAX_HOLD, rx).await;
         };
         Box::pin(wait.into_actor(self).map(move |(), act, _| {
-            act.digest_gate.given(&msg.peer, msg.link);
+            // A link gone meanwhile starts no exchange (its entry would
+            // hold later links back for nothing).
+            if act
+                .peer_links
+                .get(&msg.peer)
+                .is_some_and(|l| l.id == msg.link)
+            {
+                act.digest_gate.given(&msg.peer, msg.link);
+            }
             act.driver.digest()
         }))
     }
