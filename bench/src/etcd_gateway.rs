@@ -90,7 +90,7 @@ async fn notify(url: &str, events: usize, rate: u32) -> Result<()> {
 }
 
 async fn fan_out(url: &str, events: usize, counts: &[usize]) -> Result<()> {
-    fanout::header(" (etcd gateway)", events);
+    fanout::header(" (etcd gateway)", events, 1);
     let mut writer = Http::connect(url).await?;
     for (round, &count) in counts.iter().enumerate() {
         let ranges: Vec<(String, String)> = (0..count)
@@ -130,7 +130,7 @@ async fn fan_out(url: &str, events: usize, counts: &[usize]) -> Result<()> {
             delivered += got;
         }
         let secs = started.elapsed().as_secs_f64();
-        fanout::row(count, events, delivered, secs);
+        fanout::row(count, 1, events, delivered, secs);
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 //!   multiplexed on one connection.
 
 use std::{
+    cell::Cell,
     collections::{HashMap, VecDeque},
     time::Instant,
 };
@@ -35,7 +36,7 @@ pub async fn run(args: &BenchArgs, url: &str, watch_url: &str) -> Result<()> {
         notify(url, args.events, args.rate).await?;
     }
     if args.selected(Workload::Fanout) {
-        fan_out(url, args.events, &args.subscriptions).await?;
+        fan_out(url, args.events, &args.subscriptions, args.inflight).await?;
     }
     if args.selected(Workload::Cluster) {
         cluster(url, watch_url, args).await?;
@@ -145,73 +146,77 @@ async fn notify(url: &str, events: usize, rate: u32) -> Result<()> {
     Ok(())
 }
 
-async fn fan_out(url: &str, events: usize, counts: &[usize]) -> Result<()> {
-    fanout::header(" (etcd gRPC, one watch stream)", events);
-    let mut writer = connect(url).await?.kv_client();
+async fn fan_out(url: &str, events: usize, counts: &[usize], inflight: usize) -> Result<()> {
+    let writer = connect(url).await?.kv_client();
     let watchers = connect(url).await?;
-    for (round, &count) in counts.iter().enumerate() {
-        let options = |i: usize| {
-            let prefix = format!("/r{round}/g{}/", i % 10);
-            let end = format!("{prefix}~{i}");
-            (prefix, WatchOptions::new().with_range(end))
-        };
-        let (key, first) = options(0);
-        let stream = watchers.watch_client().watch(key, Some(first)).await?;
-        let (mut requests, mut responses) = stream.split();
-        // Create the other watchers while reading etcd's confirmations, so
-        // neither side waits for the other's buffers to drain.
-        let creating = async {
-            for i in 1..count {
-                let (key, more) = options(i);
-                requests.watch(key, Some(more)).await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        };
-        let confirming = async {
-            let mut created = 0;
-            while created < count {
-                let response = within("etcd's watch confirmations", responses.message())
-                    .await??
-                    .context("etcd ended the watch stream")?;
-                if response.canceled() {
-                    bail!("etcd refused a watcher: {}", response.cancel_reason());
+    let mut round = 0;
+    for pass in fanout::passes(inflight) {
+        fanout::header(" (etcd gRPC, one watch stream)", events, pass);
+        for &count in counts {
+            let options = |i: usize| {
+                let prefix = format!("/r{round}/g{}/", i % 10);
+                let end = format!("{prefix}~{i}");
+                (prefix, WatchOptions::new().with_range(end))
+            };
+            let (key, first) = options(0);
+            let stream = watchers.watch_client().watch(key, Some(first)).await?;
+            let (mut requests, mut responses) = stream.split();
+            // Create the other watchers while reading etcd's confirmations,
+            // so neither side waits for the other's buffers to drain.
+            let creating = async {
+                for i in 1..count {
+                    let (key, more) = options(i);
+                    requests.watch(key, Some(more)).await?;
                 }
-                if response.created() {
-                    created += 1;
+                Ok::<_, anyhow::Error>(())
+            };
+            let confirming = async {
+                let mut created = 0;
+                while created < count {
+                    let response = within("etcd's watch confirmations", responses.message())
+                        .await??
+                        .context("etcd ended the watch stream")?;
+                    if response.canceled() {
+                        bail!("etcd refused a watcher: {}", response.cancel_reason());
+                    }
+                    if response.created() {
+                        created += 1;
+                    }
                 }
-            }
-            Ok(())
-        };
-        tokio::try_join!(creating, confirming)?;
-        let per_group: Vec<usize> = (0..10)
-            .map(|g| {
-                (0..events)
-                    .filter(|&k| fanout::group_of(count, k) == g)
-                    .count()
-            })
-            .collect();
-        let expected: usize = (0..count).map(|i| per_group[i % 10]).sum();
-        let started = Instant::now();
-        let putting = async {
-            for k in 0..events {
-                let group = fanout::group_of(count, k);
-                writer
-                    .put(format!("/r{round}/g{group}/e{k}"), "", None)
-                    .await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        };
-        let receiving = async {
-            let mut delivered = 0;
-            while delivered < expected {
-                let keys = within("a fan-out event", Watch::next_keys(&mut responses)).await??;
-                delivered += keys.len();
-            }
-            Ok(delivered)
-        };
-        let ((), delivered) = tokio::try_join!(putting, receiving)?;
-        fanout::row(count, events, delivered, started.elapsed().as_secs_f64());
-        drop(requests);
+                Ok(())
+            };
+            tokio::try_join!(creating, confirming)?;
+            let expected: usize = (0..count)
+                .map(|i| fanout::per_subscription(count, events, i))
+                .sum();
+            let delivered = Cell::new(0usize);
+            let started = Instant::now();
+            let putting = |k: usize| {
+                let key = format!("/r{round}/g{}/e{k}", fanout::group_of(count, k));
+                let mut writer = writer.clone();
+                async move {
+                    writer.put(key, "", None).await?;
+                    Ok(())
+                }
+            };
+            let receiving = async {
+                while delivered.get() < expected {
+                    let keys = Watch::next_keys(&mut responses).await?;
+                    delivered.set(delivered.get() + keys.len());
+                }
+                Ok(())
+            };
+            fanout::drive(events, pass, putting, receiving, &delivered).await?;
+            fanout::row(
+                count,
+                pass,
+                events,
+                delivered.get(),
+                started.elapsed().as_secs_f64(),
+            );
+            drop(requests);
+            round += 1;
+        }
     }
     Ok(())
 }

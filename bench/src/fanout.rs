@@ -1,24 +1,104 @@
 //! Fan-out: N subscriptions with distinct regexes (prefixes with an
 //! alternation, so no two are equal), each event matching 10% of them.
 //! Reports events delivered per second and the cost per event.
+//!
+//! Each subscription count runs in two passes: one registration at a time
+//! (each answered before the next is sent), then with `inflight`
+//! registrations in flight. The subscriptions are read while the
+//! registrations go out, so neither side holds the whole run's events in
+//! memory; the etcd and ZooKeeper drivers do the same ([`drive`]). All
+//! subscriptions send to one shared stream (`Client::subscribe_shared`),
+//! as etcd's watchers are read from one watch stream.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    cell::Cell,
+    collections::BTreeMap,
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Result, bail};
+use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::{measure::within, node::BenchNode, notify::wait_snapshot_end};
-use catalogue_client::{Client, Subscription, SubscriptionEvent};
+use super::{
+    measure::{STALL, within},
+    node::BenchNode,
+};
+use catalogue_client::{Client, SharedEvents, SubscriptionEvent, shared_events};
 
 /// Subscriptions per client connection.
 const PER_CONNECTION: usize = 1000;
 
-/// Runs the workload with `events` registrations per subscription count.
-pub async fn run(node: &BenchNode, events: usize, counts: &[usize]) -> Result<()> {
-    header("", events);
+/// Events the shared stream holds before the connections wait.
+const EVENTS_BUFFER: usize = 8192;
+
+/// Events taken from the shared stream at a time.
+const READ_BATCH: usize = 256;
+
+/// Runs the workload with `events` registrations per subscription count,
+/// one at a time and then `inflight` at a time.
+pub async fn run(
+    node: &BenchNode,
+    n_events: usize,
+    counts: &[usize],
+    inflight: usize,
+) -> Result<()> {
     let registrar = Client::connect(&node.options()).await?;
-    for (round, &count) in counts.iter().enumerate() {
-        let mut clients = Vec::new();
-        let mut subs: Vec<Subscription> = Vec::with_capacity(count);
+    let mut round = 0;
+    for pass in passes(inflight) {
+        header("", n_events, pass);
+        for &count in counts {
+            let (mut events, _clients) = subscribe(node, round, count).await?;
+            let expected: usize = (0..count)
+                .map(|i| per_subscription(count, n_events, i))
+                .sum();
+            let delivered = Cell::new(0usize);
+            let started = Instant::now();
+            let registering = |k: usize| {
+                let uri = format!("tcp://r{round}/g{}/e{k}", group_of(count, k));
+                let registrar = &registrar;
+                async move {
+                    registrar.register(&uri, BTreeMap::new()).await?;
+                    Ok(())
+                }
+            };
+            let receiving = read(&mut events, expected, &delivered);
+            drive(n_events, pass, registering, receiving, &delivered).await?;
+            let secs = started.elapsed().as_secs_f64();
+            if delivered.get() != expected {
+                bail!("delivered {}, expected {expected}", delivered.get());
+            }
+            row(count, pass, n_events, delivered.get(), secs);
+            round += 1;
+        }
+    }
+    Ok(())
+}
+
+/// `count` subscriptions of round `round`, [`PER_CONNECTION`] to a client,
+/// all sending to one shared stream, which is returned past their (empty)
+/// snapshots.
+async fn subscribe(
+    node: &BenchNode,
+    round: usize,
+    count: usize,
+) -> Result<(SharedEvents, Vec<Client>)> {
+    let (sink, mut events) = shared_events(EVENTS_BUFFER);
+    let mut clients = Vec::new();
+    let snapshots = async {
+        let mut ended = 0;
+        while ended < count {
+            match within("end of a snapshot", events.next()).await? {
+                Some((_, m)) if matches!(m.event, SubscriptionEvent::SnapshotEnd { .. }) => {
+                    ended += 1
+                }
+                Some(_) => continue,
+                None => bail!("the subscriptions ended before their snapshots"),
+            }
+        }
+        Ok(())
+    };
+    let subscribing = async {
         for i in 0..count {
             if i % PER_CONNECTION == 0 {
                 clients.push(Client::connect(&node.options()).await?);
@@ -28,66 +108,118 @@ pub async fn run(node: &BenchNode, events: usize, counts: &[usize]) -> Result<()
             let Some(client) = clients.last() else {
                 bail!("no client")
             };
-            subs.push(client.subscribe(&pattern).await?);
+            client.subscribe_shared(&pattern, None, &sink).await?;
         }
-        for sub in &mut subs {
-            wait_snapshot_end(sub).await?;
+        Ok(())
+    };
+    tokio::try_join!(subscribing, snapshots)?;
+    Ok((events, clients))
+}
+
+/// Reads `events` until `want` services have been added, counting each in
+/// `delivered`.
+async fn read(events: &mut SharedEvents, want: usize, delivered: &Cell<usize>) -> Result<()> {
+    let mut batch = Vec::with_capacity(READ_BATCH);
+    while delivered.get() < want {
+        batch.clear();
+        if events.next_many(&mut batch, READ_BATCH).await == 0 {
+            bail!("the subscriptions ended");
         }
-        // Each event matches every subscription of its group: 10% (all of
-        // them when there is one subscription and the event is in group 0).
-        let started = Instant::now();
-        let mut expected = 0usize;
-        for k in 0..events {
-            let group = group_of(count, k);
-            registrar
-                .register(&format!("tcp://r{round}/g{group}/e{k}"), BTreeMap::new())
-                .await?;
-            expected += subs
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % 10 == group)
-                .count();
-        }
-        let mut delivered = 0usize;
-        for (i, sub) in subs.iter_mut().enumerate() {
-            let want = (0..events)
-                .filter(|&k| group_of(count, k) == i % 10)
-                .count();
-            let mut got = 0;
-            while got < want {
-                match within("a fan-out event", sub.next()).await? {
-                    Some(SubscriptionEvent::Added { .. }) => got += 1,
-                    Some(SubscriptionEvent::Overflow { .. }) => {
-                        bail!("subscription {i} overflowed")
-                    }
-                    Some(_) => continue,
-                    None => bail!("subscription {i} ended"),
-                }
+        for (id, marked) in &batch {
+            match marked.event {
+                SubscriptionEvent::Added { .. } => delivered.set(delivered.get() + 1),
+                SubscriptionEvent::Overflow { .. } => bail!("subscription {id} overflowed"),
+                _ => {}
             }
-            delivered += got;
         }
-        let secs = started.elapsed().as_secs_f64();
-        if delivered != expected {
-            bail!("delivered {delivered}, expected {expected}");
-        }
-        row(count, events, delivered, secs);
-        drop(subs);
-        drop(clients);
     }
     Ok(())
 }
 
+/// The passes: one write at a time, then `inflight` at a time (if more
+/// than one).
+pub(super) fn passes(inflight: usize) -> Vec<usize> {
+    if inflight > 1 {
+        vec![1, inflight]
+    } else {
+        vec![1]
+    }
+}
+
+/// Sends writes `0..events` with `inflight` in flight while `receiving`
+/// reads what they cause, which counts its progress in `delivered`. Fails
+/// if either fails, or if `delivered` stays still for [`STALL`] (one
+/// deadline for the whole run rather than a timer per event, whose cost
+/// would be the client's and not the server's).
+pub(super) async fn drive<W, WF, R>(
+    events: usize,
+    inflight: usize,
+    write: W,
+    receiving: R,
+    delivered: &Cell<usize>,
+) -> Result<()>
+where
+    W: FnMut(usize) -> WF,
+    WF: Future<Output = Result<()>>,
+    R: Future<Output = Result<()>>,
+{
+    let writing = stream::iter(0..events)
+        .map(write)
+        .buffer_unordered(inflight.max(1))
+        .try_collect::<()>();
+    let watchdog = async {
+        let mut last = (delivered.get(), Instant::now());
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = delivered.get();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() > STALL {
+                bail!("no fan-out event within {STALL:?} ({now} delivered)");
+            }
+        }
+    };
+    tokio::select! {
+        done = async { tokio::try_join!(writing, receiving) } => done.map(|_| ()),
+        stalled = watchdog => stalled,
+    }
+}
+
+/// Events subscription `i` of `count` receives out of `events`.
+pub(super) fn per_subscription(count: usize, events: usize, i: usize) -> usize {
+    (0..events)
+        .filter(|&k| group_of(count, k) == i % 10)
+        .count()
+}
+
 /// Prints the table's title (`what`: e.g. " (etcd)") and header.
-pub(super) fn header(what: &str, events: usize) {
-    println!("\nfan-out{what}: each event matches 10% of the subscriptions, {events} events");
+pub(super) fn header(what: &str, events: usize, inflight: usize) {
+    let pace = if inflight == 1 {
+        "one write at a time".to_string()
+    } else {
+        format!("{inflight} writes in flight")
+    };
+    println!(
+        "\nfan-out{what}: each event matches 10% of the subscriptions, {events} events, {pace}"
+    );
     println!(
         "{:>14} {:>12} {:>14} {:>16}",
         "subscriptions", "events/s", "deliveries/s", "us per event"
     );
 }
 
+/// The row's key in the JSON report: the count, with `-x<inflight>` when
+/// writes were pipelined.
+fn key(count: usize, inflight: usize) -> String {
+    if inflight == 1 {
+        count.to_string()
+    } else {
+        format!("{count}-x{inflight}")
+    }
+}
+
 /// Prints one row: `events` written, `delivered` in all, in `secs`.
-pub(super) fn row(count: usize, events: usize, delivered: usize, secs: f64) {
+pub(super) fn row(count: usize, inflight: usize, events: usize, delivered: usize, secs: f64) {
     println!(
         "{count:>14} {:>12.0} {:>14.0} {:>16.1}",
         events as f64 / secs,
@@ -96,7 +228,7 @@ pub(super) fn row(count: usize, events: usize, delivered: usize, secs: f64) {
     );
     super::report::record(
         "fanout",
-        &count.to_string(),
+        &key(count, inflight),
         &[
             ("events_per_s", events as f64 / secs),
             ("deliveries_per_s", delivered as f64 / secs),
@@ -109,4 +241,20 @@ pub(super) fn row(count: usize, events: usize, delivered: usize, secs: f64) {
 /// round robin, or always 0 for a single subscription.
 pub(super) fn group_of(count: usize, k: usize) -> usize {
     if count == 1 { 0 } else { k % 10 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_reaches_a_tenth_of_the_subscriptions() {
+        // One subscription gets every event; with ten or more, each
+        // event is for one group of ten.
+        assert_eq!(per_subscription(1, 7, 0), 7);
+        let total: usize = (0..100).map(|i| per_subscription(100, 20, i)).sum();
+        assert_eq!(total, 20 * 10);
+        assert_eq!(key(100, 1), "100");
+        assert_eq!(key(100, 32), "100-x32");
+    }
 }

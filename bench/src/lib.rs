@@ -258,7 +258,7 @@ async fn run_catalogue(args: &BenchArgs) -> anyhow::Result<()> {
                 .await?;
             }
             if args.selected(Workload::Fanout) {
-                fanout::run(&node, args.events, &args.subscriptions).await?;
+                fanout::run(&node, args.events, &args.subscriptions, args.inflight).await?;
             }
             Ok::<_, anyhow::Error>(())
         }

@@ -24,12 +24,13 @@
 //! as with ZooKeeper's Java client (`nodelay.rs`).
 
 use std::{
+    cell::Cell,
     collections::HashMap,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
-use futures_util::{StreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt, stream, stream::FuturesUnordered};
 use tokio::sync::Mutex;
 use zookeeper_client::{
     Acls, AddWatchMode, Client, CreateMode, CreateOptions, EventType, PersistentWatcher,
@@ -74,7 +75,14 @@ pub async fn run(args: &BenchArgs, server: &str, watch_server: &str) -> Result<(
         notify(server, &root, args.events, args.rate).await?;
     }
     if args.selected(Workload::Fanout) {
-        fan_out(server, &root, args.events, &args.subscriptions).await?;
+        fan_out(
+            server,
+            &root,
+            args.events,
+            &args.subscriptions,
+            args.inflight,
+        )
+        .await?;
     }
     if args.selected(Workload::Cluster) {
         cluster(server, watch_server, &root, args).await?;
@@ -177,60 +185,73 @@ async fn notify(server: &str, root: &str, events: usize, rate: u32) -> Result<()
     Ok(())
 }
 
-async fn fan_out(server: &str, root: &str, events: usize, counts: &[usize]) -> Result<()> {
-    fanout::header(" (ZooKeeper, one session per watcher)", events);
+async fn fan_out(
+    server: &str,
+    root: &str,
+    events: usize,
+    counts: &[usize],
+    inflight: usize,
+) -> Result<()> {
     let writer = connect_writer(server).await?;
-    for (round, &count) in counts.iter().enumerate() {
-        let base = format!("{root}/f{round}");
-        ensure(&writer, &base).await?;
-        for g in 0..10 {
-            ensure(&writer, &format!("{base}/g{g}")).await?;
+    let mut round = 0;
+    for pass in fanout::passes(inflight) {
+        fanout::header(" (ZooKeeper, one session per watcher)", events, pass);
+        for &count in counts {
+            let base = format!("{root}/f{round}");
+            ensure(&writer, &base).await?;
+            for g in 0..10 {
+                ensure(&writer, &format!("{base}/g{g}")).await?;
+            }
+            let mut watchers: Vec<(Client, PersistentWatcher)> = stream::iter(0..count)
+                .map(|i| {
+                    let subtree = format!("{base}/g{}", i % 10);
+                    async move {
+                        let client = connect(server).await?;
+                        let watcher = client
+                            .watch(&subtree, AddWatchMode::PersistentRecursive)
+                            .await?;
+                        Ok::<_, anyhow::Error>((client, watcher))
+                    }
+                })
+                .buffered(CONNECTING)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_>>()
+                .with_context(|| format!("starting {count} watcher sessions"))?;
+            let delivered = Cell::new(0usize);
+            let started = Instant::now();
+            let creating = |k: usize| {
+                let path = format!("{base}/g{}/e{k}", fanout::group_of(count, k));
+                let writer = &writer;
+                async move { create(writer, &path).await }
+            };
+            let receiving = watchers
+                .iter_mut()
+                .enumerate()
+                .map(|(i, (_, watcher))| {
+                    let want = fanout::per_subscription(count, events, i);
+                    let delivered = &delivered;
+                    async move {
+                        for _ in 0..want {
+                            next_created(watcher).await?;
+                            delivered.set(delivered.get() + 1);
+                        }
+                        Ok::<_, anyhow::Error>(())
+                    }
+                })
+                .collect::<FuturesUnordered<_>>()
+                .try_collect::<()>();
+            fanout::drive(events, pass, creating, receiving, &delivered).await?;
+            fanout::row(
+                count,
+                pass,
+                events,
+                delivered.get(),
+                started.elapsed().as_secs_f64(),
+            );
+            round += 1;
         }
-        let watchers: Vec<(Client, PersistentWatcher)> = stream::iter(0..count)
-            .map(|i| {
-                let subtree = format!("{base}/g{}", i % 10);
-                async move {
-                    let client = connect(server).await?;
-                    let watcher = client
-                        .watch(&subtree, AddWatchMode::PersistentRecursive)
-                        .await?;
-                    Ok::<_, anyhow::Error>((client, watcher))
-                }
-            })
-            .buffered(CONNECTING)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_>>()
-            .with_context(|| format!("starting {count} watcher sessions"))?;
-        let per_group: Vec<usize> = (0..10)
-            .map(|g| {
-                (0..events)
-                    .filter(|&k| fanout::group_of(count, k) == g)
-                    .count()
-            })
-            .collect();
-        let started = Instant::now();
-        let creating = async {
-            for k in 0..events {
-                let group = fanout::group_of(count, k);
-                create(&writer, &format!("{base}/g{group}/e{k}")).await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        };
-        let mut watchers = watchers;
-        let receiving = async {
-            let mut delivered = 0;
-            for (i, (_, watcher)) in watchers.iter_mut().enumerate() {
-                for _ in 0..per_group[i % 10] {
-                    within("a fan-out event", next_created(watcher)).await??;
-                    delivered += 1;
-                }
-            }
-            Ok(delivered)
-        };
-        let ((), delivered) = tokio::try_join!(creating, receiving)?;
-        fanout::row(count, events, delivered, started.elapsed().as_secs_f64());
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use tokio::{
 };
 use tokio_util::codec::Framed;
 
-use super::{ClientError, ConnectOptions, Endpoint, Marked, SubscriptionEvent, probe};
+use super::{ClientError, ConnectOptions, Endpoint, SubscriptionEvent, probe, shared::Sink};
 
 /// How long a node may take to send its `Welcome` once connected.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,7 +25,7 @@ pub(super) enum Command {
     Request {
         body: Body,
         reply: oneshot::Sender<Result<Body, ClientError>>,
-        events: Option<(u64, mpsc::Sender<Marked>)>,
+        events: Option<(u64, Sink)>,
     },
 }
 
@@ -146,7 +146,7 @@ async fn run<S>(
 {
     let mut serial = 0u64;
     let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut subscriptions: HashMap<u64, mpsc::Sender<Marked>> = HashMap::new();
+    let mut subscriptions: HashMap<u64, Sink> = HashMap::new();
     // The services of streamed listings whose last frame has not come.
     let mut listings: HashMap<u64, Vec<catalogue_proto::catalogue::Service>> = HashMap::new();
     let reason = loop {
@@ -163,6 +163,11 @@ async fn run<S>(
                     subscriptions.insert(id, tx);
                     id
                 });
+                // Nothing of a cancelled subscription is delivered after
+                // its cancel is sent (a shared sink would not tell).
+                if let Body::Unsubscribe(u) = &body {
+                    subscriptions.remove(&u.subscription_id);
+                }
                 pending.insert(serial, Pending { reply, subscription });
                 if let Err(e) = framed.send(Frame::new(serial, body)).await {
                     break e.into();
@@ -210,7 +215,7 @@ async fn run<S>(
                         if let Some((id, event)) = SubscriptionEvent::from_body(body) {
                             let ended = matches!(event.event, SubscriptionEvent::Overflow { resnapshot: false, .. });
                             if let Some(tx) = subscriptions.get(&id) {
-                                if tx.send(event).await.is_err() {
+                                if !tx.send(id, event).await {
                                     subscriptions.remove(&id);
                                 }
                             }

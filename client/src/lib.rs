@@ -37,6 +37,7 @@ mod error;
 mod keeper;
 mod owner;
 mod probe;
+mod shared;
 mod tls;
 mod watch;
 
@@ -57,10 +58,16 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use error::ClientError;
 pub use keeper::{KeeperEvent, Registration, keep_registered};
+pub use shared::{EventSink, SharedEvents, shared_events};
 pub use tls::TlsOptions;
 pub use watch::{SyncKind, Watch, WatchEvent, WatchState};
 
 use connection::Command;
+use shared::Sink;
+
+/// The next subscription id: unique within the process, so subscriptions
+/// of several clients may share one [`EventSink`].
+static NEXT_SUBSCRIPTION: AtomicU64 = AtomicU64::new(1);
 
 /// Events a subscription may hold before the connection stops reading.
 const SUBSCRIPTION_BUFFER: usize = 1024;
@@ -275,7 +282,6 @@ impl Subscription {
 pub struct Client {
     commands: mpsc::Sender<Command>,
     welcome: Welcome,
-    next_subscription: AtomicU64,
     ended: tokio::sync::watch::Receiver<Option<ClientError>>,
 }
 
@@ -287,7 +293,6 @@ impl Client {
         Ok(Client {
             commands,
             welcome,
-            next_subscription: AtomicU64::new(1),
             ended,
         })
     }
@@ -399,8 +404,32 @@ impl Client {
         regex: &str,
         resume: Option<Position>,
     ) -> Result<Subscription, ClientError> {
-        let id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let id = self.open_subscription(regex, resume, Sink::Own(tx)).await?;
+        Ok(Subscription { id, events: rx })
+    }
+
+    /// Subscribes as [`Client::subscribe_from`] does, but the events go to
+    /// `sink`, tagged with the id returned here, with those of the other
+    /// subscriptions sent there ([`shared_events`]). Cancel it with
+    /// [`Client::unsubscribe_id`].
+    pub async fn subscribe_shared(
+        &self,
+        regex: &str,
+        resume: Option<Position>,
+        sink: &EventSink,
+    ) -> Result<u64, ClientError> {
+        self.open_subscription(regex, resume, Sink::Shared(sink.tx.clone()))
+            .await
+    }
+
+    async fn open_subscription(
+        &self,
+        regex: &str,
+        resume: Option<Position>,
+        sink: Sink,
+    ) -> Result<u64, ClientError> {
+        let id = NEXT_SUBSCRIPTION.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let body = Body::Subscribe(Subscribe {
             subscription_id: id,
@@ -414,18 +443,24 @@ impl Client {
             .send(Command::Request {
                 body,
                 reply,
-                events: Some((id, tx)),
+                events: Some((id, sink)),
             })
             .await
             .map_err(|_| self.end_reason())?;
         expect_success(answer.await.map_err(|_| self.end_reason())??)?;
-        Ok(Subscription { id, events: rx })
+        Ok(id)
     }
 
     /// Cancels a subscription; no event of it arrives afterwards.
     pub async fn unsubscribe(&self, subscription: Subscription) -> Result<(), ClientError> {
+        self.unsubscribe_id(subscription.id).await
+    }
+
+    /// Cancels the subscription `id` of this client (one opened with
+    /// [`Client::subscribe_shared`]); no event of it arrives afterwards.
+    pub async fn unsubscribe_id(&self, id: u64) -> Result<(), ClientError> {
         let body = Body::Unsubscribe(Unsubscribe {
-            subscription_id: subscription.id,
+            subscription_id: id,
         });
         expect_success(self.request(body).await?)
     }
