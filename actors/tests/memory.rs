@@ -20,6 +20,7 @@ use catalogue_actors::{
     metrics::Metrics,
     subscription::{
         Release, Subscription, SubscriptionEnded, SubscriptionParts,
+        direct::DirectPath,
         history::Position,
         ledger::{LedgerLimits, Owner, SharedLedger},
         patterns::PatternCache,
@@ -178,6 +179,7 @@ fn start(
             Owner::Uid(0),
         )
         .unwrap();
+    let direct = DirectPath::new(key, tx.clone());
     let addr = Subscription::new(SubscriptionParts {
         key,
         id: key,
@@ -189,8 +191,11 @@ fn start(
         stats: metrics.clone(),
         permit,
         pattern,
+        direct: direct.clone(),
     })
     .start();
+    // As the supervisor does before it sends what the actor must handle.
+    direct.via_actor();
     addr.do_send(Snapshot {
         services: Vec::new(),
         at: Position {

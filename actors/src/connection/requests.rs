@@ -23,8 +23,8 @@ use crate::services::SharedStr;
 use crate::{
     matcher::{self, RegexError},
     subscription::{
-        Cancel, Subscription, SubscriptionParts, history::Position, ledger::Owner,
-        patterns::AdmitError,
+        Cancel, Subscription, SubscriptionParts, direct::DirectPath, history::Position,
+        ledger::Owner, patterns::AdmitError,
     },
     supervisor::{
         AddSubscription, ListLinks, ListPeers, RegisterError, RegisterService, RemoveSubscription,
@@ -253,6 +253,7 @@ impl ClientConnection {
         let shared = self.shared.clone();
         let key = shared.new_key();
         // Held: it sends nothing before its Success is written.
+        let direct = DirectPath::new(id, self.outbound.clone());
         let addr = Subscription::new(SubscriptionParts {
             key,
             id,
@@ -264,6 +265,7 @@ impl ClientConnection {
             stats: shared.stats.clone(),
             permit: place,
             pattern: compiled,
+            direct: direct.clone(),
         })
         .start();
         self.subscriptions.insert(id, (key, addr.clone()));
@@ -272,6 +274,7 @@ impl ClientConnection {
             key,
             regex,
             addr: addr.clone(),
+            direct,
             resume,
         });
         let fut = fut::wrap_future(request).map(move |result, act: &mut Self, _| match result {

@@ -34,8 +34,8 @@ use super::{
 use crate::{
     frame_writer::OUTBOUND_FRAMES,
     subscription::{
-        Cancel, Release, Subscription, SubscriptionEnded, SubscriptionParts, ledger::Owner,
-        patterns::AdmitError,
+        Cancel, Release, Subscription, SubscriptionEnded, SubscriptionParts, direct::DirectPath,
+        ledger::Owner, patterns::AdmitError,
     },
     supervisor::{AddSubscription, CatalogueSupervisor, ConnId, ConnectionClosed},
 };
@@ -213,6 +213,7 @@ pub async fn watch(
     let key = shared.new_key();
     let conn = WATCH_CONN_BASE + NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (outbound, frames) = mpsc::channel(OUTBOUND_FRAMES);
+    let direct = DirectPath::new(0, outbound.clone());
     let subscription = Subscription::new(SubscriptionParts {
         key,
         id: 0,
@@ -224,6 +225,7 @@ pub async fn watch(
         stats: shared.stats.clone(),
         permit: place,
         pattern: compiled.clone(),
+        direct: direct.clone(),
     })
     .start();
     let guard = Guard {
@@ -238,6 +240,7 @@ pub async fn watch(
             key,
             regex: compiled.pattern().clone(),
             addr: subscription.clone(),
+            direct,
             resume,
         })
         .await

@@ -17,6 +17,7 @@
 //! `Unsubscribe` it awaits, [`SubscriptionEnded`], or the connection's own
 //! end), so a closed connection leaves no message behind.
 
+pub mod direct;
 pub mod history;
 pub mod ledger;
 pub mod patterns;
@@ -79,6 +80,9 @@ pub struct Subscription {
     /// Its compiled pattern, shared with the subscriptions of the same
     /// text and dropped (its regex bytes given back) with the last one.
     _pattern: Arc<patterns::SharedPattern>,
+    /// Opened when the queue is empty, so the supervisor writes live
+    /// events directly.
+    direct: Arc<direct::DirectPath>,
 }
 
 /// What a subscription needs to start.
@@ -103,6 +107,8 @@ pub struct SubscriptionParts {
     pub permit: ledger::Permit,
     /// Its compiled pattern ([`patterns::PatternCache`]).
     pub pattern: Arc<patterns::SharedPattern>,
+    /// Its direct path, shared with the supervisor ([`direct`]).
+    pub direct: Arc<direct::DirectPath>,
 }
 
 impl Subscription {
@@ -120,6 +126,7 @@ impl Subscription {
             waiting: false,
             _permit: p.permit,
             _pattern: p.pattern,
+            direct: p.direct,
         }
     }
 
@@ -185,11 +192,18 @@ impl Subscription {
             self.queue.snapshot_requested();
         }
         if self.queue.finished() {
+            self.direct.end();
             self.ended.do_send(SubscriptionEnded {
                 id: self.queue.id(),
                 key: self.key,
             });
             ctx.stop();
+            return;
+        }
+        if self.queue.state() == queue::State::Live {
+            // Nothing queued: the supervisor may write live events directly
+            // (unless one of its messages is still on its way here).
+            self.direct.try_open();
         }
     }
 }
@@ -203,6 +217,7 @@ impl Actor for Subscription {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.direct.end();
         self.metrics.stopped();
         self.metrics.queue_depth(-(self.reported_depth as i64));
         self.metrics.stats().subscriptions.dec();
@@ -214,6 +229,7 @@ impl Handler<Deliver> for Subscription {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Deliver");
+        self.direct.handled();
         match self.queue.on_event(msg.event) {
             Outcome::Queued => self.pump(ctx),
             Outcome::Dropped => self.metrics.stats().events_dropped.inc(),
@@ -237,6 +253,7 @@ impl Handler<Snapshot> for Subscription {
 
     fn handle(&mut self, msg: Snapshot, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Snapshot");
+        self.direct.handled();
         debug!(
             key = self.key,
             services = msg.services.len(),
@@ -253,6 +270,7 @@ impl Handler<Replay> for Subscription {
 
     fn handle(&mut self, msg: Replay, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Replay");
+        self.direct.handled();
         debug!(key = self.key, changes = msg.events.len(), "resumed");
         self.queue.on_replay(msg.events, msg.at);
         self.pump(ctx);
@@ -264,6 +282,7 @@ impl Handler<Rebase> for Subscription {
 
     fn handle(&mut self, msg: Rebase, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Rebase");
+        self.direct.handled();
         debug!(
             key = self.key,
             services = msg.services.len(),
@@ -289,6 +308,7 @@ impl Handler<Cancel> for Subscription {
 
     fn handle(&mut self, _msg: Cancel, ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Cancel");
+        self.direct.end();
         ctx.stop();
     }
 }

@@ -80,6 +80,8 @@ pub struct AddSubscription {
     /// Compiled pattern.
     pub regex: crate::matcher::Pattern,
     pub addr: Addr<Subscription>,
+    /// The subscription's direct path (the actor holds the same).
+    pub direct: std::sync::Arc<crate::subscription::direct::DirectPath>,
     /// Resume from this position rather than start with a snapshot, if the
     /// node's history still holds the changes since.
     pub resume: Option<Position>,

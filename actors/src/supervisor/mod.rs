@@ -48,6 +48,7 @@ use crate::{
     services::{Applied, Service},
     subscription::{
         SubKey, Subscription,
+        direct::{Delivered, DirectPath},
         history::{History, Position},
         queue::Event,
     },
@@ -92,12 +93,20 @@ impl From<&crate::settings::Settings> for SupervisorConfig {
     }
 }
 
+/// A subscription as the supervisor routes to it.
+struct Routed {
+    addr: Addr<Subscription>,
+    regex: crate::matcher::Pattern,
+    /// Its live events' way straight to its connection while it is idle.
+    direct: Arc<DirectPath>,
+}
+
 /// The node's supervisor.
 pub struct CatalogueSupervisor {
     node: String,
     driver: Driver,
     matcher: Matcher,
-    subscriptions: HashMap<SubKey, (Addr<Subscription>, crate::matcher::Pattern)>,
+    subscriptions: HashMap<SubKey, Routed>,
     /// The subscriptions of each connection, removed when it closes.
     subscriptions_by_conn: HashMap<ConnId, HashSet<SubKey>>,
     /// The visible services, for readers outside this actor.
@@ -228,9 +237,10 @@ impl CatalogueSupervisor {
             "large batch: fresh snapshots"
         );
         for key in touched {
-            if let Some((addr, regex)) = self.subscriptions.get(&key) {
-                addr.do_send(Rebase {
-                    services: self.snapshot(regex),
+            if let Some(sub) = self.subscriptions.get(&key) {
+                sub.direct.via_actor();
+                sub.addr.do_send(Rebase {
+                    services: self.snapshot(&sub.regex),
                     at: self.history.position(),
                 });
             }
@@ -245,11 +255,16 @@ impl CatalogueSupervisor {
         // One shared copy for every subscription it matches: its fields are
         // encoded once, by the first writer that sends it.
         let event = SharedEvent::new(event);
+        // Straight to the connection while the subscription has nothing
+        // queued; through its actor otherwise (subscription::direct).
         for key in &self.matched {
-            if let Some((addr, _)) = self.subscriptions.get(key) {
-                addr.do_send(Deliver {
-                    event: Arc::clone(&event),
-                });
+            if let Some(sub) = self.subscriptions.get(key) {
+                match sub.direct.deliver(&event) {
+                    Delivered::Directly => self.stats.events_delivered.inc(),
+                    Delivered::ViaActor => sub.addr.do_send(Deliver {
+                        event: Arc::clone(&event),
+                    }),
+                }
                 self.stats.events_routed.inc();
             }
         }
@@ -262,13 +277,11 @@ impl CatalogueSupervisor {
 
     /// A subscription's start: the changes since `resume` if the history
     /// holds them all, else a snapshot (a reset when `resume` was asked).
-    fn begin(
-        &self,
-        addr: &Addr<Subscription>,
-        regex: &crate::matcher::Pattern,
-        resume: Option<Position>,
-    ) {
+    fn begin(&self, sub: &Routed, resume: Option<Position>) {
+        let (addr, regex) = (&sub.addr, &sub.regex);
         let at = self.history.position();
+        // Whatever begins it goes through the actor, ahead of live events.
+        sub.direct.via_actor();
         if let Some(from) = resume {
             match self.history.since(from) {
                 Ok(changes) => {
@@ -382,9 +395,14 @@ impl Handler<AddSubscription> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: AddSubscription, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("AddSubscription");
-        self.begin(&msg.addr, &msg.regex, msg.resume);
-        self.matcher.insert(msg.key, msg.regex.clone());
-        self.subscriptions.insert(msg.key, (msg.addr, msg.regex));
+        let sub = Routed {
+            addr: msg.addr,
+            regex: msg.regex,
+            direct: msg.direct,
+        };
+        self.begin(&sub, msg.resume);
+        self.matcher.insert(msg.key, sub.regex.clone());
+        self.subscriptions.insert(msg.key, sub);
         self.subscriptions_by_conn
             .entry(msg.conn)
             .or_default()
@@ -412,9 +430,10 @@ impl Handler<Resnapshot> for CatalogueSupervisor {
 
     fn handle(&mut self, msg: Resnapshot, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("Resnapshot");
-        if let Some((addr, regex)) = self.subscriptions.get(&msg.key) {
-            addr.do_send(Snapshot {
-                services: self.snapshot(regex),
+        if let Some(sub) = self.subscriptions.get(&msg.key) {
+            sub.direct.via_actor();
+            sub.addr.do_send(Snapshot {
+                services: self.snapshot(&sub.regex),
                 at: self.history.position(),
                 reset: false,
             });
