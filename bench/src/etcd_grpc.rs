@@ -17,7 +17,6 @@
 use std::{
     cell::Cell,
     collections::{HashMap, VecDeque},
-    time::Instant,
 };
 
 use anyhow::{Context, Result, bail};
@@ -186,11 +185,8 @@ async fn fan_out(url: &str, events: usize, counts: &[usize], inflight: usize) ->
                 Ok(())
             };
             tokio::try_join!(creating, confirming)?;
-            let expected: usize = (0..count)
-                .map(|i| fanout::per_subscription(count, events, i))
-                .sum();
+            let expected = fanout::expected(count, events);
             let delivered = Cell::new(0usize);
-            let started = Instant::now();
             let putting = |k: usize| {
                 let key = format!("/r{round}/g{}/e{k}", fanout::group_of(count, k));
                 let mut writer = writer.clone();
@@ -206,14 +202,13 @@ async fn fan_out(url: &str, events: usize, counts: &[usize], inflight: usize) ->
                 }
                 Ok(())
             };
-            fanout::drive(events, pass, putting, receiving, &delivered).await?;
-            fanout::row(
+            let shape = fanout::Shape {
                 count,
-                pass,
                 events,
-                delivered.get(),
-                started.elapsed().as_secs_f64(),
-            );
+                inflight: pass,
+                expected,
+            };
+            fanout::measure(shape, putting, receiving, &delivered).await?;
             drop(requests);
             round += 1;
         }

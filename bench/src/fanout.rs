@@ -49,11 +49,8 @@ pub async fn run(
         header("", n_events, pass);
         for &count in counts {
             let (mut events, _clients) = subscribe(node, round, count).await?;
-            let expected: usize = (0..count)
-                .map(|i| per_subscription(count, n_events, i))
-                .sum();
+            let expected = expected(count, n_events);
             let delivered = Cell::new(0usize);
-            let started = Instant::now();
             let registering = |k: usize| {
                 let uri = format!("tcp://r{round}/g{}/e{k}", group_of(count, k));
                 let registrar = &registrar;
@@ -63,12 +60,13 @@ pub async fn run(
                 }
             };
             let receiving = read(&mut events, expected, &delivered);
-            drive(n_events, pass, registering, receiving, &delivered).await?;
-            let secs = started.elapsed().as_secs_f64();
-            if delivered.get() != expected {
-                bail!("delivered {}, expected {expected}", delivered.get());
-            }
-            row(count, pass, n_events, delivered.get(), secs);
+            let shape = Shape {
+                count,
+                events: n_events,
+                inflight: pass,
+                expected,
+            };
+            measure(shape, registering, receiving, &delivered).await?;
             round += 1;
         }
     }
@@ -151,7 +149,7 @@ pub(super) fn passes(inflight: usize) -> Vec<usize> {
 /// if either fails, or if `delivered` stays still for [`STALL`] (one
 /// deadline for the whole run rather than a timer per event, whose cost
 /// would be the client's and not the server's).
-pub(super) async fn drive<W, WF, R>(
+async fn drive<W, WF, R>(
     events: usize,
     inflight: usize,
     write: W,
@@ -183,6 +181,52 @@ where
         done = async { tokio::try_join!(writing, receiving) } => done.map(|_| ()),
         stalled = watchdog => stalled,
     }
+}
+
+/// One fan-out row's shape.
+pub(super) struct Shape {
+    /// Subscriptions (watchers).
+    pub count: usize,
+    /// Writes.
+    pub events: usize,
+    /// Writes in flight.
+    pub inflight: usize,
+    /// Deliveries the writes must cause.
+    pub expected: usize,
+}
+
+/// Times [`drive`] over the row `shape`, checks that exactly the
+/// expected deliveries came, and prints the row.
+pub(super) async fn measure<W, WF, R>(
+    shape: Shape,
+    write: W,
+    receiving: R,
+    delivered: &Cell<usize>,
+) -> Result<()>
+where
+    W: FnMut(usize) -> WF,
+    WF: Future<Output = Result<()>>,
+    R: Future<Output = Result<()>>,
+{
+    let started = Instant::now();
+    drive(shape.events, shape.inflight, write, receiving, delivered).await?;
+    let secs = started.elapsed().as_secs_f64();
+    if delivered.get() != shape.expected {
+        bail!("delivered {}, expected {}", delivered.get(), shape.expected);
+    }
+    row(
+        shape.count,
+        shape.inflight,
+        shape.events,
+        delivered.get(),
+        secs,
+    );
+    Ok(())
+}
+
+/// Deliveries `events` writes cause among `count` subscriptions.
+pub(super) fn expected(count: usize, events: usize) -> usize {
+    (0..count).map(|i| per_subscription(count, events, i)).sum()
 }
 
 /// Events subscription `i` of `count` receives out of `events`.

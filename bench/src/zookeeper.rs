@@ -26,7 +26,7 @@
 use std::{
     cell::Cell,
     collections::HashMap,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
@@ -220,7 +220,6 @@ async fn fan_out(
                 .collect::<Result<_>>()
                 .with_context(|| format!("starting {count} watcher sessions"))?;
             let delivered = Cell::new(0usize);
-            let started = Instant::now();
             let creating = |k: usize| {
                 let path = format!("{base}/g{}/e{k}", fanout::group_of(count, k));
                 let writer = &writer;
@@ -242,14 +241,13 @@ async fn fan_out(
                 })
                 .collect::<FuturesUnordered<_>>()
                 .try_collect::<()>();
-            fanout::drive(events, pass, creating, receiving, &delivered).await?;
-            fanout::row(
+            let shape = fanout::Shape {
                 count,
-                pass,
                 events,
-                delivered.get(),
-                started.elapsed().as_secs_f64(),
-            );
+                inflight: pass,
+                expected: fanout::expected(count, events),
+            };
+            fanout::measure(shape, creating, receiving, &delivered).await?;
             round += 1;
         }
     }
