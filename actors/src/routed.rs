@@ -98,5 +98,6 @@ pub(crate) fn service_event(
         ts: Some(s.ts.into()),
         snapshot,
         revision,
+        also: Vec::new(),
     }
 }

@@ -125,9 +125,11 @@ fn breakdown_of_an_idle_subscription() {
         "outbound mpsc::channel::<Outbound>(256), {} bytes a slot: {boxed} bytes",
         std::mem::size_of::<Outbound>()
     );
-    // tokio allocates 32 slots at once: 24 bytes a slot (a boxed body, or
-    // a subscription id and a shared event) is 768 of them, and the
-    // channel's own state the rest; 128-byte bodies inline were 4,624.
+    // tokio allocates 32 slots at once: 16 bytes a slot (a boxed body or
+    // grouped change, or a subscription id and a shared event) is 512 of
+    // them, and the channel's own state the rest (1,040 bytes); with a
+    // third variant a slot was 24 bytes and the channel 1,296; bodies
+    // inline (144 bytes) would be 5,136.
     assert!(
         boxed < 1152,
         "the outbound channel holds {boxed} bytes idle"
@@ -179,7 +181,7 @@ fn start(
             Owner::Uid(0),
         )
         .unwrap();
-    let direct = DirectPath::new(key, tx.clone());
+    let direct = DirectPath::new(key, tx.clone(), false);
     let addr = Subscription::new(SubscriptionParts {
         key,
         id: key,

@@ -211,6 +211,19 @@ async fn run<S>(
                         }
                     }
                     Some(Body::Bye(bye)) => break ClientError::Bye(bye.reason),
+                    Some(Body::ServiceEvent(mut e)) if !e.also.is_empty() => {
+                        // One change for several subscriptions (grouped).
+                        let also = std::mem::take(&mut e.also);
+                        if let Some((first, event)) = SubscriptionEvent::from_body(Body::ServiceEvent(e)) {
+                            for id in std::iter::once(first).chain(also) {
+                                if let Some(tx) = subscriptions.get(&id) {
+                                    if !tx.send(id, event.clone()).await {
+                                        subscriptions.remove(&id);
+                                    }
+                                }
+                            }
+                        }
+                    }
                     Some(body) => {
                         if let Some((id, event)) = SubscriptionEvent::from_body(body) {
                             let ended = matches!(event.event, SubscriptionEvent::Overflow { resnapshot: false, .. });

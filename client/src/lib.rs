@@ -438,6 +438,9 @@ impl Client {
                 epoch: p.epoch,
                 revision: p.revision,
             }),
+            // The connection task hands a grouped frame's event to each
+            // subscription it names.
+            grouped: true,
         });
         self.commands
             .send(Command::Request {

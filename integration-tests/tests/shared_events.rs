@@ -118,3 +118,94 @@ fn subscriptions_of_two_connections_share_one_stream_and_keep_their_ids() -> Res
         Ok(())
     })
 }
+
+/// The live `ServiceEvent` frames a raw connection reads until it has
+/// seen `deliveries` subscription deliveries (an event with `also` counts
+/// once per subscription it names).
+fn read_events(
+    conn: &mut catalogue_integration_tests::Conn,
+    deliveries: usize,
+) -> Result<Vec<catalogue_proto::catalogue::ServiceEvent>> {
+    use catalogue_proto::Body;
+    let mut events = Vec::new();
+    let mut seen = 0;
+    while seen < deliveries {
+        match conn.recv()?.and_then(|f| f.body) {
+            Some(Body::ServiceEvent(e)) if !e.snapshot => {
+                seen += 1 + e.also.len();
+                events.push(e);
+            }
+            Some(Body::ServiceEvent(_) | Body::SnapshotEnd(_) | Body::Success(_)) => {}
+            other => bail!("unexpected {other:?}"),
+        }
+    }
+    Ok(events)
+}
+
+/// Two subscriptions on one raw connection, both matching what is
+/// registered, asked with or without `grouped`.
+fn two_subscriptions(daemon: &Daemon, grouped: bool) -> Result<catalogue_integration_tests::Conn> {
+    use catalogue_proto::{Body, catalogue::Subscribe};
+    let mut conn = catalogue_integration_tests::Conn::unix(&daemon.socket)?;
+    conn.recv()?;
+    for (id, regex) in [(5, "^tcp://g/"), (9, "^tcp://")] {
+        conn.send(Body::Subscribe(Subscribe {
+            subscription_id: id,
+            regex: regex.into(),
+            resume: None,
+            grouped,
+        }))?;
+    }
+    Ok(conn)
+}
+
+#[test]
+fn a_client_that_asks_gets_one_frame_per_change_and_others_one_per_subscription() -> Result<()> {
+    let daemon = Daemon::start()?;
+    let mut old = two_subscriptions(&daemon, false)?;
+    let mut new = two_subscriptions(&daemon, true)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let registrar =
+            Client::connect(&ConnectOptions::new(Endpoint::Unix(daemon.socket.clone()))).await?;
+        // Both connections' subscriptions have started: a marker reaches
+        // them before the change under test (the second, "^tcp://",
+        // subscription of each sees it).
+        registrar.register("tcp://marker", BTreeMap::new()).await?;
+        Ok::<_, anyhow::Error>(registrar)
+    })
+    .and_then(|registrar| {
+        let marker = |conn: &mut catalogue_integration_tests::Conn| -> Result<()> {
+            let got = read_events(conn, 1)?;
+            assert_eq!(got[0].uri, "tcp://marker");
+            Ok(())
+        };
+        marker(&mut old)?;
+        marker(&mut new)?;
+        rt.block_on(registrar.register("tcp://g/1", BTreeMap::new()))?;
+        Ok(())
+    })?;
+
+    // Without `grouped`: a frame per subscription, none naming another.
+    let mut ids: Vec<u64> = read_events(&mut old, 2)?
+        .iter()
+        .inspect(|e| assert!(e.also.is_empty(), "{e:?}"))
+        .map(|e| {
+            assert_eq!(e.uri, "tcp://g/1");
+            e.subscription_id
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [5, 9]);
+
+    // With it: one frame naming both.
+    let got = read_events(&mut new, 2)?;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].uri, "tcp://g/1");
+    let mut ids: Vec<u64> = std::iter::once(got[0].subscription_id)
+        .chain(got[0].also.iter().copied())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [5, 9]);
+    Ok(())
+}

@@ -252,6 +252,7 @@ fn subscribe_raw(
         subscription_id: 1,
         regex: "^tcp://".into(),
         resume,
+        grouped: false,
     }))?;
     match conn.recv()?.and_then(|f| f.body) {
         Some(Body::Success(s)) if s.in_reply_to == serial => {}

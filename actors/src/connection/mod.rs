@@ -67,7 +67,8 @@ use crate::{
     services::SharedStr,
     settings::LimitsSettings,
     subscription::{
-        Cancel, Release, SubKey, Subscription, SubscriptionEnded, ledger::SharedLedger,
+        Cancel, Release, SubKey, Subscription, SubscriptionEnded, direct::DirectPath,
+        ledger::SharedLedger,
     },
     supervisor::{CatalogueSupervisor, ConnId, ConnectionClosed, RemoveSubscription, ServicesView},
 };
@@ -277,7 +278,10 @@ pub struct ClientConnection {
     outbound: mpsc::Sender<Outbound>,
     shared: Arc<ClientShared>,
     /// By the client's id: the node-wide key and the actor.
-    subscriptions: HashMap<u64, (SubKey, Addr<Subscription>)>,
+    /// Each subscription's key, actor and direct path; the path is ended
+    /// as the `Cancel` is sent, so that no event is written directly
+    /// after it (subscription::direct).
+    subscriptions: HashMap<u64, (SubKey, Addr<Subscription>, Arc<DirectPath>)>,
     /// URIs this connection registered (for the per-connection limit),
     /// shared with the services table's entries.
     registered: HashSet<SharedStr>,
@@ -347,7 +351,10 @@ impl ClientConnection {
         let cancels: Vec<_> = self
             .subscriptions
             .drain()
-            .map(|(_, (_, addr))| addr.send(Cancel))
+            .map(|(_, (_, addr, direct))| {
+                direct.end();
+                addr.send(Cancel)
+            })
             .collect();
         let tx = self.outbound.clone();
         ctx.wait(
@@ -613,7 +620,8 @@ impl Actor for ClientConnection {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.metrics.stopped();
         self.shared.stats.connections.dec();
-        for (_, (_, addr)) in self.subscriptions.drain() {
+        for (_, (_, addr, direct)) in self.subscriptions.drain() {
+            direct.end();
             addr.do_send(Cancel);
         }
         self.shared
@@ -664,7 +672,7 @@ impl Handler<SubscriptionEnded> for ClientConnection {
         if self
             .subscriptions
             .get(&msg.id)
-            .is_some_and(|(key, _)| *key == msg.key)
+            .is_some_and(|(key, ..)| *key == msg.key)
         {
             self.subscriptions.remove(&msg.id);
         }

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use actix::{fut, prelude::*};
 use catalogue_proto::{
     Body, Frame,
-    catalogue::{Error, ErrorCode, LinkEntry, LinksReply, PeerStatus, PeersReply, Success},
+    catalogue::{
+        Error, ErrorCode, LinkEntry, LinksReply, PeerStatus, PeersReply, Subscribe, Success,
+    },
 };
 use tracing::{debug, warn};
 
@@ -63,10 +65,7 @@ impl ClientConnection {
         match body {
             Body::RegisterService(r) => self.register(serial, r.uri, r.attrs, permit, ctx),
             Body::UnregisterService(u) => self.unregister(serial, u.uri, permit, ctx),
-            Body::Subscribe(s) => {
-                let resume = s.resume.map(Into::into);
-                self.subscribe(serial, s.subscription_id, &s.regex, resume, permit, ctx)
-            }
+            Body::Subscribe(s) => self.subscribe(serial, s, permit, ctx),
             Body::Unsubscribe(u) => self.unsubscribe(serial, u.subscription_id, permit, ctx),
             Body::List(l) => self.list(serial, &l.regex, l.stream, permit, ctx),
             Body::ListLinks(_) => self.list_links(serial, permit, ctx),
@@ -202,12 +201,13 @@ impl ClientConnection {
     fn subscribe(
         &mut self,
         serial: u64,
-        id: u64,
-        pattern: &str,
-        resume: Option<Position>,
+        request: Subscribe,
         permit: InFlight,
         ctx: &mut Context<Self>,
     ) {
+        let id = request.subscription_id;
+        let pattern = request.regex.as_str();
+        let resume: Option<Position> = request.resume.map(Into::into);
         if self.subscriptions.contains_key(&id) {
             let answer = error(
                 serial,
@@ -253,7 +253,7 @@ impl ClientConnection {
         let shared = self.shared.clone();
         let key = shared.new_key();
         // Held: it sends nothing before its Success is written.
-        let direct = DirectPath::new(id, self.outbound.clone());
+        let direct = DirectPath::new(id, self.outbound.clone(), request.grouped);
         let addr = Subscription::new(SubscriptionParts {
             key,
             id,
@@ -268,7 +268,9 @@ impl ClientConnection {
             direct: direct.clone(),
         })
         .start();
-        self.subscriptions.insert(id, (key, addr.clone()));
+        self.subscriptions
+            .insert(id, (key, addr.clone(), direct.clone()));
+        let ended = direct.clone();
         let request = shared.supervisor.send(AddSubscription {
             conn: self.id,
             key,
@@ -283,9 +285,10 @@ impl ClientConnection {
                 effect: Effect::Release(addr),
             },
             Err(e) => {
-                if act.subscriptions.get(&id).is_some_and(|(k, _)| *k == key) {
+                if act.subscriptions.get(&id).is_some_and(|(k, ..)| *k == key) {
                     act.subscriptions.remove(&id);
                 }
+                ended.end();
                 addr.do_send(Cancel);
                 unavailable(serial, e)
             }
@@ -302,7 +305,7 @@ impl ClientConnection {
     }
 
     fn unsubscribe(&mut self, serial: u64, id: u64, permit: InFlight, ctx: &mut Context<Self>) {
-        let Some((key, addr)) = self.subscriptions.remove(&id) else {
+        let Some((key, addr, direct)) = self.subscriptions.remove(&id) else {
             let answer = error(
                 serial,
                 ErrorCode::NotFound,
@@ -313,6 +316,7 @@ impl ClientConnection {
         // Both go out now, in request order; the answer waits for both:
         // no event of the subscription follows it, and the supervisor has
         // let go of it.
+        direct.end();
         let cancel = addr.send(Cancel);
         let remove = self
             .shared

@@ -213,7 +213,7 @@ pub async fn watch(
     let key = shared.new_key();
     let conn = WATCH_CONN_BASE + NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (outbound, frames) = mpsc::channel(OUTBOUND_FRAMES);
-    let direct = DirectPath::new(0, outbound.clone());
+    let direct = DirectPath::new(0, outbound.clone(), false);
     let subscription = Subscription::new(SubscriptionParts {
         key,
         id: 0,

@@ -38,7 +38,10 @@ use std::sync::{
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::{frame_writer::Outbound, routed::SharedEvent};
+use crate::{
+    frame_writer::{Boxed, Grouped, Outbound},
+    routed::SharedEvent,
+};
 
 /// The path is open: live events may be written directly.
 const OPEN: u64 = 1 << 63;
@@ -55,6 +58,9 @@ pub struct DirectPath {
     id: u64,
     /// Its connection's outbound frames.
     outbound: mpsc::Sender<Outbound>,
+    /// Its client reads frames naming several subscriptions
+    /// (`Subscribe.grouped`).
+    grouped: bool,
 }
 
 /// What [`DirectPath::deliver`] did.
@@ -67,13 +73,37 @@ pub enum Delivered {
 }
 
 impl DirectPath {
-    /// A closed path for subscription `id` writing to `outbound`.
-    pub fn new(id: u64, outbound: mpsc::Sender<Outbound>) -> Arc<Self> {
+    /// A closed path for subscription `id` writing to `outbound`;
+    /// `grouped` if its client reads frames naming several subscriptions.
+    pub fn new(id: u64, outbound: mpsc::Sender<Outbound>, grouped: bool) -> Arc<Self> {
         Arc::new(DirectPath {
             state: AtomicU64::new(0),
             id,
             outbound,
+            grouped,
         })
+    }
+
+    /// The client's id of the subscription.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its client reads grouped frames.
+    pub fn grouped(&self) -> bool {
+        self.grouped
+    }
+
+    /// Writes a change for several open, grouped paths of this path's
+    /// connection as one frame, if the channel has room. On false the
+    /// caller sends the change through each subscription's actor (after
+    /// [`DirectPath::via_actor`] on each). The caller checked that every
+    /// path named is open, on the supervisor's thread, where nothing can
+    /// close them in between.
+    pub fn deliver_group(&self, group: Grouped) -> bool {
+        self.outbound
+            .try_send(Outbound::Boxed(Box::new(Boxed::Group(group))))
+            .is_ok()
     }
 
     /// Writes `event` directly if the path is open and the channel has

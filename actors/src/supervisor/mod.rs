@@ -40,6 +40,7 @@ use catalogue_proto::catalogue::EventKind;
 use tracing::{debug, info};
 
 use crate::{
+    frame_writer::Grouped,
     hlc::Hlc,
     matcher::Matcher,
     metrics::{ActorMetrics, Metrics},
@@ -93,8 +94,22 @@ impl From<&crate::settings::Settings> for SupervisorConfig {
     }
 }
 
+/// Most subscriptions named in one grouped frame (about 3 bytes each on
+/// the wire), so a frame stays far below any `limits.max_frame_bytes`.
+const MAX_GROUP: usize = 1024;
+
+/// The open, grouped subscriptions a change matches, by connection.
+#[derive(Default)]
+struct Grouping {
+    /// Index in `groups` of each connection's group.
+    index: HashMap<ConnId, usize>,
+    groups: Vec<Vec<SubKey>>,
+}
+
 /// A subscription as the supervisor routes to it.
 struct Routed {
+    /// Its connection.
+    conn: ConnId,
     addr: Addr<Subscription>,
     regex: crate::matcher::Pattern,
     /// Its live events' way straight to its connection while it is idle.
@@ -129,6 +144,9 @@ pub struct CatalogueSupervisor {
     metrics: ActorMetrics,
     /// Reused buffer for matcher results.
     matched: Vec<SubKey>,
+    /// Scratch of [`Self::route`]: open grouped subscriptions matched, by
+    /// connection.
+    grouping: Grouping,
 }
 
 impl CatalogueSupervisor {
@@ -168,6 +186,7 @@ impl CatalogueSupervisor {
             metrics: ActorMetrics::new(stats.clone(), "supervisor"),
             stats,
             matched: Vec::new(),
+            grouping: Grouping::default(),
         }
     }
 
@@ -256,17 +275,75 @@ impl CatalogueSupervisor {
         // encoded once, by the first writer that sends it.
         let event = SharedEvent::new(event);
         // Straight to the connection while the subscription has nothing
-        // queued; through its actor otherwise (subscription::direct).
+        // queued; through its actor otherwise (subscription::direct). The
+        // open subscriptions of a connection whose client reads grouped
+        // frames get one frame between them.
+        let Grouping {
+            mut index,
+            mut groups,
+        } = std::mem::take(&mut self.grouping);
         for key in &self.matched {
-            if let Some(sub) = self.subscriptions.get(key) {
-                match sub.direct.deliver(&event) {
-                    Delivered::Directly => self.stats.events_delivered.inc(),
-                    Delivered::ViaActor => sub.addr.do_send(Deliver {
-                        event: Arc::clone(&event),
-                    }),
-                }
-                self.stats.events_routed.inc();
+            let Some(sub) = self.subscriptions.get(key) else {
+                continue;
+            };
+            self.stats.events_routed.inc();
+            if sub.direct.grouped() && sub.direct.is_open() {
+                let at = *index.entry(sub.conn).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[at].push(*key);
+                continue;
             }
+            self.deliver_one(sub, &event);
+        }
+        for group in groups.drain(..) {
+            for keys in group.chunks(MAX_GROUP) {
+                self.deliver_group(keys, &event);
+            }
+        }
+        index.clear();
+        // The buffers are kept for the next change.
+        self.grouping = Grouping { index, groups };
+    }
+
+    /// One subscription's delivery: direct or through its actor.
+    fn deliver_one(&self, sub: &Routed, event: &Arc<SharedEvent>) {
+        match sub.direct.deliver(event) {
+            Delivered::Directly => self.stats.events_delivered.inc(),
+            Delivered::ViaActor => sub.addr.do_send(Deliver {
+                event: Arc::clone(event),
+            }),
+        }
+    }
+
+    /// One frame for the open, grouped subscriptions `keys` of one
+    /// connection; if its channel is full, each goes through its actor.
+    fn deliver_group(&self, keys: &[SubKey], event: &Arc<SharedEvent>) {
+        let subs: Vec<&Routed> = keys
+            .iter()
+            .filter_map(|key| self.subscriptions.get(key))
+            .collect();
+        let [first, rest @ ..] = subs.as_slice() else {
+            return;
+        };
+        if rest.is_empty() {
+            return self.deliver_one(first, event);
+        }
+        let group = Grouped {
+            first: first.direct.id(),
+            also: rest.iter().map(|sub| sub.direct.id()).collect(),
+            event: Arc::clone(event),
+        };
+        if first.direct.deliver_group(group) {
+            self.stats.events_delivered.add(subs.len() as u64);
+            return;
+        }
+        for sub in subs {
+            sub.direct.via_actor();
+            sub.addr.do_send(Deliver {
+                event: Arc::clone(event),
+            });
         }
     }
 
@@ -396,6 +473,7 @@ impl Handler<AddSubscription> for CatalogueSupervisor {
     fn handle(&mut self, msg: AddSubscription, _ctx: &mut Context<Self>) {
         let _timer = self.metrics.handling("AddSubscription");
         let sub = Routed {
+            conn: msg.conn,
             addr: msg.addr,
             regex: msg.regex,
             direct: msg.direct,

@@ -29,6 +29,8 @@ const SERIAL_TAG: u32 = 1;
 const SERVICE_EVENT_TAG: u32 = 7;
 /// Tag of `ServiceEvent.subscription_id`.
 const SUBSCRIPTION_ID_TAG: u32 = 1;
+/// Tag of `ServiceEvent.also` (packed).
+const ALSO_TAG: u32 = 9;
 
 /// A `ServiceEvent`'s fields but its `subscription_id`, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,17 +67,31 @@ fn put_uint64(tag: u32, value: u64, dst: &mut BytesMut) {
     }
 }
 
+/// Length of the packed `also` field (absent when empty): key, length,
+/// and the ids' varints, whose sum is `ids_len`.
+fn also_len(ids_len: usize) -> usize {
+    if ids_len == 0 {
+        0
+    } else {
+        key_len(ALSO_TAG) + encoded_len_varint(ids_len as u64) + ids_len
+    }
+}
+
 /// Appends to `dst` the length-prefixed `Frame { serial, service_event }`
-/// whose event is `fields` with `subscription_id`; refuses a frame longer
-/// than `max` as the codec does.
+/// whose event is `fields` with `subscription_id` and, when not empty,
+/// `also` (the further subscriptions of a grouped delivery); refuses a
+/// frame longer than `max` as the codec does.
 pub fn encode_event_frame(
     serial: u64,
     subscription_id: u64,
+    also: &[u64],
     fields: &EventFields,
     max: usize,
     dst: &mut BytesMut,
 ) -> Result<(), CodecError> {
-    let event_len = uint64_len(SUBSCRIPTION_ID_TAG, subscription_id) + fields.0.len();
+    let ids_len: usize = also.iter().map(|&id| encoded_len_varint(id)).sum();
+    let event_len =
+        uint64_len(SUBSCRIPTION_ID_TAG, subscription_id) + fields.0.len() + also_len(ids_len);
     let len = uint64_len(SERIAL_TAG, serial)
         + key_len(SERVICE_EVENT_TAG)
         + encoded_len_varint(event_len as u64)
@@ -100,6 +116,13 @@ pub fn encode_event_frame(
     encode_varint(event_len as u64, dst);
     put_uint64(SUBSCRIPTION_ID_TAG, subscription_id, dst);
     dst.put_slice(&fields.0);
+    if ids_len > 0 {
+        encode_key(ALSO_TAG, WireType::LengthDelimited, dst);
+        encode_varint(ids_len as u64, dst);
+        for &id in also {
+            encode_varint(id, dst);
+        }
+    }
     Ok(())
 }
 
@@ -128,6 +151,7 @@ mod tests {
             }),
             snapshot: false,
             revision: 42,
+            also: Vec::new(),
         }
     }
 
@@ -136,10 +160,12 @@ mod tests {
     /// and events whose length needs one, two or three length bytes.
     #[test]
     fn the_spliced_frame_is_the_codec_s_frame() {
+        let groups: [&[u64]; 4] = [&[], &[2], &[0, 127, 128, u64::MAX], &[7; 200]];
         for (attrs, uri_len) in [(0, 1), (3, 20), (40, 100), (2, 20_000)] {
             for serial in [0, 1, 127, 128, 1 << 20, u64::MAX] {
-                for id in [0, 1, 300, u64::MAX] {
-                    let whole = event(id, attrs, uri_len);
+                for (id, also) in [0, 1, 300, u64::MAX].into_iter().zip(groups) {
+                    let mut whole = event(id, attrs, uri_len);
+                    whole.also = also.to_vec();
                     let mut want = BytesMut::new();
                     FrameCodec::default()
                         .encode(
@@ -149,11 +175,17 @@ mod tests {
                         .expect("encodes");
                     let mut other = whole.clone();
                     other.subscription_id = 999;
+                    other.also.clear();
                     let fields = EventFields::encode(&other);
                     let mut got = BytesMut::new();
-                    encode_event_frame(serial, id, &fields, usize::MAX >> 32, &mut got)
+                    encode_event_frame(serial, id, also, &fields, usize::MAX >> 32, &mut got)
                         .expect("encodes");
-                    assert_eq!(got, want, "serial {serial}, id {id}, attrs {attrs}");
+                    assert_eq!(
+                        got,
+                        want,
+                        "serial {serial}, id {id}, also {}, attrs {attrs}",
+                        also.len()
+                    );
                 }
             }
         }
@@ -163,7 +195,7 @@ mod tests {
     fn a_frame_over_the_limit_is_refused_and_nothing_written() {
         let fields = EventFields::encode(&event(1, 0, 100));
         let mut dst = BytesMut::new();
-        let err = encode_event_frame(5, 1, &fields, 50, &mut dst).expect_err("too large");
+        let err = encode_event_frame(5, 1, &[], &fields, 50, &mut dst).expect_err("too large");
         assert!(
             matches!(err, CodecError::FrameTooLarge { max: 50, .. }),
             "{err}"

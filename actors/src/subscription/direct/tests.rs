@@ -34,14 +34,14 @@ fn change(n: u64) -> Arc<SharedEvent> {
 fn revision(frame: Outbound) -> u64 {
     match frame {
         Outbound::Event { event, .. } => event.event().revision,
-        Outbound::Body(body) => panic!("not an event: {body:?}"),
+        other => panic!("not a single event: {other:?}"),
     }
 }
 
 #[test]
 fn a_new_path_is_closed_and_opens_only_once_its_messages_are_handled() {
     let (tx, mut rx) = mpsc::channel(4);
-    let path = DirectPath::new(7, tx);
+    let path = DirectPath::new(7, tx, false);
     assert_eq!(path.deliver(&change(1)), Delivered::ViaActor);
     assert_eq!(path.deliver(&change(2)), Delivered::ViaActor);
     assert!(rx.try_recv().is_err(), "nothing written while closed");
@@ -66,7 +66,7 @@ fn a_new_path_is_closed_and_opens_only_once_its_messages_are_handled() {
 #[test]
 fn a_full_channel_closes_the_path_until_the_actor_reopens_it() {
     let (tx, mut rx) = mpsc::channel(1);
-    let path = DirectPath::new(1, tx);
+    let path = DirectPath::new(1, tx, false);
     assert!(path.try_open());
     assert_eq!(path.deliver(&change(1)), Delivered::Directly);
     assert_eq!(path.deliver(&change(2)), Delivered::ViaActor, "full");
@@ -83,7 +83,7 @@ fn a_full_channel_closes_the_path_until_the_actor_reopens_it() {
 #[test]
 fn an_ended_path_never_opens() {
     let (tx, _rx) = mpsc::channel(4);
-    let path = DirectPath::new(1, tx);
+    let path = DirectPath::new(1, tx, false);
     assert!(path.try_open());
     path.end();
     assert!(!path.is_open());
@@ -95,7 +95,7 @@ fn an_ended_path_never_opens() {
 #[test]
 fn a_snapshot_or_other_message_through_the_actor_closes_the_path() {
     let (tx, _rx) = mpsc::channel(4);
-    let path = DirectPath::new(1, tx);
+    let path = DirectPath::new(1, tx, false);
     assert!(path.try_open());
     path.via_actor();
     assert!(!path.is_open());
@@ -110,7 +110,7 @@ fn a_snapshot_or_other_message_through_the_actor_closes_the_path() {
 fn direct_writes_never_overtake_messages_through_the_actor() {
     const N: u64 = 20_000;
     let (tx, mut rx) = mpsc::channel(8);
-    let path = DirectPath::new(1, tx.clone());
+    let path = DirectPath::new(1, tx.clone(), false);
     let (mailbox, inbox) = std_mpsc::channel::<Arc<SharedEvent>>();
     let supervisor = {
         let path = path.clone();
