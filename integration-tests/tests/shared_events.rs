@@ -209,3 +209,60 @@ fn a_client_that_asks_gets_one_frame_per_change_and_others_one_per_subscription(
     assert_eq!(ids, [5, 9]);
     Ok(())
 }
+
+/// With small frames (`limits.max_frame_bytes` = 2 KiB) and a large
+/// change, a grouped delivery is split into frames that fit: every
+/// subscription still gets the change, none is dropped as too large.
+#[test]
+fn grouped_frames_stay_within_the_frame_limit() -> Result<()> {
+    use catalogue_proto::{Body, catalogue::Subscribe};
+    const SUBS: u64 = 150;
+    // Large ids (6 bytes each on the wire): 150 of them and the change
+    // would not fit in one 2 KiB frame.
+    const BASE: u64 = 1 << 40;
+    let daemon = Daemon::builder()
+        .set("limits.max_frame_bytes", "2048")
+        .set("limits.max_uri_bytes", "512")
+        .set("limits.subscriptions_per_connection", "200")
+        .start()?;
+    let mut conn = catalogue_integration_tests::Conn::unix(&daemon.socket)?;
+    conn.recv()?;
+    for id in BASE + 1..=BASE + SUBS {
+        conn.send(Body::Subscribe(Subscribe {
+            subscription_id: id,
+            regex: "^tcp://big".into(),
+            resume: None,
+            grouped: true,
+        }))?;
+    }
+    // Every subscription has answered and sent its (empty) snapshot.
+    let mut ready = 0;
+    while ready < SUBS {
+        match conn.recv()?.and_then(|f| f.body) {
+            Some(Body::SnapshotEnd(_)) => ready += 1,
+            Some(Body::Success(_)) => {}
+            other => bail!("unexpected {other:?}"),
+        }
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let registrar =
+            Client::connect(&ConnectOptions::new(Endpoint::Unix(daemon.socket.clone()))).await?;
+        let attrs = BTreeMap::from([("blob".to_string(), "x".repeat(1400))]);
+        registrar.register("tcp://big", attrs).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let frames = read_events(&mut conn, SUBS as usize)?;
+    let mut ids: Vec<u64> = frames
+        .iter()
+        .flat_map(|e| std::iter::once(e.subscription_id).chain(e.also.iter().copied()))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (BASE + 1..=BASE + SUBS).collect::<Vec<_>>());
+    assert!(
+        frames.len() > 1 && frames.len() < SUBS as usize,
+        "{} frames for {SUBS} subscriptions",
+        frames.len()
+    );
+    Ok(())
+}

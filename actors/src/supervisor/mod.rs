@@ -23,6 +23,7 @@
 
 mod digest_gate;
 mod effects;
+mod grouping;
 mod messages;
 mod owners;
 mod peers;
@@ -57,6 +58,7 @@ use crate::{
 };
 pub use messages::*;
 // Named, so it is this one and not the glob-imported `actix::SendError`.
+use grouping::{Grouping, group_size};
 pub use messages::SendError;
 use owners::Owners;
 pub use view::{LinksCell, ServicesView};
@@ -77,6 +79,9 @@ pub struct SupervisorConfig {
     /// Visible changes kept for subscriptions that resume
     /// (`limits.subscription_history`).
     pub history_window: usize,
+    /// Largest frame a connection writes (`limits.max_frame_bytes`): a
+    /// grouped frame names no more subscriptions than fit in it.
+    pub max_frame: usize,
 }
 
 impl From<&crate::settings::Settings> for SupervisorConfig {
@@ -90,20 +95,9 @@ impl From<&crate::settings::Settings> for SupervisorConfig {
             unreachable_grace: s.sync.unreachable_grace,
             bulk_threshold: s.limits.subscription_queue / 2,
             history_window: s.limits.subscription_history,
+            max_frame: s.limits.max_frame_bytes,
         }
     }
-}
-
-/// Most subscriptions named in one grouped frame (about 3 bytes each on
-/// the wire), so a frame stays far below any `limits.max_frame_bytes`.
-const MAX_GROUP: usize = 1024;
-
-/// The open, grouped subscriptions a change matches, by connection.
-#[derive(Default)]
-struct Grouping {
-    /// Index in `groups` of each connection's group.
-    index: HashMap<ConnId, usize>,
-    groups: Vec<Vec<SubKey>>,
 }
 
 /// A subscription as the supervisor routes to it.
@@ -297,9 +291,20 @@ impl CatalogueSupervisor {
             }
             self.deliver_one(sub, &event);
         }
-        for group in groups.drain(..) {
-            for keys in group.chunks(MAX_GROUP) {
-                self.deliver_group(keys, &event);
+        if !groups.is_empty() {
+            let size = group_size(event.fields().as_bytes().len(), self.config.max_frame);
+            for group in groups.drain(..) {
+                if size < 2 {
+                    for key in &group {
+                        if let Some(sub) = self.subscriptions.get(key) {
+                            self.deliver_one(sub, &event);
+                        }
+                    }
+                } else {
+                    for keys in group.chunks(size) {
+                        self.deliver_group(keys, &event);
+                    }
+                }
             }
         }
         index.clear();
