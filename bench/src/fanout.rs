@@ -6,7 +6,7 @@
 //! (each answered before the next is sent), then with `inflight`
 //! registrations in flight. The subscriptions are read while the
 //! registrations go out, so neither side holds the whole run's events in
-//! memory; the etcd and ZooKeeper drivers do the same ([`drive`]). All
+//! memory; the etcd and ZooKeeper drivers do the same ([`measure`]). All
 //! subscriptions send to one shared stream (`Client::subscribe_shared`),
 //! as etcd's watchers are read from one watch stream.
 
@@ -144,45 +144,6 @@ pub(super) fn passes(inflight: usize) -> Vec<usize> {
     }
 }
 
-/// Sends writes `0..events` with `inflight` in flight while `receiving`
-/// reads what they cause, which counts its progress in `delivered`. Fails
-/// if either fails, or if `delivered` stays still for [`STALL`] (one
-/// deadline for the whole run rather than a timer per event, whose cost
-/// would be the client's and not the server's).
-async fn drive<W, WF, R>(
-    events: usize,
-    inflight: usize,
-    write: W,
-    receiving: R,
-    delivered: &Cell<usize>,
-) -> Result<()>
-where
-    W: FnMut(usize) -> WF,
-    WF: Future<Output = Result<()>>,
-    R: Future<Output = Result<()>>,
-{
-    let writing = stream::iter(0..events)
-        .map(write)
-        .buffer_unordered(inflight.max(1))
-        .try_collect::<()>();
-    let watchdog = async {
-        let mut last = (delivered.get(), Instant::now());
-        loop {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let now = delivered.get();
-            if now != last.0 {
-                last = (now, Instant::now());
-            } else if last.1.elapsed() > STALL {
-                bail!("no fan-out event within {STALL:?} ({now} delivered)");
-            }
-        }
-    };
-    tokio::select! {
-        done = async { tokio::try_join!(writing, receiving) } => done.map(|_| ()),
-        stalled = watchdog => stalled,
-    }
-}
-
 /// One fan-out row's shape.
 pub(super) struct Shape {
     /// Subscriptions (watchers).
@@ -195,8 +156,12 @@ pub(super) struct Shape {
     pub expected: usize,
 }
 
-/// Times [`drive`] over the row `shape`, checks that exactly the
-/// expected deliveries came, and prints the row.
+/// Sends writes `0..shape.events` with `shape.inflight` in flight while
+/// `receiving` reads what they cause, counting its progress in
+/// `delivered`; checks that exactly the expected deliveries came and
+/// prints the row. Fails if either side fails, or if `delivered` stays
+/// still for [`STALL`] (one deadline for the whole run rather than a
+/// timer per event, whose cost would be the client's, not the server's).
 pub(super) async fn measure<W, WF, R>(
     shape: Shape,
     write: W,
@@ -209,7 +174,27 @@ where
     R: Future<Output = Result<()>>,
 {
     let started = Instant::now();
-    drive(shape.events, shape.inflight, write, receiving, delivered).await?;
+    let writing = stream::iter(0..shape.events)
+        .map(write)
+        .buffer_unordered(shape.inflight.max(1))
+        .try_collect::<()>();
+    let watchdog = async {
+        let mut last = (delivered.get(), Instant::now());
+        let mut check = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            check.tick().await;
+            let now = delivered.get();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() > STALL {
+                bail!("no fan-out event within {STALL:?} ({now} delivered)");
+            }
+        }
+    };
+    tokio::select! {
+        done = async { tokio::try_join!(writing, receiving) } => done.map(|_| ())?,
+        stalled = watchdog => stalled?,
+    }
     let secs = started.elapsed().as_secs_f64();
     if delivered.get() != shape.expected {
         bail!("delivered {}, expected {}", delivered.get(), shape.expected);
