@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.join(os.path.dirname(__file__), "..", "actors", "src")
 # Plain code and infrastructure: no actors in them, used by the actors.
 PLAIN = {
-    "admission", "backoff", "frame_writer", "hlc", "input", "links", "listen",
+    "admission", "backoff", "busy_poll", "frame_writer", "hlc", "input", "links", "listen",
     "log_limit", "matcher", "metrics", "names", "routed", "sd_notify", "services",
     "settings", "sync", "tls", "uri",
 }

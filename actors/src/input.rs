@@ -167,6 +167,7 @@ where
             // A frame, an error or the end: the next frame's clock starts
             // with its first byte.
             this.sleep = None;
+            crate::busy_poll::touch();
             return Poll::Ready(item);
         }
         let partial = this.inner.partial_len();

@@ -37,10 +37,12 @@
 //! and subscriptions, are declared in one file (`supervisor/messages.rs`,
 //! re-exported by [`supervisor`]); client connections and peer links write
 //! their frames through [`frame_writer`]; [`names`] checks node, cluster
-//! and environment names.
+//! and environment names; [`busy_poll`] keeps the node's thread polling
+//! its sockets for a moment after each frame instead of sleeping.
 
 pub mod admission;
 pub mod backoff;
+pub mod busy_poll;
 pub mod connection;
 pub mod definitions;
 pub mod frame_writer;

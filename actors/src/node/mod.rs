@@ -81,6 +81,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     reloads: mpsc::UnboundedReceiver<Settings>,
 ) -> Result<(), NodeError> {
+    // Stops polling when the node has stopped.
+    let _busy_poll = crate::busy_poll::start(settings.node.busy_poll);
     let mut node = start::start(settings).await?;
     node.serve(shutdown, reloads).await;
     node.stop().await;

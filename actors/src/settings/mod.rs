@@ -74,6 +74,10 @@ pub struct NodeSettings {
     pub debug: bool,
     /// Directory for state that must survive restarts.
     pub data_dir: PathBuf,
+    /// How long the node's thread keeps polling its sockets after a frame
+    /// arrives instead of sleeping (zero: never); see [`crate::busy_poll`].
+    #[serde(with = "humantime_serde")]
+    pub busy_poll: Duration,
 }
 
 /// `[listen]`: addresses; an empty string disables that listener.

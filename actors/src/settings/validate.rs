@@ -20,6 +20,9 @@ pub struct Problem {
 
 /// Longest path a UNIX socket address can hold on Linux (sun_path less NUL).
 const MAX_SOCKET_PATH: usize = 107;
+/// Longest `node.busy_poll`: beyond this a node spins through gaps in a
+/// conversation that are long enough to sleep through.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// Collects problems as the checks run.
 #[derive(Default)]
@@ -105,6 +108,13 @@ pub(super) fn validate(s: &Settings) -> Vec<Problem> {
         "node.data_dir",
         || "must not be empty".into(),
     );
+    p.check(s.node.busy_poll <= MAX_BUSY_POLL, "node.busy_poll", || {
+        format!(
+            "{} is longer than {}",
+            humantime::format_duration(s.node.busy_poll),
+            humantime::format_duration(MAX_BUSY_POLL)
+        )
+    });
 
     // [listen]
     for (key, value) in [

@@ -114,6 +114,19 @@ fn ranges_and_relations() {
 }
 
 #[test]
+fn busy_polling_is_at_most_ten_milliseconds() {
+    let mut s = defaults();
+    assert_eq!(s.node.busy_poll, Duration::from_micros(50));
+    s.node.busy_poll = Duration::ZERO;
+    assert_eq!(keys(&s), Vec::<String>::new());
+    s.node.busy_poll = Duration::from_secs(1);
+    assert_eq!(
+        s.validate().remove(0).to_string(),
+        "node.busy_poll: 1s is longer than 10ms"
+    );
+}
+
+#[test]
 fn socket_path_must_fit_sun_path() {
     let mut s = defaults();
     s.listen.socket = format!("/{}", "s".repeat(200));
